@@ -1,0 +1,249 @@
+"""Mesh frame header, fragments and link acks (sans-IO).
+
+Every LoRa frame Pen sends starts with an 8-byte header:
+
+    0  type    1..31: a record of that type (records.py); 32..: control frames
+    1  ctl     bits 0-2 hop_limit, bits 3-5 hop_start, bit 6 FRAG, bit 7 zero
+    2  src     link-layer transmitter of this hop (big-endian u16)
+    4  dst     next hop, or BROADCAST
+    6  origin  node that first put the frame on air
+    8  [frag]  only when FRAG: index << 4 | (count - 1)
+    9  [group] only when FRAG: origin's fragment-group number
+
+A record frame carries the record without its leading type byte (the header's
+type byte is the record's), so a record costs exactly HEADER_LEN - 1 bytes more
+on air than in the CTB.
+
+Duplicate suppression needs no id field: frame_id() is a hash of the bytes that
+do not change from hop to hop, so retries, relays and flood copies of one frame
+share one id at zero cost on air, and a link ack names a frame by it.
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+import hashlib
+
+from .airtime import MAX_FRAME
+
+HEADER_LEN = const(8)
+FRAG_LEN = const(2)
+BROADCAST = const(0xFFFF)
+MAX_HOPS = const(7)
+FRAME_ID_LEN = const(4)
+MAX_FRAGMENTS = const(16)
+
+FLAG_FRAG = const(0x40)
+
+# control frame types (records use 1..31)
+T_ACK = const(0x20)  # payload: one or more frame ids this node now holds
+T_BEACON = const(0x21)  # bridge announcement / route advertisement
+T_DIGEST = const(0x22)  # CTB digest from a bridge (spent-token delta etc.)
+T_RECEIPT_REQ = const(0x23)
+LAST_TYPE = const(0x3F)
+
+MAX_PAYLOAD = const(MAX_FRAME - HEADER_LEN)
+MAX_FRAG_PAYLOAD = const(MAX_FRAME - HEADER_LEN - FRAG_LEN)
+
+
+class FrameError(ValueError):
+    """A frame that cannot be parsed; .reason is a short code."""
+
+    def __init__(self, reason):
+        ValueError.__init__(self, reason)
+        self.reason = reason
+
+
+class Header:
+    __slots__ = ("type", "hop_limit", "hop_start", "src", "dst", "origin", "frag_index", "frag_count", "group")
+
+    def __init__(self, ftype, src, dst, origin, hop_limit=3, hop_start=None, frag_index=0, frag_count=1, group=0):
+        self.type = ftype
+        self.src = src
+        self.dst = dst
+        self.origin = origin
+        self.hop_limit = hop_limit
+        self.hop_start = hop_limit if hop_start is None else hop_start
+        self.frag_index = frag_index
+        self.frag_count = frag_count
+        self.group = group
+
+    @property
+    def hops_taken(self):
+        return self.hop_start - self.hop_limit
+
+    def __repr__(self):
+        return "Header(type=%d src=%04x dst=%04x origin=%04x hops=%d/%d frag=%d/%d)" % (
+            self.type, self.src, self.dst, self.origin, self.hop_limit, self.hop_start,
+            self.frag_index, self.frag_count)
+
+
+def pack(hdr, payload):
+    """Header + payload as bytes; raises FrameError if it cannot be sent."""
+    if not 1 <= hdr.type <= LAST_TYPE:
+        raise FrameError("bad-type")
+    if not (0 <= hdr.hop_limit <= hdr.hop_start <= MAX_HOPS):
+        raise FrameError("bad-hops")
+    frag = hdr.frag_count > 1
+    ctl = hdr.hop_limit | (hdr.hop_start << 3) | (FLAG_FRAG if frag else 0)
+    out = bytearray(HEADER_LEN + (FRAG_LEN if frag else 0) + len(payload))
+    out[0] = hdr.type
+    out[1] = ctl
+    out[2] = hdr.src >> 8
+    out[3] = hdr.src & 0xFF
+    out[4] = hdr.dst >> 8
+    out[5] = hdr.dst & 0xFF
+    out[6] = hdr.origin >> 8
+    out[7] = hdr.origin & 0xFF
+    i = HEADER_LEN
+    if frag:
+        if not (0 <= hdr.frag_index < hdr.frag_count <= MAX_FRAGMENTS):
+            raise FrameError("bad-fragment")
+        out[i] = (hdr.frag_index << 4) | (hdr.frag_count - 1)
+        out[i + 1] = hdr.group & 0xFF
+        i += FRAG_LEN
+    out[i:] = payload
+    if len(out) > MAX_FRAME:
+        raise FrameError("too-long")
+    return bytes(out)
+
+
+def parse(frame):
+    """(Header, payload) of a received frame; raises FrameError."""
+    n = len(frame)
+    if n > MAX_FRAME:
+        raise FrameError("too-long")
+    if n < HEADER_LEN:
+        raise FrameError("truncated")
+    ftype = frame[0]
+    ctl = frame[1]
+    if not 1 <= ftype <= LAST_TYPE:
+        raise FrameError("bad-type")
+    if ctl & 0x80:
+        raise FrameError("bad-ctl")
+    hl = ctl & 7
+    hs = (ctl >> 3) & 7
+    if hl > hs:
+        raise FrameError("bad-hops")
+    hdr = Header(ftype, (frame[2] << 8) | frame[3], (frame[4] << 8) | frame[5],
+                 (frame[6] << 8) | frame[7], hl, hs)
+    i = HEADER_LEN
+    if ctl & FLAG_FRAG:
+        if n < HEADER_LEN + FRAG_LEN:
+            raise FrameError("truncated")
+        f = frame[i]
+        hdr.frag_index = f >> 4
+        hdr.frag_count = (f & 15) + 1
+        hdr.group = frame[i + 1]
+        if hdr.frag_count < 2 or hdr.frag_index >= hdr.frag_count:
+            raise FrameError("bad-fragment")
+        i += FRAG_LEN
+    if i == n:
+        raise FrameError("empty-payload")
+    return hdr, memoryview(frame)[i:]
+
+
+def frame_id(frame):
+    """Hop-invariant id: hash of type, origin and everything after the
+    header (fragment fields included), never of hop count or link addresses."""
+    h = hashlib.sha256(bytes(frame[0:1]))
+    h.update(bytes(frame[6:8]))
+    h.update(bytes(frame[HEADER_LEN:]))
+    return h.digest()[:FRAME_ID_LEN]
+
+
+def relay(frame, src, dst):
+    """The same frame with one hop used and new link addresses, for relaying.
+    Returns None when the hop limit is spent."""
+    hl = frame[1] & 7
+    if hl == 0:
+        return None
+    out = bytearray(frame)
+    out[1] = (frame[1] & 0xF8) | (hl - 1)
+    out[2] = src >> 8
+    out[3] = src & 0xFF
+    out[4] = dst >> 8
+    out[5] = dst & 0xFF
+    return bytes(out)
+
+
+def record_frame(record, src, dst, origin, hop_limit=3):
+    """Frame for a record that fits one frame: its type byte becomes the header's."""
+    return pack(Header(record[0], src, dst, origin, hop_limit), memoryview(record)[1:])
+
+
+def record_of(hdr, payload):
+    """The record bytes carried by an unfragmented record frame."""
+    if hdr.type >= T_ACK:
+        raise FrameError("not-a-record")
+    return bytes((hdr.type,)) + bytes(payload)
+
+
+def ack_frame(ids, src, dst):
+    """A link ack naming one or more frame ids this node has in custody.
+    Acks go one hop: hop limit 0."""
+    if not ids or len(ids) * FRAME_ID_LEN > MAX_PAYLOAD:
+        raise FrameError("bad-ack")
+    return pack(Header(T_ACK, src, dst, src, 0, 0), b"".join(ids))
+
+
+def ack_ids(payload):
+    """The frame ids in an ack payload; raises FrameError if malformed."""
+    n = len(payload)
+    if n == 0 or n % FRAME_ID_LEN:
+        raise FrameError("bad-ack")
+    return [bytes(payload[i:i + FRAME_ID_LEN]) for i in range(0, n, FRAME_ID_LEN)]
+
+
+def fragment(record, src, dst, origin, group, hop_limit=3):
+    """Frames for a record too long for one frame (publications, digests,
+    votation openings with a large electorate). One frame if it fits."""
+    if len(record) - 1 <= MAX_PAYLOAD:
+        return [record_frame(record, src, dst, origin, hop_limit)]
+    body = memoryview(record)[1:]
+    count = (len(body) + MAX_FRAG_PAYLOAD - 1) // MAX_FRAG_PAYLOAD
+    if count > MAX_FRAGMENTS:
+        raise FrameError("too-long")
+    out = []
+    for i in range(count):
+        hdr = Header(record[0], src, dst, origin, hop_limit, None, i, count, group)
+        out.append(pack(hdr, body[i * MAX_FRAG_PAYLOAD:(i + 1) * MAX_FRAG_PAYLOAD]))
+    return out
+
+
+class Reassembler:
+    """Collects fragments keyed by (origin, group, type). Bounded: at most
+    `slots` records in progress; the oldest is dropped when a new one starts
+    (an incomplete fragment set was never acknowledged, so nothing accepted is
+    lost: the sender retries)."""
+
+    def __init__(self, slots=4):
+        self.slots = slots
+        self._parts = {}
+        self._order = []
+
+    def add(self, hdr, payload):
+        """Returns the whole record once every fragment is in, else None."""
+        if hdr.frag_count < 2:
+            return record_of(hdr, payload)
+        key = (hdr.origin, hdr.group, hdr.type)
+        parts = self._parts.get(key)
+        if parts is None or len(parts) != hdr.frag_count:
+            if len(self._order) >= self.slots:
+                old = self._order.pop(0)
+                self._parts.pop(old, None)
+            parts = [None] * hdr.frag_count
+            self._parts[key] = parts
+            if key in self._order:
+                self._order.remove(key)
+            self._order.append(key)
+        parts[hdr.frag_index] = bytes(payload)
+        for p in parts:
+            if p is None:
+                return None
+        del self._parts[key]
+        self._order.remove(key)
+        return bytes((hdr.type,)) + b"".join(parts)
