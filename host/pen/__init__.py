@@ -1,0 +1,1 @@
+"""Pen host package: keys, councils, votations, tokens, the CTB, sync, bridge."""
