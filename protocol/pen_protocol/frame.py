@@ -29,6 +29,8 @@ import hashlib
 
 from .airtime import MAX_FRAME
 
+assert MAX_FRAME - 8 == 247  # MAX_PAYLOAD below is a literal for const()
+
 HEADER_LEN = const(8)
 FRAG_LEN = const(2)
 BROADCAST = const(0xFFFF)
@@ -45,15 +47,15 @@ T_DIGEST = const(0x22)  # CTB digest from a bridge (spent-token delta etc.)
 T_RECEIPT_REQ = const(0x23)
 LAST_TYPE = const(0x3F)
 
-MAX_PAYLOAD = const(MAX_FRAME - HEADER_LEN)
-MAX_FRAG_PAYLOAD = const(MAX_FRAME - HEADER_LEN - FRAG_LEN)
+MAX_PAYLOAD = const(247)  # MAX_FRAME - HEADER_LEN
+MAX_FRAG_PAYLOAD = const(245)  # MAX_FRAME - HEADER_LEN - FRAG_LEN
 
 
 class FrameError(ValueError):
     """A frame that cannot be parsed; .reason is a short code."""
 
     def __init__(self, reason):
-        ValueError.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
 
 

@@ -32,7 +32,6 @@ MAX_RECORD = const(3072)
 MAX_TEXT = const(64)
 MAX_LIST = const(128)
 
-GENESIS = const(2)
 COUNCIL = const(1)
 GENESIS = const(2)
 MEMBER = const(3)
@@ -132,7 +131,7 @@ class RecordError(ValueError):
     """A record that is not well formed; .reason is a short code."""
 
     def __init__(self, reason, detail=""):
-        ValueError.__init__(self, reason + (": " + detail if detail else ""))
+        super().__init__(reason + (": " + detail if detail else ""))
         self.reason = reason
         self.detail = detail
 

@@ -1,0 +1,426 @@
+"""Ed25519 (RFC 8032, SHA-512 variant) in pure Python, for MicroPython and CPython.
+
+    verify(public_key, message, signature) -> bool     never raises
+    check(public_key, message, signature) -> None or a reason code (R_*)
+    public_key(seed) -> 32 bytes
+    sign(seed, message) -> 64 bytes                    deterministic (RFC 8032)
+
+verify() accepts exactly what libsodium's crypto_sign_verify_detached accepts
+(crypto_sign/ed25519/ref10/open.c), so a record valid on a board is valid on
+the host and the other way round:
+  - S must be below the group order L (no malleable signatures);
+  - R and the public key must not be one of libsodium's small-order
+    encodings (sign bit ignored), and the key's y must be below p;
+  - the key must decode to a curve point;
+  - the check is cofactorless: encode([S]B - [h]A) must equal R byte for
+    byte, with h = SHA-512(R || A || M) mod L.
+
+Speed is bounded by bigint operations, each of which allocates on
+MicroPython, so the code counts them: extended coordinates (Hisil, Wong,
+Carter, Dawson 2008) with the T coordinate computed only when an addition
+follows; one interleaved (Straus) double-scalar multiplication over
+width-w NAF digits, with a table of odd multiples of -A built per call and
+one of odd multiples of B in affine form built once; products that only
+feed other products are folded (2**255 = 19 mod p) instead of fully reduced,
+which costs less than % on MicroPython; inversion and square root are
+addition chains of Python multiplications, faster there than the C pow()
+(and pow(x, -1, m) silently returns 0 on MicroPython).
+
+sign() and public_key() are not constant time; use them on the host or
+for tests, not where an attacker can time a board signing.
+"""
+
+from . import sha512 as _sha512
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+KEY_LEN = const(32)  # public key and seed (RFC 8032 section 5.1.5)
+SIG_LEN = const(64)  # R (32) || S (32)
+
+# Reason codes from check(), one per rule, in the order libsodium tests them.
+R_NOT_BYTES = "not-bytes"
+R_LENGTH = "bad-length"
+R_S_RANGE = "s-not-below-order"
+R_SMALL_R = "small-order-r"
+R_KEY_ALIAS = "non-canonical-key"
+R_SMALL_KEY = "small-order-key"
+R_KEY_CURVE = "key-not-on-curve"
+R_MISMATCH = "bad-signature"
+
+P = 2 ** 255 - 19
+L = 2 ** 252 + 27742317777372353535851937790883648493
+_MASK255 = 2 ** 255 - 1
+D = -121665 * pow(121666, P - 2, P) % P
+D2 = 2 * D % P
+SQRTM1 = pow(2, (P - 1) // 4, P)  # a square root of -1
+
+# Width of the NAF digits. The -A table is rebuilt per verify, so its width
+# trades table cost (2**(w-2) additions) against additions in the main loop
+# (about 253 / (w + 1)): 5 is the minimum. The B table is built once and
+# kept as bytes (16 points x 96 bytes, where 48 ints would take 3 to 5 KB of
+# heap); width 8 would save 8 of about 300 point operations for 4x the table.
+_W_VAR = const(5)
+_W_BASE = const(6)
+_NAF_LEN = const(257)  # a 253-bit scalar's NAF can carry into bit 256
+_ENTRY = const(96)  # one B table entry: y+x, y-x, 2dxy, 32 bytes each
+
+# libsodium's ge25519_has_small_order blacklist: y of the points of order 1,
+# 2, 4 and 8 and the non-canonical aliases p-1+k of y = 0, 1 and p-1;
+# compared with the sign bit cleared.
+_SMALL_ORDER_Y = (
+    0,
+    1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    55188659117513257062467267217118295137698188065244968500265048394206261417927,
+    P - 1,
+    P,
+    P + 1,
+)
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+def _sq_n(x, n):
+    for _ in range(n):
+        x = x * x % P
+    return x
+
+
+def _pow_2_250(z):
+    """(z**(2**250 - 1), z**11): the common head of both exponent chains."""
+    z2 = z * z % P
+    z9 = _sq_n(z2, 2) * z % P
+    z11 = z9 * z2 % P
+    t = z11 * z11 % P * z9 % P  # z**(2**5 - 1)
+    t10 = _sq_n(t, 5) * t % P
+    t = _sq_n(t10, 10) * t10 % P  # 2**20 - 1
+    t = _sq_n(t, 20) * t % P  # 2**40 - 1
+    t50 = _sq_n(t, 10) * t10 % P
+    t = _sq_n(t50, 50) * t50 % P  # 2**100 - 1
+    t = _sq_n(t, 100) * t % P  # 2**200 - 1
+    return _sq_n(t, 50) * t50 % P, z11
+
+
+def _invert(z):
+    """z**(p-2) = 1/z (0 for 0)."""
+    t, z11 = _pow_2_250(z)
+    return _sq_n(t, 5) * z11 % P
+
+
+def _recover_x(y, sign):
+    """x with x**2 = (y**2 - 1) / (d y**2 + 1) and x mod 2 = sign, or None
+    (RFC 8032 section 5.1.3, one exponentiation: x = u v^3 (u v^7)^((p-5)/8))."""
+    yy = y * y % P
+    u = (yy - 1) % P
+    v = (D * yy + 1) % P
+    v3 = v * v % P * v % P
+    uv3 = u * v3 % P
+    t, _ = _pow_2_250(uv3 * v3 % P * v % P)
+    x = uv3 * (_sq_n(t, 2) * uv3 % P * v3 % P * v % P) % P  # (uv^7)**(2**252 - 3)
+    vxx = v * x % P * x % P
+    if vxx != u:
+        if vxx != P - u:
+            return None
+        x = x * SQRTM1 % P
+    if x & 1 != sign:
+        x = (P - x) % P
+    return x
+
+
+_BY = 4 * _invert(5) % P
+_BX = _recover_x(_BY, 0)
+
+
+def _encode(X, Y, Z):
+    zi = _invert(Z)
+    x = X * zi % P
+    y = Y * zi % P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def _double(X, Y, Z):
+    """2(X:Y:Z) in extended coordinates (dbl-2008-hwcd, a = -1)."""
+    A = X * X % P
+    B = Y * Y % P
+    C = 2 * Z * Z % P
+    H = A + B
+    t = X + Y
+    E = H - t * t % P
+    G = A - B
+    F = C + G
+    return E * F % P, G * H % P, F * G % P, E * H % P
+
+
+def _add(X1, Y1, Z1, T1, X2, Y2, Z2, T2):
+    """Sum of two points in extended coordinates (add-2008-hwcd-3, a = -1)."""
+    A = (Y1 - X1) * (Y2 - X2) % P
+    B = (Y1 + X1) * (Y2 + X2) % P
+    C = T1 * D2 % P * T2 % P
+    Dd = 2 * Z1 * Z2 % P
+    E = B - A
+    F = Dd - C
+    G = Dd + C
+    H = B + A
+    return E * F % P, G * H % P, F * G % P, E * H % P
+
+
+def _naf(k, w, out):
+    """Width-w NAF of the scalar k (below 2**256) into the bytearray out
+    (256-d for digit -d): out[i] is 0 or an odd digit of magnitude below
+    2**(w-1), and k = sum(digit_i * 2**i). Reads k as bytes so every step
+    stays a small int."""
+    kb = k.to_bytes(34, "little")  # two zero bytes so a window never runs off the end
+    width = 1 << w
+    half = width >> 1
+    mask = width - 1
+    carry = 0
+    pos = 0
+    while pos < _NAF_LEN:
+        j = pos >> 3
+        window = carry + (((kb[j] | (kb[j + 1] << 8)) >> (pos & 7)) & mask)
+        if not window & 1:
+            pos += 1
+            continue
+        if window < half:
+            carry = 0
+            out[pos] = window
+        else:
+            carry = 1
+            out[pos] = window - width + 256
+        pos += w
+    return out
+
+
+_base_table = None
+
+
+def _base():
+    """Odd multiples B, 3B, ..., 31B as affine (y+x, y-x, 2dxy), packed
+    little-endian into one private bytearray; computed on first use, one
+    inversion for all."""
+    global _base_table
+    if _base_table is None:
+        n = 1 << (_W_BASE - 2)
+        table = bytearray(n * _ENTRY)  # first, while the heap is least fragmented
+        X, Y, Z, T = _BX, _BY, 1, _BX * _BY % P
+        X2, Y2, Z2, T2 = _double(X, Y, Z)
+        pts = [(X, Y, Z, T)]
+        for _ in range(n - 1):
+            X, Y, Z, T = _add(X, Y, Z, T, X2, Y2, Z2, T2)
+            pts.append((X, Y, Z, T))
+        # batch inversion (Montgomery's trick): prefix products, one inversion
+        acc = [1] * (n + 1)
+        for i in range(n):
+            acc[i + 1] = acc[i] * pts[i][2] % P
+        inv = _invert(acc[n])
+        for i in range(n - 1, -1, -1):
+            X, Y, Z, T = pts[i]
+            zi = inv * acc[i] % P
+            inv = inv * Z % P
+            x = X * zi % P
+            y = Y * zi % P
+            o = i * _ENTRY
+            table[o:o + 32] = ((y + x) % P).to_bytes(32, "little")
+            table[o + 32:o + 64] = ((y - x) % P).to_bytes(32, "little")
+            table[o + 64:o + 96] = (x * y % P * D2 % P).to_bytes(32, "little")
+        _base_table = table
+    return _base_table
+
+
+def _var_table(AX, AY):
+    """Odd multiples A, 3A, ..., 15A as (Y+X, Y-X, 2Z, 2dT)."""
+    X, Y, Z, T = AX, AY, 1, AX * AY % P
+    X2, Y2, Z2, T2 = _double(X, Y, Z)
+    tab = []
+    for i in range(1 << (_W_VAR - 2)):
+        if i:
+            X, Y, Z, T = _add(X, Y, Z, T, X2, Y2, Z2, T2)
+        tab.append(((Y + X) % P, (Y - X) % P, 2 * Z % P, T * D2 % P))
+    return tab
+
+
+def _double_scalarmult(a, AX, AY, b):
+    """[a](AX, AY) + [b]B as projective (X, Y, Z), variable time.
+
+    Straus: one chain of doublings, adding table entries at the NAF digits
+    of both scalars. Products that feed only other products are folded once
+    (x mod 2**255 + 19 * (x >> 255)); each coordinate of a result is reduced
+    with %, so sizes stay bounded from one step to the next."""
+    M = _MASK255
+    btab = memoryview(_base())
+    atab = _var_table(AX, AY) if a else None
+    na = _naf(a, _W_VAR, bytearray(_NAF_LEN))
+    nb = _naf(b, _W_BASE, bytearray(_NAF_LEN))
+    i = _NAF_LEN - 1
+    while i >= 0 and not na[i] and not nb[i]:
+        i -= 1
+    # start from the neutral point; doubling it once is cheaper in bytecode
+    # than special-casing the first digit
+    X, Y, Z = 0, 1, 1
+    while i >= 0:
+        # double (as _double)
+        A = X * X
+        A = (A & M) + 19 * (A >> 255)
+        B = Y * Y
+        B = (B & M) + 19 * (B >> 255)
+        C = Z * Z
+        C = (C & M) + 19 * (C >> 255)
+        H = A + B
+        t = X + Y
+        t = t * t
+        E = H - ((t & M) + 19 * (t >> 255))
+        G = A - B
+        F = C + C + G
+        X = E * F % P
+        Y = G * H % P
+        Z = F * G % P
+        d = na[i]
+        if d:
+            # add a cached multiple of A (as _add); T of the point just made
+            T = E * H
+            T = (T & M) + 19 * (T >> 255)
+            if d < 128:
+                ypx, ymx, z2, t2d = atab[d >> 1]
+            else:
+                ymx, ypx, z2, t2d = atab[(256 - d) >> 1]  # -(x, y) = (-x, y)
+                t2d = -t2d
+            A = (Y - X) * ymx
+            A = (A & M) + 19 * (A >> 255)
+            B = (Y + X) * ypx
+            B = (B & M) + 19 * (B >> 255)
+            C = T * t2d
+            C = (C & M) + 19 * (C >> 255)
+            Dd = Z * z2
+            Dd = (Dd & M) + 19 * (Dd >> 255)
+            E = B - A
+            F = Dd - C
+            G = Dd + C
+            H = B + A
+            X = E * F % P
+            Y = G * H % P
+            Z = F * G % P
+        d = nb[i]
+        if d:
+            # add an affine multiple of B: its Z is 1, so 2 Z1 Z2 = 2 Z1
+            T = E * H
+            T = (T & M) + 19 * (T >> 255)
+            if d < 128:
+                o = (d >> 1) * _ENTRY
+                ypx = int.from_bytes(btab[o:o + 32], "little")
+                ymx = int.from_bytes(btab[o + 32:o + 64], "little")
+                t2d = int.from_bytes(btab[o + 64:o + 96], "little")
+            else:
+                o = ((256 - d) >> 1) * _ENTRY
+                ymx = int.from_bytes(btab[o:o + 32], "little")
+                ypx = int.from_bytes(btab[o + 32:o + 64], "little")
+                t2d = -int.from_bytes(btab[o + 64:o + 96], "little")
+            A = (Y - X) * ymx
+            A = (A & M) + 19 * (A >> 255)
+            B = (Y + X) * ypx
+            B = (B & M) + 19 * (B >> 255)
+            C = T * t2d
+            C = (C & M) + 19 * (C >> 255)
+            Dd = Z + Z
+            E = B - A
+            F = Dd - C
+            G = Dd + C
+            H = B + A
+            X = E * F % P
+            Y = G * H % P
+            Z = F * G % P
+        i -= 1
+    return X, Y, Z
+
+
+def _scalarmult_base(k):
+    X, Y, Z = _double_scalarmult(0, 0, 0, k)
+    return _encode(X, Y, Z)
+
+
+def _is_small_order(enc):
+    return (int.from_bytes(enc, "little") & _MASK255) in _SMALL_ORDER_Y
+
+
+def _hash_int(*parts):
+    h = _sha512.new()
+    for p in parts:
+        h.update(p)
+    return int.from_bytes(h.digest(), "little")
+
+
+def check(public_key, message, signature):
+    """None if signature is a valid Ed25519 signature of message by
+    public_key under libsodium's rules, else the reason code (R_*) of the
+    first rule it breaks. Never raises."""
+    try:
+        return _check(public_key, message, signature)
+    except Exception:  # cannot happen for bytes-like input; still not valid
+        return R_NOT_BYTES
+
+
+def verify(public_key, message, signature):
+    """True if signature is valid (see check()); False for anything else,
+    including arguments of the wrong length or type. Never raises."""
+    return check(public_key, message, signature) is None
+
+
+def _check(pk, msg, sig):
+    for arg in (pk, msg, sig):
+        if not isinstance(arg, _BYTES_TYPES):
+            return R_NOT_BYTES
+    if len(pk) != KEY_LEN or len(sig) != SIG_LEN:
+        return R_LENGTH
+    pk = bytes(pk)
+    sig = bytes(sig)
+    r_enc = sig[:32]
+    s = int.from_bytes(sig[32:], "little")
+    if s >= L:
+        return R_S_RANGE
+    if _is_small_order(r_enc):
+        return R_SMALL_R
+    y = int.from_bytes(pk, "little")
+    sign = y >> 255
+    y &= _MASK255
+    if y >= P:
+        return R_KEY_ALIAS
+    if y in _SMALL_ORDER_Y:
+        return R_SMALL_KEY
+    x = _recover_x(y, sign)
+    if x is None:
+        return R_KEY_CURVE
+    h = _hash_int(r_enc, pk, msg) % L
+    X, Y, Z = _double_scalarmult(h, (P - x) % P, y, s)  # [h](-A) + [S]B
+    if _encode(X, Y, Z) != r_enc:
+        return R_MISMATCH
+    return None
+
+
+def _expand(seed):
+    if not isinstance(seed, _BYTES_TYPES) or len(seed) != KEY_LEN:
+        raise ValueError("seed must be %d bytes" % KEY_LEN)
+    h = _sha512.new(bytes(seed)).digest()
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8  # RFC 8032 section 5.1.5: clear bits 0-2 and 255
+    a |= 1 << 254  # and set bit 254
+    return a, h[32:]
+
+
+def public_key(seed):
+    """The 32-byte public key of a 32-byte secret seed."""
+    a, _ = _expand(seed)
+    return _scalarmult_base(a % L)
+
+
+def sign(seed, message):
+    """Deterministic RFC 8032 signature (64 bytes) of message by seed."""
+    a, prefix = _expand(seed)
+    message = bytes(message)
+    pk = _scalarmult_base(a % L)
+    r = _hash_int(prefix, message) % L
+    r_enc = _scalarmult_base(r)
+    k = _hash_int(r_enc, pk, message) % L
+    s = (r + k * a) % L
+    return r_enc + s.to_bytes(32, "little")
