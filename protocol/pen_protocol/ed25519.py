@@ -277,53 +277,37 @@ def _double_scalarmult(a, AX, AY, b):
         X = E * F % P
         Y = G * H % P
         Z = F * G % P
-        d = na[i]
-        if d:
-            # add a cached multiple of A (as _add); T of the point just made
+        da = na[i]
+        db = nb[i]
+        while da or db:
+            # add a table entry: T of the point just made, then add-2008-hwcd-3
             T = E * H
             T = (T & M) + 19 * (T >> 255)
-            if d < 128:
-                ypx, ymx, z2, t2d = atab[d >> 1]
-            else:
-                ymx, ypx, z2, t2d = atab[(256 - d) >> 1]  # -(x, y) = (-x, y)
-                t2d = -t2d
-            A = (Y - X) * ymx
-            A = (A & M) + 19 * (A >> 255)
-            B = (Y + X) * ypx
-            B = (B & M) + 19 * (B >> 255)
-            C = T * t2d
-            C = (C & M) + 19 * (C >> 255)
-            Dd = Z * z2
-            Dd = (Dd & M) + 19 * (Dd >> 255)
-            E = B - A
-            F = Dd - C
-            G = Dd + C
-            H = B + A
-            X = E * F % P
-            Y = G * H % P
-            Z = F * G % P
-        d = nb[i]
-        if d:
-            # add an affine multiple of B: its Z is 1, so 2 Z1 Z2 = 2 Z1
-            T = E * H
-            T = (T & M) + 19 * (T >> 255)
-            if d < 128:
-                o = (d >> 1) * _ENTRY
+            if da:  # cached multiple of A
+                if da < 128:
+                    ypx, ymx, z2, t2d = atab[da >> 1]
+                else:
+                    ymx, ypx, z2, t2d = atab[(256 - da) >> 1]  # -(x, y) = (-x, y)
+                    t2d = -t2d
+                Dd = Z * z2
+                Dd = (Dd & M) + 19 * (Dd >> 255)
+                da = 0
+            else:  # affine multiple of B: its Z is 1, so 2 Z1 Z2 = 2 Z1
+                o = (db if db < 128 else 256 - db) >> 1
+                o *= _ENTRY
                 ypx = int.from_bytes(btab[o:o + 32], "little")
                 ymx = int.from_bytes(btab[o + 32:o + 64], "little")
                 t2d = int.from_bytes(btab[o + 64:o + 96], "little")
-            else:
-                o = ((256 - d) >> 1) * _ENTRY
-                ymx = int.from_bytes(btab[o:o + 32], "little")
-                ypx = int.from_bytes(btab[o + 32:o + 64], "little")
-                t2d = -int.from_bytes(btab[o + 64:o + 96], "little")
+                if db > 128:
+                    ypx, ymx, t2d = ymx, ypx, -t2d
+                Dd = Z + Z
+                db = 0
             A = (Y - X) * ymx
             A = (A & M) + 19 * (A >> 255)
             B = (Y + X) * ypx
             B = (B & M) + 19 * (B >> 255)
             C = T * t2d
             C = (C & M) + 19 * (C >> 255)
-            Dd = Z + Z
             E = B - A
             F = Dd - C
             G = Dd + C
