@@ -99,6 +99,13 @@ class MemoryState:
     def add_record(self, rec):
         self.recs[rec.id] = rec.raw
 
+    def absorb(self, overlay):
+        """Commit a batch validated over this state (see apply_batch)."""
+        for k in overlay.kv:
+            self.kv[k] = overlay.kv[k]
+        for rec in overlay.added:
+            self.recs[rec.id] = rec.raw
+
 
 def _copy(v):
     if isinstance(v, list):

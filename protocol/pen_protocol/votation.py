@@ -44,14 +44,18 @@ def verify(raws):
     ref, subject, about, electorate = op.fields[0], op.fields[1], op.fields[2], op.fields[3]
     rep.votation, rep.subject, rep.electorate = ref, R.SUBJECTS[subject], electorate
     st = ctb.MemoryState()
-    led = ctb.Ledger(st)
-    for r in sorted(recs, key=lambda r: r.type):
-        if r.type in (R.COUNCIL, R.PROPOSAL) and r is not op:
-            if r.type == R.PROPOSAL:
-                continue
-            v = led.submit(r)
+
+    def apply(kinds):
+        batch = [r for r in recs if r.type in kinds]
+        ov, verdicts = ctb.apply_batch(st, batch)
+        for r, v in zip(batch, verdicts):
             if v.code == ctb.REJECTED:
                 rep.problems.append((r.name, v.reason, v.detail))
+            elif v.code == ctb.CONFLICT:
+                rep.notes.append("%s: %s (%s)" % (r.name, v.reason, v.detail))
+        st.absorb(ov)
+
+    apply((R.COUNCIL,))
     # the electorate's councils are trusted as members for this replay: the
     # file carries their keys; whether they were admitted is the CTB's matter
     for kid in electorate:
@@ -61,18 +65,7 @@ def verify(raws):
             return rep
         c[4] = ctb.ADMITTED
         st.put(b"C" + kid, c)
-    for r in recs:
-        if r.type == R.PROPOSAL:
-            v = led.submit(r)
-            if v.code == ctb.REJECTED:
-                rep.problems.append((r.name, v.reason, v.detail))
-    for r in sorted(recs, key=lambda r: r.type):
-        if r.type in (R.VOTATION_OPEN, R.VOTE, R.VOTATION_CLOSE, R.CONFLICT):
-            v = led.submit(r)
-            if v.code == ctb.REJECTED:
-                rep.problems.append((r.name, v.reason, v.detail))
-            elif v.code == ctb.CONFLICT:
-                rep.notes.append("%s: %s (%s)" % (r.name, v.reason, v.detail))
+    apply((R.PROPOSAL, R.VOTATION_OPEN, R.VOTE, R.VOTATION_CLOSE, R.CONFLICT))
     state = st.get(b"V" + ref)
     if state is None:
         return rep
