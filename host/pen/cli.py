@@ -3,6 +3,7 @@
 one clear line on stderr and a non-zero exit."""
 import argparse
 import importlib
+import os
 import sys
 
 # module paths of command groups; each has register(subparsers)
@@ -21,8 +22,15 @@ class PenError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line too (subcommand parsers inherit this class)."""
+
+    def error(self, message):
+        self.exit(2, "pen: error: %s (see: %s --help)\n" % (message, self.prog))
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="pen", description="Pen: offline payments and council votations over LoRa")
+    p = Parser(prog="pen", description="Pen: offline payments and council votations over LoRa")
     p.add_argument("--home", help="Pen data folder (default: $PEN_HOME or ~/.pen)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -41,6 +49,11 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # never a traceback for the user, unless asked
+        if os.environ.get("PEN_DEBUG"):
+            raise
+        print("pen: error: %s: %s (PEN_DEBUG=1 shows the traceback)" % (type(e).__name__, e), file=sys.stderr)
+        return 1
     return rc or 0
 
 

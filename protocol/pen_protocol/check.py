@@ -14,12 +14,6 @@ VALID = "valid"
 INVALID = "invalid"
 INDETERMINABLE = "indeterminable"
 
-# rejections that mean "something newer than this copy", not "forged"
-_MISSING = ("unknown-token", "unknown-proposal", "unknown-council", "unknown-signer",
-            "not-approved", "no-exchange-allowance", "council-not-admitted", "not-usable",
-            "exchange-not-covered", "unknown-use")
-
-
 class Answer:
     __slots__ = ("verdict", "reason", "detail", "token", "state", "evidence")
 
@@ -56,7 +50,7 @@ def check_token(copy, token_ref, chain=(), live=False, spent=None):
     for rec in recs:
         v = led.submit(rec)
         if v.code == ctb.REJECTED:
-            if v.reason in _MISSING:
+            if v.reason in ctb.DEPENDENCY:  # the copy lacks something newer
                 missing = missing or (v.reason, v.detail)
                 continue
             return Answer(INVALID, v.reason, v.detail, token_ref)

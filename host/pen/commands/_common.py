@@ -69,14 +69,13 @@ def fmt_ref(ref):
 
 
 def resolve_kid(args, store, text):
-    """A council named by key name (local keyring), kid hex, or council name."""
+    """A council named by local key name, 8-hex kid, or council name."""
+    kr = keyring(args)
     try:
-        return load_key(args, text).kid if keyring(args).path(text).exists() else _kid_from(store, text)
+        if kr.path(text).exists():
+            return load_key(args, text).kid
     except ValueError:
-        return _kid_from(store, text)
-
-
-def _kid_from(store, text):
+        pass
     try:
         b = bytes.fromhex(text)
         if len(b) == 4:
@@ -86,7 +85,7 @@ def _kid_from(store, text):
     for k, c in store.state_prefix(b"C"):
         if c[1] == text:
             return k[1:]
-    raise PenError("unknown council %r" % text)
+    raise PenError("unknown council %r (a key name, an 8-hex kid or a council name)" % text)
 
 
 def fresh_serial(store, kid, prefix):
