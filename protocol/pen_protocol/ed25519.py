@@ -16,15 +16,19 @@ the host and the other way round:
     byte, with h = SHA-512(R || A || M) mod L.
 
 Speed is bounded by bigint operations, each of which allocates on
-MicroPython, so the code counts them: extended coordinates (Hisil, Wong,
-Carter, Dawson 2008) with the T coordinate computed only when an addition
-follows; one interleaved (Straus) double-scalar multiplication over
-width-w NAF digits, with a table of odd multiples of -A built per call and
-one of odd multiples of B in affine form built once; products that only
-feed other products are folded (2**255 = 19 mod p) instead of fully reduced,
-which costs less than % on MicroPython; inversion and square root are
-addition chains of Python multiplications, faster there than the C pow()
-(and pow(x, -1, m) silently returns 0 on MicroPython).
+MicroPython (and a verify allocates about 2 MB, so a small heap spends a
+third of the time collecting), so the code counts them:
+  - verification is rewritten as a test on four half-size scalars (see
+    _check_equation): 128 doublings instead of 253;
+  - one interleaved (Straus) multi-scalar multiplication over width-w NAF
+    digits, with small per-call tables for -A and -R and two affine tables
+    for B and 2**128 B built once;
+  - extended coordinates (Hisil, Wong, Carter, Dawson 2008), the T
+    coordinate computed only when an addition follows;
+  - products that only feed other products are folded (2**255 = 19 mod p)
+    instead of fully reduced, which costs less than % on MicroPython;
+  - inversion and square root are addition chains of Python multiplications,
+    faster there than the C pow() (and pow(x, -1, m) returns 0 there).
 
 sign() and public_key() are not constant time; use them on the host or
 for tests, not where an attacker can time a board signing.
@@ -58,15 +62,22 @@ D = -121665 * pow(121666, P - 2, P) % P
 D2 = 2 * D % P
 SQRTM1 = pow(2, (P - 1) // 4, P)  # a square root of -1
 
-# Width of the NAF digits. The -A table is rebuilt per verify, so its width
-# trades table cost (2**(w-2) additions) against additions in the main loop
-# (about 253 / (w + 1)): 5 is the minimum. The B table is built once and
-# kept as bytes (16 points x 96 bytes, where 48 ints would take 3 to 5 KB of
-# heap); width 8 would save 8 of about 300 point operations for 4x the table.
-_W_VAR = const(5)
-_W_BASE = const(6)
-_NAF_LEN = const(257)  # a 253-bit scalar's NAF can carry into bit 256
-_ENTRY = const(96)  # one B table entry: y+x, y-x, 2dxy, 32 bytes each
+# Width of the NAF digits, for scalars of about 128 bits. The tables of -A
+# and -R are built per verify (2**(w-2) entries, each a full addition) and
+# save additions in the main loop (about 128 / (w + 1) per scalar): widths
+# 3 to 5 measure the same, 4 is the middle. The two base tables are built
+# once and kept as bytes, 8 affine points x 96 bytes each (as ints they
+# would take 3 to 5 KB of heap); width 6 doubles them and measured no faster.
+_W_VAR = const(4)
+_W_BASE = const(5)
+_B_ENTRIES = const(1 << (_W_BASE - 2))  # odd multiples per base table
+_NAF_LEN = const(257)  # a 256-bit scalar's NAF can carry into bit 256
+_ENTRY = const(96)  # one base table entry: y+x, y-x, 2dxy, 32 bytes each
+_ZERO_DIGITS = bytes(_NAF_LEN)
+_SPLIT = const(128)  # base scalars split as k = k_lo + 2**128 k_hi
+_SPLIT_MASK = 2 ** 128 - 1
+_N8 = 8 * L  # the order of the whole curve group
+_SHORT = 2 ** 127  # lattice reduction stops below this remainder
 
 # libsodium's ge25519_has_small_order blacklist: y of the points of order 1,
 # 2, 4 and 8 and the non-canonical aliases p-1+k of y = 0, 1 and p-1;
@@ -167,18 +178,23 @@ def _add(X1, Y1, Z1, T1, X2, Y2, Z2, T2):
     return E * F % P, G * H % P, F * G % P, E * H % P
 
 
-def _naf(k, w, out):
-    """Width-w NAF of the scalar k (below 2**256) into the bytearray out
-    (256-d for digit -d): out[i] is 0 or an odd digit of magnitude below
-    2**(w-1), and k = sum(digit_i * 2**i). Reads k as bytes so every step
-    stays a small int."""
+def _naf(k, w):
+    """Width-w NAF of the scalar 0 <= k < 2**256 as a bytearray of
+    _NAF_LEN digits (256-d for digit -d): each is 0 or odd of magnitude
+    below 2**(w-1), and k = sum(digit_i * 2**i). Reads k as bytes so every
+    step stays a small int."""
+    out = bytearray(_NAF_LEN)
     kb = k.to_bytes(34, "little")  # two zero bytes so a window never runs off the end
+    top = 31
+    while top >= 0 and not kb[top]:
+        top -= 1
+    end = (top + 1) * 8 + 1  # a final carry can add one digit above the top bit
     width = 1 << w
     half = width >> 1
     mask = width - 1
     carry = 0
     pos = 0
-    while pos < _NAF_LEN:
+    while pos < end:
         j = pos >> 3
         window = carry + (((kb[j] | (kb[j + 1] << 8)) >> (pos & 7)) & mask)
         if not window & 1:
@@ -197,43 +213,54 @@ def _naf(k, w, out):
 _base_table = None
 
 
+def _fill_affine(table, first, X, Y, Z, T):
+    """Write the odd multiples P, 3P, ... of P = (X:Y:Z:T) into table entries
+    first, first + 1, ... as affine (y+x, y-x, 2dxy), little-endian; one
+    inversion for all of them (Montgomery's trick)."""
+    n = _B_ENTRIES
+    X2, Y2, Z2, T2 = _double(X, Y, Z)
+    pts = [(X, Y, Z, T)]
+    for _ in range(n - 1):
+        X, Y, Z, T = _add(X, Y, Z, T, X2, Y2, Z2, T2)
+        pts.append((X, Y, Z, T))
+    acc = [1] * (n + 1)  # prefix products of the Z coordinates
+    for i in range(n):
+        acc[i + 1] = acc[i] * pts[i][2] % P
+    inv = _invert(acc[n])
+    for i in range(n - 1, -1, -1):
+        X, Y, Z, T = pts[i]
+        zi = inv * acc[i] % P
+        inv = inv * Z % P
+        x = X * zi % P
+        y = Y * zi % P
+        o = (first + i) * _ENTRY
+        table[o:o + 32] = ((y + x) % P).to_bytes(32, "little")
+        table[o + 32:o + 64] = ((y - x) % P).to_bytes(32, "little")
+        table[o + 64:o + 96] = (x * y % P * D2 % P).to_bytes(32, "little")
+
+
 def _base():
-    """Odd multiples B, 3B, ..., 31B as affine (y+x, y-x, 2dxy), packed
-    little-endian into one private bytearray; computed on first use, one
-    inversion for all."""
+    """Odd multiples of B and of B' = 2**128 B as affine points in one
+    private bytearray (entries 0.. for B, _B_ENTRIES.. for B'); computed on
+    first use."""
     global _base_table
     if _base_table is None:
-        n = 1 << (_W_BASE - 2)
-        table = bytearray(n * _ENTRY)  # first, while the heap is least fragmented
+        table = bytearray(2 * _B_ENTRIES * _ENTRY)  # first, while the heap is least fragmented
         X, Y, Z, T = _BX, _BY, 1, _BX * _BY % P
-        X2, Y2, Z2, T2 = _double(X, Y, Z)
-        pts = [(X, Y, Z, T)]
-        for _ in range(n - 1):
-            X, Y, Z, T = _add(X, Y, Z, T, X2, Y2, Z2, T2)
-            pts.append((X, Y, Z, T))
-        # batch inversion (Montgomery's trick): prefix products, one inversion
-        acc = [1] * (n + 1)
-        for i in range(n):
-            acc[i + 1] = acc[i] * pts[i][2] % P
-        inv = _invert(acc[n])
-        for i in range(n - 1, -1, -1):
-            X, Y, Z, T = pts[i]
-            zi = inv * acc[i] % P
-            inv = inv * Z % P
-            x = X * zi % P
-            y = Y * zi % P
-            o = i * _ENTRY
-            table[o:o + 32] = ((y + x) % P).to_bytes(32, "little")
-            table[o + 32:o + 64] = ((y - x) % P).to_bytes(32, "little")
-            table[o + 64:o + 96] = (x * y % P * D2 % P).to_bytes(32, "little")
+        _fill_affine(table, 0, X, Y, Z, T)
+        for _ in range(_SPLIT):
+            X, Y, Z, T = _double(X, Y, Z)
+        _fill_affine(table, _B_ENTRIES, X, Y, Z, T)
         _base_table = table
     return _base_table
 
 
-def _var_table(AX, AY):
-    """Odd multiples A, 3A, ..., 15A as (Y+X, Y-X, 2Z, 2dT)."""
-    X, Y, Z, T = AX, AY, 1, AX * AY % P
-    X2, Y2, Z2, T2 = _double(X, Y, Z)
+def _var_table(X, Y):
+    """Odd multiples P, 3P, ... of the affine point P = (X, Y) as cached
+    (Y+X, Y-X, 2Z, 2dT), the second operand of an addition."""
+    X2, Y2, Z2, T2 = _double(X, Y, 1)
+    Z = 1
+    T = X * Y % P
     tab = []
     for i in range(1 << (_W_VAR - 2)):
         if i:
@@ -242,20 +269,49 @@ def _var_table(AX, AY):
     return tab
 
 
-def _double_scalarmult(a, AX, AY, b):
-    """[a](AX, AY) + [b]B as projective (X, Y, Z), variable time.
+def _short_pair(h):
+    """(c, d) with c = d h (mod 8L), d odd and both about 2**128 in size.
 
-    Straus: one chain of doublings, adding table entries at the NAF digits
-    of both scalars. Products that feed only other products are folded once
-    (x mod 2**255 + 19 * (x >> 255)); each coordinate of a result is reduced
-    with %, so sizes stay bounded from one step to the next."""
+    Extended Euclid on (8L, h) keeps r = t h (mod 8L) for every remainder r
+    and coefficient t; stopping at the first r below 2**127 leaves |t| at
+    most 8L / (previous r), so about 2**128 (Lagrange reduction of the
+    lattice {(c, d) : c = d h mod 8L}). Two consecutive t are coprime, so
+    one of the candidates below has an odd d; the shortest odd one is kept.
+    """
+    r0, r1, t0, t1 = _N8, h, 0, 1
+    while r1 >= _SHORT:
+        q = r0 // r1
+        r0, r1 = r1, r0 - q * r1
+        t0, t1 = t1, t0 - q * t1
+    best = None
+    size = 0
+    for c, d in ((r1, t1), (r0, t0), (r0 - r1, t0 - t1), (r0 + r1, t0 + t1)):
+        if d & 1:
+            m = abs(c) | abs(d)
+            if best is None or m < size:
+                best = (c, d)
+                size = m
+    return best
+
+
+def _multi(n0, tab0, n1, tab1, n2, n3):
+    """[k0]P0 + [k1]P1 + [k2]B + [k3]B' as projective (X, Y, Z), variable
+    time, from the width-w NAF digits n0..n3 of the scalars (None: zero)
+    and the cached odd-multiple tables tab0, tab1 of P0, P1.
+
+    Straus: one chain of doublings, adding a table entry at every nonzero
+    digit. Products that feed only other products are folded once
+    (x mod 2**255 + 19 * (x >> 255)); every coordinate of a result is
+    reduced with %, so sizes stay bounded from one step to the next."""
     M = _MASK255
     btab = memoryview(_base())
-    atab = _var_table(AX, AY) if a else None
-    na = _naf(a, _W_VAR, bytearray(_NAF_LEN))
-    nb = _naf(b, _W_BASE, bytearray(_NAF_LEN))
+    z = _ZERO_DIGITS
+    n0 = n0 or z
+    n1 = n1 or z
+    n2 = n2 or z
+    n3 = n3 or z
     i = _NAF_LEN - 1
-    while i >= 0 and not na[i] and not nb[i]:
+    while i >= 0 and not (n0[i] or n1[i] or n2[i] or n3[i]):
         i -= 1
     # start from the neutral point; doubling it once is cheaper in bytecode
     # than special-casing the first digit
@@ -277,31 +333,46 @@ def _double_scalarmult(a, AX, AY, b):
         X = E * F % P
         Y = G * H % P
         Z = F * G % P
-        da = na[i]
-        db = nb[i]
-        while da or db:
+        d0 = n0[i]
+        d1 = n1[i]
+        d2 = n2[i]
+        d3 = n3[i]
+        while d0 or d1 or d2 or d3:
             # add a table entry: T of the point just made, then add-2008-hwcd-3
             T = E * H
             T = (T & M) + 19 * (T >> 255)
-            if da:  # cached multiple of A
-                if da < 128:
-                    ypx, ymx, z2, t2d = atab[da >> 1]
+            if d0 or d1:  # cached multiple of P0 or P1
+                if d0:
+                    d = d0
+                    tab = tab0
+                    d0 = 0
                 else:
-                    ymx, ypx, z2, t2d = atab[(256 - da) >> 1]  # -(x, y) = (-x, y)
+                    d = d1
+                    tab = tab1
+                    d1 = 0
+                if d < 128:
+                    ypx, ymx, z2, t2d = tab[d >> 1]
+                else:
+                    ymx, ypx, z2, t2d = tab[(256 - d) >> 1]  # -(x, y) = (-x, y)
                     t2d = -t2d
                 Dd = Z * z2
                 Dd = (Dd & M) + 19 * (Dd >> 255)
-                da = 0
-            else:  # affine multiple of B: its Z is 1, so 2 Z1 Z2 = 2 Z1
-                o = (db if db < 128 else 256 - db) >> 1
-                o *= _ENTRY
+            else:  # affine multiple of B or B': its Z is 1, so 2 Z1 Z2 = 2 Z1
+                if d2:
+                    d = d2
+                    o = 0
+                    d2 = 0
+                else:
+                    d = d3
+                    o = _B_ENTRIES
+                    d3 = 0
+                o = (o + ((d if d < 128 else 256 - d) >> 1)) * _ENTRY
                 ypx = int.from_bytes(btab[o:o + 32], "little")
                 ymx = int.from_bytes(btab[o + 32:o + 64], "little")
                 t2d = int.from_bytes(btab[o + 64:o + 96], "little")
-                if db > 128:
+                if d > 128:
                     ypx, ymx, t2d = ymx, ypx, -t2d
                 Dd = Z + Z
-                db = 0
             A = (Y - X) * ymx
             A = (A & M) + 19 * (A >> 255)
             B = (Y + X) * ypx
@@ -320,8 +391,16 @@ def _double_scalarmult(a, AX, AY, b):
 
 
 def _scalarmult_base(k):
-    X, Y, Z = _double_scalarmult(0, 0, 0, k)
+    """Encoding of [k]B for 0 <= k < 2**256: [k mod 2**128]B + [k >> 128]B'."""
+    X, Y, Z = _multi(None, None, None, None, _naf(k & _SPLIT_MASK, _W_BASE), _naf(k >> _SPLIT, _W_BASE))
     return _encode(X, Y, Z)
+
+
+def _var_term(k, x, y):
+    """NAF digits and table for [k](-P), P = (x, y), for a signed k."""
+    if k < 0:
+        return _naf(-k, _W_VAR), _var_table(x, y)
+    return _naf(k, _W_VAR), _var_table((P - x) % P, y)
 
 
 def _is_small_order(enc):
@@ -376,10 +455,36 @@ def _check(pk, msg, sig):
     if x is None:
         return R_KEY_CURVE
     h = _hash_int(r_enc, pk, msg) % L
-    X, Y, Z = _double_scalarmult(h, (P - x) % P, y, s)  # [h](-A) + [S]B
-    if _encode(X, Y, Z) != r_enc:
+    if not _check_equation(x, y, r_enc, s, h):
         return R_MISMATCH
     return None
+
+
+def _check_equation(x, y, r_enc, s, h):
+    """True if encode([s]B - [h]A) == r_enc for the point A = (x, y).
+
+    That encoding is canonical, so r_enc must decode (y < p) to a point R,
+    and then the test is Q = [s]B - [h]A - R = 0. For odd d, [d]Q = 0 only
+    if Q = 0 (the curve group has order 8L); and with c = d h mod 8L, not
+    just mod L, [c]A = [d h]A even when A has a torsion part. So the test
+    is [d s]B - [c]A - [d]R = 0 with c and d of about 128 bits
+    (_short_pair), and [d s mod L]B split at 2**128: four half-size scalars,
+    half the doublings, and no inversion at the end since the neutral point
+    is (0 : Z : Z)."""
+    ry = int.from_bytes(r_enc, "little")
+    rsign = ry >> 255
+    ry &= _MASK255
+    if ry >= P:
+        return False
+    rx = _recover_x(ry, rsign)
+    if rx is None or (rx == 0 and rsign):  # x = 0 encodes with sign 0 only
+        return False
+    c, d = _short_pair(h)
+    ds = d * s % L
+    na, ta = _var_term(c, x, y)
+    nr, tr = _var_term(d, rx, ry)
+    X, Y, Z = _multi(na, ta, nr, tr, _naf(ds & _SPLIT_MASK, _W_BASE), _naf(ds >> _SPLIT, _W_BASE))
+    return X == 0 and Y == Z
 
 
 def _expand(seed):

@@ -8,6 +8,7 @@ non-canonical key) and its cofactorless check on keys with a torsion part.
 
 import hashlib
 import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -202,6 +203,51 @@ def test_mixed_order_key_accepted_only_when_torsion_cancels():
         if seen == {True, False}:
             break
     assert seen == {True, False}
+
+
+def test_rejects_r_off_by_the_point_of_order_two():
+    # R = rB + T2 with T2 of order 2: Q = [S]B - [h]A - R = T2, and
+    # [d]Q = 0 for every even d, so the half-size check must use odd d only
+    a = 0x5EED
+    for r in range(2, 14):
+        A, sig, _ = forge(a, r, b"two", 0, 4)
+        assert ed25519.check(A, b"two", sig) == ed25519.R_MISMATCH
+        assert nacl_verify(A, b"two", sig) is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(h=st.one_of(st.integers(0, L - 1), st.sampled_from([0, 1, 2, L - 1, L - 2, 1 << 127, 1 << 250])))
+def test_short_pair_solves_c_equals_d_h_mod_8l_with_odd_d(h):
+    c, d = ed25519._short_pair(h)
+    assert (c - d * h) % (8 * L) == 0
+    assert d & 1
+    assert abs(c) < 8 * L and abs(d) < 8 * L
+
+
+def test_short_pair_halves_the_scalars_for_hash_outputs():
+    # h is a hash output, uniform mod L: its pair is about 2**128 (the
+    # lattice has determinant 8L); an h built to be unbalanced only costs
+    # the verifier time, never a wrong answer (previous test)
+    rng = random.Random(8032)
+    sizes = []
+    for _ in range(2000):
+        c, d = ed25519._short_pair(rng.randrange(L))
+        sizes.append(max(abs(c), abs(d)).bit_length())
+    assert max(sizes) <= 144  # 139 seen once in these 2000
+    assert sorted(sizes)[len(sizes) // 2] <= 129
+
+
+@settings(max_examples=300, deadline=None)
+@given(k=st.integers(0, (1 << 256) - 1), w=st.integers(2, 7))
+def test_naf_digits_sum_to_the_scalar(k, w):
+    digits = ed25519._naf(k, w)
+    total = 0
+    for i, d in enumerate(digits):
+        if d:
+            d = d - 256 if d > 128 else d
+            assert d & 1 and abs(d) < 1 << (w - 1)
+            total += d << i
+    assert total == k
 
 
 @pytest.mark.parametrize("enc", SMALL_ORDER)
