@@ -5,24 +5,25 @@ one bit of a hash of the id. Subtracting two replicas' counters cancels every
 shared id and leaves sum of +-1 over the k differing ids, whose square has
 expectation exactly k. The mean of the squares over TOW_COUNTERS independent
 counters estimates k with relative standard deviation sqrt(2 / TOW_COUNTERS)
-(8.8 % for 256 counters), which is what sizes the first batch of coded
-symbols. Counters are plain integers, so adding an id is 256 increments: the
+(6.25 % for 512 counters), which is what sizes the first batch of coded
+symbols. Counters are plain integers, so adding an id is 512 increments: the
 sketch is kept up to date incrementally beside the cached symbols.
 
 On the wire each counter is sent modulo 2**16 (2 bytes): the difference of
 two counters is a sum of k signs, |d| < 2**15 unless k is in the tens of
 millions, so the receiver recovers d exactly from the 16-bit difference
-whatever the set sizes. 256 counters cost 512 bytes, 3 % of the floor for
+whatever the set sizes. 512 counters cost 1024 bytes, 6 % of the floor for
 k = 1000.
 """
 import numpy as np
 
 from .riblt import K_TOW, MASK64, mix64, mix64_np
 
-# 256 counters: 8.8 % relative error for 512 bytes. Fewer counters make the
-# first batch need a wider safety margin (more symbols, 20 B each) or a third
-# round trip more often; measured in docs/sync.md.
-TOW_COUNTERS = 256
+# 512 counters: 6.25 % relative error for 1 KB. With 256 the first batch needs
+# a wider margin (more 20-byte symbols) or a third round trip comes in ~10 %
+# of syncs; with 1024 the sketch costs more than the margin saves. Measured
+# over 60 seeds in docs/sync.md.
+TOW_COUNTERS = 512
 TOW_WORDS = TOW_COUNTERS // 64
 TOW_BYTES = 2 * TOW_COUNTERS
 _MOD = 1 << 16

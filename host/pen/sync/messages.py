@@ -11,12 +11,12 @@ from .errors import SyncError
 
 VERSION = 1
 
-HELLO = 0       # [0, version, n, fingerprint]           initiator -> responder
+HELLO = 0       # [0, version, n, symbols 0..p-1]        initiator -> responder
 ESTIMATE = 1    # [1, n, fingerprint, tow]                responder -> initiator
 IDENTICAL = 2   # [2]                                     responder -> initiator, ends
 SYMBOLS = 3     # [3, start, symbols]                     initiator -> responder
 MORE = 4        # [4, count]                              responder -> initiator
-RESULT = 5      # [5, ids initiator lacks, 8-byte prefixes and whole ids of ids responder lacks]
+RESULT = 5      # [5, fingerprint, ids initiator lacks, 8-byte prefixes and whole ids of ids responder lacks]
                 #                                         responder -> initiator, ends
 LIST = 6        # [6, bits, bucket, ids]                  initiator -> responder
 LIST_REPLY = 7  # [7, bucket, bitmap, ids]                responder -> initiator
@@ -32,7 +32,7 @@ _SHAPES = {
     IDENTICAL: "",
     SYMBOLS: "ub",
     MORE: "u",
-    RESULT: "bbb",
+    RESULT: "bbbb",
     LIST: "uub",
     LIST_REPLY: "ubb",
     FALLBACK: "",

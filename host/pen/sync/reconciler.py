@@ -9,10 +9,11 @@ The initiator always speaks first and the responder always answers, so a
 client-server transport maps every initiator message to one request.
 
     initiator                          responder
-    HELLO n, fingerprint      ->
+    HELLO n, symbols 0..p     ->       (symbol 0 is the fingerprint)
                               <-       IDENTICAL                  (same set: done)
+                              <-       RESULT                     (p symbols decoded it: done)
                               <-       ESTIMATE n, fingerprint, sketch
-    SYMBOLS 0..m              ->       (decodes the difference)
+    SYMBOLS p..m              ->       (decodes the difference)
                               <-       RESULT ids each side lacks  (done)
                               <-       MORE c   -> SYMBOLS m..m+c  (rare)
                               <-       FALLBACK -> LIST mode       (very rare)
@@ -51,18 +52,30 @@ LIST_TARGET_IDS = 1 << 14
 MAX_BUCKET_IDS = 4 * LIST_TARGET_IDS
 # First batch = FIRST_BATCH_FACTOR * estimate + FIRST_BATCH_EXTRA symbols.
 # Decoding needs ~1.38 symbols a difference at k=1000 (1.43 at the 90th
-# percentile) and the estimate is within +-8.8 % (1 sd): 1.6 makes one batch
-# enough in ~95 % of runs; measured in docs/sync.md. The extra covers small
-# k, where the overhead per difference is larger.
-FIRST_BATCH_FACTOR = 1.6
+# percentile) and the estimate is within +-6.25 % (1 sd): 1.55 made one batch
+# enough in 60 of 60 seeded runs and costs 2.78x the floor on average (1.45:
+# 2.67x but a third round trip in 12 %); docs/sync.md has the table. The
+# extra covers small k, where the overhead per difference is larger.
+FIRST_BATCH_FACTOR = 1.55
 FIRST_BATCH_EXTRA = 8
-# A MORE asks for a quarter of what was sent, at least MIN_MORE symbols.
+# A MORE asks for MORE_FRACTION of what was sent, at least MIN_MORE symbols:
+# a short first batch is usually short by a few percent.
 MIN_MORE = 8
+MORE_FRACTION = 0.15
 # Cost model for choosing symbols or lists: symbols per difference, plus the
 # 16-byte id each difference costs in the RESULT.
 SYMBOLS_PER_DIFFERENCE = 1.45
 
 _FP_BYTES = riblt.SYMBOL_BYTES
+# Symbols the HELLO carries. Symbol 0 is the fingerprint that detects equal
+# sets, and alone it decodes a single difference, so the frequent "one record
+# since last time" sync takes one round trip of ~60 B. Each further symbol
+# (20 B) makes one round trip likelier for 2-5 differences (4 symbols decode
+# 2 differences ~3 times in 4), at the price of identical sets costing more
+# than ~30 B. The transport may pass another probe.
+PROBE_SYMBOLS = 1
+# The most a HELLO may carry (a peer's choice; 1.3 KB).
+MAX_PROBE_SYMBOLS = 64
 
 
 def list_bits(n_a, n_b):
@@ -106,7 +119,10 @@ class Reconciler:
     reconciler works on a snapshot, so ids added during the sync count in the
     next one."""
 
-    def __init__(self, index, initiator):
+    def __init__(self, index, initiator, probe=PROBE_SYMBOLS):
+        if not 1 <= probe <= MAX_PROBE_SYMBOLS:
+            raise ValueError("probe must be 1..%d symbols" % MAX_PROBE_SYMBOLS)
+        self.probe = probe
         self.index = index.snapshot()
         self.initiator = bool(initiator)
         self.state = "start" if initiator else "wait-hello"
@@ -138,7 +154,8 @@ class Reconciler:
         if not self.initiator or self.state != "start":
             raise SyncError("unexpected", "start() is for a new initiator")
         self.state = "wait-estimate"
-        return self._send(M.encode(M.HELLO, M.VERSION, self.n, self.index.fingerprint()))
+        self.symbols = self.probe
+        return self._send(M.encode(M.HELLO, M.VERSION, self.n, self.index.symbols_bytes(0, self.probe)))
 
     def receive(self, data):
         """Feed one whole message from the peer; returns the reply (bytes) or
@@ -193,15 +210,32 @@ class Reconciler:
 
     # -- responder -------------------------------------------------------
 
-    def _on_hello(self, version, n, fp):
+    def _on_hello(self, version, n, probe):
         if version != M.VERSION:
             raise SyncError("version", "peer speaks version %d, we speak %d" % (version, M.VERSION))
-        self._peer_set(n, fp)
-        if n == self.n and fp == self.index.fingerprint():
+        count, rest = divmod(len(probe), riblt.SYMBOL_BYTES)
+        if rest or not 1 <= count <= MAX_PROBE_SYMBOLS:
+            raise SyncError("malformed", "hello symbols field of %d bytes" % len(probe))
+        self._peer_set(n, probe[:_FP_BYTES])
+        if n == self.n and self.fp_peer == self.index.fingerprint():
             self.mode, self.state = "identical", "done"
             return M.encode(M.IDENTICAL)
+        self._decode(0, probe)
+        if self._decoder.complete:
+            return self._finish_symbols()
         self.state = "wait-data"
         return M.encode(M.ESTIMATE, self.n, self.index.fingerprint(), estimate.to_wire(self.index.tow))
+
+    def _decode(self, start, raw):
+        """Subtract our symbols from theirs and peel."""
+        count = len(raw) // riblt.SYMBOL_BYTES
+        if self._decoder is None:
+            self._decoder = riblt.Decoder()
+        t_hi, t_lo, t_chk = riblt.symbols_from_bytes(raw)
+        o_hi, o_lo, o_chk = self.index.symbols(start, start + count)
+        d_hi, d_lo = (t_hi ^ o_hi).tolist(), (t_lo ^ o_lo).tolist()
+        self._decoder.add_symbols([(a << 64) | b for a, b in zip(d_hi, d_lo)], (t_chk ^ o_chk).tolist())
+        self.symbols = start + count
 
     def _on_symbols(self, start, raw):
         if start != self.symbols:
@@ -213,23 +247,18 @@ class Reconciler:
             raise SyncError("out-of-range", "%d symbols from %d, limits %d per message, %d in all"
                             % (count, start, MAX_BATCH_SYMBOLS, MAX_SYMBOLS))
         self.mode = "symbols"
-        if self._decoder is None:
-            self._decoder = riblt.Decoder()
-        t_hi, t_lo, t_chk = riblt.symbols_from_bytes(raw)
-        o_hi, o_lo, o_chk = self.index.symbols(start, start + count)
-        d_hi, d_lo = (t_hi ^ o_hi).tolist(), (t_lo ^ o_lo).tolist()
-        self._decoder.add_symbols([(a << 64) | b for a, b in zip(d_hi, d_lo)], (t_chk ^ o_chk).tolist())
-        self.symbols += count
+        self._decode(start, raw)
         if self._decoder.complete:
             return self._finish_symbols()
         if self.symbols >= MAX_SYMBOLS:
             self.state = "wait-list"
             return M.encode(M.FALLBACK)
         self.state = "wait-symbols"
-        want = max(MIN_MORE, -(-self.symbols // 4))
+        want = max(MIN_MORE, int(math.ceil(self.symbols * MORE_FRACTION)))
         return M.encode(M.MORE, min(want, MAX_BATCH_SYMBOLS, MAX_SYMBOLS - self.symbols))
 
     def _finish_symbols(self):
+        self.mode = "symbols"
         ids = self._decoder.ids
         if len(ids) > MAX_DIFFERENCES:
             raise SyncError("limit", "more than %d differences" % MAX_DIFFERENCES)
@@ -253,7 +282,7 @@ class Reconciler:
             clash[1:] |= same
             clash[:-1] |= same
         prefixes = w_hi[~clash].astype(">u8").tobytes()
-        return M.encode(M.RESULT, arrays_to_bytes(*they_lack), prefixes,
+        return M.encode(M.RESULT, self.index.fingerprint(), arrays_to_bytes(*they_lack), prefixes,
                         arrays_to_bytes(w_hi[clash], w_lo[clash]))
 
     def _on_list(self, bits, bucket, raw):
@@ -299,7 +328,7 @@ class Reconciler:
         if self.n == 0 or n == 0 or first > MAX_SYMBOLS or list_cost < symbols_cost:
             return self._start_list()
         self.mode = "symbols"
-        return self._send_symbols(min(first, MAX_BATCH_SYMBOLS))
+        return self._send_symbols(max(MIN_MORE, min(first - self.symbols, MAX_BATCH_SYMBOLS)))
 
     def _send_symbols(self, count):
         start = self.symbols
@@ -312,7 +341,11 @@ class Reconciler:
             raise SyncError("limit", "peer asks for %d more symbols after %d" % (count, self.symbols))
         return self._send_symbols(count)
 
-    def _on_result(self, raw_we_lack, raw_prefixes, raw_they_lack):
+    def _on_result(self, fp, raw_we_lack, raw_prefixes, raw_they_lack):
+        if len(fp) != _FP_BYTES or (self.fp_peer is not None and fp != self.fp_peer):
+            raise SyncError("inconsistent", "result carries another fingerprint")
+        self.fp_peer = fp
+        self.mode = "symbols"
         limit = MAX_DIFFERENCES
         w_hi, w_lo = _ids_field(raw_we_lack, limit, "result")
         t_hi, t_lo = self._resolve(raw_prefixes, limit)
@@ -391,6 +424,7 @@ _HANDLERS = {
     ("wait-list", M.LIST): Reconciler._on_list,
     ("wait-estimate", M.IDENTICAL): Reconciler._on_identical,
     ("wait-estimate", M.ESTIMATE): Reconciler._on_estimate,
+    ("wait-estimate", M.RESULT): Reconciler._on_result,
     ("wait-decode", M.MORE): Reconciler._on_more,
     ("wait-decode", M.RESULT): Reconciler._on_result,
     ("wait-decode", M.FALLBACK): Reconciler._on_fallback,
