@@ -506,7 +506,8 @@ def public_key(seed):
 def sign(seed, message):
     """Deterministic RFC 8032 signature (64 bytes) of message by seed."""
     a, prefix = _expand(seed)
-    message = bytes(message)
+    if not isinstance(message, _BYTES_TYPES):
+        raise ValueError("message must be bytes")
     pk = _scalarmult_base(a % L)
     r = _hash_int(prefix, message) % L
     r_enc = _scalarmult_base(r)

@@ -347,11 +347,13 @@ def test_random_bytes_never_raise(pk, msg, sig):
         assert ok is False
 
 
-def test_sign_rejects_wrong_seed_length():
+def test_sign_rejects_wrong_seed_length_or_message_type():
     with pytest.raises(ValueError):
         ed25519.sign(bytes(31), b"")
     with pytest.raises(ValueError):
         ed25519.public_key(bytes(33))
+    with pytest.raises(ValueError):
+        ed25519.sign(bytes(32), "text")
 
 
 # --- SHA-512 ----------------------------------------------------------------
@@ -439,3 +441,30 @@ def test_sha512_under_micropython_matches_hashlib():
     out = run_micropython(code, heap="64k").split()
     expected = [hashlib.sha512(bytes((i * 7 + n) & 0xFF for i in range(n))).hexdigest() for n in lengths]
     assert out == expected
+
+
+@pytest.mark.micropython
+def test_torsion_cases_judged_as_libsodium_under_micropython():
+    # the half-size check's lattice pair, negative d and the 8L reduction
+    # on MicroPython's bigints, against libsodium's verdicts
+    a = 0x1234567890ABCDEF * 7 + 5
+    cases = []
+    for r in range(2, 60):
+        for kt, rt in ((3, 0), (0, 4), (5, 2)):
+            A, sig, h = forge(a, r, b"mpy", kt, rt)
+            cases.append((A, sig, ed25519._short_pair(h)[1] < 0, nacl_verify(A, b"mpy", sig)))
+    accepted = [c for c in cases if c[3]][:6]
+    rejected = [c for c in cases if not c[3]][:6]
+    assert len(accepted) == 6 and len(rejected) == 6
+    assert any(c[2] for c in accepted) and any(c[2] for c in rejected)  # both signs of d
+    code = (
+        "import sys\n"
+        "from binascii import unhexlify as ux\n"
+        "from pen_protocol import ed25519\n"
+        "for arg in sys.argv[1:]:\n"
+        "    k, s = arg.split(':')\n"
+        "    print(ed25519.check(ux(k), b'mpy', ux(s)))\n"
+    )
+    args = [A.hex() + ":" + sig.hex() for A, sig, _, _ in accepted + rejected]
+    out = run_micropython(code, heap="64k", args=args).split()
+    assert out == ["None"] * 6 + [ed25519.R_MISMATCH] * 6
