@@ -16,8 +16,8 @@ the host and the other way round:
     byte, with h = SHA-512(R || A || M) mod L.
 
 Speed is bounded by bigint operations, each of which allocates on
-MicroPython (and a verify allocates about 2 MB, so a small heap spends a
-third of the time collecting), so the code counts them:
+MicroPython (a verify allocates about 1 MB in small objects, so on a 64 KB
+heap the collector runs some 20 times per verify), so the code counts them:
   - verification is rewritten as a test on four half-size scalars (see
     _check_equation): 128 doublings instead of 253;
   - one interleaved (Straus) multi-scalar multiplication over width-w NAF
@@ -301,8 +301,9 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
 
     Straus: one chain of doublings, adding a table entry at every nonzero
     digit. Products that feed only other products are folded once
-    (x mod 2**255 + 19 * (x >> 255)); every coordinate of a result is
-    reduced with %, so sizes stay bounded from one step to the next."""
+    ((x & M) + (x >> 255) * 19, the small int on the right: small * big
+    makes MicroPython allocate a temporary); every coordinate of a result
+    is reduced with %, so sizes stay bounded from one step to the next."""
     M = _MASK255
     btab = memoryview(_base())
     z = _ZERO_DIGITS
@@ -319,15 +320,15 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
     while i >= 0:
         # double (as _double)
         A = X * X
-        A = (A & M) + 19 * (A >> 255)
+        A = (A & M) + (A >> 255) * 19
         B = Y * Y
-        B = (B & M) + 19 * (B >> 255)
+        B = (B & M) + (B >> 255) * 19
         C = Z * Z
-        C = (C & M) + 19 * (C >> 255)
+        C = (C & M) + (C >> 255) * 19
         H = A + B
         t = X + Y
         t = t * t
-        E = H - ((t & M) + 19 * (t >> 255))
+        E = H - ((t & M) + (t >> 255) * 19)
         G = A - B
         F = C + C + G
         X = E * F % P
@@ -340,7 +341,7 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
         while d0 or d1 or d2 or d3:
             # add a table entry: T of the point just made, then add-2008-hwcd-3
             T = E * H
-            T = (T & M) + 19 * (T >> 255)
+            T = (T & M) + (T >> 255) * 19
             if d0 or d1:  # cached multiple of P0 or P1
                 if d0:
                     d = d0
@@ -356,7 +357,7 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
                     ymx, ypx, z2, t2d = tab[(256 - d) >> 1]  # -(x, y) = (-x, y)
                     t2d = -t2d
                 Dd = Z * z2
-                Dd = (Dd & M) + 19 * (Dd >> 255)
+                Dd = (Dd & M) + (Dd >> 255) * 19
             else:  # affine multiple of B or B': its Z is 1, so 2 Z1 Z2 = 2 Z1
                 if d2:
                     d = d2
@@ -374,11 +375,11 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
                     ypx, ymx, t2d = ymx, ypx, -t2d
                 Dd = Z + Z
             A = (Y - X) * ymx
-            A = (A & M) + 19 * (A >> 255)
+            A = (A & M) + (A >> 255) * 19
             B = (Y + X) * ypx
-            B = (B & M) + 19 * (B >> 255)
+            B = (B & M) + (B >> 255) * 19
             C = T * t2d
-            C = (C & M) + 19 * (C >> 255)
+            C = (C & M) + (C >> 255) * 19
             E = B - A
             F = Dd - C
             G = Dd + C
