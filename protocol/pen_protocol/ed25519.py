@@ -1,6 +1,6 @@
 """Ed25519 (RFC 8032, SHA-512 variant) in pure Python, for MicroPython and CPython.
 
-    verify(public_key, message, signature) -> bool     never raises
+    verify(public_key, message, signature) -> bool     raises only MemoryError
     check(public_key, message, signature) -> None or a reason code (R_*)
     public_key(seed) -> 32 bytes
     sign(seed, message) -> 64 bytes                    deterministic (RFC 8032)
@@ -418,16 +418,20 @@ def _hash_int(*parts):
 def check(public_key, message, signature):
     """None if signature is a valid Ed25519 signature of message by
     public_key under libsodium's rules, else the reason code (R_*) of the
-    first rule it breaks. Never raises."""
+    first rule it breaks. Raises nothing but MemoryError, which says
+    nothing about the signature (the caller may retry when memory frees)."""
     try:
         return _check(public_key, message, signature)
+    except MemoryError:
+        raise
     except Exception:  # cannot happen for bytes-like input; still not valid
         return R_NOT_BYTES
 
 
 def verify(public_key, message, signature):
     """True if signature is valid (see check()); False for anything else,
-    including arguments of the wrong length or type. Never raises."""
+    including arguments of the wrong length or type. Raises nothing but
+    MemoryError."""
     return check(public_key, message, signature) is None
 
 

@@ -347,6 +347,17 @@ def test_random_bytes_never_raise(pk, msg, sig):
         assert ok is False
 
 
+def test_memory_error_propagates_instead_of_a_false_verdict(signed, monkeypatch):
+    _, pk, msg, sig = signed
+
+    def exhausted(*parts):
+        raise MemoryError
+
+    monkeypatch.setattr(ed25519, "_hash_int", exhausted)
+    with pytest.raises(MemoryError):
+        ed25519.verify(pk, msg, sig)
+
+
 def test_sign_rejects_wrong_seed_length_or_message_type():
     with pytest.raises(ValueError):
         ed25519.sign(bytes(31), b"")
@@ -468,3 +479,33 @@ def test_torsion_cases_judged_as_libsodium_under_micropython():
     args = [A.hex() + ":" + sig.hex() for A, sig, _, _ in accepted + rejected]
     out = run_micropython(code, heap="64k", args=args).split()
     assert out == ["None"] * 6 + [ed25519.R_MISMATCH] * 6
+
+
+@pytest.mark.micropython
+def test_exhausted_heap_raises_memory_error_not_a_false_verdict():
+    # out of memory says nothing about the signature: verify must not turn
+    # it into "invalid" (a node would drop a good record)
+    code = MPY_VECTORS + """
+import gc
+from binascii import unhexlify as ux
+from pen_protocol import ed25519
+seed, pk, msg, sig = [ux(x) for x in VECTORS[0]]
+print(ed25519.verify(pk, msg, sig))
+ballast = []
+try:
+    while True:
+        ballast.append(bytearray(256))
+except MemoryError:
+    pass
+for _ in range(4):
+    ballast.pop()
+gc.collect()
+try:
+    print(ed25519.verify(pk, msg, sig))
+except MemoryError:
+    print("MemoryError")
+ballast = None
+gc.collect()
+print(ed25519.verify(pk, msg, sig))
+"""
+    assert run_micropython(code, heap="64k").split() == ["True", "MemoryError", "True"]
