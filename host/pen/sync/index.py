@@ -131,18 +131,21 @@ class SetIndex:
         if len(self._hi):
             new = ~self.contains_arrays(hi, lo)
             hi, lo = hi[new], lo[new]
-        if not len(hi):
+        added = len(hi)
+        if not added:
             return 0
         s_hi, s_lo, s_chk = riblt.encode_np(hi, lo, self.cache_symbols)
         self.sym_hi ^= s_hi
         self.sym_lo ^= s_lo
         self.sym_chk ^= s_chk
         self.tow += estimate.counters_np(riblt.id_hash_np(hi, lo))
-        all_hi = np.concatenate([self._hi, hi])
-        all_lo = np.concatenate([self._lo, lo])
-        order = np.lexsort((all_lo, all_hi))
-        self._hi, self._lo = all_hi[order], all_lo[order]
-        return len(hi)
+        if len(self._hi):
+            all_hi = np.concatenate([self._hi, hi])
+            all_lo = np.concatenate([self._lo, lo])
+            order = np.lexsort((all_lo, all_hi))
+            hi, lo = all_hi[order], all_lo[order]
+        self._hi, self._lo = hi, lo  # already sorted when the index was empty
+        return added
 
     def _merge(self):
         if not self._tail:

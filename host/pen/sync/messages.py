@@ -38,8 +38,9 @@ _SHAPES = {
     FALLBACK: "",
 }
 
-# The largest honest message is a RESULT of MAX_SYMBOLS/1.3 ids (3.2 MB) or a
-# LIST bucket of MAX_BUCKET_IDS ids (1 MB); 8 MiB leaves room and still
+# The largest honest messages: a SYMBOLS batch of MAX_SYMBOLS symbols
+# (5.2 MB), a RESULT of MAX_SYMBOLS/1.3 ids (3.2 MB), a LIST bucket of at most
+# MAX_BUCKET_IDS ids (4 MB, in practice 1 MB); 8 MiB leaves room and still
 # bounds what one message can make us buffer and parse.
 MAX_MESSAGE_BYTES = 8 << 20
 

@@ -37,15 +37,18 @@ from .index import arrays_to_bytes, ids_to_arrays, member, strictly_sorted
 # list costs less than twice the symbols anyway for any set under ~6 M ids, and
 # the decoder's Python state (~150 B a cell) stays under 40 MB.
 MAX_SYMBOLS = 1 << 18
-# Symbols in one message: 1.3 MB, well under MAX_MESSAGE_BYTES.
-MAX_BATCH_SYMBOLS = 1 << 16
+# Symbols in one message: all of them (5.2 MB, under MAX_MESSAGE_BYTES), so
+# even a 100 000-id difference goes in one batch and two round trips; past
+# the cached prefix each batch costs both sides a pass over every id.
+MAX_BATCH_SYMBOLS = MAX_SYMBOLS
 # A peer claiming more ids than this is refused: it sizes the list buckets.
 MAX_PEER_SET = 1 << 30
 # Ids one sync may report: 16 M ids = 256 MB of result, the memory bound a
 # hostile peer can push us to with well-formed messages.
 MAX_DIFFERENCES = 1 << 24
-# List mode: ids of one side per bucket (256 KB a message) ...
-LIST_TARGET_IDS = 1 << 14
+# List mode: ids of one side per bucket (1 MB a message, 16 round trips for
+# a million ids) ...
+LIST_TARGET_IDS = 1 << 16
 # ... and the most a bucket may hold: buckets are chosen so the mean is at most
 # LIST_TARGET_IDS and ids are uniform hashes, so 4x the mean never happens
 # honestly (it is > 100 standard deviations away).
