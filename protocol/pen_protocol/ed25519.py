@@ -80,8 +80,8 @@ _N8 = 8 * L  # the order of the whole curve group
 _SHORT = 2 ** 127  # lattice reduction stops below this remainder
 
 # libsodium's ge25519_has_small_order blacklist: y of the points of order 1,
-# 2, 4 and 8 and the non-canonical aliases p-1+k of y = 0, 1 and p-1;
-# compared with the sign bit cleared.
+# 2, 4 and 8 (1, p-1, 0 and two others), and p and p+1, the non-canonical
+# aliases of 0 and 1; compared with the sign bit cleared.
 _SMALL_ORDER_Y = (
     0,
     1,
