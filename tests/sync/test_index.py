@@ -93,3 +93,16 @@ def test_counter_differences_survive_the_16_bit_wire_form():
     b = np.array([1069990, 5, -30000, 0] + [0] * (estimate.TOW_COUNTERS - 4))
     d = estimate.difference(estimate.to_wire(a), b)
     assert d[:4].tolist() == [10, -10, 30003, 0]
+
+
+def test_ids_sharing_their_high_half_merge_in_order_and_stay_members():
+    hi, lo = random_arrays(np.random.default_rng(8), 40)
+    hi[20:25] = hi[3]  # five later ids share id 3's first 8 bytes
+    ids = to_ids(hi, lo)
+    idx = SetIndex.from_ids(ids[:10], cache_symbols=64)
+    for x in ids[10:]:
+        idx.add(x)
+    idx.add_many([])
+    assert to_ids(*idx.arrays()) == ids
+    assert all(x in idx for x in ids)
+    assert idx.fingerprint() == SetIndex.from_ids(ids, cache_symbols=64).fingerprint()
