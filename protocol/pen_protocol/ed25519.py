@@ -1,7 +1,7 @@
 """Ed25519 (RFC 8032, SHA-512 variant) in pure Python, for MicroPython and CPython.
 
     verify(public_key, message, signature) -> bool     raises only MemoryError
-    check(public_key, message, signature) -> None or a reason code (R_*)
+    verify_reason(public_key, message, signature) -> None, or why not (R_*)
     public_key(seed) -> 32 bytes
     sign(seed, message) -> 64 bytes                    deterministic (RFC 8032)
 
@@ -45,7 +45,7 @@ except ImportError:  # CPython
 KEY_LEN = const(32)  # public key and seed (RFC 8032 section 5.1.5)
 SIG_LEN = const(64)  # R (32) || S (32)
 
-# Reason codes from check(), one per rule, in the order libsodium tests them.
+# Reason codes from verify_reason(), one per rule, in the order libsodium tests them.
 R_NOT_BYTES = "not-bytes"
 R_LENGTH = "bad-length"
 R_S_RANGE = "s-not-below-order"
@@ -415,7 +415,7 @@ def _hash_int(*parts):
     return int.from_bytes(h.digest(), "little")
 
 
-def check(public_key, message, signature):
+def verify_reason(public_key, message, signature):
     """None if signature is a valid Ed25519 signature of message by
     public_key under libsodium's rules, else the reason code (R_*) of the
     first rule it breaks. Raises nothing but MemoryError, which says
@@ -429,10 +429,10 @@ def check(public_key, message, signature):
 
 
 def verify(public_key, message, signature):
-    """True if signature is valid (see check()); False for anything else,
+    """True if signature is valid (see verify_reason()); False for anything else,
     including arguments of the wrong length or type. Raises nothing but
     MemoryError."""
-    return check(public_key, message, signature) is None
+    return verify_reason(public_key, message, signature) is None
 
 
 def _check(pk, msg, sig):

@@ -151,11 +151,11 @@ def test_rejects_s_not_below_group_order(seed, msg, k):
     pk, _ = sodium.crypto_sign_seed_keypair(seed)
     sig = nacl_sign(seed, msg)
     s = int.from_bytes(sig[32:], "little")
-    assert ed25519.check(pk, msg, with_s(sig, L)) == ed25519.R_S_RANGE
-    assert ed25519.check(pk, msg, with_s(sig, (1 << 256) - k)) == ed25519.R_S_RANGE
+    assert ed25519.verify_reason(pk, msg, with_s(sig, L)) == ed25519.R_S_RANGE
+    assert ed25519.verify_reason(pk, msg, with_s(sig, (1 << 256) - k)) == ed25519.R_S_RANGE
     if s + L < 1 << 256:  # S + L satisfies the same equation: only the range rule rejects it
         bad = with_s(sig, s + L)
-        assert ed25519.check(pk, msg, bad) == ed25519.R_S_RANGE
+        assert ed25519.verify_reason(pk, msg, bad) == ed25519.R_S_RANGE
         assert nacl_verify(pk, msg, bad) is False
 
 
@@ -200,7 +200,7 @@ def test_mixed_order_key_accepted_only_when_torsion_cancels():
         assert ok is nacl_verify(A, b"m", sig)
         assert ok is ((h * 3) % 8 == 0)
         if not ok:
-            assert ed25519.check(A, b"m", sig) == ed25519.R_MISMATCH
+            assert ed25519.verify_reason(A, b"m", sig) == ed25519.R_MISMATCH
         seen.add(ok)
         if seen == {True, False}:
             break
@@ -213,7 +213,7 @@ def test_rejects_r_off_by_the_point_of_order_two():
     a = 0x5EED
     for r in range(2, 14):
         A, sig, _ = forge(a, r, b"two", 0, 4)
-        assert ed25519.check(A, b"two", sig) == ed25519.R_MISMATCH
+        assert ed25519.verify_reason(A, b"two", sig) == ed25519.R_MISMATCH
         assert nacl_verify(A, b"two", sig) is False
 
 
@@ -260,7 +260,7 @@ def test_rejects_small_order_r(signed, enc, sign_bit):
     if sign_bit:
         r = set_sign_bit(r)
     bad = r + sig[32:]
-    assert ed25519.check(pk, msg, bad) == ed25519.R_SMALL_R
+    assert ed25519.verify_reason(pk, msg, bad) == ed25519.R_SMALL_R
     assert nacl_verify(pk, msg, bad) is False
 
 
@@ -272,7 +272,7 @@ def test_rejects_neutral_r_even_when_the_equation_holds():
     R = bytes.fromhex(SMALL_ORDER[1])
     h = int.from_bytes(hashlib.sha512(R + A + b"x").digest(), "little") % L
     sig = R + (h * a % L).to_bytes(32, "little")
-    assert ed25519.check(A, b"x", sig) == ed25519.R_SMALL_R
+    assert ed25519.verify_reason(A, b"x", sig) == ed25519.R_SMALL_R
     assert nacl_verify(A, b"x", sig) is False
 
 
@@ -284,10 +284,10 @@ def test_rejects_small_order_public_key(signed, enc, sign_bit):
     if sign_bit:
         pk = set_sign_bit(pk)
     # libsodium tests "y < p" and "not small order" together; y = p, p + 1
-    # are both, and check() names the alias rule first
+    # are both, and verify_reason() names the alias rule first
     y = int.from_bytes(bytes.fromhex(enc), "little")
     expected = ed25519.R_KEY_ALIAS if y >= P else ed25519.R_SMALL_KEY
-    assert ed25519.check(pk, msg, sig) == expected
+    assert ed25519.verify_reason(pk, msg, sig) == expected
     assert nacl_verify(pk, msg, sig) is False
 
 
@@ -296,7 +296,7 @@ def test_rejects_non_canonical_public_key(signed, k):
     # y = p + k is an alias of y = k
     _, _, msg, sig = signed
     pk = (P + k).to_bytes(32, "little")
-    assert ed25519.check(pk, msg, sig) == ed25519.R_KEY_ALIAS
+    assert ed25519.verify_reason(pk, msg, sig) == ed25519.R_KEY_ALIAS
     assert nacl_verify(pk, msg, sig) is False
 
 
@@ -304,7 +304,7 @@ def test_rejects_public_key_not_on_curve(signed):
     _, _, msg, sig = signed
     y = 2  # (y**2 - 1) / (d y**2 + 1) is not a square for y = 2
     bad = y.to_bytes(32, "little")
-    assert ed25519.check(bad, msg, sig) == ed25519.R_KEY_CURVE
+    assert ed25519.verify_reason(bad, msg, sig) == ed25519.R_KEY_CURVE
     assert nacl_verify(bad, msg, sig) is False
 
 
@@ -312,8 +312,8 @@ def test_rejects_r_with_sign_bit_flipped(signed):
     # -R instead of R: same y, so only the full byte comparison catches it
     _, pk, msg, sig = signed
     bad = bytes(sig[:31]) + bytes([sig[31] ^ 0x80]) + sig[32:]
-    assert ed25519.check(pk, msg, sig) is None
-    assert ed25519.check(pk, msg, bad) == ed25519.R_MISMATCH
+    assert ed25519.verify_reason(pk, msg, sig) is None
+    assert ed25519.verify_reason(pk, msg, bad) == ed25519.R_MISMATCH
     assert nacl_verify(pk, msg, bad) is False
 
 
@@ -322,7 +322,7 @@ def test_rejects_wrong_lengths(signed, pk_len, sig_len):
     _, pk, msg, sig = signed
     pk = (pk * 3)[:pk_len]
     sig = (sig * 2)[:sig_len]
-    assert ed25519.check(pk, msg, sig) == ed25519.R_LENGTH
+    assert ed25519.verify_reason(pk, msg, sig) == ed25519.R_LENGTH
     assert ed25519.verify(pk, msg, sig) is False
 
 
@@ -330,7 +330,7 @@ def test_rejects_wrong_lengths(signed, pk_len, sig_len):
 def test_rejects_non_bytes_arguments(signed, bad):
     _, pk, msg, sig = signed
     for args in ((bad, msg, sig), (pk, bad, sig), (pk, msg, bad)):
-        assert ed25519.check(*args) == ed25519.R_NOT_BYTES
+        assert ed25519.verify_reason(*args) == ed25519.R_NOT_BYTES
         assert ed25519.verify(*args) is False
 
 
@@ -476,7 +476,7 @@ def test_torsion_cases_judged_as_libsodium_under_micropython():
         "from pen_protocol import ed25519\n"
         "for arg in sys.argv[1:]:\n"
         "    k, s = arg.split(':')\n"
-        "    print(ed25519.check(ux(k), b'mpy', ux(s)))\n"
+        "    print(ed25519.verify_reason(ux(k), b'mpy', ux(s)))\n"
     )
     args = [A.hex() + ":" + sig.hex() for A, sig, _, _ in accepted + rejected]
     out = run_micropython(code, heap="64k", args=args).split()
