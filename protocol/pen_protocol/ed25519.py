@@ -28,7 +28,8 @@ heap the collector runs some 20 times per verify), so the code counts them:
   - products that only feed other products are folded (2**255 = 19 mod p)
     instead of fully reduced, which costs less than % on MicroPython;
   - inversion and square root are addition chains of Python multiplications,
-    faster there than the C pow() (and pow(x, -1, m) returns 0 there).
+    faster there than the C pow() (and pow(x, -1, m) returns 0 there);
+  - the last few public keys that passed are kept decoded (_KEY_CACHE).
 
 sign() and public_key() are not constant time; use them on the host or
 for tests, not where an attacker can time a board signing.
@@ -92,6 +93,12 @@ _SMALL_ORDER_Y = (
     P + 1,
 )
 _BYTES_TYPES = (bytes, bytearray, memoryview)
+
+# Decoding a key costs a square root, a tenth of a verify. A node checks runs
+# of records by a few keys (its council's, a bridge's, a busy payer's), so
+# the last few decoded keys are kept: about 250 bytes of heap each.
+_KEY_CACHE = const(4)
+_key_x = {}  # public key bytes -> x of its point, for keys that passed every rule
 
 
 def _sq_n(x, n):
@@ -456,9 +463,14 @@ def _check(pk, msg, sig):
         return R_KEY_ALIAS
     if y in _SMALL_ORDER_Y:
         return R_SMALL_KEY
-    x = _recover_x(y, sign)
+    x = _key_x.get(pk)
     if x is None:
-        return R_KEY_CURVE
+        x = _recover_x(y, sign)
+        if x is None:
+            return R_KEY_CURVE
+        if len(_key_x) >= _KEY_CACHE:
+            _key_x.clear()  # dicts are unordered on MicroPython: no LRU, start over
+        _key_x[pk] = x
     h = _hash_int(r_enc, pk, msg) % L
     if not _check_equation(x, y, r_enc, s, h):
         return R_MISMATCH

@@ -349,6 +349,31 @@ def test_random_bytes_never_raise(pk, msg, sig):
         assert ok is False
 
 
+def test_decoded_keys_are_cached_but_only_a_few_and_only_valid_ones(signed, monkeypatch):
+    decoded = []
+    real = ed25519._recover_x
+
+    def counting(y, sign):
+        decoded.append(y)
+        return real(y, sign)
+
+    monkeypatch.setattr(ed25519, "_recover_x", counting)
+    monkeypatch.setattr(ed25519, "_key_x", {})
+    seed, pk, msg, sig = signed
+    assert ed25519.verify(pk, msg, sig)
+    assert len(decoded) == 2  # the key, then R
+    assert ed25519.verify(pk, msg, sig)
+    assert len(decoded) == 3  # R only: the key came from the cache
+    for i in range(3 * ed25519._KEY_CACHE):
+        other = bytes([i + 1]) * 32
+        assert ed25519.verify(ed25519.public_key(other), msg, ed25519.sign(other, msg))
+        assert len(ed25519._key_x) <= ed25519._KEY_CACHE
+    off_curve = (2).to_bytes(32, "little")
+    assert ed25519.verify_reason(off_curve, msg, sig) == ed25519.R_KEY_CURVE
+    assert off_curve not in ed25519._key_x
+    assert ed25519.verify_reason(off_curve, msg, sig) == ed25519.R_KEY_CURVE
+
+
 def test_memory_error_propagates_instead_of_a_false_verdict(signed, monkeypatch):
     _, pk, msg, sig = signed
 
