@@ -140,3 +140,17 @@ def test_probe_of_several_symbols_decodes_small_differences_in_one_round_trip():
     assert M.parse(reply)[0] == M.RESULT
     assert a.receive(reply) is None
     check(a, b, ea, eb)
+
+
+def test_a_stalled_decoder_falls_back_to_lists_at_once(monkeypatch):
+    class Stalling(R.riblt.Decoder):
+        def add_symbols(self, ids128, chks):
+            if self.count:  # from the first batch after the HELLO on,
+                self.stalled = True  # as after a false pure symbol
+            super().add_symbols(ids128, chks)
+
+    monkeypatch.setattr(R.riblt, "Decoder", Stalling)
+    ia, ib, ea, eb = pair(11, 3000, 40, 40)
+    a, b = reconcile(ia, ib)
+    check(a, b, ea, eb)
+    assert a.mode == "list" and b.symbols < 200 and a.sent_messages == 3

@@ -84,3 +84,27 @@ def test_decoder_never_completes_on_garbage_symbols():
         d.add_symbols([(int(a) << 64) | int(b) for a, b in zip(hi, lo)],
                       rng.integers(0, 2**32, 50).tolist())
     assert not d.complete
+
+
+def test_a_false_pure_cell_stalls_the_decoder_instead_of_misleading_it():
+    hi, lo = random_arrays(np.random.default_rng(6), 2)
+    x, y = [(int(a) << 64) | int(b) for a, b in zip(hi, lo)]
+    s_hi, s_lo, s_chk = riblt.encode_np(hi, lo, 40)
+    ids = [(int(a) << 64) | int(b) for a, b in zip(s_hi, s_lo)]
+    chks = s_chk.tolist()
+    chks[0] = riblt.checksum_of(x ^ y)  # symbol 0 (holds x and y) now looks pure
+    d = riblt.Decoder()
+    d.add_symbols(ids[:1], chks[:1])
+    assert d.ids == [x ^ y]  # the wrong id is taken out ...
+    d.add_symbols(ids[1:], chks[1:])
+    assert not d.complete  # ... and the decoder never claims success
+    assert d.stalled or sorted(d.ids) != sorted([x, y])
+
+
+def test_a_hostile_stream_cannot_make_the_decoder_peel_more_ids_than_cells():
+    # every cell "pure" for its own made-up id: at most one peel per cell
+    rng = np.random.default_rng(7)
+    vals = [int.from_bytes(rng.bytes(16), "big") | 1 for _ in range(300)]
+    d = riblt.Decoder()
+    d.add_symbols(vals, [riblt.checksum_of(v) for v in vals])
+    assert len(d.ids) <= 300 and not d.complete

@@ -253,7 +253,7 @@ class Reconciler:
         self._decode(start, raw)
         if self._decoder.complete:
             return self._finish_symbols()
-        if self.symbols >= MAX_SYMBOLS:
+        if self.symbols >= MAX_SYMBOLS or self._decoder.stalled:
             self.state = "wait-list"
             return M.encode(M.FALLBACK)
         self.state = "wait-symbols"

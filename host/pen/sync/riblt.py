@@ -207,6 +207,12 @@ class Decoder:
         self.ids = []  # recovered, as 128-bit ints
         self._maps = []  # their Mapping, parked at their first index >= len(cells)
         self._seen = set()
+        # A false pure cell (a 32-bit checksum collision, or symbols made up
+        # by a hostile peer) puts a wrong id into every cell it maps to; more
+        # symbols cannot undo that, so the decoder stops for good and the
+        # caller falls back to lists. Seen as an id recovered twice, or as
+        # more ids than cells, which also bounds the work a peer can cause.
+        self.stalled = False
 
     @property
     def count(self):
@@ -218,6 +224,8 @@ class Decoder:
         return self.count > 0 and not any(self.cell_id) and not any(self.cell_chk)
 
     def add_symbols(self, ids128, chks):
+        if self.stalled:
+            return
         m_old = len(self.cell_id)
         self.cell_id.extend(ids128)
         self.cell_chk.extend(chks)
@@ -246,9 +254,8 @@ class Decoder:
             if not self._pure(i):
                 continue
             x = cid[i]
-            if x in self._seen:
-                # the same id twice means a false pure cell upstream; stop
-                # peeling, the caller sees `complete` stay False
+            if x in self._seen or len(self.ids) >= m:
+                self.stalled = True
                 return
             self._seen.add(x)
             c = checksum_of(x)
