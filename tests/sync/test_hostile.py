@@ -299,3 +299,58 @@ def test_start_is_for_initiators_only():
     with pytest.raises(SyncError) as e:
         b.start()
     assert e.value.reason == "unexpected"
+
+
+# -- fuzz: any bytes in any state give a reply or a SyncError, nothing else ---
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+def _states():
+    """(name, factory) where factory() -> (reconciler, a valid next message)."""
+    def responder_hello():
+        ia, ib, a, b = _peers(seed=2, common=500)
+        return b, a.start()
+
+    def responder_symbols():
+        ia, ib, a, b = _peers(seed=2, common=500)
+        est = b.receive(a.start())
+        return b, a.receive(est)
+
+    def initiator_estimate():
+        ia, ib, a, b = _peers(seed=2, common=500)
+        return a, b.receive(a.start())
+
+    def initiator_result():
+        ia, ib, a, b = _peers(seed=2, common=500)
+        syms = a.receive(b.receive(a.start()))
+        return a, b.receive(syms)
+
+    return [responder_hello, responder_symbols, initiator_estimate, initiator_result]
+
+
+@pytest.mark.parametrize("factory", _states(), ids=lambda f: f.__name__)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_messages_give_a_reply_or_a_sync_error(factory, data):
+    r, msg = factory()
+    msg = bytearray(msg)
+    how = data.draw(st.sampled_from(["flip", "truncate", "extend", "random"]))
+    if how == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(msg) - 1))
+            msg[i] ^= 1 << data.draw(st.integers(0, 7))
+    elif how == "truncate":
+        msg = msg[:data.draw(st.integers(0, len(msg) - 1))]
+    elif how == "extend":
+        msg += data.draw(st.binary(min_size=1, max_size=40))
+    else:
+        msg = bytearray(data.draw(st.binary(max_size=200)))
+    try:
+        out = r.receive(bytes(msg))
+    except SyncError as e:
+        assert e.reason in ("malformed", "too-large", "version", "unexpected", "out-of-range",
+                            "inconsistent", "limit")
+        assert r.state == "failed"
+    else:
+        assert out is None or isinstance(out, bytes)
