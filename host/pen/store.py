@@ -6,7 +6,12 @@ Every batch is validated by pen_protocol.ctb over an overlay and written in one
 transaction, so a crash leaves either the whole batch or none of it, and a
 rejected batch writes nothing. `local` holds this node's own bookkeeping
 (serial counters, sync marks), which is not part of the replicated CTB.
+
+`SQLStore` is everything that does not depend on the database: the batch
+logic, the reads, the digest. `SQLiteCTB` here and `pen.pgstore.PostgresCTB`
+supply a connection, their placeholders, transactions and migrations.
 """
+import hashlib
 import sqlite3
 import time
 from pathlib import Path
@@ -46,13 +51,140 @@ class BatchRejected(Exception):
         self.verdict = verdict
 
 
-class SQLiteCTB:
+class SQLStore:
+    """The CTB over any SQL database with the four tables above. Subclasses
+    provide _one/_all/_many/_exec (SQL written with ? placeholders), _begin (a
+    transaction that excludes other writers), _commit, _rollback and
+    schema_version(). Byte strings compare as unsigned bytes in both
+    databases, so ORDER BY key and ORDER BY id agree and state_digest()
+    means the same everywhere."""
+
+    def _init_common(self, clock):
+        self.clock = clock
+        # called after each committed batch with the Records it added (the
+        # node's sync index follows the store through this)
+        self.listeners = []
+
+    # -- the State interface the validator reads ----------------------------
+
+    def get(self, key):
+        row = self._one("SELECT value FROM state WHERE key=?", (key,))
+        return cbor.loads(bytes(row[0])) if row else None
+
+    def get_record(self, rid):
+        row = self._one("SELECT raw FROM records WHERE id=?", (rid,))
+        return bytes(row[0]) if row else None
+
+    # -- writing --------------------------------------------------------------
+
+    def submit(self, raws):
+        """Validate and store a batch atomically. Returns the verdicts; raises
+        BatchRejected (nothing stored) if any record is rejected."""
+        self._begin()
+        try:
+            ov, verdicts = ctb.apply_batch(self, list(raws))
+            for i, v in enumerate(verdicts):
+                if v.code == ctb.REJECTED:
+                    raise BatchRejected(i, v)
+            self._write(ov)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        if ov.added:
+            for fn in self.listeners:
+                fn(ov.added)
+        return verdicts
+
+    def _write(self, ov):
+        now = self.clock()
+        self._many("INSERT INTO records(id, type, token, raw, received) VALUES (?,?,?,?,?)",
+                   [(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added])
+        self._many("INSERT INTO state(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                   [(k, cbor.dumps(v)) for k, v in ov.kv.items() if v is not None])
+        self._many("DELETE FROM state WHERE key=?", [(k,) for k, v in ov.kv.items() if v is None])
+
+    # -- reading --------------------------------------------------------------
+
+    def count(self):
+        return self._one("SELECT COUNT(*) FROM records", ())[0]
+
+    def counts_by_type(self):
+        return {R.NAMES.get(t, str(t)): n for t, n in
+                self._all("SELECT type, COUNT(*) FROM records GROUP BY type ORDER BY type", ())}
+
+    def records(self, since=0, types=None):
+        """(seq, raw) in acceptance order."""
+        q = "SELECT seq, raw FROM records WHERE seq>?"
+        args = [since]
+        if types:
+            q += " AND type IN (%s)" % ",".join("?" * len(types))
+            args += list(types)
+        for seq, raw in self._all(q + " ORDER BY seq", args):
+            yield seq, bytes(raw)
+
+    def record_ids(self):
+        return [bytes(r[0]) for r in self._all("SELECT id FROM records", ())]
+
+    def records_by_id(self, ids):
+        """{id: raw} for those of ids this CTB holds (one query per 500 ids)."""
+        out = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = "SELECT id, raw FROM records WHERE id IN (%s)" % ",".join("?" * len(part))
+            for rid, raw in self._all(q, part):
+                out[bytes(rid)] = bytes(raw)
+        return out
+
+    def token_history(self, ref):
+        return [bytes(r[0]) for r in self._all("SELECT raw FROM records WHERE token=? ORDER BY type, seq", (ref,))]
+
+    def state_prefix(self, prefix):
+        """(key, value) for state keys starting with prefix."""
+        hi = prefix[:-1] + bytes((prefix[-1] + 1,))
+        for k, v in self._all("SELECT key, value FROM state WHERE key>=? AND key<? ORDER BY key", (prefix, hi)):
+            yield bytes(k), cbor.loads(bytes(v))
+
+    def state_digest(self):
+        """SHA-256 over all state and record ids, in key order: equal digests
+        mean identical CTBs (used to prove peers converged)."""
+        h = hashlib.sha256()
+        for k, v in self._all("SELECT key, value FROM state ORDER BY key", ()):
+            h.update(bytes(k) + b"\x00" + bytes(v))
+        for (i,) in self._all("SELECT id FROM records ORDER BY id", ()):
+            h.update(bytes(i))
+        return h.hexdigest()
+
+    # -- local bookkeeping ----------------------------------------------------
+
+    def local_get(self, key, default=None):
+        row = self._one("SELECT value FROM local WHERE key=?", (key,))
+        return row[0] if row else default
+
+    def local_set(self, key, value):
+        self._exec("INSERT INTO local(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                   (key, str(value)))
+
+    def local_prefix(self, prefix):
+        return self._all("SELECT key, value FROM local WHERE key>=? AND key<? ORDER BY key",
+                         (prefix, prefix + "\uffff"))
+
+    def next_serial(self, kid, kind):
+        """A fresh serial for a ref this node's key is about to make."""
+        key = "serial:%s:%s" % (kid.hex(), kind)
+        n = int(self.local_get(key, "0")) + 1
+        self.local_set(key, n)
+        return n
+
+
+class SQLiteCTB(SQLStore):
     def __init__(self, path, clock=time.time):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.clock = clock
+        self._init_common(clock)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -60,6 +192,39 @@ class SQLiteCTB:
 
     def close(self):
         self.db.close()
+
+    # -- the database ---------------------------------------------------------
+
+    def _one(self, sql, args):
+        return self.db.execute(sql, args).fetchone()
+
+    def _all(self, sql, args):
+        return self.db.execute(sql, args)
+
+    def _many(self, sql, rows):
+        self.db.executemany(sql, rows)
+
+    def _exec(self, sql, args):
+        self.db.execute(sql, args)
+
+    def _begin(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self):
+        self.db.execute("COMMIT")
+
+    def _rollback(self):
+        self.db.execute("ROLLBACK")
+
+    # the State interface again, without the indirection: the validator's
+    # hot path (pen bench ingest)
+    def get(self, key):
+        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return cbor.loads(row[0]) if row else None
+
+    def get_record(self, rid):
+        row = self.db.execute("SELECT raw FROM records WHERE id=?", (rid,)).fetchone()
+        return bytes(row[0]) if row else None
 
     # -- schema -----------------------------------------------------------
 
@@ -82,99 +247,3 @@ class SQLiteCTB:
 
     def schema_version(self):
         return self.db.execute("PRAGMA user_version").fetchone()[0]
-
-    # -- the State interface the validator reads ----------------------------
-
-    def get(self, key):
-        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
-        return cbor.loads(row[0]) if row else None
-
-    def get_record(self, rid):
-        row = self.db.execute("SELECT raw FROM records WHERE id=?", (rid,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    # -- writing --------------------------------------------------------------
-
-    def submit(self, raws):
-        """Validate and store a batch atomically. Returns the verdicts; raises
-        BatchRejected (nothing stored) if any record is rejected."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            ov, verdicts = ctb.apply_batch(self, list(raws))
-            for i, v in enumerate(verdicts):
-                if v.code == ctb.REJECTED:
-                    raise BatchRejected(i, v)
-            self._write(ov)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        return verdicts
-
-    def _write(self, ov):
-        now = self.clock()
-        self.db.executemany(
-            "INSERT INTO records(id, type, token, raw, received) VALUES (?,?,?,?,?)",
-            [(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added])
-        self.db.executemany(
-            "INSERT INTO state(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            [(k, cbor.dumps(v)) for k, v in ov.kv.items()])
-
-    # -- reading --------------------------------------------------------------
-
-    def count(self):
-        return self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-
-    def counts_by_type(self):
-        return {R.NAMES.get(t, str(t)): n for t, n in
-                self.db.execute("SELECT type, COUNT(*) FROM records GROUP BY type ORDER BY type")}
-
-    def records(self, since=0, types=None):
-        """(seq, raw) in acceptance order."""
-        q = "SELECT seq, raw FROM records WHERE seq>?"
-        args = [since]
-        if types:
-            q += " AND type IN (%s)" % ",".join("?" * len(types))
-            args += list(types)
-        for seq, raw in self.db.execute(q + " ORDER BY seq", args):
-            yield seq, bytes(raw)
-
-    def record_ids(self):
-        return [bytes(r[0]) for r in self.db.execute("SELECT id FROM records")]
-
-    def token_history(self, ref):
-        return [bytes(r[0]) for r in self.db.execute("SELECT raw FROM records WHERE token=? ORDER BY type, seq", (ref,))]
-
-    def state_prefix(self, prefix):
-        """(key, value) for state keys starting with prefix."""
-        hi = prefix[:-1] + bytes((prefix[-1] + 1,))
-        for k, v in self.db.execute("SELECT key, value FROM state WHERE key>=? AND key<? ORDER BY key", (prefix, hi)):
-            yield bytes(k), cbor.loads(v)
-
-    def state_digest(self):
-        """SHA-256 over all state and record ids, in key order: equal digests
-        mean identical CTBs (used to prove peers converged)."""
-        import hashlib
-        h = hashlib.sha256()
-        for k, v in self.db.execute("SELECT key, value FROM state ORDER BY key"):
-            h.update(bytes(k) + b"\x00" + bytes(v))
-        for (i,) in self.db.execute("SELECT id FROM records ORDER BY id"):
-            h.update(bytes(i))
-        return h.hexdigest()
-
-    # -- local bookkeeping ----------------------------------------------------
-
-    def local_get(self, key, default=None):
-        row = self.db.execute("SELECT value FROM local WHERE key=?", (key,)).fetchone()
-        return row[0] if row else default
-
-    def local_set(self, key, value):
-        self.db.execute("INSERT INTO local(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                        (key, str(value)))
-
-    def next_serial(self, kid, kind):
-        """A fresh serial for a ref this node's key is about to make."""
-        key = "serial:%s:%s" % (kid.hex(), kind)
-        n = int(self.local_get(key, "0")) + 1
-        self.local_set(key, n)
-        return n

@@ -33,6 +33,8 @@ State keys (bytes) and values (CBOR-able lists):
   b"A"+account  credits received by an account (product id bytes)
   b"Q"+product  credits spent on a product
   b"U"+ref      publication [kind, subject, content, id]
+A put of None deletes the key: a value that returns to nothing leaves no
+trace, so the state does not depend on the order that led there.
 """
 
 from . import records as R
@@ -91,7 +93,10 @@ class MemoryState:
         return self.kv.get(key)
 
     def put(self, key, value):
-        self.kv[key] = value
+        if value is None:
+            self.kv.pop(key, None)
+        else:
+            self.kv[key] = value
 
     def get_record(self, rid):
         return self.recs.get(rid)
@@ -102,7 +107,7 @@ class MemoryState:
     def absorb(self, overlay):
         """Commit a batch validated over this state (see apply_batch)."""
         for k in overlay.kv:
-            self.kv[k] = overlay.kv[k]
+            self.put(k, overlay.kv[k])
         for rec in overlay.added:
             self.recs[rec.id] = rec.raw
 
@@ -492,7 +497,10 @@ class Ledger:
     def _credit(self, product, account, value):
         st = self.state
         for key in (b"A" + account, b"Q" + product):
-            st.put(key, (st.get(key) or 0) + value)
+            # an account back at zero (a double spend's loser credited, then
+            # moved to the winner) is deleted, as if never credited
+            total = (st.get(key) or 0) + value
+            st.put(key, total if total else None)
 
     def _accounted(self, rec):
         st = self.state
