@@ -252,6 +252,27 @@ def test_naf_digits_sum_to_the_scalar(k, w):
     assert total == k
 
 
+@settings(max_examples=100, deadline=None)
+@given(k=st.integers(1, L - 1), c=st.integers(-(1 << 140), 1 << 140), d=st.integers(-(1 << 140), 1 << 140))
+def test_multi_stays_below_2_256_and_matches_libsodium(k, c, d):
+    # _multi never reduces with %: its results are only folded, and must
+    # stay below 2**256 in magnitude (the bound its products rely on)
+    E = ed25519
+    base = lambda n: sodium.crypto_scalarmult_ed25519_base_noclamp((n % L).to_bytes(32, "little"))
+    # P0 = [k]B and P1 = B as affine points, from their encodings
+    p0 = base(k)
+    y0 = int.from_bytes(p0, "little") & ((1 << 255) - 1)
+    x0 = E._recover_x(y0, p0[31] >> 7)
+    na, ta = E._var_term(c, x0, y0)
+    nr, tr = E._var_term(d, E._BX, E._BY)
+    s = (k * 3 + 1) % L
+    X, Y, Z = E._multi(na, ta, nr, tr, E._naf(s & E._SPLIT_MASK, E._W_BASE), E._naf(s >> E._SPLIT, E._W_BASE))
+    assert max(abs(X), abs(Y), abs(Z)) < 1 << 256
+    # [s]B - [c]P0 - [d]B = [s - c k - d]B
+    n = (s - c * k - d) % L
+    assert E._encode(X, Y, Z) == (base(n) if n else bytes.fromhex(SMALL_ORDER[1]))
+
+
 @pytest.mark.parametrize("enc", SMALL_ORDER)
 @pytest.mark.parametrize("sign_bit", [False, True])
 def test_rejects_small_order_r(signed, enc, sign_bit):
