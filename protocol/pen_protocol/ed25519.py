@@ -334,78 +334,71 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
     # than special-casing the first digit
     X, Y, Z = 0, 1, 1
     while i >= 0:
-        # double (as _double)
-        A = X * X
-        A = (A & M) + (A >> 255) * 19
-        B = Y * Y
-        B = (B & M) + (B >> 255) * 19
-        C = Z * Z
-        C = (C & M) + (C >> 255) * 19
-        H = A + B
-        t = X + Y
-        t = t * t
-        E = H - ((t & M) + (t >> 255) * 19)
-        G = A - B
-        F = C + C + G
-        X = E * F
-        X = (X & M) + (X >> 255) * 19
-        X = (X & M) + (X >> 255) * 19
-        Y = G * H
-        Y = (Y & M) + (Y >> 255) * 19
-        Y = (Y & M) + (Y >> 255) * 19
-        Z = F * G
-        Z = (Z & M) + (Z >> 255) * 19
-        Z = (Z & M) + (Z >> 255) * 19
         d0 = n0[i]
         d1 = n1[i]
         d2 = n2[i]
         d3 = n3[i]
-        while d0 or d1 or d2 or d3:
-            # add a table entry: T of the point just made, then add-2008-hwcd-3
-            T = E * H
-            T = (T & M) + (T >> 255) * 19
-            if d0 or d1:  # cached multiple of P0 or P1
-                if d0:
-                    d = d0
-                    tab = tab0
-                    d0 = 0
-                else:
-                    d = d1
-                    tab = tab1
-                    d1 = 0
-                if d < 128:
-                    ypx, ymx, z2, t2d = tab[d >> 1]
-                else:
-                    ymx, ypx, z2, t2d = tab[(256 - d) >> 1]  # -(x, y) = (-x, y)
-                    t2d = -t2d
-                Dd = Z * z2
-                Dd = (Dd & M) + (Dd >> 255) * 19
-            else:  # affine multiple of B or B': its Z is 1, so 2 Z1 Z2 = 2 Z1
-                if d2:
-                    d = d2
-                    o = 0
-                    d2 = 0
-                else:
-                    d = d3
-                    o = _B_ENTRIES
-                    d3 = 0
-                o = (o + ((d if d < 128 else 256 - d) >> 1)) * _ENTRY
-                ypx = int.from_bytes(btab[o:o + 32], "little")
-                ymx = int.from_bytes(btab[o + 32:o + 64], "little")
-                t2d = int.from_bytes(btab[o + 64:o + 96], "little")
-                if d > 128:
-                    ypx, ymx, t2d = ymx, ypx, -t2d
-                Dd = Z + Z
-            A = (Y - X) * ymx
-            A = (A & M) + (A >> 255) * 19
-            B = (Y + X) * ypx
-            B = (B & M) + (B >> 255) * 19
-            C = T * t2d
-            C = (C & M) + (C >> 255) * 19
-            E = B - A
-            F = Dd - C
-            G = Dd + C
-            H = B + A
+        double = True
+        while True:
+            if double:  # dbl-2008-hwcd, a = -1 (as _double)
+                A = X * X
+                A = (A & M) + (A >> 255) * 19
+                B = Y * Y
+                B = (B & M) + (B >> 255) * 19
+                C = Z * Z
+                C = (C & M) + (C >> 255) * 19
+                H = A + B
+                t = X + Y
+                t = t * t
+                E = H - ((t & M) + (t >> 255) * 19)
+                G = A - B
+                F = C + C + G
+                double = False
+            else:  # add-2008-hwcd-3 with a table entry; T of the point just made
+                T = E * H
+                T = (T & M) + (T >> 255) * 19
+                if d0 or d1:  # cached multiple of P0 or P1
+                    if d0:
+                        d = d0
+                        tab = tab0
+                        d0 = 0
+                    else:
+                        d = d1
+                        tab = tab1
+                        d1 = 0
+                    if d < 128:
+                        ypx, ymx, z2, t2d = tab[d >> 1]
+                    else:
+                        ymx, ypx, z2, t2d = tab[(256 - d) >> 1]  # -(x, y) = (-x, y)
+                        t2d = -t2d
+                    Dd = Z * z2
+                    Dd = (Dd & M) + (Dd >> 255) * 19
+                else:  # affine multiple of B or B': its Z is 1, so 2 Z1 Z2 = 2 Z1
+                    if d2:
+                        d = d2
+                        o = 0
+                        d2 = 0
+                    else:
+                        d = d3
+                        o = _B_ENTRIES
+                        d3 = 0
+                    o = (o + ((d if d < 128 else 256 - d) >> 1)) * _ENTRY
+                    ypx = int.from_bytes(btab[o:o + 32], "little")
+                    ymx = int.from_bytes(btab[o + 32:o + 64], "little")
+                    t2d = int.from_bytes(btab[o + 64:o + 96], "little")
+                    if d > 128:
+                        ypx, ymx, t2d = ymx, ypx, -t2d
+                    Dd = Z + Z
+                A = (Y - X) * ymx
+                A = (A & M) + (A >> 255) * 19
+                B = (Y + X) * ypx
+                B = (B & M) + (B >> 255) * 19
+                C = T * t2d
+                C = (C & M) + (C >> 255) * 19
+                E = B - A
+                F = Dd - C
+                G = Dd + C
+                H = B + A
             X = E * F
             X = (X & M) + (X >> 255) * 19
             X = (X & M) + (X >> 255) * 19
@@ -415,6 +408,8 @@ def _multi(n0, tab0, n1, tab1, n2, n3):
             Z = F * G
             Z = (Z & M) + (Z >> 255) * 19
             Z = (Z & M) + (Z >> 255) * 19
+            if not (d0 or d1 or d2 or d3):
+                break
         i -= 1
     return X, Y, Z
 
