@@ -38,10 +38,6 @@ def arrays_to_bytes(hi, lo):
     return out.tobytes()
 
 
-def bytes_to_ids(raw):
-    return [raw[i:i + 16] for i in range(0, len(raw), 16)]
-
-
 def member(q_hi, q_lo, s_hi, s_lo):
     """Which of the ids (q_hi, q_lo) are in the lexicographically sorted ids
     (s_hi, s_lo): bool array."""
