@@ -102,12 +102,17 @@ _key_x = {}  # public key bytes -> x of its point, for keys that passed every ru
 
 
 def _sq_n(x, n):
-    """x**(2**n), congruent mod p and below 2**256, not fully reduced: two
-    folds cost MicroPython about 2/3 of one % (measured in instructions)."""
+    """x**(2**n) for 0 <= x < 2**256: congruent mod p and below 2**256, not
+    fully reduced. Each square is folded once, which lets it grow by about
+    11 bits, and every fourth twice, back below 2**256: on MicroPython that
+    costs 15k instructions a square, against 17k for two folds and 22k for %."""
     M = _MASK255
-    for _ in range(n):
+    for i in range(n):
         x = x * x
         x = (x & M) + (x >> 255) * 19
+        if i & 3 == 3:
+            x = (x & M) + (x >> 255) * 19
+    if n & 3:
         x = (x & M) + (x >> 255) * 19
     return x
 

@@ -239,6 +239,25 @@ def test_short_pair_halves_the_scalars_for_hash_outputs():
     assert sorted(sizes)[len(sizes) // 2] <= 129
 
 
+@settings(max_examples=200, deadline=None)
+@given(x=st.integers(0, (1 << 256) - 1), n=st.integers(0, 260))
+def test_repeated_squaring_is_right_and_stays_below_2_256(x, n):
+    r = ed25519._sq_n(x, n)
+    assert 0 <= r < 1 << 256
+    assert r % P == pow(x, 1 << n, P)
+
+
+def test_invert_and_square_root():
+    for z in (1, 2, 5, P - 1, 0x1234567890ABCDEF << 200, (1 << 256) - 1):
+        assert z * ed25519._invert(z) % P == 1
+    assert ed25519._invert(0) == 0
+    for y in (ed25519._BY, 3, 4, 12345):
+        x = ed25519._recover_x(y, 0)
+        if x is not None:
+            assert 0 <= x < P and x & 1 == 0
+            assert (-x * x + y * y - 1 - ed25519.D * x * x * y * y) % P == 0  # on the curve
+
+
 @settings(max_examples=300, deadline=None)
 @given(k=st.integers(0, (1 << 256) - 1), w=st.integers(2, 7))
 def test_naf_digits_sum_to_the_scalar(k, w):
