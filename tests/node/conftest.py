@@ -63,10 +63,18 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_url(pg_server):
-    """A fresh, empty database on the session's server."""
+def new_pg_url(pg_server):
+    """new_pg_url() -> the URL of a fresh, empty database on the session's server."""
     import psycopg
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_server + "/postgres", autocommit=True) as c:
-        c.execute("CREATE DATABASE %s" % name)
-    return "%s/%s" % (pg_server, name)
+
+    def make():
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(pg_server + "/postgres", autocommit=True) as c:
+            c.execute("CREATE DATABASE %s" % name)
+        return "%s/%s" % (pg_server, name)
+    return make
+
+
+@pytest.fixture
+def pg_url(new_pg_url):
+    return new_pg_url()

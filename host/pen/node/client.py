@@ -1,0 +1,99 @@
+"""NodeClient: a blocking HTTP client for a CTB node (urllib, no extra
+dependency). Used by peer sync, by `pen node status --url`, and by a bridge
+(its submit() is the bridge's peer contract, pen.bridge.peers)."""
+import json
+import urllib.error
+import urllib.request
+
+from pen.bridge.uploader import PeerUnavailable
+from pen.node.core import NodeError
+from pen.node.server import CBOR, SESSION_HEADER
+from pen_protocol import cbor
+
+
+class NodeClient:
+    def __init__(self, url, timeout_s=60.0):
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.sent_bytes = 0
+        self.received_bytes = 0
+
+    def _request(self, method, path, body=None, headers=None):
+        """(status, headers, body); 4xx/5xx with a JSON reason raise NodeError
+        except 422 (a rejected batch, returned). No answer: PeerUnavailable."""
+        h = {"Content-Type": CBOR} if body is not None else {}
+        h.update(headers or {})
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=h)
+        self.sent_bytes += len(body or b"")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                data = resp.read()
+                self.received_bytes += len(data)
+                return resp.status, resp.headers, data
+        except urllib.error.HTTPError as e:
+            data = e.read()
+            self.received_bytes += len(data)
+            if e.code == 422:
+                return e.code, e.headers, data
+            try:
+                info = json.loads(data)
+                raise NodeError(info.get("reason", "http-%d" % e.code), info.get("detail", ""), e.code)
+            except ValueError:
+                raise NodeError("http-%d" % e.code, data[:200].decode("utf-8", "replace"), e.code)
+        except (urllib.error.URLError, OSError) as e:
+            raise PeerUnavailable("%s: %s" % (self.url, getattr(e, "reason", e)))
+
+    def _json(self, path):
+        return json.loads(self._request("GET", path)[2])
+
+    # -- records ----------------------------------------------------------
+
+    def submit(self, raws):
+        """{"ok": True, "verdicts", "receipts": [raw...]} or {"ok": False,
+        "index", "reason", "detail"} (nothing stored)."""
+        status, _, data = self._request("POST", "/v1/records", cbor.dumps([bytes(r) for r in raws]))
+        res = json.loads(data)
+        if res.get("ok"):
+            res["receipts"] = [bytes.fromhex(r) for r in res.get("receipts", [])]
+        return res
+
+    def fetch(self, ids):
+        data = self._request("POST", "/v1/records/fetch", cbor.dumps(list(ids)))[2]
+        raws = cbor.loads(data)
+        if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
+            raise NodeError("malformed", "fetch reply is not an array of records")
+        return raws
+
+    def record(self, rid):
+        return self._request("GET", "/v1/records/" + rid.hex())[2]
+
+    # -- sync -------------------------------------------------------------
+
+    def sync(self, msg, session=None):
+        """One reconciliation message; returns (reply, session or None)."""
+        path = "/v1/sync" + ("/" + session if session else "")
+        _, headers, data = self._request("POST", path, msg)
+        return data, headers.get(SESSION_HEADER)
+
+    # -- views ------------------------------------------------------------
+
+    def status(self):
+        return self._json("/v1/status")
+
+    def token(self, ref):
+        return self._json("/v1/tokens/" + ref.hex())
+
+    def votations(self):
+        return self._json("/v1/votations")
+
+    def votation(self, ref):
+        return self._json("/v1/votations/" + ref.hex())
+
+    def publications(self, kind=None):
+        return self._json("/v1/publications" + ("?kind=" + kind if kind else ""))
+
+    def accounts(self, prefix=""):
+        return self._json("/v1/accounts" + ("?prefix=" + prefix if prefix else ""))
+
+    def account(self, digits):
+        return self._json("/v1/accounts/" + digits)

@@ -1,0 +1,256 @@
+"""A CTB node without its transport: the store, the id index sync
+reconciles over, the responder sessions, and the read views the HTTP API
+serves. Every call is synchronous and takes the node's lock around the
+store, so the server's threads and a background sync never interleave two
+transactions on one connection."""
+import json
+import secrets
+import threading
+import time
+
+from pen.accounting import receipts_for
+from pen.store import BatchRejected
+from pen.sync import Reconciler, SetIndex
+from pen_protocol import ctb, ids, records as R
+
+# Records one submitted batch may hold: 1000 x 3 KB at most = 3 MB, one
+# transaction of well under a second. A bridge sends 500 (MAX_BATCH).
+MAX_BATCH_RECORDS = 1000
+# Ids one fetch may ask for (a reply of 2000 records is ~200 KB, 6 MB at worst).
+MAX_FETCH_IDS = 2000
+# Responder sessions kept at once, and how long an idle one lives: a sync
+# takes two round trips of milliseconds; more sessions than peers is abuse.
+MAX_SESSIONS = 16
+SESSION_TTL_S = 60
+
+PEER_KEY = "peer:"  # local bookkeeping: peer URL -> JSON of its last sync
+
+
+class NodeError(Exception):
+    """A request the node refuses: .reason is a short code, .status the HTTP status."""
+
+    def __init__(self, reason, detail="", status=400):
+        Exception.__init__(self, reason + (": " + detail if detail else ""))
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+
+
+def _hex(b):
+    return b.hex() if isinstance(b, (bytes, bytearray)) else b
+
+
+def _jsonable(v):
+    """State values to JSON: bytes as hex, int-keyed maps as string keys."""
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def parse_ref(text):
+    try:
+        b = bytes.fromhex(text)
+    except ValueError:
+        b = b""
+    if len(b) != R.REF_LEN:
+        raise NodeError("bad-ref", "a ref is 16 hex digits")
+    return b
+
+
+def parse_account(text):
+    try:
+        return ids.pack(text)
+    except ids.ProductIdError as e:
+        raise NodeError("bad-account", str(e))
+
+
+class Node:
+    def __init__(self, store, node_key=None, clock=time.time):
+        self.store = store
+        self.node_key = node_key  # signs ACCOUNTED receipts for uploaded USEs
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.index = SetIndex.from_ids(store.record_ids())
+        store.listeners.append(self._on_added)
+        self.sessions = {}  # id -> [Reconciler, last used]
+        self._digest = (None, None)
+
+    def _on_added(self, recs):
+        self.index.add_many([r.id for r in recs])
+
+    def refresh(self):
+        """Catch the index up with records another process wrote."""
+        with self.lock:
+            if len(self.index) != self.store.count():
+                self.index.add_many(self.store.record_ids())
+
+    # -- writing ----------------------------------------------------------
+
+    def submit(self, raws, receipts=True):
+        """A batch through the one validator. Returns the bridge's peer
+        contract (pen.bridge.peers): {"ok": True, "verdicts": [...],
+        "receipts": [raw...]} or {"ok": False, "index", "reason", "detail"}."""
+        if len(raws) > MAX_BATCH_RECORDS:
+            raise NodeError("too-many-records", "at most %d records a batch" % MAX_BATCH_RECORDS, 413)
+        with self.lock:
+            try:
+                verdicts = self.store.submit(raws)
+            except BatchRejected as e:
+                return {"ok": False, "index": e.index, "reason": e.verdict.reason, "detail": e.verdict.detail}
+            made = receipts_for(self.store, verdicts, self.node_key, self.clock()) if receipts else []
+        return {"ok": True, "verdicts": [{"code": v.code, "reason": v.reason} for v in verdicts],
+                "receipts": made}
+
+    # -- records ----------------------------------------------------------
+
+    def fetch(self, want):
+        """Raw records for the ids asked (those held, in the order asked)."""
+        if len(want) > MAX_FETCH_IDS:
+            raise NodeError("too-many-ids", "at most %d ids a fetch" % MAX_FETCH_IDS, 413)
+        return self.fetch_all(want)
+
+    def fetch_all(self, want):
+        """fetch() without the request limit, for this node's own sync."""
+        with self.lock:
+            got = self.store.records_by_id(want)
+        return [got[i] for i in want if i in got]
+
+    def record(self, rid):
+        with self.lock:
+            return self.store.get_record(rid)
+
+    # -- sync responder -----------------------------------------------------
+
+    def sync_receive(self, session, msg):
+        """One initiator message in, the reply out: (reply, session id or
+        None when the exchange is over). A new exchange has session None.
+        SyncError propagates (the session is dropped)."""
+        now = self.clock()
+        with self.lock:
+            for sid in [s for s, v in self.sessions.items() if now - v[1] > SESSION_TTL_S]:
+                del self.sessions[sid]
+            if session is None:
+                if len(self.sessions) >= MAX_SESSIONS:
+                    raise NodeError("busy", "too many sync sessions", 503)
+                r = Reconciler(self.index, initiator=False)
+                session = secrets.token_hex(8)
+            else:
+                entry = self.sessions.pop(session, None)
+                if entry is None:
+                    raise NodeError("unknown-session", "no such sync session (expired?)", 404)
+                r = entry[0]
+        reply = r.receive(msg)
+        if r.done:
+            return reply, None
+        with self.lock:
+            self.sessions[session] = [r, now]
+        return reply, session
+
+    # -- peers ------------------------------------------------------------
+
+    def peer_status(self, url):
+        raw = self.store.local_get(PEER_KEY + url)
+        return json.loads(raw) if raw else {}
+
+    def set_peer_status(self, url, status):
+        with self.lock:
+            self.store.local_set(PEER_KEY + url, json.dumps(status, sort_keys=True))
+
+    def peers(self):
+        with self.lock:
+            return {k[len(PEER_KEY):]: json.loads(v) for k, v in self.store.local_prefix(PEER_KEY)}
+
+    # -- views ------------------------------------------------------------
+
+    def status(self):
+        with self.lock:
+            count = self.store.count()
+            if self._digest[0] != count:
+                self._digest = (count, self.store.state_digest())
+            g = self.store.get(b"G")
+            by_type = self.store.counts_by_type()
+        return {"records": count, "state_digest": self._digest[1], "economy": g[0] if g else None,
+                "by_type": by_type, "schema": self.store.schema_version(),
+                "database": "postgresql" if type(self.store).__name__ == "PostgresCTB" else "sqlite",
+                "sync_sessions": len(self.sessions), "peers": self.peers()}
+
+    def token(self, ref):
+        with self.lock:
+            t = self.store.get(b"T" + ref)
+            history = self.store.token_history(ref)
+        if t is None:
+            raise NodeError("unknown-token", ref.hex(), 404)
+        recs = [R.parse(raw) for raw in history]
+        return {
+            "ref": ref.hex(), "state": ctb.token_state(t), "issuer": t[0].hex(), "value": t[1],
+            "kind": "change" if t[2] == R.CHANGE else "normal", "authority": t[3].hex(),
+            "user": _hex(t[4]),
+            "uses": [{"id": u[0].hex(), "product": ids.unpack(u[1]), "account": ids.unpack(u[2]),
+                      "effective": i == 0} for i, u in enumerate(t[5])],
+            "accounted": [{"id": a[0].hex(), "use": a[1].hex()} for a in t[6]],
+            "history": [{"id": r.id.hex(), "type": r.name, "raw": r.raw.hex()} for r in recs],
+        }
+
+    def _votation(self, ref, v):
+        closed = v[7]
+        return {
+            "ref": ref.hex(), "open": v[0].hex(), "subject": R.SUBJECTS[v[1]], "about": _jsonable(v[2]),
+            "electorate": [k.hex() for k in v[3]], "deadline": v[4],
+            "votes": {v[3][i].hex(): {"choice": R.CHOICES[c[0]], "id": c[1].hex()} for i, c in v[5].items()},
+            "void": [v[3][i].hex() for i in v[6]],
+            "closed": None if closed is None else {"yes": closed[0], "no": closed[1], "abstain": closed[2],
+                                                   "passed": closed[3], "close": closed[4].hex()},
+        }
+
+    def votation(self, ref):
+        with self.lock:
+            v = self.store.get(b"V" + ref)
+        if v is None:
+            raise NodeError("unknown-votation", ref.hex(), 404)
+        return self._votation(ref, v)
+
+    def votations(self):
+        with self.lock:
+            rows = list(self.store.state_prefix(b"V"))
+        return [self._votation(k[1:], v) for k, v in rows]
+
+    def publications(self, kind=None):
+        with self.lock:
+            rows = list(self.store.state_prefix(b"U"))
+        out = []
+        for k, u in rows:
+            if kind is None or R.PUB_KINDS[u[0]] == kind:
+                out.append({"ref": k[1:].hex(), "kind": R.PUB_KINDS[u[0]], "subject": _jsonable(u[1]),
+                            "content": _jsonable(u[2]), "id": u[3].hex()})
+        return out
+
+    def publication(self, ref):
+        for p in self.publications():
+            if p["ref"] == ref.hex():
+                return p
+        raise NodeError("unknown-publication", ref.hex(), 404)
+
+    def accounts(self, prefix=""):
+        """Credits received per account under a product-id prefix (a
+        category), and their sum. Keys are packed BCD, so the digits are
+        compared after unpacking."""
+        if prefix and not (prefix.isdigit() and len(prefix) <= 12):
+            raise NodeError("bad-account", "a prefix is up to 12 decimal digits")
+        with self.lock:
+            rows = list(self.store.state_prefix(b"A"))
+        accts = {}
+        for k, credits in rows:
+            digits = ids.unpack(k[1:])
+            if digits.startswith(prefix):
+                accts[digits] = credits
+        return {"prefix": prefix, "total": sum(accts.values()), "accounts": accts}
+
+    def account(self, text):
+        key = parse_account(text)
+        with self.lock:
+            credits = self.store.get(b"A" + key) or 0
+        return {"account": text, "credits": credits}

@@ -1,0 +1,243 @@
+"""`pen node serve`: the HTTP face of a Node (aiohttp). docs/node.md lists
+the endpoints. Bodies that carry records or sync messages are binary (CBOR,
+application/cbor); everything a person or a dashboard reads is JSON.
+
+The store is synchronous (sqlite3, psycopg): handlers run Node calls in the
+default thread pool and the Node's lock keeps them one at a time, so the
+event loop keeps accepting while a batch is validated.
+"""
+import asyncio
+import functools
+import threading
+import time
+
+from aiohttp import web
+
+from pen.node import core
+from pen.node.core import NodeError
+from pen.sync import SyncError
+from pen.sync.messages import MAX_MESSAGE_BYTES
+from pen_protocol import cbor, records as R
+
+CBOR = "application/cbor"
+SESSION_HEADER = "Pen-Sync-Session"
+# The largest body: a sync message (8 MiB, pen.sync.messages) plus framing.
+MAX_BODY = MAX_MESSAGE_BYTES + 4096
+# A batch of MAX_BATCH_RECORDS records of MAX_RECORD bytes with CBOR heads.
+MAX_BATCH_BYTES = core.MAX_BATCH_RECORDS * (R.MAX_RECORD + 3) + 9
+MAX_FETCH_BYTES = core.MAX_FETCH_IDS * (R.ID_LEN + 1) + 9
+
+
+def _error(reason, detail="", status=400):
+    return web.json_response({"ok": False, "reason": reason, "detail": detail}, status=status)
+
+
+async def _body(request, limit):
+    if request.content_length is not None and request.content_length > limit:
+        raise NodeError("too-large", "body over %d bytes" % limit, 413)
+    data = await request.read()
+    if len(data) > limit:
+        raise NodeError("too-large", "body over %d bytes" % limit, 413)
+    return data
+
+
+def _byte_strings(data, what, size=None):
+    """A CBOR array of byte strings (each of `size` bytes if given)."""
+    try:
+        obj = cbor.loads(data)
+    except cbor.CBORError as e:
+        raise NodeError("malformed", "not canonical CBOR: %s" % e)
+    if not isinstance(obj, list):
+        raise NodeError("malformed", "expected a CBOR array of %s" % what)
+    for x in obj:
+        if not isinstance(x, bytes) or (size is not None and len(x) != size):
+            raise NodeError("malformed", "expected a CBOR array of %s" % what)
+    return obj
+
+
+class NodeServer:
+    def __init__(self, node, peers=(), interval_s=60.0, on_sync=None):
+        self.node = node
+        self.peers = list(peers)
+        self.interval_s = interval_s
+        self.on_sync = on_sync  # called with (peer, result or exception) after each periodic sync
+        self._tasks = []
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
+    def app(self):
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
+        r = app.router
+        r.add_post("/v1/records", self.submit)
+        r.add_post("/v1/records/fetch", self.fetch)
+        r.add_get("/v1/records/{id}", self.record)
+        r.add_get("/v1/tokens/{ref}", self.token)
+        r.add_get("/v1/votations", self.votations)
+        r.add_get("/v1/votations/{ref}", self.votation)
+        r.add_get("/v1/publications", self.publications)
+        r.add_get("/v1/publications/{ref}", self.publication)
+        r.add_get("/v1/accounts", self.accounts)
+        r.add_get("/v1/accounts/{account}", self.account)
+        r.add_get("/v1/status", self.status)
+        r.add_post("/v1/sync", self.sync)
+        r.add_post("/v1/sync/{session}", self.sync)
+        app.on_startup.append(self._start_peers)
+        app.on_cleanup.append(self._stop_peers)
+        return app
+
+    @web.middleware
+    async def _errors(self, request, handler):
+        try:
+            return await handler(request)
+        except NodeError as e:
+            return _error(e.reason, e.detail, e.status)
+        except SyncError as e:
+            return _error("sync-" + e.reason, e.detail, 400)
+
+    # -- records ----------------------------------------------------------
+
+    async def submit(self, request):
+        raws = _byte_strings(await _body(request, MAX_BATCH_BYTES), "records")
+        res = await self._run(self.node.submit, raws)
+        if not res["ok"]:
+            return web.json_response(res, status=422)
+        res["receipts"] = [r.hex() for r in res["receipts"]]
+        return web.json_response(res)
+
+    async def fetch(self, request):
+        want = _byte_strings(await _body(request, MAX_FETCH_BYTES), "16-byte ids", R.ID_LEN)
+        raws = await self._run(self.node.fetch, want)
+        return web.Response(body=cbor.dumps(raws), content_type=CBOR)
+
+    async def record(self, request):
+        try:
+            rid = bytes.fromhex(request.match_info["id"])
+        except ValueError:
+            rid = b""
+        if len(rid) != R.ID_LEN:
+            raise NodeError("bad-id", "a record id is 32 hex digits")
+        raw = await self._run(self.node.record, rid)
+        if raw is None:
+            raise NodeError("unknown-record", rid.hex(), 404)
+        return web.Response(body=raw, content_type="application/octet-stream")
+
+    # -- views ------------------------------------------------------------
+
+    async def token(self, request):
+        ref = core.parse_ref(request.match_info["ref"])
+        return web.json_response(await self._run(self.node.token, ref))
+
+    async def votations(self, request):
+        return web.json_response(await self._run(self.node.votations))
+
+    async def votation(self, request):
+        ref = core.parse_ref(request.match_info["ref"])
+        return web.json_response(await self._run(self.node.votation, ref))
+
+    async def publications(self, request):
+        kind = request.query.get("kind")
+        if kind is not None and kind not in R.PUB_KINDS:
+            raise NodeError("bad-kind", "kind is one of " + ", ".join(R.PUB_KINDS))
+        return web.json_response(await self._run(self.node.publications, kind))
+
+    async def publication(self, request):
+        ref = core.parse_ref(request.match_info["ref"])
+        return web.json_response(await self._run(self.node.publication, ref))
+
+    async def accounts(self, request):
+        return web.json_response(await self._run(self.node.accounts, request.query.get("prefix", "")))
+
+    async def account(self, request):
+        return web.json_response(await self._run(self.node.account, request.match_info["account"]))
+
+    async def status(self, request):
+        return web.json_response(await self._run(self.node.status))
+
+    # -- sync -------------------------------------------------------------
+
+    async def sync(self, request):
+        msg = await _body(request, MAX_BODY)
+        reply, session = await self._run(self.node.sync_receive, request.match_info.get("session"), msg)
+        headers = {SESSION_HEADER: session} if session else {}
+        return web.Response(body=reply or b"", content_type=CBOR, headers=headers)
+
+    # -- periodic sync with peers -------------------------------------------
+
+    async def _start_peers(self, app):
+        for url in self.peers:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._sync_loop(url)))
+
+    async def _stop_peers(self, app):
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _sync_loop(self, url):
+        from pen.node.client import NodeClient
+        from pen.node.sync import sync_with
+        client = NodeClient(url)
+        while True:
+            try:
+                res = await self._run(sync_with, self.node, client)
+            except Exception as e:  # recorded in the peer's status by sync_with; keep trying
+                res = e
+            if self.on_sync is not None:
+                self.on_sync(url, res)
+            await asyncio.sleep(self.interval_s)
+
+
+class Running:
+    """A server on a background thread (tests, tools): .url, .stop()."""
+
+    def __init__(self, server, host="127.0.0.1", port=0):
+        self._server = server
+        self._ready = threading.Event()
+        self._loop = None
+        self._error = None
+        self._thread = threading.Thread(target=self._main, args=(host, port), daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+
+    def _main(self, host, port):
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._start(host, port))
+        except Exception as e:
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    async def _start(self, host, port):
+        self._runner = web.AppRunner(self._server.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.url = "http://%s:%d" % (host, self.port)
+
+    def stop(self):
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+
+def serve_in_thread(node, host="127.0.0.1", port=0, **kw):
+    return Running(NodeServer(node, **kw), host, port)
+
+
+def serve_forever(node, host, port, peers=(), interval_s=60.0, on_sync=None, log=print):
+    """`pen node serve`: run until interrupted."""
+    server = NodeServer(node, peers, interval_s, on_sync)
+    log("pen node on http://%s:%d (%d records; peers: %s)" % (
+        host, port, node.store.count(), ", ".join(peers) or "none"))
+    web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
