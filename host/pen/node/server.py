@@ -219,7 +219,7 @@ class Running:
         self._loop.close()
 
     async def _start(self, host, port):
-        self._runner = web.AppRunner(self._server.app(), access_log=None)
+        self._runner = web.AppRunner(self._server.app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()

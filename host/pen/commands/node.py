@@ -1,0 +1,131 @@
+"""pen node serve|sync|status — the CTB node and its peers (docs/node.md)."""
+import json
+import time
+
+from pen.cli import PenError
+from pen.commands._common import open_ctb, load_key
+
+
+def register(sub):
+    p = sub.add_parser("node", help="the CTB node: HTTP API, peer sync, status")
+    s = p.add_subparsers(dest="node_cmd", metavar="ACTION")
+    s.required = True
+    sv = s.add_parser("serve", help="serve this CTB over HTTP and sync with peers")
+    sv.add_argument("--listen", default="127.0.0.1:8470", help="HOST:PORT (default 127.0.0.1:8470)")
+    sv.add_argument("--db", help="SQLite path or postgresql:// URL (default: the CTB in the Pen folder)")
+    sv.add_argument("--peer", action="append", default=[], help="peer node URL to sync with (repeat)")
+    sv.add_argument("--interval", type=float, default=60.0, help="seconds between syncs with each peer")
+    sv.add_argument("--node-key", help="key name (member role node) that signs ACCOUNTED receipts")
+    sv.set_defaults(func=cmd_serve)
+    sy = s.add_parser("sync", help="sync this CTB with a peer node once")
+    sy.add_argument("--peer", action="append", required=True, help="peer node URL (repeat)")
+    sy.add_argument("--db", help="SQLite path or postgresql:// URL")
+    sy.add_argument("--json", action="store_true")
+    sy.set_defaults(func=cmd_sync)
+    st = s.add_parser("status", help="records, state digest, peers, backlog, last sync")
+    st.add_argument("--db", help="SQLite path or postgresql:// URL")
+    st.add_argument("--url", help="ask a running node instead of opening the database")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+
+def _listen(text):
+    host, _, port = text.rpartition(":")
+    try:
+        port = int(port)
+    except ValueError:
+        port = -1
+    if not host or not 0 <= port <= 65535:
+        raise PenError("bad --listen %r: expected HOST:PORT" % text)
+    return host, port
+
+
+def _node(args, node_key=None):
+    from pen.node.core import Node
+    return Node(open_ctb(args), node_key=node_key)
+
+
+def cmd_serve(args):
+    from pen.node.server import serve_forever
+    host, port = _listen(args.listen)
+    key = load_key(args, args.node_key) if args.node_key else None
+    node = _node(args, key)
+
+    def on_sync(peer, res):
+        if isinstance(res, Exception):
+            print("sync %s failed: %s" % (peer, res), flush=True)
+        elif res["pulled"] or res["pushed"] or res["refused"]:
+            print("sync %s: pulled %d, pushed %d, refused %d, %d B, %d round trips" % (
+                peer, res["pulled"], res["pushed"], res["refused"], res["bytes"], res["round_trips"]), flush=True)
+    serve_forever(node, host, port, args.peer, args.interval, on_sync)
+    return 0
+
+
+def cmd_sync(args):
+    from rich.progress import Progress
+    from pen.bridge.uploader import PeerUnavailable
+    from pen.node.client import NodeClient
+    from pen.node.core import NodeError
+    from pen.node.sync import sync_with
+    from pen.sync import SyncError
+    node = _node(args)
+    results = []
+    failed = False
+    with Progress(transient=True, disable=args.json) as progress:
+        for url in args.peer:
+            try:
+                results.append(sync_with(node, NodeClient(url), progress))
+            except (PeerUnavailable, NodeError, SyncError) as e:
+                failed = True
+                results.append({"peer": url, "error": str(e)})
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for r in results:
+            if "error" in r:
+                print("%s: sync failed: %s" % (r["peer"], r["error"]))
+            else:
+                print("%s: %s, we lacked %d, they lacked %d; pulled %d, pushed %d, refused %d, backlog %d; "
+                      "%d B in %d round trips (%d B to reconcile), %.2f s" % (
+                          r["peer"], r["mode"], r["we_lacked"], r["they_lacked"], r["pulled"], r["pushed"],
+                          r["refused"], r["backlog"], r["bytes"], r["round_trips"], r["reconcile_bytes"],
+                          r["seconds"]))
+        print("state digest %s (%d records)" % (node.store.state_digest(), node.store.count()))
+    if failed:
+        raise PenError("sync failed with %d of %d peers" % (sum("error" in r for r in results), len(results)))
+    return 0
+
+
+def _ago(t):
+    if not t:
+        return "never"
+    s = int(time.time() - t)
+    return "%s (%ds ago)" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), s)
+
+
+def cmd_status(args):
+    if args.url:
+        from pen.bridge.uploader import PeerUnavailable
+        from pen.node.client import NodeClient
+        try:
+            st = NodeClient(args.url, timeout_s=10).status()
+        except PeerUnavailable as e:
+            raise PenError("node not reachable: %s" % e)
+    else:
+        from pen.node.core import PEER_KEY
+        store = open_ctb(args)
+        st = {"records": store.count(), "state_digest": store.state_digest(), "by_type": store.counts_by_type(),
+              "peers": {k[len(PEER_KEY):]: json.loads(v) for k, v in store.local_prefix(PEER_KEY)}}
+    if args.json:
+        print(json.dumps(st, indent=1, sort_keys=True))
+        return 0
+    print("CTB node: %d records, state digest %s" % (st["records"], st["state_digest"]))
+    if not st["peers"]:
+        print("no peers synced yet")
+    for url, p in sorted(st["peers"].items()):
+        print("peer %s" % url)
+        print("  last successful sync %s; last attempt %s" % (_ago(p.get("last_ok")), _ago(p.get("last_attempt"))))
+        print("  backlog %s, pulled %s, pushed %s, refused %s%s" % (
+            p.get("backlog", "-"), p.get("pulled", "-"), p.get("pushed", "-"), p.get("refused", "-"),
+            ("; last error: " + p["last_error"]) if p.get("last_error") else ""))
+    return 0

@@ -1,0 +1,162 @@
+"""The node's HTTP API: every endpoint, the one validator on submit,
+idempotence, bounded and malformed bodies refused with a reason."""
+import json
+import urllib.request
+
+import pytest
+
+from pen import build as B
+from pen.keys import Signer
+from pen.node.client import NodeClient
+from pen.node.core import Node, NodeError, MAX_BATCH_RECORDS
+from pen.node.server import serve_in_thread, MAX_BATCH_BYTES
+from pen.samples import economy
+from pen.store import SQLiteCTB
+from pen_protocol import cbor, ctb, ids, records as R
+
+
+@pytest.fixture
+def api(tmp_path):
+    k, ordered, n = economy()
+    store = SQLiteCTB(tmp_path / "n.sqlite", clock=lambda: 1795000000)
+    node = Node(store, node_key=k["common-node"], clock=lambda: 1795000000)
+    srv = serve_in_thread(node)
+    yield k, ordered, n, node, NodeClient(srv.url)
+    srv.stop()
+    store.close()
+
+
+def post(url, body, ctype="application/cbor"):
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_submit_validates_stores_and_returns_receipts(api):
+    k, ordered, n, node, c = api
+    upto_use = ordered[:ordered.index(n["use"]) + 1]
+    res = c.submit([r.raw for r in upto_use])
+    assert res["ok"] and [v["code"] for v in res["verdicts"]] == [ctb.ACCEPTED] * len(upto_use)
+    # the node signed an ACCOUNTED receipt for the payment, with its node key
+    assert len(res["receipts"]) == 1
+    receipt = R.parse(res["receipts"][0])
+    assert receipt.type == R.ACCOUNTED and receipt.fields[1] == n["use"].id
+    assert c.token(n["issue"].fields[0])["state"] == ctb.ACCOUNTED
+
+
+def test_resubmitting_a_batch_is_a_no_op_success(api):
+    k, ordered, n, node, c = api
+    raws = [r.raw for r in ordered]
+    c.submit(raws)
+    before = c.status()
+    res = c.submit(raws)
+    assert res["ok"] and {v["code"] for v in res["verdicts"]} == {ctb.DUPLICATE} and res["receipts"] == []
+    after = c.status()
+    assert (after["records"], after["state_digest"]) == (before["records"], before["state_digest"])
+
+
+def test_rejected_batch_names_the_record_and_stores_nothing(api):
+    k, ordered, n, node, c = api
+    c.submit([r.raw for r in ordered[:5]])
+    before = c.status()["state_digest"]
+    forged = bytearray(ordered[5].raw)
+    forged[-1] ^= 1
+    res = c.submit([ordered[1].raw, bytes(forged)])
+    assert res == {"ok": False, "index": 1, "reason": "bad-signature", "detail": "not signed by the first founder"}
+    assert c.status()["state_digest"] == before and c.status()["records"] == 5
+
+
+def test_malformed_submit_body_is_400_with_reason(api):
+    k, ordered, n, node, c = api
+    url = c.url + "/v1/records"
+    assert post(url, b"\xff") [0] == 400
+    status, body = post(url, b"\xff")
+    assert body["reason"] == "malformed" and "CBOR" in body["detail"]
+    status, body = post(url, cbor.dumps({1: 2}))
+    assert (status, body["reason"]) == (400, "malformed")
+    status, body = post(url, cbor.dumps([b"x", 3]))
+    assert (status, body["reason"]) == (400, "malformed")
+
+
+def test_a_non_record_in_a_batch_is_rejected_with_its_reason(api):
+    k, ordered, n, node, c = api
+    res = c.submit([ordered[0].raw, b"\x63junk"])
+    assert res["ok"] is False and res["index"] == 1 and res["reason"] == "unknown-type"
+    assert c.status()["records"] == 0
+
+
+def test_too_many_records_is_413(api):
+    k, ordered, n, node, c = api
+    status, body = post(c.url + "/v1/records", cbor.dumps([ordered[0].raw] * (MAX_BATCH_RECORDS + 1)))
+    assert (status, body["reason"]) == (413, "too-many-records")
+
+
+def test_oversized_body_is_413(api):
+    k, ordered, n, node, c = api
+    status, body = post(c.url + "/v1/records", b"\x00" * (MAX_BATCH_BYTES + 1))
+    assert (status, body["reason"]) == (413, "too-large")
+
+
+def test_token_votation_publication_and_account_views(api):
+    k, ordered, n, node, c = api
+    c.submit([r.raw for r in ordered])
+    tok = c.token(n["issue"].fields[0])
+    assert tok["state"] == ctb.ACCOUNTED and tok["value"] == 30000
+    assert len(tok["uses"]) == 2 and sum(u["effective"] for u in tok["uses"]) == 1
+    assert [h["type"] for h in tok["history"]][:2] == ["issue", "set-user"]
+    v = c.votation(n["votation-open"].fields[0])
+    assert v["subject"] == "approve" and v["closed"]["passed"] is True and v["closed"]["yes"] == 3
+    assert [x["ref"] for x in c.votations()] == [n["votation-open"].fields[0].hex()]
+    pubs = c.publications()
+    assert len(pubs) == 1 and pubs[0]["kind"] == "price" and pubs[0]["content"] == {"1": 150, "2": "credits per valve"}
+    assert c.publications("limit") == []
+    effective = [u for u in tok["uses"] if u["effective"]][0]
+    acct = effective["account"]
+    assert c.account(acct) == {"account": acct, "credits": 30000}
+    by_prefix = c.accounts(acct[:3])
+    assert by_prefix["total"] == 30000 and by_prefix["accounts"] == {acct: 30000}
+    assert c.accounts()["total"] == 30000
+
+
+def test_views_refuse_bad_and_unknown_names(api):
+    k, ordered, n, node, c = api
+    for call, reason, status in ((lambda: c.token(b"\x00" * 8), "unknown-token", 404),
+                                 (lambda: c.votation(b"\x00" * 8), "unknown-votation", 404),
+                                 (lambda: c._json("/v1/tokens/zz"), "bad-ref", 400),
+                                 (lambda: c.account("4x"), "bad-account", 400),
+                                 (lambda: c.accounts("4x"), "bad-account", 400),
+                                 (lambda: c.publications("nope"), "bad-kind", 400),
+                                 (lambda: c.record(b"\x00" * 16), "unknown-record", 404)):
+        with pytest.raises(NodeError) as e:
+            call()
+        assert (e.value.reason, e.value.status) == (reason, status)
+
+
+def test_fetch_returns_held_records_in_order_and_refuses_bad_ids(api):
+    k, ordered, n, node, c = api
+    c.submit([r.raw for r in ordered])
+    want = [n["vote"].id, b"\x00" * 16, n["use"].id]
+    assert c.fetch(want) == [n["vote"].raw, n["use"].raw]
+    assert c.record(n["use"].id) == n["use"].raw
+    status, body = post(c.url + "/v1/records/fetch", cbor.dumps([b"short"]))
+    assert (status, body["reason"]) == (400, "malformed")
+
+
+def test_sync_endpoint_refuses_garbage_and_unknown_sessions(api):
+    k, ordered, n, node, c = api
+    status, body = post(c.url + "/v1/sync", b"\x00")
+    assert (status, body["reason"]) == (400, "sync-malformed")
+    status, body = post(c.url + "/v1/sync/feedfeedfeedfeed", cbor.dumps([3, 0, b""]))
+    assert (status, body["reason"]) == (404, "unknown-session")
+    assert node.sessions == {}
+
+
+def test_status_reports_records_digest_and_peers(api):
+    k, ordered, n, node, c = api
+    c.submit([r.raw for r in ordered])
+    st = c.status()
+    assert st["records"] == node.store.count() and st["state_digest"] == node.store.state_digest()
+    assert st["database"] == "sqlite" and st["peers"] == {} and st["economy"] == "Valley economy"

@@ -1,0 +1,75 @@
+"""pen node serve|sync|status as a user runs them."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pen.cli import main
+from pen.node.client import NodeClient
+from pen.samples import economy
+from pen.store import SQLiteCTB
+
+from .conftest import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def served(tmp_path):
+    _, ordered, _ = economy()
+    a = tmp_path / "a.sqlite"
+    s = SQLiteCTB(a)
+    s.submit([r.raw for r in ordered])
+    digest = s.state_digest()
+    s.close()
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "host"), os.path.join(ROOT, "protocol")]),
+               PEN_HOME=str(tmp_path / "home"))
+    p = subprocess.Popen([sys.executable, "-m", "pen.cli", "node", "serve", "--listen", "127.0.0.1:%d" % port,
+                          "--db", str(a)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.time() + 20
+    while True:
+        try:
+            NodeClient(url, timeout_s=1).status()
+            break
+        except Exception:
+            if time.time() > deadline or p.poll() is not None:
+                p.kill()
+                pytest.fail("pen node serve did not start: %s" % p.stdout.read().decode())
+            time.sleep(0.1)
+    yield url, digest
+    p.terminate()
+    p.wait(10)
+
+
+def test_sync_then_status_show_the_peer(served, tmp_path, capsys):
+    url, digest = served
+    b = str(tmp_path / "b.sqlite")
+    assert main(["--home", str(tmp_path), "node", "sync", "--peer", url, "--db", b]) == 0
+    out = capsys.readouterr().out
+    assert "pulled 20" in out and digest in out
+    assert main(["--home", str(tmp_path), "node", "status", "--db", b, "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["state_digest"] == digest and st["peers"][url]["last_error"] is None
+    assert st["peers"][url]["backlog"] == 0 and st["peers"][url]["last_ok"]
+    assert main(["--home", str(tmp_path), "node", "status", "--url", url, "--json"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    assert remote["state_digest"] == digest and remote["records"] == 20
+    assert main(["--home", str(tmp_path), "node", "status", "--db", b]) == 0
+    assert "last successful sync" in capsys.readouterr().out
+
+
+def test_sync_with_an_unreachable_peer_is_one_line_and_exit_1(tmp_path, capsys):
+    url = "http://127.0.0.1:%d" % free_port()
+    assert main(["--home", str(tmp_path), "node", "sync", "--peer", url, "--db", str(tmp_path / "b.sqlite")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "pen: error: sync failed with 1 of 1 peers"
+
+
+def test_serve_refuses_a_bad_listen_address(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "node", "serve", "--listen", "nowhere"]) == 1
+    assert "bad --listen 'nowhere'" in capsys.readouterr().err
