@@ -31,6 +31,12 @@ heap the collector runs some 20 times per verify), so the code counts them:
     faster there than the C pow() (and pow(x, -1, m) returns 0 there);
   - the last few public keys that passed are kept decoded (_KEY_CACHE).
 
+Measured on the MicroPython unix port built for 32 bits (31-bit small ints,
+16-bit bigint digits, like the ESP32 port), 64 KB heap, 100-byte message:
+verify 55 M x86 instructions (50 M with the key cached; about 5 ms here),
+sign 81 M; the modules, loaded from .mpy, hold 14 KB of heap and a verify
+needs 8 KB more.
+
 sign() and public_key() are not constant time; use them on the host or
 for tests, not where an attacker can time a board signing.
 """
