@@ -51,6 +51,54 @@ class BatchRejected(Exception):
         self.verdict = verdict
 
 
+# Decoded state values kept between batches (councils, proposals, accounts:
+# the keys every payment touches). Dropped whole when full: ~1 KB a value,
+# so at most a few MB.
+STATE_CACHE = 4096
+
+
+def _parsed(raws):
+    """Records parsed once (the validator takes Records as they are); a raw
+    that does not parse stays raw so the validator reports its reason."""
+    out = []
+    for raw in raws:
+        if not isinstance(raw, R.Record):
+            try:
+                raw = R.parse(raw)
+            except R.RecordError:
+                pass
+        out.append(raw)
+    return out
+
+
+class _BatchView:
+    """The State one batch is validated against: the store, with the
+    batch's duplicate checks and token states fetched in one query each
+    instead of one per record."""
+
+    def __init__(self, store, recs):
+        self.store = store
+        ids = [r.id for r in recs if isinstance(r, R.Record)]
+        self.held = set(store.records_by_id(ids)) if ids else set()
+        self.absent = set(ids) - self.held
+        keys = {b"T" + r.token_ref for r in recs if isinstance(r, R.Record) and r.token_ref is not None}
+        self.state = store._state_many(keys)
+
+    def get(self, key):
+        if key in self.state:
+            return self.state[key]
+        cache = self.store._cache
+        if key in cache:
+            return cache[key]
+        v = cache[key] = self.store.get(key)
+        return v
+
+    def get_record(self, rid):
+        if rid in self.absent:
+            return None
+        return self.store.get_record(rid)
+
+
 class SQLStore:
     """The CTB over any SQL database with the four tables above. Subclasses
     provide _one/_all/_many/_exec (SQL written with ? placeholders), _begin (a
@@ -61,6 +109,10 @@ class SQLStore:
 
     def _init_common(self, clock):
         self.clock = clock
+        self._cache = {}  # state key -> decoded value, valid while no one else writes
+        # a pen.verifypool.ParallelVerifier to check each batch's signatures
+        # on several cores; None checks them one by one in this thread
+        self.verifier = None
         # called after each committed batch with the Records it added (the
         # node's sync index follows the store through this)
         self.listeners = []
@@ -82,19 +134,67 @@ class SQLStore:
         BatchRejected (nothing stored) if any record is rejected."""
         self._begin()
         try:
-            ov, verdicts = ctb.apply_batch(self, list(raws))
-            for i, v in enumerate(verdicts):
-                if v.code == ctb.REJECTED:
-                    raise BatchRejected(i, v)
-            self._write(ov)
+            recs = _parsed(raws)
+            view = _BatchView(self, recs)
+            ov = None
+            if self.verifier is not None:
+                # optimistic: record each signature, write, check them all at once
+                sigs = []
+                self._exec("SAVEPOINT optimistic", ())
+                ov, verdicts = ctb.apply_batch(view, recs, lambda pk, m, sig: sigs.append((pk, m, sig)) or True)
+                ok = all(v.code != ctb.REJECTED for v in verdicts)
+                if not (ok and self.verifier.all_valid(sigs, lambda: self._write(ov))):
+                    self._exec("ROLLBACK TO SAVEPOINT optimistic", ())
+                    ov = None
+            if ov is None:
+                ov, verdicts = ctb.apply_batch(view, recs)
+                for i, v in enumerate(verdicts):
+                    if v.code == ctb.REJECTED:
+                        raise BatchRejected(i, v)
+                self._write(ov)
             self._commit()
         except BaseException:
             self._rollback()
+            self._cache.clear()
             raise
+        for k, v in ov.kv.items():
+            self._cache_put(k, v)
         if ov.added:
             for fn in self.listeners:
                 fn(ov.added)
         return verdicts
+
+    # -- decoded state kept between batches ---------------------------------
+
+    def _cache_put(self, key, value):
+        if len(self._cache) >= STATE_CACHE:
+            self._cache.clear()
+        self._cache[key] = value
+
+    def _state_many(self, keys):
+        """{key: decoded value or None} for keys, one query per 500."""
+        if self._changed_elsewhere():
+            self._cache.clear()
+        out = {}
+        todo = []
+        for k in keys:
+            if k in self._cache:
+                out[k] = self._cache[k]
+            else:
+                todo.append(k)
+        for i in range(0, len(todo), 500):
+            part = todo[i:i + 500]
+            got = {bytes(k): v for k, v in self._all(
+                "SELECT key, value FROM state WHERE key IN (%s)" % ",".join("?" * len(part)), part)}
+            for k in part:
+                v = got.get(k)
+                out[k] = self._cache[k] = cbor.loads(v) if v is not None else None
+        return out
+
+    def _changed_elsewhere(self):
+        """True when another connection may have written since the cache was
+        filled (then the cache is dropped)."""
+        return True
 
     def _write(self, ov):
         now = self.clock()
@@ -185,6 +285,7 @@ class SQLiteCTB(SQLStore):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._init_common(clock)
+        self._data_version = None
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -215,6 +316,13 @@ class SQLiteCTB(SQLStore):
 
     def _rollback(self):
         self.db.execute("ROLLBACK")
+
+    def _changed_elsewhere(self):
+        # PRAGMA data_version changes when another connection commits
+        v = self.db.execute("PRAGMA data_version").fetchone()[0]
+        changed = v != self._data_version
+        self._data_version = v
+        return changed
 
     # the State interface again, without the indirection: the validator's
     # hot path (pen bench ingest)

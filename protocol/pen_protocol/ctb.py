@@ -179,13 +179,6 @@ def is_admitted(state, kid):
     return bool(c) and c[4] == ADMITTED
 
 
-def _verify(rec, pk, who):
-    if pk is None:
-        raise Reject("unknown-signer", "no key for " + who)
-    if not sign.verify(pk, rec.signed_message(), rec.sig):
-        raise Reject("bad-signature", "not signed by " + who)
-
-
 def _admitted(state, kid, who):
     c = state.get(b"C" + kid)
     if c is None:
@@ -196,10 +189,20 @@ def _admitted(state, kid, who):
 
 
 class Ledger:
-    """Validates and applies records against a State (get/put/get_record/add_record)."""
+    """Validates and applies records against a State (get/put/get_record/add_record).
+    verify(public_key, message, signature) -> bool checks signatures
+    (default sign.verify); a host may pass one that defers the check, see
+    apply_batch."""
 
-    def __init__(self, state):
+    def __init__(self, state, verify=None):
         self.state = state
+        self.sig_ok = verify if verify is not None else sign.verify
+
+    def _verify(self, rec, pk, who):
+        if pk is None:
+            raise Reject("unknown-signer", "no key for " + who)
+        if not self.sig_ok(pk, rec.signed_message(), rec.sig):
+            raise Reject("bad-signature", "not signed by " + who)
 
     def submit(self, raw):
         """Parse, validate and apply one record. Never raises for bad input:
@@ -234,7 +237,7 @@ class Ledger:
         for kid in founders:
             if st.get(b"C" + kid) is None:
                 raise Reject("unknown-council", "founder " + kid.hex())
-        _verify(rec, council_key(st, founders[0]), "the first founder")
+        self._verify(rec, council_key(st, founders[0]), "the first founder")
         for kid in founders:
             c = st.get(b"C" + kid)
             st.put(b"C" + kid, c[:4] + [ADMITTED])
@@ -250,7 +253,7 @@ class Ledger:
             p = st.get(b"C" + parent)
             if p is None or p[2] != R.FEDERATION:
                 raise Reject("bad-parent", "parent must be a known federation")
-        _verify(rec, pk, "the council's own key")
+        self._verify(rec, pk, "the council's own key")
         st.put(b"C" + kid, [pk, name, kind, parent, REGISTERED])
 
     def _member(self, rec):
@@ -260,7 +263,7 @@ class Ledger:
         kid = sign.kid(pk)
         if st.get(b"C" + kid) is not None or st.get(b"K" + kid) is not None:
             raise Reject("key-exists", "key id " + kid.hex() + " is taken")
-        _verify(rec, c[0], "the certifying council")
+        self._verify(rec, c[0], "the certifying council")
         st.put(b"K" + kid, [pk, council, role])
 
     # -- votations ------------------------------------------------------
@@ -277,7 +280,7 @@ class Ledger:
         if owner not in electorate:
             raise Reject("bad-electorate", "the owner must be in the electorate")
         self._check_subject(owner, subject, about)
-        _verify(rec, c[0], "the owning council")
+        self._verify(rec, c[0], "the owning council")
         st.put(b"V" + ref, [rec.id, subject, about, electorate, deadline, {}, [], None])
 
     def _check_subject(self, owner, subject, about):
@@ -321,7 +324,7 @@ class Ledger:
         if voter not in electorate:
             raise Reject("not-in-electorate", voter.hex())
         idx = electorate.index(voter)
-        _verify(rec, council_key(st, voter), "the voting council")
+        self._verify(rec, council_key(st, voter), "the voting council")
         votes, void = v[5], v[6]
         if idx in void:
             evidence = None
@@ -375,7 +378,7 @@ class Ledger:
         decided = passed or 2 * (yes + n - len(vote_ids)) <= n
         if time < v[4] and not decided:
             raise Reject("too-early", "deadline not reached and outcome still open")
-        _verify(rec, council_key(st, R.ref_kid(ref)), "the owning council")
+        self._verify(rec, council_key(st, R.ref_kid(ref)), "the owning council")
         v[7] = [yes, no, abstain, passed, rec.id]
         st.put(b"V" + ref, v)
         if passed:
@@ -406,7 +409,7 @@ class Ledger:
         total = 0
         for line in lines:
             total += line[2]
-        _verify(rec, c[0], "the proposing council")
+        self._verify(rec, c[0], "the proposing council")
         st.put(b"P" + ref, [total, False, 0, year])
 
     def _issue(self, rec):
@@ -440,7 +443,7 @@ class Ledger:
             if p[3] + value > p[1]:
                 raise Reject("over-cap", "change tokens would exceed the allowance of %d" % p[1])
             slot = 3
-        _verify(rec, c[0], "the issuing council")
+        self._verify(rec, c[0], "the issuing council")
         p[slot] += value
         st.put(key, p)
         st.put(b"T" + ref, [issuer, value, kind, authority, None, [], []])
@@ -462,7 +465,7 @@ class Ledger:
             took = st.get(b"A" + x[2]) or 0
             if x[4] + t[1] > took:
                 raise Reject("exchange-not-covered", "released change would exceed credits taken in (%d)" % took)
-        _verify(rec, council_key(st, t[0]), "the token's issuer")
+        self._verify(rec, council_key(st, t[0]), "the token's issuer")
         if x is not None:
             x[4] += t[1]
             st.put(b"X" + t[3], x)
@@ -477,7 +480,7 @@ class Ledger:
             raise Reject("unknown-token")
         if t[4] is None:
             raise Reject("not-usable", "the issuer has not set a user")
-        _verify(rec, t[4], "the token's user")
+        self._verify(rec, t[4], "the token's user")
         uses = t[5]
         before = uses[0] if uses else None
         uses.append([rec.id, product, account])
@@ -523,7 +526,7 @@ class Ledger:
             pk = council_key(st, node)
             if pk is None or not is_admitted(st, node):
                 raise Reject("not-a-ctb-node", node.hex())
-        _verify(rec, pk, "the accounting CTB node")
+        self._verify(rec, pk, "the accounting CTB node")
         t[6].append([rec.id, use_id])
         t[6].sort()
         st.put(b"T" + ref, t)
@@ -534,7 +537,7 @@ class Ledger:
         c = _admitted(st, R.ref_kid(ref), "publisher")
         if st.get(b"U" + ref) is not None:
             raise Reject("publication-exists")
-        _verify(rec, c[0], "the publishing council")
+        self._verify(rec, c[0], "the publishing council")
         st.put(b"U" + ref, [kind, subject, content, rec.id])
 
     def _conflict(self, rec):
@@ -572,13 +575,19 @@ DEPENDENCY = ("unknown-council", "council-not-admitted", "unknown-proposal", "no
               "unknown-signer", "bad-parent")
 
 
-def apply_batch(base, raws):
+def apply_batch(base, raws, verify=None):
     """Validate a batch over base state. Returns (overlay, verdicts); if any
     verdict is REJECTED the batch must not be stored (the caller commits
     overlay.kv and overlay.added in one transaction only when all passed).
     Records are applied in type order (types are numbered in dependency
     order); those rejected for a missing dependency are tried again while
-    another pass makes progress, so any order of a valid set is accepted."""
+    another pass makes progress, so any order of a valid set is accepted.
+
+    verify replaces sign.verify for this batch. A host that checks signatures
+    in bulk passes one that records (key, message, signature) and answers
+    True; if every recorded signature then verifies, the outcome is exactly
+    that of checking each in turn, and if one does not, it must run the
+    batch again with the real verify to learn the verdicts."""
     todo = []
     verdicts = [None] * len(raws)
     for i in range(len(raws)):
@@ -587,7 +596,7 @@ def apply_batch(base, raws):
         except RecordError as e:
             verdicts[i] = Verdict(REJECTED, e.reason, e.detail)
     ov = Overlay(base)
-    led = Ledger(ov)
+    led = Ledger(ov, verify)
     todo.sort(key=lambda p: (p[1].type, p[0]))
     while todo:
         retry = []

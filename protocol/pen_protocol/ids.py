@@ -70,11 +70,19 @@ def unpack(raw):
 
 
 def is_valid(raw):
-    try:
-        unpack(raw)
-        return True
-    except ProductIdError:
+    """unpack() would accept raw (checked without building the string: every
+    record's product and account pass here)."""
+    n = len(raw)
+    if not 1 <= n <= MAX_BYTES:
         return False
+    for i in range(n):
+        b = raw[i]
+        if b >> 4 > 9:
+            return False
+        if b & 15 > 9 and not (b & 15 == 15 and i == n - 1):
+            return False
+    # one byte with the pad nibble is a single digit, under MIN_DIGITS
+    return n > 1 or raw[0] & 15 != 15
 
 
 def within(product, category):

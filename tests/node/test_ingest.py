@@ -1,0 +1,95 @@
+"""Ingest fast path: batch prefetch, decoded-state cache, optimistic
+validation with signatures checked by worker processes — each must give
+exactly the verdicts and state of the plain one-by-one path."""
+import json
+
+import pytest
+
+from pen import build as B
+from pen.ingest_bench import workload, run_ingest_bench, cmd, _signers
+from pen.store import SQLiteCTB, BatchRejected
+from pen.verifypool import ParallelVerifier, verify_all, MIN_SHARED
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = ParallelVerifier(1)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def payments():
+    return workload(tokens=120, users=7)
+
+
+def fresh(tmp_path, name, base, verifier=None):
+    s = SQLiteCTB(tmp_path / name, clock=lambda: 1795000000)
+    s.submit([r.raw for r in base])
+    s.verifier = verifier
+    return s
+
+
+def test_parallel_path_stores_what_the_plain_path_stores(tmp_path, pool, payments):
+    base, recs = payments
+    plain, fast = fresh(tmp_path, "a", base), fresh(tmp_path, "b", base, pool)
+    for i in range(0, len(recs), 100):
+        va = plain.submit([r.raw for r in recs[i:i + 100]])
+        vb = fast.submit([r.raw for r in recs[i:i + 100]])
+        assert [(v.code, v.reason) for v in va] == [(v.code, v.reason) for v in vb]
+    assert plain.state_digest() == fast.state_digest()
+
+
+def forge(rec):
+    raw = bytearray(rec.raw)
+    raw[-1] ^= 1
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("where", [3, 150, 299])  # in the worker's share, and in this process's
+def test_a_bad_signature_found_in_bulk_gives_the_exact_verdict_and_stores_nothing(tmp_path, pool, payments, where):
+    base, recs = payments
+    fast = fresh(tmp_path, "b", base, pool)
+    before = fast.state_digest()
+    raws = [r.raw for r in recs[:300]]
+    raws[where] = forge(recs[where])
+    with pytest.raises(BatchRejected) as e:
+        fast.submit(raws)
+    assert e.value.index == where and e.value.verdict.reason == "bad-signature"
+    assert fast.state_digest() == before and fast.count() == len(base)
+    fast.submit([r.raw for r in recs[:300]])  # and the store still works
+    assert fast.count() == len(base) + 300
+
+
+def test_other_rejections_are_reported_as_on_the_plain_path(tmp_path, pool, payments):
+    base, recs = payments
+    fast = fresh(tmp_path, "b", base, pool)
+    uses = [r for r in recs if r.type == 10][:80]
+    with pytest.raises(BatchRejected) as e:
+        fast.submit([r.raw for r in uses])  # their tokens are not in the CTB
+    assert e.value.index == 0 and e.value.verdict.reason == "unknown-token"
+
+
+def test_verify_all_in_workers_and_here(pool, payments):
+    base, recs = payments
+    triples = _signers(base, recs)[:2 * MIN_SHARED]
+    assert verify_all(triples) and pool.all_valid(triples)
+    for i in (0, len(triples) - 1):
+        bad = list(triples)
+        pk, msg, sig = bad[i]
+        bad[i] = (pk, msg + b"x", sig)
+        assert pool.all_valid(bad) is False
+
+
+def test_bench_prints_the_figures(capsys):
+    res = run_ingest_bench(tokens=60, rounds=1)
+    assert res["records"] == 180 and res["records_per_s"] > 0 and res["verify_per_s"] > 0
+    assert res["ratio_to_verify_bound"] == round(res["records_per_s"] / res["verify_per_s"], 3)
+
+
+def test_cmd_json_shape(capsys, monkeypatch):
+    import pen.ingest_bench as ib
+    monkeypatch.setattr(ib, "run_ingest_bench", lambda: run_ingest_bench(tokens=30, rounds=1))
+    assert cmd(type("A", (), {"json": True})()) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"records_per_s", "verify_per_s", "ratio_to_verify_bound"} <= set(out)
