@@ -162,3 +162,18 @@ def test_postgres_writers_in_two_connections_stay_consistent(pg_url):
     assert all(v.ok for v in verdicts)
     assert dict(a.state_prefix(b"U")) == {k: v for k, v in ov.kv.items() if k[:1] == b"U"}
     assert a.count() == len(ordered) - 1 + 100
+
+
+def test_a_second_connection_sees_what_the_first_wrote(tmp_path):
+    """The decoded-state cache is dropped when another connection (another
+    process on the same file) commits: no stale token state."""
+    k, ordered, n = economy()
+    path = tmp_path / "shared.sqlite"
+    a, b = SQLiteCTB(path), SQLiteCTB(path)
+    base = ordered[:ordered.index(n["set-user"])]  # up to the issue
+    a.submit([r.raw for r in base])
+    b.submit([r.raw for r in base])  # duplicates; b has read (and cached) the token state
+    a.submit([n["set-user"].raw])  # a makes the token usable
+    verdicts = b.submit([n["use"].raw])  # b must see the SET_USER a wrote
+    assert verdicts[0].code == ctb.ACCEPTED
+    assert ctb.token_state(b.get(b"T" + n["issue"].fields[0])) == ctb.USED

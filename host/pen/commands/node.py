@@ -1,5 +1,6 @@
 """pen node serve|sync|status — the CTB node and its peers (docs/node.md)."""
 import json
+import os
 import time
 
 from pen.cli import PenError
@@ -16,6 +17,8 @@ def register(sub):
     sv.add_argument("--peer", action="append", default=[], help="peer node URL to sync with (repeat)")
     sv.add_argument("--interval", type=float, default=60.0, help="seconds between syncs with each peer")
     sv.add_argument("--node-key", help="key name (member role node) that signs ACCOUNTED receipts")
+    sv.add_argument("--verify-workers", type=int, default=1 if (os.cpu_count() or 1) > 1 else 0,
+                    help="processes that check signatures beside this one (default 1 on a multi-core machine)")
     sv.set_defaults(func=cmd_serve)
     sy = s.add_parser("sync", help="sync this CTB with a peer node once")
     sy.add_argument("--peer", action="append", required=True, help="peer node URL (repeat)")
@@ -49,7 +52,12 @@ def cmd_serve(args):
     from pen.node.server import serve_forever
     host, port = _listen(args.listen)
     key = load_key(args, args.node_key) if args.node_key else None
+    if args.verify_workers < 0:
+        raise PenError("--verify-workers must be 0 or more")
     node = _node(args, key)
+    if args.verify_workers:
+        from pen.verifypool import ParallelVerifier
+        node.store.verifier = ParallelVerifier(args.verify_workers)
 
     def on_sync(peer, res):
         if isinstance(res, Exception):
