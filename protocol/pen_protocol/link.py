@@ -1,0 +1,181 @@
+"""The link between a node and a phone or PC (USB serial, UART; BLE later):
+framed, checksummed, sans-IO.
+
+On the wire each frame is COBS-encoded and ends with one 0x00 byte, so a
+receiver that starts mid-stream or loses bytes resynchronises at the next
+zero. Before COBS a frame is
+
+    kind (1) | seq (1) | payload (0..MAX_PAYLOAD) | CRC-16/CCITT-FALSE over kind..payload (2, big-endian)
+
+kind 0x01..0x3F is a request from the phone/PC, the node answers with
+kind | 0x40 (or ERROR) and the same seq; kind 0x80..0xBF is an event the node
+sends on its own (seq counts events); ERROR (0x7F) carries a reason code byte
+and a short text. Corrupt, truncated or oversized input becomes an error event
+from the decoder and changes nothing. See docs/link.md.
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# A payload holds one record (at most records.MAX_RECORD = 3072 bytes) plus a
+# few bytes of framing; the decoder never buffers more than one encoded frame.
+MAX_PAYLOAD = const(3100)
+MAX_ENCODED = const(3140)  # COBS adds 1 byte per 254, plus the 4 bytes of kind, seq, CRC
+
+# requests (phone/PC -> node)
+HELLO = const(0x01)  # -> node address, role, firmware version (CBOR)
+SUBMIT = const(0x02)  # record -> OK once it is in the node's custody journal
+SPENT = const(0x03)  # token ref (8) -> CBOR [spent: bool, kind: 0 unknown / 1 used / 2 accounted]
+STATUS = const(0x04)  # -> CBOR map of counters
+DELIVERED_ACK = const(0x05)  # record id (16): the PC stored a delivered record; the node may drop it
+DOWNLINK = const(0x06)  # record -> the node broadcasts it into the mesh (bridge only)
+PENDING = const(0x07)  # -> the node re-sends DELIVERED events for everything not yet acked
+RESPONSE = const(0x40)  # added to a request kind in its answer
+ERROR = const(0x7F)  # payload: reason code (1) | text
+# events (node -> phone/PC)
+EV_DELIVERED = const(0x81)  # (bridge node) a record that reached this bridge: record bytes
+EV_RECEIPT = const(0x82)  # (origin node) an ACCOUNTED receipt for a payment it sent: record bytes
+EV_LOG = const(0x83)  # text
+
+# error reason codes
+E_CRC = const(1)
+E_TRUNCATED = const(2)
+E_OVERSIZED = const(3)
+E_COBS = const(4)
+E_UNKNOWN_KIND = const(5)
+E_BAD_PAYLOAD = const(6)
+E_REFUSED = const(7)  # e.g. custody journal full
+E_NOT_BRIDGE = const(8)
+REASONS = {E_CRC: "crc", E_TRUNCATED: "truncated", E_OVERSIZED: "oversized", E_COBS: "cobs",
+           E_UNKNOWN_KIND: "unknown-kind", E_BAD_PAYLOAD: "bad-payload", E_REFUSED: "refused",
+           E_NOT_BRIDGE: "not-bridge"}
+
+
+def crc16(data, crc=0xFFFF):
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF): check value 0x29B1."""
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        crc &= 0xFFFF
+    return crc
+
+
+def cobs_encode(data):
+    out = bytearray()
+    code_at = 0
+    out.append(0)
+    code = 1
+    for b in data:
+        if b == 0:
+            out[code_at] = code
+            code_at = len(out)
+            out.append(0)
+            code = 1
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_at] = code
+                code_at = len(out)
+                out.append(0)
+                code = 1
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data):
+    """Raises ValueError on a malformed block."""
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        code = data[i]
+        end = i + code
+        if code == 0 or end > n:
+            raise ValueError("cobs")
+        out += data[i + 1:end]
+        i = end
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+class Frame:
+    __slots__ = ("kind", "seq", "payload")
+
+    def __init__(self, kind, seq, payload):
+        self.kind = kind
+        self.seq = seq
+        self.payload = payload
+
+    def __repr__(self):
+        return "Frame(0x%02x seq=%d %d B)" % (self.kind, self.seq, len(self.payload))
+
+
+class LinkError:
+    """What the decoder yields for bad input: a reason code, never an exception."""
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def __repr__(self):
+        return "LinkError(%s)" % REASONS.get(self.reason, self.reason)
+
+
+def encode(kind, seq, payload=b""):
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError("payload too long")
+    body = bytes((kind, seq & 0xFF)) + bytes(payload)
+    c = crc16(body)
+    return cobs_encode(body + bytes((c >> 8, c & 0xFF))) + b"\x00"
+
+
+def error(seq, reason, text=""):
+    return encode(ERROR, seq, bytes((reason,)) + text.encode()[:60])
+
+
+class Decoder:
+    """Feed bytes as they arrive; get Frames and LinkErrors. Buffers at most
+    one encoded frame: bytes beyond MAX_ENCODED before a delimiter are
+    dropped up to the next zero and reported once as oversized."""
+
+    def __init__(self):
+        self._buf = bytearray()
+        self._overflow = False
+
+    def feed(self, data):
+        out = []
+        for b in data:
+            if b != 0:
+                if self._overflow:
+                    continue
+                if len(self._buf) >= MAX_ENCODED:
+                    self._overflow = True
+                    self._buf = bytearray()
+                    out.append(LinkError(E_OVERSIZED))
+                    continue
+                self._buf.append(b)
+                continue
+            if self._overflow:
+                self._overflow = False
+                continue
+            if self._buf:
+                out.append(self._frame(bytes(self._buf)))
+                self._buf = bytearray()
+        return out
+
+    def _frame(self, enc):
+        try:
+            raw = cobs_decode(enc)
+        except ValueError:
+            return LinkError(E_COBS)
+        if len(raw) < 4:
+            return LinkError(E_TRUNCATED)
+        if crc16(raw[:-2]) != (raw[-2] << 8) | raw[-1]:
+            return LinkError(E_CRC)
+        return Frame(raw[0], raw[1], raw[2:-2])
