@@ -152,3 +152,74 @@ def test_deliver_defers_missing_dependencies_and_counts_refusals():
     taken, deferred, refused = deliver([r.raw for r in recs], peer, batch=4)
     assert taken == 8 and deferred == 1 and refused == {recs[5].id: "bad-signature"}
     assert sorted(peer.got) == sorted(r.raw for r in recs if r.id not in (recs[3].id, recs[5].id))
+
+
+class _Liar:
+    """A peer that answers a fetch with records nobody asked for."""
+
+    def __init__(self, client, extra):
+        self.client, self.extra = client, extra
+        self.url = client.url
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def fetch(self, ids):
+        return self.client.fetch(ids) + self.extra + [b"\x63junk"]
+
+
+@pytest.mark.parametrize("peers", [THREE[0]], indirect=True)
+def test_pull_takes_only_the_records_asked_for(peers):
+    nodes, urls = peers
+    base, parts = base_and_spends()
+    feed(nodes[0], base, 0)
+    feed(nodes[1], base + parts[1], 1)
+    extra = [r.raw for r in parts[2] if r.raw not in {x.raw for x in parts[1]}]
+    res = sync_with(nodes[0], _Liar(NodeClient(urls[1]), extra))
+    assert res["pulled"] == len(parts[1]) and res["backlog"] == 0
+    assert set(nodes[0].store.record_ids()) == set(nodes[1].store.record_ids())
+
+
+def test_serve_syncs_with_its_peers_periodically(tmp_path):
+    base, parts = base_and_spends()
+    a, b = Node(SQLiteCTB(tmp_path / "a.sqlite")), Node(SQLiteCTB(tmp_path / "b.sqlite"))
+    feed(a, base + parts[0], 0)
+    feed(b, base + parts[1], 1)
+    srv_b = serve_in_thread(b)
+    import threading
+    done = threading.Event()
+    seen = []
+
+    def on_sync(peer, res):
+        seen.append(res)
+        done.set()
+    srv_a = serve_in_thread(a, peers=[srv_b.url], interval_s=0.1, on_sync=on_sync)
+    try:
+        assert done.wait(20)
+        assert isinstance(seen[0], dict) and seen[0]["peer"] == srv_b.url
+        assert a.store.state_digest() == b.store.state_digest()
+    finally:
+        srv_a.stop()
+        srv_b.stop()
+
+
+def test_a_bridge_uploads_to_an_http_node_and_gets_receipts(tmp_path):
+    """The bridge's Uploader against a NodeClient: the same contract as its
+    LocalPeer (pen.bridge.peers)."""
+    from pen.bridge.queue import BridgeQueue
+    from pen.bridge.uploader import Uploader
+    from pen.samples import economy
+    k, ordered, n = economy()
+    node = Node(SQLiteCTB(tmp_path / "n.sqlite"), node_key=k["common-node"])
+    node.submit([r.raw for r in ordered[:ordered.index(n["use"])]])
+    srv = serve_in_thread(node)
+    try:
+        q = BridgeQueue(tmp_path / "bridge.sqlite")
+        q.accept(n["use"].raw)
+        q.accept(n["publication"].raw)
+        sent, receipts = Uploader(q, srv.url).step(NodeClient(srv.url))
+        assert sent == 2 and len(receipts) == 1 and R.parse(receipts[0]).type == R.ACCOUNTED
+        assert q.backlog(srv.url) == 0
+        assert Uploader(q, srv.url).step(NodeClient(srv.url)) == (0, [])
+    finally:
+        srv.stop()

@@ -10,6 +10,11 @@ from pen.node.core import NodeError
 from pen.node.server import CBOR, SESSION_HEADER
 from pen_protocol import cbor
 
+# The largest reply read from a peer: a sync message (8 MiB) or a fetch of
+# MAX_FETCH_IDS records of MAX_RECORD bytes (6 MB), with room for framing.
+# A peer cannot make this client buffer more.
+MAX_REPLY = (8 << 20) + 4096
+
 
 class NodeClient:
     def __init__(self, url, timeout_s=60.0):
@@ -27,11 +32,13 @@ class NodeClient:
         self.sent_bytes += len(body or b"")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                data = resp.read()
+                data = resp.read(MAX_REPLY + 1)
                 self.received_bytes += len(data)
+                if len(data) > MAX_REPLY:
+                    raise NodeError("reply-too-large", "%s sent more than %d bytes" % (self.url, MAX_REPLY))
                 return resp.status, resp.headers, data
         except urllib.error.HTTPError as e:
-            data = e.read()
+            data = e.read(MAX_REPLY)
             self.received_bytes += len(data)
             if e.code == 422:
                 return e.code, e.headers, data

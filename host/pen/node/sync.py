@@ -72,6 +72,23 @@ def deliver(raws, peer, batch=BATCH, advance=None):
     return taken, len(deferred), refused
 
 
+def _asked_for(raws, ids):
+    """Only well-formed records with ids we asked for (and each once): a peer
+    cannot slip in more than the reconciliation said we lack. A malformed
+    one is dropped here; the ids left unserved count as backlog."""
+    want = set(ids)
+    out = []
+    for raw in raws:
+        try:
+            rid = R.parse(raw).id
+        except R.RecordError:
+            continue
+        if rid in want:
+            want.discard(rid)
+            out.append(raw)
+    return out
+
+
 def sync_with(node, client, progress=None, batch=BATCH):
     """One full sync with the peer behind client. Returns a dict of what
     happened (also stored as the peer's status on this node). Raises
@@ -103,7 +120,7 @@ def sync_with(node, client, progress=None, batch=BATCH):
                 progress.advance(task, n)
         pulled = []
         for i in range(0, len(we_lack), MAX_FETCH_IDS):
-            pulled += client.fetch(we_lack[i:i + MAX_FETCH_IDS])
+            pulled += _asked_for(client.fetch(we_lack[i:i + MAX_FETCH_IDS]), we_lack[i:i + MAX_FETCH_IDS])
         got, deferred_in, refused_in = deliver(pulled, _Local(node), batch, advance)
         mine = node.fetch_all(they_lack)
         sent, deferred_out, refused_out = deliver(mine, client, batch, advance)
