@@ -17,14 +17,16 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 
 from pen_protocol import sign
 
 # A batch smaller than this is checked here: shipping it costs more than it saves.
 MIN_SHARED = 64
-# With one worker it takes this fraction of a batch: this process also
-# writes the batch meanwhile (~8 us a record against ~55 us a verify).
-WORKER_SHARE = 0.55
+# Each worker checks this many signatures for every one this process keeps:
+# this process also writes the batch meanwhile (~8 us a record against
+# ~55 us a verify), so one worker takes 55 % of a batch.
+WORKER_WEIGHT = 1.2
 
 
 def verify_all(triples):
@@ -79,6 +81,7 @@ class ParallelVerifier:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._procs = [subprocess.Popen([sys.executable, "-m", "pen.verifypool"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env) for _ in range(workers)]
+        self._lock = threading.Lock()  # one batch on the pipes at a time
 
     def all_valid(self, triples, meanwhile=None):
         """True if every signature verifies. meanwhile() runs here while the
@@ -88,10 +91,13 @@ class ParallelVerifier:
             if meanwhile is not None:
                 meanwhile()
             return verify_all(triples)
-        # the workers take WORKER_SHARE more each than this process keeps,
-        # since this process also runs meanwhile()
+        with self._lock:
+            return self._shared(triples, meanwhile)
+
+    def _shared(self, triples, meanwhile):
+        n = len(triples)
         w = len(self._procs)
-        share = min(n // w, int(n * WORKER_SHARE / (w + WORKER_SHARE - 1 + 1e-9)) if w > 1 else int(n * WORKER_SHARE))
+        share = int(n * WORKER_WEIGHT / (w * WORKER_WEIGHT + 1))
         for i, p in enumerate(self._procs):
             p.stdin.write(_pack(triples[i * share:(i + 1) * share]))
             p.stdin.flush()
