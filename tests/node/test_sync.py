@@ -223,3 +223,30 @@ def test_a_bridge_uploads_to_an_http_node_and_gets_receipts(tmp_path):
         assert Uploader(q, srv.url).step(NodeClient(srv.url)) == (0, [])
     finally:
         srv.stop()
+
+
+def test_three_serving_nodes_that_sync_on_their_own_converge(tmp_path):
+    """The deployment: three `serve --peer` nodes, each periodically syncing
+    with the other two, with conflicting records; no manual sync."""
+    import time
+    from .conftest import free_port
+    base, parts = base_and_spends(seed=9)
+    ports = [free_port() for _ in range(3)]
+    urls = ["http://127.0.0.1:%d" % p for p in ports]
+    nodes, servers = [], []
+    for i in range(3):
+        node = Node(SQLiteCTB(tmp_path / ("s%d.sqlite" % i)))
+        feed(node, base + parts[i], seed=20 + i)
+        nodes.append(node)
+    try:
+        for i in range(3):
+            servers.append(serve_in_thread(nodes[i], port=ports[i], peers=[u for u in urls if u != urls[i]],
+                                           interval_s=0.05))
+        deadline = time.time() + 30
+        while len({n.status()["state_digest"] for n in nodes}) != 1:
+            assert time.time() < deadline, "did not converge"
+            time.sleep(0.1)
+        assert conflicts(nodes[0].store)
+    finally:
+        for s in servers:
+            s.stop()
