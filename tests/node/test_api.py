@@ -160,3 +160,43 @@ def test_status_reports_records_digest_and_peers(api):
     st = c.status()
     assert st["records"] == node.store.count() and st["state_digest"] == node.store.state_digest()
     assert st["database"] == "sqlite" and st["peers"] == {} and st["economy"] == "Valley economy"
+
+
+def _hello(n_ids):
+    import os
+    from pen.sync import SetIndex, Reconciler
+    return Reconciler(SetIndex.from_ids([os.urandom(16) for _ in range(n_ids)]), initiator=True).start()
+
+
+def test_sync_sessions_are_bounded_and_expire(tmp_path):
+    from pen.node.core import MAX_SESSIONS, SESSION_TTL_S
+    _, ordered, _ = economy()
+    now = [1795000000.0]
+    node = Node(SQLiteCTB(tmp_path / "n.sqlite"), clock=lambda: now[0])
+    node.submit([r.raw for r in ordered])
+    for _ in range(MAX_SESSIONS):
+        reply, session = node.sync_receive(None, _hello(50))  # a real difference: the exchange goes on
+        assert session is not None
+    with pytest.raises(NodeError) as e:
+        node.sync_receive(None, _hello(50))
+    assert (e.value.reason, e.value.status) == ("busy", 503)
+    now[0] += SESSION_TTL_S + 1  # idle sessions are dropped
+    reply, session = node.sync_receive(None, _hello(50))
+    assert session is not None and len(node.sessions) == 1
+
+
+def test_initiator_records_a_peer_that_answers_garbage(tmp_path):
+    from pen.node.sync import sync_with
+    from pen.sync import SyncError
+
+    class Garbage:
+        url = "http://garbage.invalid"
+        sent_bytes = received_bytes = 0
+
+        def sync(self, msg, session=None):
+            return b"\x83\x01\x02\x03", None
+    node = Node(SQLiteCTB(tmp_path / "n.sqlite"))
+    with pytest.raises(SyncError) as e:
+        sync_with(node, Garbage())
+    assert e.value.reason == "malformed"
+    assert node.peers()["http://garbage.invalid"]["last_error"].startswith("SyncError: malformed")
