@@ -93,3 +93,23 @@ def test_cmd_json_shape(capsys, monkeypatch):
     assert cmd(type("A", (), {"json": True})()) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"records_per_s", "verify_per_s", "ratio_to_verify_bound"} <= set(out)
+
+
+@pytest.mark.postgres
+def test_postgres_parallel_path_rolls_back_to_the_savepoint(pg_url, pool, payments):
+    from pen.pgstore import PostgresCTB
+    base, recs = payments
+    s = PostgresCTB(pg_url)
+    s.submit([r.raw for r in base])
+    s.verifier = pool
+    before = s.state_digest()
+    raws = [r.raw for r in recs[:200]]
+    raws[120] = forge(recs[120])
+    with pytest.raises(BatchRejected) as e:
+        s.submit(raws)
+    assert e.value.index == 120 and e.value.verdict.reason == "bad-signature"
+    assert s.state_digest() == before
+    s.submit([r.raw for r in recs])
+    plain = SQLiteCTB(":memory:")
+    plain.submit([r.raw for r in base + recs])
+    assert s.state_digest() == plain.state_digest()
