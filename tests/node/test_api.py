@@ -5,14 +5,12 @@ import urllib.request
 
 import pytest
 
-from pen import build as B
-from pen.keys import Signer
 from pen.node.client import NodeClient
 from pen.node.core import Node, NodeError, MAX_BATCH_RECORDS
 from pen.node.server import serve_in_thread, MAX_BATCH_BYTES
 from pen.samples import economy
 from pen.store import SQLiteCTB
-from pen_protocol import cbor, ctb, ids, records as R
+from pen_protocol import cbor, ctb, records as R
 
 
 @pytest.fixture
@@ -72,8 +70,8 @@ def test_rejected_batch_names_the_record_and_stores_nothing(api):
 def test_malformed_submit_body_is_400_with_reason(api):
     k, ordered, n, node, c = api
     url = c.url + "/v1/records"
-    assert post(url, b"\xff") [0] == 400
     status, body = post(url, b"\xff")
+    assert status == 400
     assert body["reason"] == "malformed" and "CBOR" in body["detail"]
     status, body = post(url, cbor.dumps({1: 2}))
     assert (status, body["reason"]) == (400, "malformed")

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from pen import build as B
 from pen.ingest_bench import workload, run_ingest_bench, cmd, _signers
 from pen.store import SQLiteCTB, BatchRejected
 from pen.verifypool import ParallelVerifier, verify_all, MIN_SHARED

@@ -9,7 +9,6 @@ event loop keeps accepting while a batch is validated.
 import asyncio
 import functools
 import threading
-import time
 
 from aiohttp import web
 
