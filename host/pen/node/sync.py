@@ -14,6 +14,7 @@ member certified by a council whose admission comes later in type order) is
 deferred and sent again after the others while that makes progress; any other
 rejection is final for this sync and counted as refused.
 """
+import sqlite3
 import time
 
 from pen.node.core import MAX_FETCH_IDS
@@ -34,22 +35,57 @@ class _Local:
         return self.node.submit(raws, receipts=False)
 
 
-def deliver(raws, peer, batch=BATCH, advance=None):
+class Staging:
+    """Records on their way to a receiver, in a private temporary SQLite
+    file, read back in type (dependency) order: a sync that moves a million
+    records holds one batch in memory, not all of them."""
+
+    def __init__(self):
+        self.db = sqlite3.connect("")  # "": a temporary file, deleted on close
+        self.db.execute("CREATE TABLE staged (type INTEGER NOT NULL, id BLOB PRIMARY KEY, raw BLOB NOT NULL)")
+
+    def add(self, recs):
+        """Records (parsed) to send; one of an id is kept."""
+        self.db.executemany("INSERT OR IGNORE INTO staged(type, id, raw) VALUES (?,?,?)",
+                            [(r.type, r.id, r.raw) for r in recs])
+
+    def __len__(self):
+        return self.db.execute("SELECT COUNT(*) FROM staged").fetchone()[0]
+
+    def batches(self, size):
+        """Lists of (id, raw), in type then id order."""
+        cur = self.db.execute("SELECT id, raw FROM staged ORDER BY type, id")
+        while True:
+            rows = cur.fetchmany(size)
+            if not rows:
+                return
+            yield [(bytes(i), bytes(r)) for i, r in rows]
+
+    def close(self):
+        self.db.close()
+
+
+def deliver(staged, peer, batch=BATCH, advance=None):
     """Submit records to peer (anything with submit(raws) -> the bridge's
-    peer dict) in type order and batches. Returns (taken, deferred,
-    refused): records the peer took (accepted/duplicate/conflict), records
-    still lacking a dependency, and {id: reason} of final rejections."""
-    todo = sorted((R.parse(r) for r in raws), key=lambda r: (r.type, r.id))
+    peer dict) in type order and batches. staged: a Staging, or a list of
+    record bytes. Returns (taken, deferred, refused): records the peer took
+    (accepted/duplicate/conflict), records still lacking a dependency, and
+    {id: reason} of final rejections."""
+    if not isinstance(staged, Staging):
+        raws, staged = staged, Staging()
+        staged.add(R.parse(r) for r in raws)
     taken = 0
     refused = {}
-    deferred = []
-    while todo:
+
+    def send(todo):
+        """Send (id, raw) pairs in batches; returns (sent any, deferred pairs)."""
+        nonlocal taken
         deferred = []
-        i = 0
         progress = False
+        i = 0
         while i < len(todo):
             chunk = todo[i:i + batch]
-            res = peer.submit([r.raw for r in chunk])
+            res = peer.submit([raw for _, raw in chunk])
             if res["ok"]:
                 taken += len(chunk)
                 progress = True
@@ -58,34 +94,41 @@ def deliver(raws, peer, batch=BATCH, advance=None):
                     advance(len(chunk))
                 continue
             # nothing of the chunk was stored: set the culprit aside, resend the rest
-            bad = chunk[res["index"]]
-            todo.pop(i + res["index"])
+            bad = todo.pop(i + res["index"])
             if res["reason"] in ctb.DEPENDENCY:
                 deferred.append(bad)
             else:
-                refused[bad.id] = res["reason"]
+                refused[bad[0]] = res["reason"]
                 if advance is not None:
                     advance(1)
-        if not progress:
-            break
-        todo, deferred = deferred, []
+        return progress, deferred
+
+    deferred = []
+    progress = False
+    for chunk in staged.batches(batch):
+        p, d = send(chunk)
+        progress = progress or p
+        deferred += d
+    # what waited for a dependency goes again while passes make progress
+    while deferred and progress:
+        progress, deferred = send(deferred)
     return taken, len(deferred), refused
 
 
 def _asked_for(raws, ids):
-    """Only well-formed records with ids we asked for (and each once): a peer
-    cannot slip in more than the reconciliation said we lack. A malformed
-    one is dropped here; the ids left unserved count as backlog."""
+    """Only well-formed records with ids we asked for (and each once), parsed:
+    a peer cannot slip in more than the reconciliation said we lack. A
+    malformed one is dropped here; the ids left unserved count as backlog."""
     want = set(ids)
     out = []
     for raw in raws:
         try:
-            rid = R.parse(raw).id
+            rec = R.parse(raw)
         except R.RecordError:
             continue
-        if rid in want:
-            want.discard(rid)
-            out.append(raw)
+        if rec.id in want:
+            want.discard(rec.id)
+            out.append(rec)
     return out
 
 
@@ -118,12 +161,22 @@ def sync_with(node, client, progress=None, batch=BATCH):
         def advance(n):
             if task is not None:
                 progress.advance(task, n)
-        pulled = []
-        for i in range(0, len(we_lack), MAX_FETCH_IDS):
-            pulled += _asked_for(client.fetch(we_lack[i:i + MAX_FETCH_IDS]), we_lack[i:i + MAX_FETCH_IDS])
-        got, deferred_in, refused_in = deliver(pulled, _Local(node), batch, advance)
-        mine = node.fetch_all(they_lack)
-        sent, deferred_out, refused_out = deliver(mine, client, batch, advance)
+        pulled = Staging()
+        try:
+            for i in range(0, len(we_lack), MAX_FETCH_IDS):
+                part = we_lack[i:i + MAX_FETCH_IDS]
+                pulled.add(_asked_for(client.fetch(part), part))
+            n_pulled = len(pulled)
+            got, deferred_in, refused_in = deliver(pulled, _Local(node), batch, advance)
+        finally:
+            pulled.close()
+        mine = Staging()
+        try:
+            for i in range(0, len(they_lack), MAX_FETCH_IDS):
+                mine.add(R.parse(raw) for raw in node.fetch_all(they_lack[i:i + MAX_FETCH_IDS]))
+            sent, deferred_out, refused_out = deliver(mine, client, batch, advance)
+        finally:
+            mine.close()
     except Exception as e:
         status["last_error"] = "%s: %s" % (type(e).__name__, e)
         node.set_peer_status(client.url, status)
@@ -133,7 +186,7 @@ def sync_with(node, client, progress=None, batch=BATCH):
         "bytes": client.sent_bytes + client.received_bytes - b0,
         "we_lacked": len(we_lack), "they_lacked": len(they_lack),
         "pulled": got, "pushed": sent,
-        "backlog": deferred_in + deferred_out + len(we_lack) - len(pulled),
+        "backlog": deferred_in + deferred_out + len(we_lack) - n_pulled,
         "refused": len(refused_in) + len(refused_out),
         "seconds": round(time.perf_counter() - t0, 3),
     }
