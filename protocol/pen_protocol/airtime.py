@@ -48,13 +48,24 @@ class Preset:
     def airtime_us(self, plen):
         return time_on_air_us(plen, self.sf, self.bw_hz, self.cr, self.preamble)
 
+    def max_frame(self):
+        """Longest frame the law allows in one transmission (dwell time)."""
+        if not self.dwell_ms:
+            return MAX_FRAME
+        n = MAX_FRAME
+        while n > 0 and self.airtime_us(n) > self.dwell_ms * 1000:
+            n -= 1
+        return n
+
 
 # The 869.4-869.65 MHz sub-band allows 10 % and 27 dBm (what Meshtastic uses in
 # Europe); 868.0-868.6 MHz allows 1 %. US915 narrow channels: 400 ms dwell.
 PRESETS = {
     "eu868-sf9": Preset("eu868-sf9", 9, 125000, 5, 8, 869525, 100, 0, 27),
     "eu868-sf9-1pct": Preset("eu868-sf9-1pct", 9, 125000, 5, 8, 868100, 10, 0, 14),
-    "us915-sf9": Preset("us915-sf9", 9, 125000, 5, 8, 903900, 0, 400, 20),
+    # SF9 at 125 kHz cannot carry a 96-byte payment within the 400 ms dwell
+    # limit (533 ms); at 250 kHz it takes 266 ms, and frames up to 155 bytes fit.
+    "us915-sf9": Preset("us915-sf9", 9, 250000, 5, 8, 903900, 0, 400, 20),
     # Meshtastic LongFast: SF11 / BW250 / CR4-5 / preamble 16
     "eu868-longfast": Preset("eu868-longfast", 11, 250000, 5, 16, 869525, 100, 0, 27),
     "us915-longfast": Preset("us915-longfast", 11, 250000, 5, 16, 906875, 0, 400, 20),

@@ -1,0 +1,622 @@
+"""MeshNode: routing, custody and the law for one LoRa node, sans-IO.
+
+Pen's traffic is mostly convergecast (payments and votes to bridges) plus
+broadcasts from bridges, so routing is built for that instead of flooding:
+
+- Bridges send beacons (T_BEACON: bridge, sequence, metric). Each node keeps
+  its neighbours' advertised metric and the quality of the link it heard them
+  on, picks as parent the neighbour with the lowest metric + link cost, and
+  advertises its own metric once per beacon sequence. Beacons are rare
+  (trickle: 15 s doubling to 20 min).
+- Uplink goes hop by hop: a node sends a record to its parent, which journals
+  it, then acks (T_ACK with the 4-byte frame id; several ids per ack). The
+  sender deletes it only then. No ack: retries with random backoff; repeated
+  failures penalise the parent and re-route; with no route at all the record
+  is offered to any node with a route (dst ANY_ROUTE), which takes custody.
+- Receipts (ACCOUNTED) go back down the path the payment came up: each relay
+  remembers which child handed it the payment's token, hop by hop with acks;
+  a relay that lost that memory floods the receipt instead.
+- Other downlink (openings, publications, digests) is managed flooding:
+  duplicate suppression and a contention window scaled by SNR (far nodes,
+  with low SNR, relay first), cancelled when a neighbour is heard relaying.
+
+Time, randomness, radio and storage come from outside: the caller passes
+now_ms to every call, an rng with getrandbits(), and a journal.Journal.
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+import hashlib
+
+from pen_protocol import frame as F
+
+from . import duty as D
+from .spent import SpentSet, USED, ACCOUNTED
+
+BROADCAST = const(0xFFFF)
+ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
+MAX_HOPS = const(7)
+
+_USE = const(10)
+_ACCOUNTED = const(11)
+_VOTE_TYPES = (5, 6, 7)  # votation open, vote, close
+_UPLINK_TYPES = (6, 8, 9, 10)  # vote, issue, set-user, use: what stores hand in
+
+# Timing. Frames arrive whole (on_frame at their end); an ack is due within
+# ACK_JITTER_MS of a frame's end, so a sender waits that plus the ack's own
+# airtime and a margin before it retries.
+ACK_JITTER_MS = const(250)
+ACK_MARGIN_MS = const(700)  # the receiver may be mid-frame (533 ms at SF9) when its ack comes due
+TX_JITTER_MS = const(400)  # spread first transmissions of records that came due together
+BACKOFF_SLOT_MS = const(1500)
+MAX_TRIES = const(8)  # per record before its route is declared broken (then keep trying, slower)
+PARENT_FAILS = const(3)  # consecutive unacked tries before the parent is penalised
+BEACON_MIN_MS = const(15000)
+BEACON_MAX_MS = const(1200000)
+ROUTE_TTL_MS = const(3600000)  # a neighbour not heard for an hour is forgotten
+DEDUP = const(128)  # frame ids remembered (duplicate suppression)
+REVERSE = const(256)  # token ref -> child that handed us the payment
+CONTENTION_MS = const(600)  # managed-flood window at the weakest SNR
+SF_FLOOR_X4 = {7: -30, 8: -40, 9: -50, 10: -60, 11: -70, 12: -80}  # demodulation floor, dB x4
+
+
+def link_cost(snr_x4, sf):
+    """ETX-like cost of a link from its SNR margin above the SF's floor."""
+    margin = (snr_x4 - SF_FLOOR_X4.get(sf, -50)) // 4
+    if margin >= 10:
+        return 1
+    if margin >= 6:
+        return 2
+    if margin >= 3:
+        return 4
+    return 8
+
+
+LBT_MIN_MS = const(60)
+LBT_SPREAD_MS = const(500)
+
+
+class _Deferred(Exception):
+    """The channel was busy: nothing was sent, try again after lbt_until."""
+
+
+class _Pending:
+    __slots__ = ("rid", "frame_body", "type", "origin", "tries", "due_ms", "fid", "via", "waiting_until", "fails")
+
+    def __init__(self, rid, rtype, body, origin, due_ms):
+        self.rid = rid
+        self.type = rtype
+        self.frame_body = body  # record without its type byte
+        self.origin = origin
+        self.tries = 0
+        self.due_ms = due_ms
+        self.fid = None
+        self.via = None
+        self.waiting_until = 0
+        self.fails = 0
+
+
+class MeshNode:
+    def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=MAX_HOPS, reverse=REVERSE,
+                 dedup=DEDUP, channel_busy=None):
+        self.addr = addr
+        self.preset = preset
+        self.journal = journal
+        self.rng = rng
+        self.is_bridge = is_bridge
+        self.hop_limit = hop_limit
+        self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
+        self.spent = SpentSet()
+        self.reasm = F.Reassembler()
+        self.nbr = {}  # addr -> [metric, snr_x4, heard_ms, fails]
+        self.metric = 0 if is_bridge else 255
+        self.adv_metric = 0 if is_bridge else 255  # the metric we last advertised
+        self.parent = None
+        self.beacon_seq = 0  # highest sequence seen (or sent, on a bridge)
+        self.beacon_sent_seq = -1
+        self.beacon_due = 0 if is_bridge else -1
+        self.beacon_interval = BEACON_MIN_MS
+        self.pending = {}  # rid -> _Pending (custody, waiting to go on)
+        self.by_fid = {}  # frame id -> rid, for acks
+        self.acks = []  # frame ids to ack, sent together
+        self.ack_due = -1
+        self.ack_dst = BROADCAST
+        self.floods = []  # [due_ms, frame, fid]: managed-flood relays waiting
+        self.seen = {}  # frame id -> 1 (bounded FIFO below)
+        self.seen_order = []
+        self.dedup = dedup
+        self.handled = {}  # ids of records we took and passed on: a late retry is acked, not taken again
+        self.handled_order = []
+        self.rev = {}  # token ref -> child addr
+        self.rev_order = []
+        self.rev_cap = reverse
+        self.originated = {}  # token refs of payments submitted here, for receipts
+        self.delivered = []  # bridge: records for the host
+        self.delivered_ids = {}  # bridge: ids handed to the host (and their order)
+        self.delivered_order = []
+        self.events = []
+        self.tx_busy = False
+        # listen before talk: channel_busy(now_ms) -> bool, the radio's channel
+        # activity detection (SX126x CAD, command 0x94); None = always clear
+        self.channel_busy = channel_busy
+        self.lbt_until = 0
+        self.group = 0
+        self.stats = {"tx_frames": 0, "tx_airtime_us": 0, "rx_frames": 0, "rx_bad": 0, "dup_dropped": 0,
+                      "acks_sent": 0, "acks_heard": 0, "retries": 0, "refused": 0, "duty_blocked": 0,
+                      "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
+                      "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0}
+        self._recover()
+
+    # -- custody --------------------------------------------------------------
+
+    def _recover(self):
+        """After a reboot: everything in the journal is still ours to deliver."""
+        for rid in self.journal.live:
+            meta, data = self.journal.live[rid]
+            origin = (data[0] << 8) | data[1]
+            rec = data[2:]
+            if self.is_bridge:
+                self.delivered.append(rec)
+            else:
+                self.pending[rid] = _Pending(rid, rec[0], rec[1:], origin, 0)
+
+    def _rid(self, record):
+        return hashlib.sha256(bytes(record[:len(record) - 64])).digest()[:16]
+
+    def submit(self, record, now_ms):
+        """A store hands in a signed record. True once it is in custody."""
+        record = bytes(record)
+        if not record or record[0] not in _UPLINK_TYPES or len(record) - 1 + F.HEADER_LEN > self.preset.max_frame():
+            self.stats["refused"] += 1
+            return False
+        rid = self._rid(record)
+        if rid in self.pending:
+            return True
+        if not self._take(rid, record, self.addr, now_ms):
+            return False
+        if record[0] == _USE:
+            ref = self._token_ref(record)
+            if ref is not None:
+                if len(self.originated) >= self.rev_cap:
+                    for old in self.originated:  # bounded: forget the oldest-ish
+                        del self.originated[old]
+                        break
+                self.originated[ref] = 1
+                self.spent.add(ref, USED)
+        return True
+
+    def _take(self, rid, record, origin, now_ms):
+        data = bytes(((origin >> 8) & 255, origin & 255)) + record
+        if not self.journal.put(rid, data, 1):
+            self.stats["refused"] += 1
+            return False
+        if self.is_bridge:
+            self._deliver(rid, record)
+        else:
+            self.pending[rid] = _Pending(rid, record[0], record[1:], origin,
+                                         now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
+        return True
+
+    def _deliver(self, rid, record):
+        if rid in self.delivered_ids:
+            return
+        self.delivered.append(record)
+        self.delivered_ids[rid] = 1
+        self.delivered_order.append(rid)
+        if len(self.delivered_order) > self.dedup * 4:
+            del self.delivered_ids[self.delivered_order.pop(0)]
+        self.stats["delivered"] += 1
+
+    def take_delivered(self):
+        """Bridge: records that reached this bridge, each once. The host
+        confirms with host_ack(record) after storing them (until then they
+        stay in the journal and come back after a reboot)."""
+        out = self.delivered
+        self.delivered = []
+        return out
+
+    def host_ack(self, record):
+        self.journal.delete(self._rid(record))
+
+    def take_events(self):
+        out = self.events
+        self.events = []
+        return out
+
+    @staticmethod
+    def _token_ref(record):
+        # every record that names a token starts its body with [token ref (bstr 8), ...]
+        if len(record) > 11 and record[1] & 0xE0 == 0x80 and record[2] == 0x48:
+            return bytes(record[3:11])
+        return None
+
+    # -- routing --------------------------------------------------------------
+
+    def _choose_parent(self, now_ms):
+        """Lowest metric + link cost among feasible neighbours: those that
+        advertised a metric below the one we last advertised (Babel's
+        feasibility condition), so a node never picks one of its own
+        descendants and no routing loop forms, even with stale metrics."""
+        if self.is_bridge:
+            return
+        best = None
+        best_cost = 255
+        for a in self.nbr:
+            n = self.nbr[a]
+            if now_ms - n[2] > ROUTE_TTL_MS or n[0] >= 255 or n[0] >= self.adv_metric:
+                continue
+            cost = n[0] + link_cost(n[1], self.preset.sf) + 4 * (n[3] // PARENT_FAILS)
+            if cost < best_cost:
+                best, best_cost = a, cost
+        old = self.parent
+        self.parent = best
+        self.metric = min(best_cost, 255) if best is not None else 255
+        if old is not None and best != old:
+            self.stats["reroutes"] += 1
+
+    def _on_beacon(self, hdr, payload, snr_x4, now_ms):
+        if len(payload) != 4:
+            self.stats["rx_bad"] += 1
+            return
+        seq = (payload[0] << 8) | payload[1]
+        metric = payload[2]
+        n = self.nbr.get(hdr.src)
+        if n is None:
+            n = [metric, snr_x4, now_ms, 0]
+            self.nbr[hdr.src] = n
+        else:
+            n[0] = metric
+            n[1] = (n[1] * 3 + snr_x4) // 4  # smoothed link quality
+            n[2] = now_ms
+        if self.is_bridge:
+            return
+        before = self.metric
+        newer = ((seq - self.beacon_seq) & 0xFFFF) < 0x8000 and seq != self.beacon_seq
+        if newer:
+            # a new round from the bridge: every metric may be recomputed
+            self.beacon_seq = seq
+            self.adv_metric = 255
+        self._choose_parent(now_ms)
+        if (newer or self.metric + 2 < before) and self.metric < 255 and self.beacon_sent_seq != seq:
+            # advertise our own metric once per sequence, after a short random wait
+            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+
+    def _beacon_frame(self):
+        payload = bytes((self.beacon_seq >> 8, self.beacon_seq & 255, min(self.metric, 255), 0))
+        self.beacon_sent_seq = self.beacon_seq
+        self.adv_metric = min(self.metric, 255)
+        return F.pack(F.Header(F.T_BEACON, self.addr, BROADCAST, self.addr, 0, 0), payload)
+
+    # -- receiving ------------------------------------------------------------
+
+    def on_frame(self, frame, rssi_dbm, snr_x4, now_ms):
+        self.stats["rx_frames"] += 1
+        self.stats["frames_handled"] += 1
+        try:
+            hdr, payload = F.parse(frame)
+        except F.FrameError:
+            self.stats["rx_bad"] += 1
+            return
+        if hdr.src == self.addr:
+            return
+        n = self.nbr.get(hdr.src)
+        if n is not None:
+            n[1] = (n[1] * 3 + snr_x4) // 4
+            n[2] = now_ms
+        t = hdr.type
+        if t == F.T_BEACON:
+            self._on_beacon(hdr, payload, snr_x4, now_ms)
+        elif t == F.T_ACK:
+            if hdr.dst == self.addr or hdr.dst == BROADCAST:
+                try:
+                    ids = F.ack_ids(payload)
+                except F.FrameError:
+                    self.stats["rx_bad"] += 1
+                    return
+                for fid in ids:
+                    self._acked(fid, hdr.src)
+        elif t < F.T_ACK:
+            self._on_record_frame(frame, hdr, payload, snr_x4, now_ms)
+
+    def _acked(self, fid, by):
+        rid = self.by_fid.pop(fid, None)
+        if rid is None:
+            return
+        p = self.pending.pop(rid, None)
+        if p is None:
+            return
+        self.stats["acks_heard"] += 1
+        self.journal.delete(rid)
+        self.handled[rid] = 1
+        self.handled_order.append(rid)
+        if len(self.handled_order) > self.dedup:
+            self.handled.pop(self.handled_order.pop(0), None)
+        n = self.nbr.get(by)
+        if n is not None:
+            n[3] = 0
+
+    def _remember(self, fid):
+        if fid in self.seen:
+            return False
+        self.seen[fid] = 1
+        self.seen_order.append(fid)
+        if len(self.seen_order) > self.dedup:
+            self.seen.pop(self.seen_order.pop(0), None)
+        return True
+
+    def _on_record_frame(self, frame, hdr, payload, snr_x4, now_ms):
+        fid = F.frame_id(frame)
+        # a neighbour relaying a flood we were about to relay: ours is not needed
+        for i in range(len(self.floods)):
+            if self.floods[i][2] == fid:
+                del self.floods[i]
+                self.stats["floods_cancelled"] += 1
+                break
+        for_us = hdr.dst == self.addr or (hdr.dst == ANY_ROUTE and (self.is_bridge or self.parent is not None))
+        if hdr.dst == BROADCAST:
+            self._on_broadcast(frame, fid, hdr, payload, snr_x4, now_ms)
+            return
+        if hdr.frag_count > 1:
+            return  # custody frames are never fragmented (submit refuses what does not fit)
+        record = F.record_of(hdr, payload)
+        self._observe(record, hdr)
+        if not for_us:
+            return
+        rid = self._rid(record)
+        if rid in self.pending or rid in self.delivered_ids or rid in self.handled or \
+                (self.is_bridge and rid in self.journal.live):
+            self.stats["dup_dropped"] += 1
+            self._queue_ack(fid, hdr.src, now_ms)  # our earlier ack was lost
+            return
+        if record[0] == _ACCOUNTED:
+            self._on_receipt(record, rid, hdr, fid, now_ms)
+            return
+        if self._take(rid, record, hdr.origin, now_ms):
+            self.stats["custody_in"] += 1
+            self._queue_ack(fid, hdr.src, now_ms)
+            ref = self._token_ref(record)
+            if ref is not None and record[0] == _USE:
+                self._remember_child(ref, hdr.src)
+
+    def _observe(self, record, hdr):
+        """Everything heard feeds the village spent set."""
+        if record[0] == _USE or record[0] == _ACCOUNTED:
+            ref = self._token_ref(record)
+            if ref is not None:
+                self.spent.add(ref, ACCOUNTED if record[0] == _ACCOUNTED else USED)
+
+    def _remember_child(self, ref, child):
+        if ref not in self.rev:
+            self.rev_order.append(ref)
+            if len(self.rev_order) > self.rev_cap:
+                self.rev.pop(self.rev_order.pop(0), None)
+        self.rev[ref] = child
+
+    def _on_receipt(self, record, rid, hdr, fid, now_ms):
+        ref = self._token_ref(record)
+        if ref is not None and ref in self.originated:
+            del self.originated[ref]
+            self.events.append(("receipt", ref))
+            self.events.append(("receipt-record", record))
+            self._queue_ack(fid, hdr.src, now_ms)
+            return
+        # pass it on towards the child that sent the payment up (custody)
+        if self._take(rid, record, hdr.origin, now_ms):
+            self._queue_ack(fid, hdr.src, now_ms)
+
+    def _on_broadcast(self, frame, fid, hdr, payload, snr_x4, now_ms):
+        if not self._remember(fid):
+            self.stats["dup_dropped"] += 1
+            return
+        record = self.reasm.add(hdr, payload) if hdr.frag_count > 1 else F.record_of(hdr, payload)
+        if record is not None:
+            self._observe(record, hdr)
+            if record[0] == _ACCOUNTED:
+                ref = self._token_ref(record)
+                if ref is not None and ref in self.originated:
+                    del self.originated[ref]
+                    self.events.append(("receipt", ref))
+                    self.events.append(("receipt-record", record))
+            else:
+                self.events.append(("broadcast", record))
+        if hdr.hop_limit > 0 and not self.is_bridge:
+            relay = F.relay(frame, self.addr, BROADCAST)
+            # SNR-scaled contention: the weaker we heard it, the farther we are, the sooner we go
+            margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
+            wait = 50 + margin * CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
+            self.floods.append([now_ms + wait, relay, fid])
+
+    def _queue_ack(self, fid, to, now_ms):
+        if fid not in self.acks:
+            self.acks.append(fid)
+        self.ack_dst = to if len(self.acks) == 1 else BROADCAST
+        if self.ack_due < 0:
+            self.ack_due = now_ms + 20 + self.rng.getrandbits(16) % ACK_JITTER_MS
+
+    # -- downlink from a bridge -------------------------------------------------
+
+    def broadcast(self, record, now_ms):
+        """Bridge: send a record into the mesh. Receipts go back along the
+        payment's path (custody); everything else by managed flooding."""
+        record = bytes(record)
+        if record[0] == _ACCOUNTED:
+            ref = self._token_ref(record)
+            child = self.rev.get(ref) if ref is not None else None
+            if child is not None:
+                rid = self._rid(record)
+                if rid not in self.pending and self.journal.put(rid, bytes((self.addr >> 8, self.addr & 255)) + record, 2):
+                    self.pending[rid] = _Pending(rid, record[0], record[1:], self.addr, now_ms)
+                return True
+        self.group = (self.group + 1) & 255
+        for f in F.fragment(record, self.addr, BROADCAST, self.addr, self.group, self.hop_limit):
+            self._remember(F.frame_id(f))
+            self.floods.append([now_ms + self.rng.getrandbits(16) % 200, f, None])
+        return True
+
+    # -- transmitting ---------------------------------------------------------
+
+    def _next_hop(self, p):
+        if p.type == _ACCOUNTED:
+            ref = self._token_ref(bytes((p.type,)) + p.frame_body)
+            child = self.rev.get(ref) if ref is not None else None
+            return child if child is not None else BROADCAST
+        if self.parent is not None:
+            return self.parent
+        return ANY_ROUTE
+
+    def _priority(self, rtype):
+        if rtype == _USE or rtype == _ACCOUNTED:
+            return D.P_PAYMENT
+        if rtype in _VOTE_TYPES:
+            return D.P_VOTE
+        return D.P_BULK
+
+    def _try_send(self, frame, priority, now_ms):
+        air = self.preset.airtime_us(len(frame))
+        if not self.duty.allows(air, now_ms, priority):
+            self.stats["duty_blocked"] += 1
+            return None
+        if self.channel_busy is not None and self.channel_busy(now_ms):
+            # someone is on air: back off a random few slots, then look again
+            self.lbt_until = now_ms + LBT_MIN_MS + self.rng.getrandbits(16) % LBT_SPREAD_MS
+            self.stats["lbt_deferred"] += 1
+            raise _Deferred()
+        self.duty.spend(air, now_ms)
+        self.tx_busy = True
+        self.stats["tx_frames"] += 1
+        self.stats["tx_airtime_us"] += air
+        return frame
+
+    def next_tx(self, now_ms):
+        """The frame to put on air now, or None."""
+        try:
+            return self._next_tx(now_ms)
+        except _Deferred:
+            return None
+
+    def _next_tx(self, now_ms):
+        if self.tx_busy or now_ms < self.lbt_until:
+            return None
+        self.tick(now_ms)
+        # 1. acks: custody moves on only when they arrive
+        if self.acks and now_ms >= self.ack_due:
+            ids = self.acks[:F.MAX_PAYLOAD // F.FRAME_ID_LEN]
+            f = self._try_send(F.ack_frame(ids, self.addr, self.ack_dst), D.P_PAYMENT, now_ms)
+            if f is not None:
+                self.acks = self.acks[len(ids):]
+                self.ack_due = now_ms + 30 if self.acks else -1
+                self.stats["acks_sent"] += 1
+                return f
+            self.ack_due = now_ms + 1000
+        # 2. custody records, payments first
+        best = None
+        for rid in self.pending:
+            p = self.pending[rid]
+            if p.due_ms > now_ms or p.waiting_until > now_ms:
+                continue
+            if best is None or self._priority(p.type) < self._priority(best.type) or (
+                    self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):
+                best = p
+        if best is not None:
+            f = self._send_custody(best, now_ms)
+            if f is not None:
+                return f
+        # 3. beacon
+        if self.beacon_due >= 0 and now_ms >= self.beacon_due:
+            if self.is_bridge:
+                self.beacon_seq = (self.beacon_seq + 1) & 0xFFFF
+            f = self._try_send(self._beacon_frame(), D.P_VOTE, now_ms)
+            if f is not None:
+                if self.is_bridge:
+                    self.beacon_due = now_ms + self.beacon_interval
+                    self.beacon_interval = min(self.beacon_interval * 2, BEACON_MAX_MS)
+                else:
+                    self.beacon_due = -1
+                return f
+            self.beacon_due = now_ms + 5000
+        # 4. managed-flood relays
+        for i in range(len(self.floods)):
+            due, frame, fid = self.floods[i]
+            if due <= now_ms:
+                f = self._try_send(frame, self._priority(frame[0]), now_ms)
+                if f is not None:
+                    del self.floods[i]
+                    self.stats["floods_relayed"] += 1
+                    return f
+                self.floods[i][0] = now_ms + 1000
+                break
+        return None
+
+    def _send_custody(self, p, now_ms):
+        dst = self._next_hop(p)
+        hdr = F.Header(p.type, self.addr, dst, p.origin, self.hop_limit)
+        frame = F.pack(hdr, p.frame_body)
+        f = self._try_send(frame, self._priority(p.type), now_ms)
+        if f is None:
+            p.due_ms = now_ms + 5000
+            return None
+        if dst == BROADCAST:
+            # a receipt whose path back is forgotten: flood it, custody ends here
+            self._remember(F.frame_id(frame))
+            del self.pending[p.rid]
+            self.journal.delete(p.rid)
+            return f
+        fid = F.frame_id(frame)
+        if p.fid is not None and p.fid != fid:
+            self.by_fid.pop(p.fid, None)
+        p.fid = fid
+        self.by_fid[fid] = p.rid
+        if p.tries:
+            self.stats["retries"] += 1
+        p.tries += 1
+        p.via = dst
+        ack_air_ms = self.preset.airtime_us(F.HEADER_LEN + 4 * 4) // 1000
+        p.waiting_until = now_ms + self.preset.airtime_us(len(frame)) // 1000 + ack_air_ms + ACK_JITTER_MS + \
+            ACK_MARGIN_MS
+        # when the wait is over with no ack, back off (more, the more tries)
+        slots = 1 << min(p.tries, 5)
+        p.due_ms = p.waiting_until + (self.rng.getrandbits(16) % slots) * BACKOFF_SLOT_MS // 2
+        return f
+
+    def on_tx_done(self, now_ms):
+        self.tx_busy = False
+
+    def tick(self, now_ms):
+        """Timers: routes that failed, beacons to start. Called by the driver
+        before next_tx (next_tx calls it too)."""
+        for rid in self.pending:
+            p = self.pending[rid]
+            if p.via is None or p.waiting_until > now_ms or p.fid is None:
+                continue
+            # waited for an ack in vain
+            self.by_fid.pop(p.fid, None)
+            p.fid = None
+            n = self.nbr.get(p.via)
+            if n is not None:
+                n[3] += 1
+                if n[3] % PARENT_FAILS == 0:
+                    self._choose_parent(now_ms)
+            p.via = None
+
+    def next_wakeup_ms(self, now_ms):
+        t = now_ms + 3600000
+        if self.acks and self.ack_due >= 0:
+            t = min(t, self.ack_due)
+        if self.lbt_until > now_ms:
+            return self.lbt_until
+        for rid in self.pending:
+            p = self.pending[rid]
+            t = min(t, p.waiting_until if p.fid is not None else p.due_ms)
+        if self.beacon_due >= 0:
+            t = min(t, self.beacon_due)
+        for fl in self.floods:
+            t = min(t, fl[0])
+        return t if t > now_ms else now_ms + 1
+
+    def average_current_ma(self, elapsed_ms):
+        from .power import average_ma
+        return average_ma(self.stats["tx_airtime_us"], self.stats["frames_handled"], elapsed_ms, self.preset.power_dbm)

@@ -1,0 +1,193 @@
+"""Discrete-event engine: nodes (Pen's MeshNode or the flooding baseline)
+on a Medium, offered a Poisson load of payments, measured."""
+import hashlib
+import heapq
+import random
+
+from pen_node.journal import Journal, MemStorage
+from pen_node.mesh import MeshNode
+
+from pen.sim.baseline import FloodNode
+from pen.sim.medium import Medium
+
+DEADLINE_S = 120  # a payment counts as delivered when it reaches a bridge within this
+UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes down
+
+
+def rid_of(record):
+    return hashlib.sha256(record[:-64]).digest()[:16]
+
+
+class Payments:
+    """Signed USE records, made once and shared by every run (deterministic)."""
+
+    _cache = {}
+
+    @classmethod
+    def make(cls, count):
+        if count in cls._cache:
+            return cls._cache[count]
+        from pen import build as B
+        from pen.keys import Signer
+        from pen_protocol import records as R
+        user = Signer.from_phrase("sim/user")
+        issuer = Signer.from_phrase("sim/issuer")
+        node = Signer.from_phrase("sim/node")
+        uses = []
+        receipts = {}
+        for i in range(count):
+            ref = R.make_ref(issuer.kid, i + 1)
+            u = B.use(user, ref, "501000000001", "501000000001")
+            uses.append(u.raw)
+            receipts[u.id] = B.accounted(node, ref, u.id, 1795000000 + i).raw
+        cls._cache[count] = (uses, receipts)
+        return uses, receipts
+
+
+class Run:
+    def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True):
+        self.t = topo
+        self.scheme = scheme
+        self.minutes = minutes
+        self.seed = seed
+        self.medium = Medium(topo, seed)
+        self.rng = random.Random(seed)
+        hops = max(topo.hops_to_bridge().values())
+        self.nodes = []
+        for i in range(topo.n):
+            r = random.Random(seed * 1000 + i)
+            cad = self._cad(i)
+            if scheme == "pen":
+                node = MeshNode(i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
+                                channel_busy=cad)
+            else:
+                node = FloodNode(i + 1, topo.preset, r, is_bridge=i in topo.bridges,
+                                 hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1, channel_busy=cad)
+            self.nodes.append(node)
+        self.events = []
+        self.seq = 0
+        self.wake_ver = [0] * topo.n
+        self.sending = [None] * topo.n
+        duration_ms = minutes * 60000
+        # Poisson arrivals at random non-bridge nodes
+        arrivals = []
+        tm = 0.0
+        rate_per_ms = load_per_hour / 3600000.0
+        stores = [i for i in range(topo.n) if i not in topo.bridges]
+        while rate_per_ms > 0:
+            tm += self.rng.expovariate(rate_per_ms)
+            if tm >= duration_ms:
+                break
+            arrivals.append((int(tm), self.rng.choice(stores)))
+        self.uses, self.receipt_of = Payments.make(max(len(arrivals), 1))
+        for k, (tms, node) in enumerate(arrivals):
+            self._push(tms * 1000, 2, node, self.uses[k])
+        self.offered = len(arrivals)
+        self.submitted = {}  # rid -> (time ms, node)
+        self.refused = 0
+        self.delivered = {}  # rid -> time ms
+        self.receipted = {}
+        self.want_receipts = receipts and scheme == "pen"
+        self.end_us = duration_ms * 1000
+        for i in range(topo.n):
+            self._wake(i, 0)
+
+    def _cad(self, i):
+        medium = self.medium
+        return lambda now_ms: medium.busy(i, now_ms * 1000)
+
+    def _push(self, t_us, kind, node, data):
+        self.seq += 1
+        heapq.heappush(self.events, (t_us, self.seq, kind, node, data))
+
+    def _wake(self, i, t_ms):
+        self.wake_ver[i] += 1
+        self._push(t_ms * 1000, 0, i, self.wake_ver[i])
+
+    def run(self):
+        # drain in-flight payments for DEADLINE_S past the end of the offered load
+        horizon = self.end_us + DEADLINE_S * 1000000
+        ev = self.events
+        while ev:
+            t_us, _, kind, i, data = heapq.heappop(ev)
+            if t_us > horizon:
+                break
+            ms = t_us // 1000
+            node = self.nodes[i]
+            if kind == 0:
+                if data != self.wake_ver[i]:
+                    continue
+            elif kind == 1:  # a transmission ends
+                tx = data
+                self.sending[i] = None
+                node.on_tx_done(ms)
+                for j, rssi, snr in self.medium.finish(tx, t_us):
+                    self.nodes[j].on_frame(tx[3], rssi, snr, ms)
+                    self._service(j, t_us)
+            elif kind == 2:  # a store submits a payment here
+                rec = data
+                if node.submit(rec, ms):
+                    self.submitted[rid_of(rec)] = (ms, i)
+                else:
+                    self.refused += 1
+            elif kind == 3:  # a receipt from the CTB comes down at a bridge
+                node.broadcast(data, ms)
+            self._service(i, t_us)
+        return self.metrics()
+
+    def _service(self, i, t_us):
+        node = self.nodes[i]
+        ms = t_us // 1000
+        if self.sending[i] is None:
+            f = node.next_tx(ms)
+            if f is not None:
+                end, tx = self.medium.start(i, f, t_us)
+                self.medium.log_tx(i, t_us, end)
+                self.sending[i] = tx
+                self._push(end, 1, i, tx)
+        if node.is_bridge:
+            for rec in node.take_delivered():
+                rid = rid_of(rec)
+                if rid not in self.delivered:
+                    self.delivered[rid] = ms
+                    if self.want_receipts and rid in self.receipt_of:
+                        self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, self.receipt_of[rid])
+                node.host_ack(rec)
+        for kind, data in node.take_events():
+            if kind == "receipt":
+                self.receipted[data] = ms
+        self._wake(i, node.next_wakeup_ms(ms))
+
+    def metrics(self):
+        dur_ms = self.minutes * 60000 + DEADLINE_S * 1000
+        lat = []
+        on_time = 0
+        for rid, (t0, _) in self.submitted.items():
+            t1 = self.delivered.get(rid)
+            if t1 is not None:
+                lat.append((t1 - t0) / 1000.0)
+                if t1 - t0 <= DEADLINE_S * 1000:
+                    on_time += 1
+        lat.sort()
+        airtime_ms = sum(n.stats["tx_airtime_us"] for n in self.nodes) / 1000.0
+
+        def pct(p):
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
+
+        return {
+            "offered": self.offered,
+            "accepted": len(self.submitted),
+            "refused": self.refused,
+            "delivered": len(lat),
+            "delivered_on_time": on_time,
+            "delivery_ratio": round(on_time / self.offered, 4) if self.offered else 1.0,
+            "p50_latency_s": pct(0.50),
+            "p95_latency_s": pct(0.95),
+            "airtime_per_payment_ms": round(airtime_ms / on_time, 1) if on_time else None,
+            "max_duty_cycle": round(max(n.stats["tx_airtime_us"] for n in self.nodes) / 1000.0 / dur_ms, 4),
+            "avg_current_ma": round(sum(n.average_current_ma(dur_ms) for n in self.nodes) / len(self.nodes), 3),
+            "goodput_per_hour": round(on_time * 60.0 / self.minutes, 1),
+            "receipts_returned": len(self.receipted) if self.want_receipts else None,
+            "collisions": self.medium.collisions,
+            "tx_frames": sum(n.stats["tx_frames"] for n in self.nodes),
+        }
