@@ -47,6 +47,7 @@ class PostgresCTB(SQLStore):
         self.db = psycopg.connect(url, autocommit=True)
         self._init_common(clock)
         self._sql = {}
+        self._top = -1  # highest record seq this connection knows of (see _changed_elsewhere)
         self._migrate()
 
     def close(self):
@@ -83,6 +84,19 @@ class PostgresCTB(SQLStore):
 
     def _rollback(self):
         self.db.execute("ROLLBACK")
+
+    # Every state change comes with new records, and every writer holds the
+    # advisory lock, so the highest record seq tells whether anyone else
+    # committed since this connection last did: if not, the decoded-state
+    # cache is still right.
+    def _changed_elsewhere(self):
+        top = self.db.execute("SELECT max(seq) FROM records").fetchone()[0]
+        changed = top != self._top
+        self._top = top
+        return changed
+
+    def _wrote(self):
+        self._top = self.db.execute("SELECT max(seq) FROM records").fetchone()[0]
 
     # -- schema -----------------------------------------------------------
 

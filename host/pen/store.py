@@ -152,6 +152,7 @@ class SQLStore:
                     if v.code == ctb.REJECTED:
                         raise BatchRejected(i, v)
                 self._write(ov)
+            self._wrote()
             self._commit()
         except BaseException:
             self._rollback()
@@ -193,8 +194,12 @@ class SQLStore:
 
     def _changed_elsewhere(self):
         """True when another connection may have written since the cache was
-        filled (then the cache is dropped)."""
+        filled (then the cache is dropped). Called at the start of a batch,
+        inside its transaction."""
         return True
+
+    def _wrote(self):
+        """This connection is about to commit a batch (for _changed_elsewhere)."""
 
     def _write(self, ov):
         now = self.clock()

@@ -164,12 +164,16 @@ def test_postgres_writers_in_two_connections_stay_consistent(pg_url):
     assert a.count() == len(ordered) - 1 + 100
 
 
-def test_a_second_connection_sees_what_the_first_wrote(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_second_connection_sees_what_the_first_wrote(tmp_path, kind, request):
     """The decoded-state cache is dropped when another connection (another
-    process on the same file) commits: no stale token state."""
+    process on the same database) commits: no stale token state."""
     k, ordered, n = economy()
-    path = tmp_path / "shared.sqlite"
-    a, b = SQLiteCTB(path), SQLiteCTB(path)
+    if kind == "sqlite":
+        a, b = SQLiteCTB(tmp_path / "shared.sqlite"), SQLiteCTB(tmp_path / "shared.sqlite")
+    else:
+        url = request.getfixturevalue("pg_url")
+        a, b = PostgresCTB(url), PostgresCTB(url)
     base = ordered[:ordered.index(n["set-user"])]  # up to the issue
     a.submit([r.raw for r in base])
     b.submit([r.raw for r in base])  # duplicates; b has read (and cached) the token state
