@@ -153,7 +153,8 @@ class Node:
     # -- peers ------------------------------------------------------------
 
     def peer_status(self, url):
-        raw = self.store.local_get(PEER_KEY + url)
+        with self.lock:
+            raw = self.store.local_get(PEER_KEY + url)
         return json.loads(raw) if raw else {}
 
     def set_peer_status(self, url, status):
@@ -173,8 +174,9 @@ class Node:
                 self._digest = (count, self.store.state_digest())
             g = self.store.get(b"G")
             by_type = self.store.counts_by_type()
+            schema = self.store.schema_version()
         return {"records": count, "state_digest": self._digest[1], "economy": g[0] if g else None,
-                "by_type": by_type, "schema": self.store.schema_version(),
+                "by_type": by_type, "schema": schema,
                 "database": "postgresql" if type(self.store).__name__ == "PostgresCTB" else "sqlite",
                 "sync_sessions": len(self.sessions), "peers": self.peers()}
 
