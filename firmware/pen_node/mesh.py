@@ -49,7 +49,7 @@ _UPLINK_TYPES = (6, 8, 9, 10)  # vote, issue, set-user, use: what stores hand in
 # Timing. Frames arrive whole (on_frame at their end); an ack is due within
 # ACK_JITTER_MS of a frame's end, so a sender waits that plus the ack's own
 # airtime and a margin before it retries.
-ACK_JITTER_MS = const(250)
+ACK_JITTER_MS = const(60)
 ACK_MARGIN_MS = const(700)  # the receiver may be mid-frame (533 ms at SF9) when its ack comes due
 TX_JITTER_MS = const(400)  # spread first transmissions of records that came due together
 BACKOFF_SLOT_MS = const(1500)
@@ -77,6 +77,7 @@ def link_cost(snr_x4, sf):
 
 
 LBT_MIN_MS = const(60)
+RECEIPT_TRIES = const(4)
 LBT_SPREAD_MS = const(500)
 
 
@@ -144,11 +145,14 @@ class MeshNode:
         # activity detection (SX126x CAD, command 0x94); None = always clear
         self.channel_busy = channel_busy
         self.lbt_until = 0
+        self.inflight = None  # id of the one custody frame awaiting its ack
+        self.node_fails = 0
+        self.node_backoff_until = 0
         self.group = 0
         self.stats = {"tx_frames": 0, "tx_airtime_us": 0, "rx_frames": 0, "rx_bad": 0, "dup_dropped": 0,
                       "acks_sent": 0, "acks_heard": 0, "retries": 0, "refused": 0, "duty_blocked": 0,
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
-                      "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0}
+                      "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0}
         self._recover()
 
     # -- custody --------------------------------------------------------------
@@ -330,6 +334,10 @@ class MeshNode:
         if p is None:
             return
         self.stats["acks_heard"] += 1
+        self.node_fails = 0
+        self.node_backoff_until = 0
+        if self.inflight == rid:
+            self.inflight = None
         self.journal.delete(rid)
         self.handled[rid] = 1
         self.handled_order.append(rid)
@@ -404,8 +412,11 @@ class MeshNode:
             self.events.append(("receipt-record", record))
             self._queue_ack(fid, hdr.src, now_ms)
             return
-        # pass it on towards the child that sent the payment up (custody)
-        if self._take(rid, record, hdr.origin, now_ms):
+        # pass it on towards the child that sent the payment up (best effort,
+        # bounded tries, not journalled: payments keep the journal)
+        if len(self.pending) < self.journal.max_live:
+            self.pending[rid] = _Pending(rid, record[0], record[1:], hdr.origin,
+                                         now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
             self._queue_ack(fid, hdr.src, now_ms)
 
     def _on_broadcast(self, frame, fid, hdr, payload, snr_x4, now_ms):
@@ -447,8 +458,10 @@ class MeshNode:
             ref = self._token_ref(record)
             child = self.rev.get(ref) if ref is not None else None
             if child is not None:
+                # not journalled: the bridge PC keeps the receipt until the CTB
+                # has it, so the bridge node's small journal stays for payments
                 rid = self._rid(record)
-                if rid not in self.pending and self.journal.put(rid, bytes((self.addr >> 8, self.addr & 255)) + record, 2):
+                if rid not in self.pending:
                     self.pending[rid] = _Pending(rid, record[0], record[1:], self.addr, now_ms)
                 return True
         self.group = (self.group + 1) & 255
@@ -469,18 +482,23 @@ class MeshNode:
         return ANY_ROUTE
 
     def _priority(self, rtype):
-        if rtype == _USE or rtype == _ACCOUNTED:
+        # payments first; a receipt can wait (the store still holds the
+        # payment and its state is "sent"), and must never starve the acks
+        # that move payments on
+        if rtype == _USE:
             return D.P_PAYMENT
+        if rtype == _ACCOUNTED:
+            return D.P_VOTE
         if rtype in _VOTE_TYPES:
             return D.P_VOTE
         return D.P_BULK
 
-    def _try_send(self, frame, priority, now_ms):
+    def _try_send(self, frame, priority, now_ms, lbt=True):
         air = self.preset.airtime_us(len(frame))
         if not self.duty.allows(air, now_ms, priority):
             self.stats["duty_blocked"] += 1
             return None
-        if self.channel_busy is not None and self.channel_busy(now_ms):
+        if lbt and self.channel_busy is not None and self.channel_busy(now_ms):
             # someone is on air: back off a random few slots, then look again
             self.lbt_until = now_ms + LBT_MIN_MS + self.rng.getrandbits(16) % LBT_SPREAD_MS
             self.stats["lbt_deferred"] += 1
@@ -499,31 +517,35 @@ class MeshNode:
             return None
 
     def _next_tx(self, now_ms):
-        if self.tx_busy or now_ms < self.lbt_until:
+        if self.tx_busy or (now_ms < self.lbt_until and not (self.acks and now_ms >= self.ack_due)):
             return None
         self.tick(now_ms)
         # 1. acks: custody moves on only when they arrive
         if self.acks and now_ms >= self.ack_due:
             ids = self.acks[:F.MAX_PAYLOAD // F.FRAME_ID_LEN]
-            f = self._try_send(F.ack_frame(ids, self.addr, self.ack_dst), D.P_PAYMENT, now_ms)
+            # no listen-before-talk for acks: they follow the frame they answer
+            # within ACK_JITTER_MS, while its sender listens for them
+            f = self._try_send(F.ack_frame(ids, self.addr, self.ack_dst), D.P_PAYMENT, now_ms, False)
             if f is not None:
                 self.acks = self.acks[len(ids):]
                 self.ack_due = now_ms + 30 if self.acks else -1
                 self.stats["acks_sent"] += 1
                 return f
             self.ack_due = now_ms + 1000
-        # 2. custody records, payments first
+        # 2. custody records, payments first; stop-and-wait: one frame awaiting
+        # its ack at a time, and after failures the whole node backs off
+        # (binary exponential, reset by the next ack), so a loss never turns
+        # into a storm of parallel retries
         best = None
-        for rid in self.pending:
-            p = self.pending[rid]
-            if p.due_ms > now_ms or p.waiting_until > now_ms:
-                continue
-            if best is None or self._priority(p.type) < self._priority(best.type) or (
-                    self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):
-                best = p
+        if self.inflight is not None and self.inflight in self.pending and \
+                self.pending[self.inflight].fid is not None:
+            pass
+        elif now_ms >= self.node_backoff_until:
+            best = self._due_custody(now_ms)
         if best is not None:
             f = self._send_custody(best, now_ms)
             if f is not None:
+                self.inflight = best.rid
                 return f
         # 3. beacon
         if self.beacon_due >= 0 and now_ms >= self.beacon_due:
@@ -550,6 +572,17 @@ class MeshNode:
                 self.floods[i][0] = now_ms + 1000
                 break
         return None
+
+    def _due_custody(self, now_ms):
+        best = None
+        for rid in self.pending:
+            p = self.pending[rid]
+            if p.due_ms > now_ms or p.waiting_until > now_ms:
+                continue
+            if best is None or self._priority(p.type) < self._priority(best.type) or (
+                    self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):
+                best = p
+        return best
 
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)
@@ -588,19 +621,36 @@ class MeshNode:
     def tick(self, now_ms):
         """Timers: routes that failed, beacons to start. Called by the driver
         before next_tx (next_tx calls it too)."""
+        drop = None
         for rid in self.pending:
             p = self.pending[rid]
             if p.via is None or p.waiting_until > now_ms or p.fid is None:
                 continue
+            if p.type == _ACCOUNTED and p.tries >= RECEIPT_TRIES:
+                # a receipt is best effort on air: the CTB and the bridge PC
+                # keep it, and the store can ask again (link SPENT / STATUS)
+                drop = drop or []
+                drop.append(rid)
             # waited for an ack in vain
             self.by_fid.pop(p.fid, None)
             p.fid = None
+            if self.inflight == rid:
+                self.inflight = None
+            self.node_fails += 1
+            slots = 1 << min(self.node_fails, 6)
+            self.node_backoff_until = now_ms + (self.rng.getrandbits(16) % slots) * BACKOFF_SLOT_MS // 2
             n = self.nbr.get(p.via)
             if n is not None:
                 n[3] += 1
                 if n[3] % PARENT_FAILS == 0:
                     self._choose_parent(now_ms)
             p.via = None
+        if drop:
+            for rid in drop:
+                p = self.pending.pop(rid)
+                self.by_fid.pop(p.fid, None)
+                self.journal.delete(rid)
+                self.stats["receipts_dropped"] += 1
 
     def next_wakeup_ms(self, now_ms):
         t = now_ms + 3600000
