@@ -78,6 +78,10 @@ def link_cost(snr_x4, sf):
 
 LBT_MIN_MS = const(60)
 RECEIPT_TRIES = const(4)
+# a receipt goes down only when no payment went up through here for this
+# long: under load, receipts wait (the bridge PC and the CTB keep them) and
+# the air is left to payments
+RECEIPT_QUIET_MS = const(3000)
 LBT_SPREAD_MS = const(500)
 
 
@@ -146,6 +150,7 @@ class MeshNode:
         self.channel_busy = channel_busy
         self.lbt_until = 0
         self.inflight = None  # id of the one custody frame awaiting its ack
+        self.last_uplink_ms = -RECEIPT_QUIET_MS
         self.node_fails = 0
         self.node_backoff_until = 0
         self.group = 0
@@ -371,7 +376,7 @@ class MeshNode:
         if hdr.frag_count > 1:
             return  # custody frames are never fragmented (submit refuses what does not fit)
         record = F.record_of(hdr, payload)
-        self._observe(record, hdr)
+        self._observe(record, hdr, now_ms)
         if not for_us:
             return
         rid = self._rid(record)
@@ -390,8 +395,10 @@ class MeshNode:
             if ref is not None and record[0] == _USE:
                 self._remember_child(ref, hdr.src)
 
-    def _observe(self, record, hdr):
+    def _observe(self, record, hdr, now_ms=None):
         """Everything heard feeds the village spent set."""
+        if record[0] == _USE and now_ms is not None:
+            self.last_uplink_ms = now_ms
         if record[0] == _USE or record[0] == _ACCOUNTED:
             ref = self._token_ref(record)
             if ref is not None:
@@ -413,7 +420,13 @@ class MeshNode:
             self._queue_ack(fid, hdr.src, now_ms)
             return
         # pass it on towards the child that sent the payment up (best effort,
-        # bounded tries, not journalled: payments keep the journal)
+        # bounded tries, not journalled: payments keep the journal). With no
+        # child on record (we are the origin and already have it, or forgot
+        # the path) it stops here: a flood of every receipt would cost the
+        # whole mesh more than the store gains (it can ask: link SPENT)
+        if ref is None or ref not in self.rev:
+            self._queue_ack(fid, hdr.src, now_ms)
+            return
         if len(self.pending) < self.journal.max_live:
             self.pending[rid] = _Pending(rid, record[0], record[1:], hdr.origin,
                                          now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
@@ -575,10 +588,13 @@ class MeshNode:
 
     def _due_custody(self, now_ms):
         best = None
+        quiet = now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS
         for rid in self.pending:
             p = self.pending[rid]
             if p.due_ms > now_ms or p.waiting_until > now_ms:
                 continue
+            if p.type == _ACCOUNTED and not quiet:
+                continue  # receipts yield to payments moving up through here
             if best is None or self._priority(p.type) < self._priority(best.type) or (
                     self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):
                 best = p
@@ -592,6 +608,8 @@ class MeshNode:
         if f is None:
             p.due_ms = now_ms + 5000
             return None
+        if p.type == _USE:
+            self.last_uplink_ms = now_ms
         if dst == BROADCAST:
             # a receipt whose path back is forgotten: flood it, custody ends here
             self._remember(F.frame_id(frame))
@@ -653,19 +671,27 @@ class MeshNode:
                 self.stats["receipts_dropped"] += 1
 
     def next_wakeup_ms(self, now_ms):
+        """When next_tx or a timer needs this node again (never in the past,
+        so a driver never spins)."""
         t = now_ms + 3600000
-        if self.acks and self.ack_due >= 0:
-            t = min(t, self.ack_due)
-        if self.lbt_until > now_ms:
-            return self.lbt_until
+        floor = self.lbt_until if self.lbt_until > now_ms else now_ms + 1
         for rid in self.pending:
             p = self.pending[rid]
-            t = min(t, p.waiting_until if p.fid is not None else p.due_ms)
+            if p.fid is not None:
+                t = min(t, p.waiting_until)  # the ack timeout runs regardless
+            elif self.inflight is None:
+                due = max(p.due_ms, self.node_backoff_until)
+                if p.type == _ACCOUNTED:
+                    due = max(due, self.last_uplink_ms + RECEIPT_QUIET_MS)
+                t = min(t, due)
         if self.beacon_due >= 0:
             t = min(t, self.beacon_due)
         for fl in self.floods:
             t = min(t, fl[0])
-        return t if t > now_ms else now_ms + 1
+        t = max(t, floor)
+        if self.acks and self.ack_due >= 0:  # acks do not wait for listen-before-talk
+            t = min(t, max(self.ack_due, now_ms + 1))
+        return t
 
     def average_current_ma(self, elapsed_ms):
         from .power import average_ma
