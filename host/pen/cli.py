@@ -15,6 +15,7 @@ COMMANDS = (
     "pen.commands.ctb",
     "pen.commands.bench",
     "pen.commands.demo",
+    "pen.sim.command",
     "pen.commands.node",
 )
 

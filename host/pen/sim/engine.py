@@ -156,7 +156,8 @@ class Run:
         for kind, data in node.take_events():
             if kind == "receipt":
                 self.receipted[data] = ms
-        self._wake(i, node.next_wakeup_ms(ms))
+        if self.sending[i] is None:  # a sending node is serviced again when its frame ends
+            self._wake(i, node.next_wakeup_ms(ms))
 
     def metrics(self):
         dur_ms = self.minutes * 60000 + DEADLINE_S * 1000
