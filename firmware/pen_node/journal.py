@@ -59,7 +59,10 @@ class FileStorage:
             self.f = open(path, "r+b")
         except OSError:
             self.f = open(path, "w+b")
-            self.f.write(b"\xff" * size)
+            blank = b"\xff" * 256  # erased-flash pattern, in small pieces: RAM is scarce
+            for _ in range(size // 256):
+                self.f.write(blank)
+            self.f.write(blank[:size % 256])
             self.f.flush()
 
     def read(self, off, n):

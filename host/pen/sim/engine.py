@@ -45,7 +45,7 @@ class Payments:
 
 
 class Run:
-    def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True):
+    def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None):
         self.t = topo
         self.scheme = scheme
         self.minutes = minutes
@@ -57,7 +57,9 @@ class Run:
         for i in range(topo.n):
             r = random.Random(seed * 1000 + i)
             cad = self._cad(i)
-            if scheme == "pen":
+            if node_factory is not None:
+                node = node_factory(i, i in topo.bridges, cad)
+            elif scheme == "pen":
                 node = MeshNode(i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
                                 channel_busy=cad)
             else:

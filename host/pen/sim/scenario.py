@@ -51,9 +51,13 @@ def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, t
     out = {}
     for scheme in ("pen", "flooding"):
         m = dict(main[scheme])
-        best = max(curve[scheme].items(), key=lambda kv: kv[1]["goodput_per_hour"])
-        m["capacity_payments_per_hour"] = best[1]["goodput_per_hour"]
-        m["capacity_at_offered_load"] = best[0]
+        if curve[scheme]:
+            best = max(curve[scheme].items(), key=lambda kv: kv[1]["goodput_per_hour"])
+            m["capacity_payments_per_hour"] = best[1]["goodput_per_hour"]
+            m["capacity_at_offered_load"] = best[0]
+        else:  # no sweep asked for
+            m["capacity_payments_per_hour"] = None
+            m["capacity_at_offered_load"] = None
         m["sweep"] = {str(ld): {"delivery_ratio": r["delivery_ratio"], "goodput_per_hour": r["goodput_per_hour"],
                                 "p95_latency_s": r["p95_latency_s"]} for ld, r in sorted(curve[scheme].items())}
         out[scheme] = m

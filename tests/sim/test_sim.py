@@ -1,0 +1,124 @@
+"""The village simulator: medium physics, topology, both schemes, the command."""
+import json
+import random
+
+import pytest
+
+import pen.sim  # noqa: F401  (puts firmware/ on the path)
+from pen.cli import main
+from pen.sim.engine import Run
+from pen.sim.medium import CAPTURE_DB, Medium, Topology
+from pen_protocol.airtime import PRESETS
+
+P = PRESETS["eu868-sf9"]
+
+
+def line_topology(n, spacing):
+    return Topology([(i * spacing, 0.0) for i in range(n)], [0], P, seed=3)
+
+
+def test_generated_topologies_are_connected_and_deterministic():
+    for seed in range(5):
+        a = Topology.generate(30, 1, P, seed)
+        b = Topology.generate(30, 1, P, seed)
+        assert a.connected()
+        assert a.pos == b.pos
+        assert max(a.hops_to_bridge().values()) >= 1
+
+
+def test_topology_file_must_be_connected():
+    with pytest.raises(ValueError, match="not connected"):
+        Topology.from_json({"positions": [[0, 0], [100000, 0]], "bridges": [0]}, P, 1)
+
+
+def test_path_loss_limits_range():
+    t = line_topology(3, 700.0)
+    assert t.link_ok(0, 1) and not t.link_ok(0, 2) or t.rssi[0][2] < t.rssi[0][1]
+
+
+def _frame(n):
+    return bytes([10, 0x1B]) + bytes(6) + bytes(n)
+
+
+def test_capture_stronger_frame_survives_weaker_is_lost():
+    t = Topology([(0, 0), (50, 0), (600, 0)], [0], P, 1)
+    t.rssi[1][0] = -80.0
+    t.rssi[2][0] = -80.0 - CAPTURE_DB - 4
+    m = Medium(t, 1)
+    m.rnd = random.Random(0)
+    m.rnd.gauss = lambda mu, s: 0.0  # no fading in this test
+    _, near = m.start(1, _frame(40), 0)
+    _, far = m.start(2, _frame(40), 1000)
+    got_near = [r[0] for r in m.finish(near, 10 ** 9)]
+    got_far = [r[0] for r in m.finish(far, 10 ** 9)]
+    assert 0 in got_near and 0 not in got_far
+
+
+def test_equal_frames_collide():
+    t = Topology([(0, 0), (50, 0), (50, 10)], [0], P, 1)
+    t.rssi[1][0] = t.rssi[2][0] = -90.0
+    m = Medium(t, 1)
+    m.rnd.gauss = lambda mu, s: 0.0
+    _, a = m.start(1, _frame(40), 0)
+    _, b = m.start(2, _frame(40), 5000)
+    assert 0 not in [r[0] for r in m.finish(a, 10 ** 9)]
+    assert 0 not in [r[0] for r in m.finish(b, 10 ** 9)]
+
+
+def test_half_duplex_sender_hears_nothing_while_sending():
+    t = Topology([(0, 0), (50, 0)], [0], P, 1)
+    m = Medium(t, 1)
+    end, a = m.start(1, _frame(40), 0)
+    m.log_tx(1, 0, end)
+    end0, b = m.start(0, _frame(10), 1000)
+    m.log_tx(0, 1000, end0)
+    assert 1 not in [r[0] for r in m.finish(b, end0)]
+
+
+def test_pen_delivers_every_payment_on_a_small_village():
+    t = Topology.generate(15, 1, P, 2)
+    m = Run(t, "pen", 120, 20, 2).run()
+    assert m["offered"] > 20
+    assert m["delivery_ratio"] == 1.0
+    assert m["receipts_returned"] == m["offered"]
+
+
+def test_flooding_baseline_delivers_on_a_small_village():
+    t = Topology.generate(15, 1, P, 2)
+    m = Run(t, "flooding", 120, 20, 2).run()
+    assert m["delivery_ratio"] >= 0.9
+    assert m["airtime_per_payment_ms"] > 0
+
+
+def test_duty_cycle_law_holds_for_every_node_under_overload():
+    t = Topology.generate(20, 1, PRESETS["eu868-sf9-1pct"], 4)
+    r = Run(t, "pen", 3000, 60, 4)
+    r.run()
+    for n in r.nodes:
+        # 1 % of an hour is 36 s; the run lasts 62 minutes, so at most two budgets' worth can overlap it
+        assert n.stats["tx_airtime_us"] <= 2 * 36 * 10 ** 6
+
+
+def test_sim_json_shape(capsys):
+    assert main(["sim", "--nodes", "12", "--load", "100", "--minutes", "10", "--seed", "3", "--json",
+                 "--no-sweep"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for scheme in ("pen", "flooding"):
+        for k in ("delivery_ratio", "p95_latency_s", "airtime_per_payment_ms", "max_duty_cycle", "avg_current_ma",
+                  "capacity_payments_per_hour"):
+            assert k in out[scheme]
+    assert "throughput_ratio" in out
+
+
+def test_sim_rejects_bad_arguments(capsys):
+    assert main(["sim", "--nodes", "1"]) == 1
+    assert "pen: error:" in capsys.readouterr().err
+
+
+@pytest.mark.micropython
+def test_real_firmware_processes_deliver_payments_end_to_end():
+    from pen.sim import mpruntime
+    m = mpruntime.run(nodes=6, load=60, minutes=10, seed=1, heap="64k")
+    assert m["offered"] >= 5
+    assert m["delivered"] == m["accepted"] == m["offered"]
+    assert m["node_errors"] == []
