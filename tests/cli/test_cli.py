@@ -156,8 +156,11 @@ def test_demo_json_reports_both_examples_and_balance():
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["balanced"] is True
-    assert [e["name"] for e in summary["examples"]] == ["example-1", "example-2"]
+    assert [e["name"] for e in summary["examples"]] == ["example-1", "example-2", "village-mesh"]
     assert all(e["ok"] for e in summary["examples"])
+    v = summary["village"]
+    assert v["delivered_to_bridge"] == v["accounted"] == v["receipts_returned"] == v["payments"]
+    assert v["upload_attempts_while_offline"] > 0 and v["double_spend_evidence"] is True
 
 
 def test_bench_sizes_json_has_use_and_vote_within_budget(capsys):

@@ -45,7 +45,12 @@ class Payments:
 
 
 class Run:
-    def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None):
+    def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None,
+                 payments=None, on_bridge=None):
+        """payments: [(time_ms, node index, USE record)] instead of a Poisson
+        load; on_bridge(records, now_ms) -> receipts: what the bridge PC does
+        with delivered records (upload), returning ACCOUNTED receipts to send
+        down. Both are for the demo's village; the sweep uses neither."""
         self.t = topo
         self.scheme = scheme
         self.minutes = minutes
@@ -81,7 +86,13 @@ class Run:
             if tm >= duration_ms:
                 break
             arrivals.append((int(tm), self.rng.choice(stores)))
-        self.uses, self.receipt_of = Payments.make(max(len(arrivals), 1))
+        if payments is not None:
+            arrivals = [(tms, node) for tms, node, _ in payments]
+            self.uses = [rec for _, _, rec in payments]
+            self.receipt_of = {}
+        else:
+            self.uses, self.receipt_of = Payments.make(max(len(arrivals), 1))
+        self.on_bridge = on_bridge
         for k, (tms, node) in enumerate(arrivals):
             self._push(tms * 1000, 2, node, self.uses[k])
         self.offered = len(arrivals)
@@ -93,6 +104,9 @@ class Run:
         self.end_us = duration_ms * 1000
         for i in range(topo.n):
             self._wake(i, 0)
+        if on_bridge is not None:  # the bridge PC retries uploads every 30 s
+            for tms in range(30000, duration_ms + DEADLINE_S * 1000, 30000):
+                self._push(tms * 1000, 4, topo.bridges[0], None)
 
     def _cad(self, i):
         medium = self.medium
@@ -134,6 +148,9 @@ class Run:
                     self.refused += 1
             elif kind == 3:  # a receipt from the CTB comes down at a bridge
                 node.broadcast(data, ms)
+            elif kind == 4:  # the bridge PC's periodic upload
+                for receipt in self.on_bridge([], ms):
+                    self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, receipt)
             self._service(i, t_us)
         return self.metrics()
 
@@ -148,7 +165,12 @@ class Run:
                 self.sending[i] = tx
                 self._push(end, 1, i, tx)
         if node.is_bridge:
-            for rec in node.take_delivered():
+            got = node.take_delivered()
+            if got and self.on_bridge is not None:
+                # the bridge PC stores them durably first; only then may the node let go
+                for receipt in self.on_bridge(got, ms):
+                    self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, receipt)
+            for rec in got:
                 rid = rid_of(rec)
                 if rid not in self.delivered:
                     self.delivered[rid] = ms
