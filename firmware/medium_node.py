@@ -16,6 +16,7 @@ Node -> medium, after every message: any of
     T frame  (transmit)   V record (bridge: delivered)   E 1 ref (receipt at origin)
 and then exactly one  W wakeup (8 bytes).
 """
+import gc
 import socket
 import sys
 
@@ -61,15 +62,23 @@ def main(argv):
         os.remove(path)
     except OSError:
         pass
+    gc.collect()
     node = MeshNode(addr, preset, Journal(FileStorage(path, 16384)), XorShift(addr), is_bridge=bridge,
-                    channel_busy=lambda now_ms: state["busy"])
+                    channel_busy=lambda now_ms: state["busy"], dedup=32, reverse=64,
+                    spent_capacity=128)
     medium = socket.getaddrinfo("127.0.0.1", port)[0][-1]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.sendto(b"H" + bytes((addr >> 8, addr & 255)), medium)
+    low = gc.mem_free()
     while True:
+        # collect between messages: a 64 KB heap must not fragment over hours
+        gc.collect()
+        low = min(low, gc.mem_free())
         msg = sock.recv(600)
         kind = msg[0]
         if kind == 0x51:  # Q
+            total = gc.mem_free() + gc.mem_alloc()
+            print("heap", total, "peak_used", total - low)
             break
         now = int.from_bytes(msg[1:9], "big")
         state["busy"] = msg[9] == 1

@@ -35,6 +35,7 @@ import hashlib
 from pen_protocol import frame as F
 
 from . import duty as D
+from .ring import IdRing
 from .spent import SpentSet, USED, ACCOUNTED
 
 BROADCAST = const(0xFFFF)
@@ -107,7 +108,7 @@ class _Pending:
 
 class MeshNode:
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=MAX_HOPS, reverse=REVERSE,
-                 dedup=DEDUP, channel_busy=None):
+                 dedup=DEDUP, channel_busy=None, spent_capacity=None):
         self.addr = addr
         self.preset = preset
         self.journal = journal
@@ -115,7 +116,7 @@ class MeshNode:
         self.is_bridge = is_bridge
         self.hop_limit = hop_limit
         self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
-        self.spent = SpentSet()
+        self.spent = SpentSet(spent_capacity) if spent_capacity else SpentSet()
         self.reasm = F.Reassembler()
         self.nbr = {}  # addr -> [metric, snr_x4, heard_ms, fails]
         self.metric = 0 if is_bridge else 255
@@ -131,18 +132,14 @@ class MeshNode:
         self.ack_due = -1
         self.ack_dst = BROADCAST
         self.floods = []  # [due_ms, frame, fid]: managed-flood relays waiting
-        self.seen = {}  # frame id -> 1 (bounded FIFO below)
-        self.seen_order = []
+        # bounded memories, fixed size from boot (ring.IdRing)
+        self.seen = IdRing(dedup, F.FRAME_ID_LEN)  # broadcast frame ids heard
         self.dedup = dedup
-        self.handled = {}  # ids of records we took and passed on: a late retry is acked, not taken again
-        self.handled_order = []
-        self.rev = {}  # token ref -> child addr
-        self.rev_order = []
-        self.rev_cap = reverse
-        self.originated = {}  # token refs of payments submitted here, for receipts
+        self.handled = IdRing(dedup, 16)  # records taken and passed on: a late retry is acked, not taken again
+        self.rev = IdRing(reverse, 8, 2)  # token ref -> child that handed us the payment
+        self.originated = IdRing(reverse, 8)  # token refs of payments submitted here, for receipts
         self.delivered = []  # bridge: records for the host
-        self.delivered_ids = {}  # bridge: ids handed to the host (and their order)
-        self.delivered_order = []
+        self.delivered_ids = IdRing(dedup * 2, 16)  # bridge: ids handed to the host
         self.events = []
         self.tx_busy = False
         # listen before talk: channel_busy(now_ms) -> bool, the radio's channel
@@ -190,11 +187,7 @@ class MeshNode:
         if record[0] == _USE:
             ref = self._token_ref(record)
             if ref is not None:
-                if len(self.originated) >= self.rev_cap:
-                    for old in self.originated:  # bounded: forget the oldest-ish
-                        del self.originated[old]
-                        break
-                self.originated[ref] = 1
+                self.originated.put(ref)
                 self.spent.add(ref, USED)
         return True
 
@@ -214,10 +207,7 @@ class MeshNode:
         if rid in self.delivered_ids:
             return
         self.delivered.append(record)
-        self.delivered_ids[rid] = 1
-        self.delivered_order.append(rid)
-        if len(self.delivered_order) > self.dedup * 4:
-            del self.delivered_ids[self.delivered_order.pop(0)]
+        self.delivered_ids.put(rid)
         self.stats["delivered"] += 1
 
     def take_delivered(self):
@@ -344,10 +334,7 @@ class MeshNode:
         if self.inflight == rid:
             self.inflight = None
         self.journal.delete(rid)
-        self.handled[rid] = 1
-        self.handled_order.append(rid)
-        if len(self.handled_order) > self.dedup:
-            self.handled.pop(self.handled_order.pop(0), None)
+        self.handled.put(rid)
         n = self.nbr.get(by)
         if n is not None:
             n[3] = 0
@@ -355,10 +342,7 @@ class MeshNode:
     def _remember(self, fid):
         if fid in self.seen:
             return False
-        self.seen[fid] = 1
-        self.seen_order.append(fid)
-        if len(self.seen_order) > self.dedup:
-            self.seen.pop(self.seen_order.pop(0), None)
+        self.seen.put(fid)
         return True
 
     def _on_record_frame(self, frame, hdr, payload, snr_x4, now_ms):
@@ -405,16 +389,12 @@ class MeshNode:
                 self.spent.add(ref, ACCOUNTED if record[0] == _ACCOUNTED else USED)
 
     def _remember_child(self, ref, child):
-        if ref not in self.rev:
-            self.rev_order.append(ref)
-            if len(self.rev_order) > self.rev_cap:
-                self.rev.pop(self.rev_order.pop(0), None)
-        self.rev[ref] = child
+        self.rev.put(ref, child)
 
     def _on_receipt(self, record, rid, hdr, fid, now_ms):
         ref = self._token_ref(record)
         if ref is not None and ref in self.originated:
-            del self.originated[ref]
+            self.originated.remove(ref)
             self.events.append(("receipt", ref))
             self.events.append(("receipt-record", record))
             self._queue_ack(fid, hdr.src, now_ms)
@@ -442,7 +422,7 @@ class MeshNode:
             if record[0] == _ACCOUNTED:
                 ref = self._token_ref(record)
                 if ref is not None and ref in self.originated:
-                    del self.originated[ref]
+                    self.originated.remove(ref)
                     self.events.append(("receipt", ref))
                     self.events.append(("receipt-record", record))
             else:

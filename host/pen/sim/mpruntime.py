@@ -149,7 +149,7 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
             # -m runs the precompiled medium_node.mpy, as a board runs frozen code
             args = [exe, "-X", "heapsize=" + heap, "-m", "medium_node", str(udp.port),
                     str(i + 1), preset] + (["bridge"] if node.is_bridge else [])
-            procs.append(subprocess.Popen(args, env=env, stderr=subprocess.PIPE))
+            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
             data, peer = udp.sock.recvfrom(64)
             if data[:1] != b"H" or int.from_bytes(data[1:3], "big") != i + 1:
                 raise RuntimeError("unexpected hello %r" % data)
@@ -162,11 +162,15 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
             except Exception:
                 pass
         errors = []
+        peaks = []
         for p in procs:
             try:
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
+            for line in p.stdout.read().decode(errors="replace").splitlines():
+                if line.startswith("heap "):
+                    peaks.append(int(line.split()[3]))
             err = p.stderr.read().decode(errors="replace").strip()
             if p.returncode not in (0, None) or err:
                 errors.append(err[-500:])
@@ -174,5 +178,5 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
             raise RuntimeError("micropython node failed: %s" % errors[0])
     m = holder["m"]
     m.update(runtime="micropython", nodes=nodes, heap=heap, seconds=round(time.time() - t0, 1),
-             node_errors=errors)
+             node_errors=errors, peak_heap_used_bytes=max(peaks) if peaks else None)
     return m
