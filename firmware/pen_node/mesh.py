@@ -127,6 +127,7 @@ class MeshNode:
         self.beacon_due = 0 if is_bridge else -1
         self.beacon_interval = BEACON_MIN_MS
         self.pending = {}  # rid -> _Pending (custody, waiting to go on)
+        self.came_from = {}  # rid -> neighbour that handed it to us (for handled)
         self.by_fid = {}  # frame id -> rid, for acks
         self.acks = []  # frame ids to ack, sent together
         self.ack_due = -1
@@ -135,7 +136,11 @@ class MeshNode:
         # bounded memories, fixed size from boot (ring.IdRing)
         self.seen = IdRing(dedup, F.FRAME_ID_LEN)  # broadcast frame ids heard
         self.dedup = dedup
-        self.handled = IdRing(dedup, 16)  # records taken and passed on: a late retry is acked, not taken again
+        # records taken and passed on, with the neighbour that handed them to
+        # us: a late retry from that neighbour (our ack was lost) is acked, not
+        # taken again; the same record from anyone else (a transient routing
+        # loop after a reboot) is taken again, never acked and dropped
+        self.handled = IdRing(dedup, 16, 2)
         self.rev = IdRing(reverse, 8, 2)  # token ref -> child that handed us the payment
         self.originated = IdRing(reverse, 8)  # token refs of payments submitted here, for receipts
         self.delivered = []  # bridge: records for the host
@@ -263,6 +268,10 @@ class MeshNode:
             return
         seq = (payload[0] << 8) | payload[1]
         metric = payload[2]
+        if metric and payload[3] == self.addr & 0xFF:
+            # its parent is (probably) us: taking it as ours would make a
+            # two-node loop (seen after a reboot, when our metric is unknown)
+            metric = 255
         n = self.nbr.get(hdr.src)
         if n is None:
             n = [metric, snr_x4, now_ms, 0]
@@ -285,7 +294,8 @@ class MeshNode:
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
 
     def _beacon_frame(self):
-        payload = bytes((self.beacon_seq >> 8, self.beacon_seq & 255, min(self.metric, 255), 0))
+        parent = self.parent & 0xFF if self.parent is not None else 0
+        payload = bytes((self.beacon_seq >> 8, self.beacon_seq & 255, min(self.metric, 255), parent))
         self.beacon_sent_seq = self.beacon_seq
         self.adv_metric = min(self.metric, 255)
         return F.pack(F.Header(F.T_BEACON, self.addr, BROADCAST, self.addr, 0, 0), payload)
@@ -334,7 +344,9 @@ class MeshNode:
         if self.inflight == rid:
             self.inflight = None
         self.journal.delete(rid)
-        self.handled.put(rid)
+        came = self.came_from.pop(rid, 0xFFFF)
+        if came != by:  # handed back where it came from (a loop): not handled
+            self.handled.put(rid, came)
         n = self.nbr.get(by)
         if n is not None:
             n[3] = 0
@@ -353,7 +365,13 @@ class MeshNode:
                 del self.floods[i]
                 self.stats["floods_cancelled"] += 1
                 break
-        for_us = hdr.dst == self.addr or (hdr.dst == ANY_ROUTE and (self.is_bridge or self.parent is not None))
+        # an offer to any node with a route is not for the sender's own child
+        for_us = hdr.dst == self.addr or (hdr.dst == ANY_ROUTE and (
+            self.is_bridge or (self.parent is not None and self.parent != hdr.src)))
+        if hdr.dst == ANY_ROUTE and for_us and (self.beacon_due < 0 or self.beacon_due > now_ms + 3000):
+            # the sender has no route (rebooted, or new): advertise ours soon
+            # rather than leave it offering to anyone until the next round
+            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
         if hdr.dst == BROADCAST:
             self._on_broadcast(frame, fid, hdr, payload, snr_x4, now_ms)
             return
@@ -364,7 +382,7 @@ class MeshNode:
         if not for_us:
             return
         rid = self._rid(record)
-        if rid in self.pending or rid in self.delivered_ids or rid in self.handled or \
+        if rid in self.pending or rid in self.delivered_ids or self.handled.get(rid) == hdr.src or \
                 (self.is_bridge and rid in self.journal.live):
             self.stats["dup_dropped"] += 1
             self._queue_ack(fid, hdr.src, now_ms)  # our earlier ack was lost
@@ -374,6 +392,8 @@ class MeshNode:
             return
         if self._take(rid, record, hdr.origin, now_ms):
             self.stats["custody_in"] += 1
+            if not self.is_bridge:
+                self.came_from[rid] = hdr.src
             self._queue_ack(fid, hdr.src, now_ms)
             ref = self._token_ref(record)
             if ref is not None and record[0] == _USE:

@@ -1,0 +1,221 @@
+"""MeshNode in small villages on the in-process medium (meshkit): routing,
+fallback, duplicate suppression, link acks and retries, custody across
+reboots, receipts and the spent set. Virtual time: hours run in seconds."""
+import pytest
+
+from pen_protocol import frame as F
+from pen_protocol.airtime import PRESETS
+from pen_node.mesh import MeshNode, ANY_ROUTE, BROADCAST, link_cost
+from pen_node.journal import Journal, MemStorage
+from medium_node import XorShift
+from meshkit import Village, use_record, accounted_record, line
+
+SF9 = PRESETS["eu868-sf9"]
+MIN = 60000
+
+
+def diamond(snr_via_2=30, snr_via_3=-30):
+    # 1 bridge; 4 hears the bridge only through 2 or 3
+    return {(1, 2): (30, 0), (1, 3): (30, 0), (2, 4): (snr_via_2, 0), (3, 4): (snr_via_3, 0)}
+
+
+def test_nodes_learn_next_hop_towards_bridge_along_a_line():
+    v = Village(SF9, line(6))
+    v.run(2 * MIN)
+    assert [v.nodes[a].parent for a in range(2, 7)] == [1, 2, 3, 4, 5]
+    assert [v.nodes[a].metric for a in range(2, 7)] == [1, 2, 3, 4, 5]
+
+
+def test_parent_prefers_the_stronger_link():
+    v = Village(SF9, diamond(snr_via_2=-30, snr_via_3=30))
+    v.run(2 * MIN)
+    assert v.nodes[4].parent == 3
+    v2 = Village(SF9, diamond(snr_via_2=30, snr_via_3=-30))
+    v2.run(2 * MIN)
+    assert v2.nodes[4].parent == 2
+
+
+def test_link_cost_grows_as_snr_margin_shrinks():
+    costs = [link_cost(snr, 9) for snr in (40, 0, -30, -45)]
+    assert costs == sorted(costs) and costs[0] == 1 and costs[-1] == 8
+
+
+def test_uplink_is_delivered_once_each_along_a_line():
+    v = Village(SF9, line(5))
+    v.run(2 * MIN)
+    for i in range(20):
+        assert v.submit(5, use_record(i))
+    v.run(30 * MIN)
+    got = v.all_delivered()
+    assert sorted(got) == sorted(use_record(i) for i in range(20))
+    for a in v.nodes:
+        assert v.nodes[a].journal.live == {} and v.nodes[a].pending == {}
+
+
+def test_parent_lost_reroutes_through_the_other_neighbour():
+    v = Village(SF9, diamond(snr_via_2=30, snr_via_3=0))
+    v.run(2 * MIN)
+    assert v.nodes[4].parent == 2
+    v.down.add(2)
+    for i in range(5):
+        v.submit(4, use_record(i))
+    v.run(20 * MIN)
+    assert v.nodes[4].parent == 3
+    assert v.nodes[4].stats["reroutes"] >= 1
+    assert sorted(v.all_delivered()) == sorted(use_record(i) for i in range(5))
+
+
+def test_without_a_route_a_record_is_offered_to_any_node_with_one():
+    v = Village(SF9, line(3))
+    sent = []
+    n3 = v.nodes[3]
+    assert n3.parent is None
+    # before any beacon has reached it, node 3 offers the payment to anyone with a route
+    assert v.submit(3, use_record(1))
+    f = None
+    t = 0
+    while f is None or f[0] != 10:
+        t += 100
+        f = n3.next_tx(t)
+        n3.on_tx_done(t)
+    hdr, _ = F.parse(f)
+    assert hdr.dst == ANY_ROUTE
+    v.run(20 * MIN)
+    assert v.all_delivered() == [use_record(1)]
+
+
+def test_any_route_frame_is_ignored_by_a_node_without_route():
+    lone = MeshNode(9, SF9, Journal(MemStorage(4096)), XorShift(1))
+    rec = use_record(3)
+    lone.on_frame(F.record_frame(rec, 8, ANY_ROUTE, 8), -90, 20, 1000)
+    assert lone.pending == {} and lone.acks == []
+
+
+def test_retransmitted_frame_is_acked_again_but_delivered_once():
+    b = MeshNode(1, SF9, Journal(MemStorage(4096)), XorShift(1), is_bridge=True)
+    f = F.record_frame(use_record(1), 2, 1, 2)
+    b.on_frame(f, -90, 20, 1000)
+    b.on_frame(f, -90, 20, 5000)  # our ack was lost: the child tries again
+    assert b.take_delivered() == [use_record(1)]
+    assert b.stats["dup_dropped"] == 1
+    assert b.acks == [F.frame_id(f)]  # acked (again), not taken again
+
+
+def test_one_ack_carries_the_ids_of_frames_from_several_children():
+    b = MeshNode(1, SF9, Journal(MemStorage(4096)), XorShift(1), is_bridge=True)
+    f1 = F.record_frame(use_record(1), 2, 1, 2)
+    f2 = F.record_frame(use_record(2), 3, 1, 3)
+    b.on_frame(f1, -90, 20, 1000)
+    b.on_frame(f2, -90, 20, 1001)
+    t = 1001
+    ack = None
+    while ack is None or ack[0] != F.T_ACK:  # the bridge's first beacon may go first
+        t += 10
+        ack = b.next_tx(t)
+        b.on_tx_done(t)
+    hdr, payload = F.parse(ack)
+    assert hdr.type == F.T_ACK and hdr.dst == BROADCAST
+    assert F.ack_ids(payload) == [F.frame_id(f1), F.frame_id(f2)]
+
+
+def test_lossy_links_are_crossed_by_retries_without_duplicates():
+    v = Village(SF9, line(4, loss=300), seed=3)
+    v.run(5 * MIN)
+    for i in range(15):
+        v.submit(4, use_record(i))
+    v.run(60 * MIN)
+    got = v.all_delivered()
+    assert sorted(got) == sorted(use_record(i) for i in range(15))
+    assert sum(v.nodes[a].stats["retries"] for a in v.nodes) > 0
+
+
+def test_relays_rebooting_mid_traffic_lose_nothing_and_duplicate_nothing():
+    for seed in range(20):
+        v = Village(SF9, line(5, loss=100), seed=seed)
+        v.run(2 * MIN)
+        for i in range(12):
+            v.submit(5, use_record(i))
+            v.run(v.rng.getrandbits(14))
+            v.reboot(2 + v.rng.getrandbits(8) % 3)
+        v.run(90 * MIN)
+        got = v.all_delivered()
+        assert sorted(got) == sorted(use_record(i) for i in range(12)), seed
+
+
+def test_broadcast_floods_each_node_relays_at_most_once_and_hop_limit_bounds_it():
+    v = Village(SF9, line(10))
+    rec = accounted_record(77)
+    v.nodes[1].broadcast(rec, v.now)
+    v.run(5 * MIN)
+    spent = [a for a in range(2, 11) if 77 .to_bytes(4, "big") and v.nodes[a].spent.lookup(rec[3:11])]
+    # hop limit 7: the bridge's frame plus 7 relays reach 8 hops, node 10 is 9 hops away
+    assert spent == list(range(2, 10))
+    for a in range(2, 11):
+        assert v.nodes[a].stats["floods_relayed"] <= 1
+
+
+def test_flood_relay_is_cancelled_when_a_neighbour_relays_first():
+    # 2 and 3 both hear the bridge and each other; 4 hears both
+    links = {(1, 2): (0, 0), (1, 3): (30, 0), (2, 3): (30, 0), (2, 4): (30, 0), (3, 4): (30, 0)}
+    v = Village(SF9, links)
+    v.run(2 * MIN)
+    v.nodes[1].broadcast(accounted_record(5), v.now)
+    v.run(2 * MIN)
+    relayed = v.nodes[2].stats["floods_relayed"] + v.nodes[3].stats["floods_relayed"]
+    assert relayed == 1  # 2 (weaker SNR: farther) goes first, 3 hears it and stays quiet
+    assert v.nodes[3].stats["floods_cancelled"] == 1
+
+
+def test_receipt_comes_back_to_the_origin_and_fills_the_spent_set():
+    v = Village(SF9, line(4))
+    v.run(2 * MIN)
+    rec = use_record(42)
+    v.submit(4, rec)
+    v.run(10 * MIN)
+    assert v.all_delivered() == [rec]
+    receipt = accounted_record(42)
+    v.nodes[1].broadcast(receipt, v.now)
+    v.run(10 * MIN)
+    ref = rec[3:11]
+    assert ("receipt", ref) in v.events.get(4, [])
+    for a in (2, 3, 4):
+        assert v.nodes[a].spent.lookup(ref) == 2  # accounted
+
+
+def test_bad_frames_are_counted_and_change_nothing():
+    n = MeshNode(2, SF9, Journal(MemStorage(4096)), XorShift(1))
+    for junk in (b"", b"\x00" * 8, b"\x0a\x80" + bytes(10), bytes([F.T_ACK, 0, 0, 1, 0, 2, 0, 1, 1, 2, 3]),
+                 bytes([F.T_BEACON, 0, 0, 1, 0xFF, 0xFF, 0, 1, 9])):
+        n.on_frame(junk, -90, 0, 10)
+    assert n.stats["rx_bad"] == 5
+    assert n.pending == {} and n.acks == [] and n.parent is None and n.journal.live == {}
+
+
+def test_submit_refuses_what_is_not_an_uplink_record_and_stores_nothing():
+    st = MemStorage(4096)
+    n = MeshNode(2, SF9, Journal(st), XorShift(1))
+    before = bytes(st.buf)
+    assert n.submit(accounted_record(1), 0) is False  # receipts come from bridges, not stores
+    assert n.submit(b"", 0) is False
+    assert n.submit(bytes([10]) + bytes(300), 0) is False  # does not fit one frame
+    assert bytes(st.buf) == before and n.stats["refused"] == 3
+
+
+def test_full_journal_refuses_new_payments_and_keeps_the_old():
+    n = MeshNode(2, SF9, Journal(MemStorage(2048)), XorShift(1))
+    ok = [n.submit(use_record(i), 0) for i in range(40)]
+    k = ok.index(False)
+    assert k > 0 and all(ok[:k]) and not any(ok[k:])
+    assert len(n.journal.live) == k
+
+
+def test_an_hour_of_mesh_time_runs_in_seconds():
+    import time
+    v = Village(SF9, line(6))
+    t0 = time.time()
+    for m in range(60):
+        v.submit(6, use_record(m))
+        v.run(MIN)
+    v.run(10 * MIN)
+    assert len(v.all_delivered()) == 60
+    assert time.time() - t0 < 10
