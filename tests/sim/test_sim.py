@@ -54,11 +54,17 @@ def test_capture_stronger_frame_survives_weaker_is_lost():
     assert 0 in got_near and 0 not in got_far
 
 
-def test_equal_frames_collide():
+def _equal_senders():
+    """Nodes 1 and 2 reach node 0 at the same power, no fading."""
     t = Topology([(0, 0), (50, 0), (50, 10)], [0], P, 1)
     t.rssi[1][0] = t.rssi[2][0] = -90.0
     m = Medium(t, 1)
     m.rnd.gauss = lambda mu, s: 0.0
+    return m
+
+
+def test_equal_frames_collide():
+    m = _equal_senders()
     _, a = m.start(1, _frame(40), 0)
     _, b = m.start(2, _frame(40), 5000)
     assert 0 not in [r[0] for r in m.finish(a, 10 ** 9)]
@@ -122,3 +128,70 @@ def test_real_firmware_processes_deliver_payments_end_to_end():
     assert m["offered"] >= 5
     assert m["delivered"] == m["accepted"] == m["offered"]
     assert m["node_errors"] == []
+
+
+def test_earlier_frame_ending_during_later_preamble_does_not_hurt_it():
+    # Meshtasticator's timing rule: only overlap in the later frame's critical
+    # section (from LOCK_SYMBOLS before its preamble ends) counts against it
+    m = _equal_senders()
+    end_a, a = m.start(1, _frame(40), 0)
+    _, b = m.start(2, _frame(40), end_a - m.crit_us // 2)  # a ends in b's first preamble symbols
+    assert 0 not in [r[0] for r in m.finish(a, 10 ** 9)]  # b still ruins a's tail
+    assert 0 in [r[0] for r in m.finish(b, 10 ** 9)]
+    assert m.lost_collision[0] == 1
+
+
+def test_path_loss_and_shadowing_are_deterministic_per_seed():
+    a = Topology.generate(20, 1, P, 7)
+    b = Topology.generate(20, 1, P, 7)
+    c = Topology.generate(20, 1, P, 8)
+    assert a.rssi == b.rssi and a.neighbours == b.neighbours
+    assert a.rssi != c.rssi
+    # symmetric links: shadowing is per pair
+    assert all(abs(a.rssi[i][j] - a.rssi[j][i]) < 1e-9 for i in range(20) for j in range(20))
+
+
+def _flood_pair():
+    from pen.sim.baseline import FloodNode
+    return (FloodNode(2, P, random.Random(1), bridge_addr=1, hop_limit=3),
+            FloodNode(3, P, random.Random(2), bridge_addr=1, hop_limit=3))
+
+
+def test_baseline_stops_retransmitting_on_implicit_ack():
+    origin, relay = _flood_pair()
+    origin.submit(bytes(89), 0)
+    f = origin.next_tx(0)
+    origin.on_tx_done(600)
+    relay.on_frame(f, -90, 20, 600)
+    r = relay.next_tx(10 ** 5)
+    assert r is not None and r[8] == 2  # relayed with one hop used
+    origin.on_frame(r, -90, 20, 10 ** 5)
+    assert origin.stats["implicit_acks"] == 1 and not origin.mine
+    assert origin.next_tx(10 ** 7) is None  # no retransmission
+
+
+def test_baseline_cancels_rebroadcast_when_a_neighbour_relays_first_and_drops_duplicates():
+    origin, relay = _flood_pair()
+    other = __import__("pen.sim.baseline", fromlist=["FloodNode"]).FloodNode(4, P, random.Random(3), bridge_addr=1)
+    origin.submit(bytes(89), 0)
+    f = origin.next_tx(0)
+    relay.on_frame(f, -90, 20, 600)
+    other.on_frame(f, -90, 20, 600)
+    r = other.next_tx(10 ** 5)
+    relay.on_frame(r, -90, 20, 10 ** 5)
+    assert relay.stats["floods_cancelled"] == 1 and relay.next_tx(10 ** 6) is None
+    relay.on_frame(f, -90, 20, 10 ** 6)
+    assert relay.stats["dup_dropped"] == 2
+
+
+def test_baseline_gives_up_after_three_transmissions():
+    origin, _ = _flood_pair()
+    origin.submit(bytes(89), 0)
+    sent = 0
+    now = 0
+    for _ in range(10):
+        if origin.next_tx(now) is not None:
+            sent += 1
+            origin.on_tx_done(now + 600)
+        now += 10 ** 6
+    assert sent == 3 and not origin.mine

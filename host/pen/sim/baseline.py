@@ -8,7 +8,8 @@ src/mesh/FloodingRouter, ReliableRouter), modelled fairly:
   a contention window scaled by SNR (weak links, i.e. far nodes, go first),
   and cancels its rebroadcast when it hears a neighbour relay it first;
 - the destination answers with a routing ACK, itself flooded back;
-- the sender retransmits until that ACK comes, 3 transmissions in all;
+- the sender retransmits until that ACK comes, or until it hears a neighbour
+  relay its packet (implicit ack), 3 transmissions in all;
 - hop limit high enough to reach every node from the bridge;
 - the same duty-cycle law as Pen (firmware/pen_node/duty.py).
 Same API as MeshNode, so the engine drives both alike.
@@ -47,7 +48,7 @@ class FloodNode:
         self.channel_busy = channel_busy  # CAD, as Meshtastic uses before every transmission
         self.lbt_until = 0
         self.stats = {"tx_frames": 0, "tx_airtime_us": 0, "rx_frames": 0, "dup_dropped": 0, "retries": 0,
-                      "duty_blocked": 0, "floods_cancelled": 0, "frames_handled": 0, "delivered": 0}
+                      "duty_blocked": 0, "floods_cancelled": 0, "implicit_acks": 0, "frames_handled": 0, "delivered": 0}
 
     # frames: from(2) to(2) id(4) flags(1: hop_limit) kind(1: 0 data, 1 ack) + padding to 16, then payload
     def _frame(self, src, dst, pid, hops, kind, payload):
@@ -87,6 +88,11 @@ class FloodNode:
                 del self.queue[i]
                 self.stats["floods_cancelled"] += 1
                 break
+        if kind == 0 and origin == self.addr and pid in self.mine and self.mine[pid][1] > 0:
+            # implicit ack: a neighbour relaying our packet means it left us;
+            # Meshtastic stops retransmitting then (ReliableRouter)
+            del self.mine[pid]
+            self.stats["implicit_acks"] += 1
         if not self._remember(key):
             self.stats["dup_dropped"] += 1
             return

@@ -62,4 +62,4 @@ def cmd_sim(args):
 
 
 def _text_mp(out):
-    return "\\n".join("%s: %s" % kv for kv in out.items())
+    return "\n".join("%s: %s" % kv for kv in out.items())

@@ -215,4 +215,30 @@ class Run:
             "receipts_returned": len(self.receipted) if self.want_receipts else None,
             "collisions": self.medium.collisions,
             "tx_frames": sum(n.stats["tx_frames"] for n in self.nodes),
+            "limits": self.limits(dur_ms),
+        }
+
+    def limits(self, dur_ms):
+        """Where the airtime and the losses are: the figures that say what
+        caps a scheme's capacity."""
+        m = self.medium
+        hops = self.t.hops_to_bridge()
+        busiest = max(range(self.t.n), key=lambda i: self.nodes[i].stats["tx_airtime_us"])
+
+        def total(key):
+            return sum(n.stats.get(key, 0) for n in self.nodes)
+
+        b = self.t.bridges[0]
+        return {
+            "busiest_node_hops_to_bridge": hops.get(busiest),
+            "busiest_node_duty_cycle": round(self.nodes[busiest].stats["tx_airtime_us"] / 1000.0 / dur_ms, 4),
+            "bridge_duty_cycle": round(self.nodes[b].stats["tx_airtime_us"] / 1000.0 / dur_ms, 4),
+            "bridge_frames_lost_to_collision": m.lost_collision[b],
+            "bridge_frames_lost_to_half_duplex": m.lost_half_duplex[b],
+            "frames_lost_to_collision": sum(m.lost_collision),
+            "frames_lost_to_half_duplex": sum(m.lost_half_duplex),
+            "retries": total("retries"),
+            "duty_blocked": total("duty_blocked"),
+            "lbt_deferred": total("lbt_deferred"),
+            "still_in_custody": sum(len(getattr(n, "pending", ())) for n in self.nodes),
         }

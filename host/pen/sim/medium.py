@@ -4,8 +4,9 @@ Path loss is log-distance (d0 = 40 m, 127.41 dB at d0, exponent 2.08, as in
 Meshtasticator) with log-normal shadowing fixed per link (symmetric, seeded),
 plus a small per-frame fading term. A frame is heard when its SNR clears the
 spreading factor's demodulation floor. Radios are half-duplex. Two frames
-overlapping at a receiver: the one at least CAPTURE_DB stronger survives
-(LoRa capture), otherwise both are lost there. Airtime comes from
+overlapping at a receiver after the later one's preamble is nearly over
+(LOCK_SYMBOLS): the one at least CAPTURE_DB stronger survives (LoRa capture),
+otherwise both are lost there. Airtime comes from
 pen_protocol.airtime, the same formula the firmware uses.
 """
 import math
@@ -19,6 +20,11 @@ GAMMA = 2.08
 SHADOW_SIGMA_DB = 3.0  # per link, fixed
 FADE_SIGMA_DB = 1.0  # per frame
 CAPTURE_DB = 6.0
+# A receiver locks on a frame after its first preamble symbols; an earlier
+# frame that ends before the last LOCK_SYMBOLS preamble symbols of a later one
+# does not hurt it (Meshtasticator's and LoRaSim's timing rule: the critical
+# section starts LOCK_SYMBOLS before the preamble ends).
+LOCK_SYMBOLS = 5
 NOISE_FIGURE_DB = 6.0
 ANTENNA_GAIN_DB = 0.0
 SNR_FLOOR_DB = {7: -7.5, 8: -10.0, 9: -12.5, 10: -15.0, 11: -17.5, 12: -20.0}
@@ -124,6 +130,10 @@ class Medium:
         self.on_air = []  # [start_us, end_us, sender, frame, rx_rssi{node: dbm}]
         self.tx_until = [0] * topo.n
         self.collisions = 0
+        self.lost_collision = [0] * topo.n  # per receiver, for "what limits it"
+        self.lost_half_duplex = [0] * topo.n
+        p = topo.preset
+        self.crit_us = max(0, p.preamble - LOCK_SYMBOLS) * ((1 << p.sf) * 1000000 // p.bw_hz)
         self._tx_log = {}  # node -> its last few (start, end) transmissions
 
     def airtime_us(self, frame):
@@ -136,13 +146,17 @@ class Medium:
         for j in self.t.neighbours[sender]:
             rx[j] = self.t.rssi[sender][j] + self.rnd.gauss(0.0, FADE_SIGMA_DB)
         tx = [now_us, end, sender, frame, rx, {}]
-        # interference both ways with everything still on air
+        # interference with everything still on air: the new frame always hits
+        # the tail of an earlier one; the earlier one hits the new frame only if
+        # it is still on air when the new frame's critical section begins
+        crit = now_us + self.crit_us
         for o in self.on_air:
             if o[1] > now_us:
                 for j, r in rx.items():
                     if j in o[4]:
                         o[5].setdefault(j, []).append(r)
-                        tx[5].setdefault(j, []).append(o[4][j])
+                        if o[1] > crit:
+                            tx[5].setdefault(j, []).append(o[4][j])
         self.on_air.append(tx)
         self.tx_until[sender] = end
         return end, tx
@@ -168,10 +182,12 @@ class Medium:
                 continue
             # half duplex: the receiver sent something while this was on air
             if self._transmitting(j, start, end):
+                self.lost_half_duplex[j] += 1
                 continue
             worst = interf.get(j)
             if worst and r - max(worst) < CAPTURE_DB:
                 self.collisions += 1
+                self.lost_collision[j] += 1
                 continue
             out.append((j, int(r), int(snr * 4)))
         return out
