@@ -1,0 +1,102 @@
+"""Duty-cycle and dwell law per region, on its own and inside MeshNode."""
+import pytest
+
+from pen_protocol.airtime import PRESETS
+from pen_node import duty as D
+from pen_node.journal import Journal, MemStorage
+from pen_node.mesh import MeshNode
+from medium_node import XorShift
+from meshkit import use_record
+
+HOUR = 3600000
+
+
+def saturate(preset, seconds=3 * 3600, frame_len=94, priority=D.P_PAYMENT):
+    """Send frame_len-byte frames as fast as the law allows; return the
+    largest airtime found in any rolling hour (checked each minute) and the
+    number of frames refused."""
+    d = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
+    air = preset.airtime_us(frame_len)
+    sent = []  # (end_ms, airtime_us)
+    t = 0
+    refused = 0
+    while t < seconds * 1000:
+        if d.allows(air, t, priority):
+            d.spend(air, t)
+            sent.append((t, air))
+            t += air // 1000 + 1
+        else:
+            refused += 1
+            w = d.wait_ms(air, t, priority)
+            assert w > 0
+            t += w
+    worst = 0
+    for start in range(0, seconds * 1000 - HOUR + 1, 60000):
+        used = sum(a for (s, a) in sent if start <= s < start + HOUR)
+        worst = max(worst, used)
+    return worst, refused, len(sent)
+
+
+@pytest.mark.parametrize("name,limit_s", [("eu868-sf9", 360), ("eu868-sf9-1pct", 36)])
+def test_eu868_sub_band_budget_holds_in_every_rolling_hour(name, limit_s):
+    worst, refused, sent = saturate(PRESETS[name])
+    assert worst <= limit_s * 1000000
+    assert worst >= limit_s * 1000000 * 9 // 10  # and it is used, not wasted
+    assert refused > 0
+
+
+def test_publications_stop_at_their_share_leaving_room_for_payments():
+    p = PRESETS["eu868-sf9-1pct"]
+    worst, _, _ = saturate(p, seconds=3600, priority=D.P_BULK)
+    assert worst <= 36 * 1000000 * 70 // 100
+    d = D.DutyCycle(p.duty_permille)
+    air = p.airtime_us(94)
+    while d.allows(air, 1000, D.P_BULK):
+        d.spend(air, 1000)
+    assert not d.allows(air, 1000, D.P_BULK)
+    assert d.allows(air, 1000, D.P_PAYMENT)  # money still goes
+
+
+def test_us915_refuses_a_frame_longer_than_the_dwell_time():
+    p = PRESETS["us915-sf9"]
+    d = D.DutyCycle(p.duty_permille, p.dwell_ms)
+    assert d.allows(p.airtime_us(p.max_frame()), 0)
+    assert p.airtime_us(p.max_frame()) <= 400000 < p.airtime_us(p.max_frame() + 1)
+    assert not d.allows(p.airtime_us(p.max_frame() + 1), 0)
+    assert d.wait_ms(p.airtime_us(255), 0) == -1  # never
+
+
+def test_us915_longfast_cannot_carry_a_payment_and_says_so():
+    p = PRESETS["us915-longfast"]
+    n = MeshNode(2, p, Journal(MemStorage(4096)), XorShift(1))
+    assert n.submit(use_record(1), 0) is False
+    assert n.stats["refused"] == 1
+
+
+@pytest.mark.parametrize("name", ["eu868-sf9", "eu868-sf9-1pct"])
+def test_node_relaying_and_originating_never_exceeds_budget(name):
+    p = PRESETS[name]
+    n = MeshNode(2, p, Journal(MemStorage(65536)), XorShift(1))
+    n.parent = 1
+    n.metric = 1
+    n.nbr[1] = [0, 40, 0, 0]
+    t = 0
+    on_air = []
+    i = 0
+    while t < 2 * HOUR:
+        # keep it busy: a fresh payment whenever custody has room (acks never come)
+        if len(n.pending) < 10:
+            n.submit(use_record(i), t)
+            i += 1
+        f = n.next_tx(t)
+        if f is not None:
+            on_air.append((t, p.airtime_us(len(f))))
+            t += p.airtime_us(len(f)) // 1000 + 1
+            n.on_tx_done(t)
+        else:
+            t = max(t + 1, n.next_wakeup_ms(t))
+        n.tick(t)
+    limit = p.duty_permille * 3600 * 1000
+    for start in range(0, HOUR + 1, 60000):
+        assert sum(a for (s, a) in on_air if start <= s < start + HOUR) <= limit
+    assert n.stats["duty_blocked"] > 0 or name == "eu868-sf9"
