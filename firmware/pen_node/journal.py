@@ -84,7 +84,14 @@ class MemStorage:
 
     def __init__(self, size, cut_after=None):
         self.size = size
-        self.buf = bytearray(b"\xff" * size)
+        # erased-flash pattern, filled in place: one allocation of `size`
+        # (a 64 KB heap may not have room for a temporary of the same size)
+        self.buf = bytearray(size)
+        ff = b"\xff" * 64
+        mv = memoryview(self.buf)
+        for i in range(0, size, 64):
+            n = min(64, size - i)
+            mv[i:i + n] = ff[:n]
         self.cut_after = cut_after
         self.writes = 0
 

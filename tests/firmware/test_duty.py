@@ -1,4 +1,5 @@
 """Duty-cycle and dwell law per region, on its own and inside MeshNode."""
+import fwpath  # noqa: F401  (protocol/ and firmware/ on the path)
 import pytest
 
 from pen_protocol.airtime import PRESETS

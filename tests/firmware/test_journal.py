@@ -6,6 +6,7 @@ Invariants checked after every recovery:
 - nothing that a completed delete() removed comes back;
 - nothing appears that was never put.
 """
+import fwpath  # noqa: F401  (protocol/ and firmware/ on the path)
 import random
 
 import pytest

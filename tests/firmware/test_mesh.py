@@ -1,6 +1,7 @@
 """MeshNode in small villages on the in-process medium (meshkit): routing,
 fallback, duplicate suppression, link acks and retries, custody across
 reboots, receipts and the spent set. Virtual time: hours run in seconds."""
+import fwpath  # noqa: F401  (protocol/ and firmware/ on the path)
 import pytest
 
 from pen_protocol import frame as F
