@@ -19,12 +19,22 @@ from pen_node import duty as D
 HEADER = 16
 DATA_OVERHEAD = 4
 ACK_PAYLOAD = 6  # routing ACK: request id + error reason
-SLOT_MS = 120  # contention slot (Meshtastic derives it from the preset)
+SLOT_MS = 120  # listen-before-talk back-off unit
+# Meshtastic's contention window (RadioInterface.h / getTxDelayMsecWeighted):
+# CW size mapped from the SNR of the copy heard, -20..+10 dB onto 3..8; a
+# client (every node here) waits 2*CW_MAX slots (routers' turn) and then
+# random(0, 2^CW) slots, so low-SNR (far) nodes relay first.
 CW_MIN = 3
-CW_MAX = 7
+CW_MAX = 8
 SNR_MIN_X4 = -80
 SNR_MAX_X4 = 40
-RETRY_EXTRA_MS = 2000
+
+
+def slot_ms(preset):
+    """Meshtastic's slot time: CAD (8.5 symbols) + propagation, TX/RX
+    turnaround and MAC processing (0.2 + 0.4 + 7 ms)."""
+    return (17 * (1 << preset.sf) * 1000 // preset.bw_hz) // 2 + 8
+PROCESSING_MS = 4500  # Meshtastic's PROCESSING_TIME_MSEC in the retransmission timeout
 DEDUP = 256
 
 
@@ -37,6 +47,7 @@ class FloodNode:
         self.hop_limit = hop_limit
         self.bridge_addr = bridge_addr
         self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
+        self.slot_ms = slot_ms(preset)
         self.seq = 0
         self.seen = {}
         self.seen_order = []
@@ -115,10 +126,10 @@ class FloodNode:
             relay[8] = hops - 1
             relay[0], relay[1] = self.addr >> 8, self.addr & 255
             # SNR-scaled contention window: weaker (farther) receivers wait less
-            frac = (min(max(snr_x4, SNR_MIN_X4), SNR_MAX_X4) - SNR_MIN_X4) / (SNR_MAX_X4 - SNR_MIN_X4)
-            cw = CW_MIN + int(frac * (CW_MAX - CW_MIN))
-            wait = (self.rng.getrandbits(16) % (1 << cw)) * SLOT_MS // 8 + 2 * SLOT_MS * frac
-            self.queue.append([now_ms + int(wait), bytes(relay), key])
+            snr = min(max(snr_x4, SNR_MIN_X4), SNR_MAX_X4)
+            cw = CW_MIN + (snr - SNR_MIN_X4) * (CW_MAX - CW_MIN) // (SNR_MAX_X4 - SNR_MIN_X4)
+            wait = (2 * CW_MAX + self.rng.getrandbits(16) % (1 << cw)) * self.slot_ms
+            self.queue.append([now_ms + wait, bytes(relay), key])
 
     def next_tx(self, now_ms):
         if self.tx_busy or now_ms < self.lbt_until:
@@ -139,9 +150,11 @@ class FloodNode:
                 if tries:
                     self.stats["retries"] += 1
                 air = self.preset.airtime_us(len(frame)) // 1000
-                # wait long enough for the flood to reach the bridge and its ACK to flood back
+                # Meshtastic's getRetransmissionMsec at low channel use:
+                # 2 airtimes + (2^CW_MIN + 2^((CW_MIN+CW_MAX)/2)) slots + processing
                 self.mine[pid][1] = tries + 1
-                self.mine[pid][2] = now_ms + 2 * (self.hop_limit + 1) * (air + SLOT_MS * 4) + RETRY_EXTRA_MS
+                self.mine[pid][2] = now_ms + 2 * air + ((1 << CW_MIN) + (1 << ((CW_MIN + CW_MAX) // 2))) * \
+                    self.slot_ms + PROCESSING_MS
                 return f
         self.queue.sort(key=lambda q: q[0])
         if self.queue and self.queue[0][0] <= now_ms:
