@@ -195,3 +195,15 @@ def test_baseline_gives_up_after_three_transmissions():
             origin.on_tx_done(now + 600)
         now += 10 ** 6
     assert sent == 3 and not origin.mine
+
+
+def test_capacity_is_the_peak_goodput_of_the_sweep_and_the_ratio_follows():
+    from pen.sim import scenario
+    out = scenario.run(nodes=10, load=100, minutes=5, seed=3, sweep=(100, 400), sweep_minutes=5, processes=1)
+    for scheme in ("pen", "flooding"):
+        sw = out[scheme]["sweep"]
+        assert set(sw) == {"100", "400"}  # the main run is the 100/h point
+        assert out[scheme]["capacity_payments_per_hour"] == max(v["goodput_per_hour"] for v in sw.values())
+        assert "bridge_duty_cycle" in out[scheme]["limits"]
+    assert out["throughput_ratio"] == round(out["pen"]["capacity_payments_per_hour"] /
+                                            out["flooding"]["capacity_payments_per_hour"], 2)

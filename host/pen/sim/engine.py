@@ -225,7 +225,9 @@ class Run:
         hops = self.t.hops_to_bridge()
         busiest = max(range(self.t.n), key=lambda i: self.nodes[i].stats["tx_airtime_us"])
 
-        def total(key):
+        def total(key):  # None where the nodes do not count it (MicroPython proxies)
+            if not any(key in n.stats for n in self.nodes):
+                return None
             return sum(n.stats.get(key, 0) for n in self.nodes)
 
         b = self.t.bridges[0]
@@ -240,5 +242,6 @@ class Run:
             "retries": total("retries"),
             "duty_blocked": total("duty_blocked"),
             "lbt_deferred": total("lbt_deferred"),
-            "still_in_custody": sum(len(getattr(n, "pending", ())) for n in self.nodes),
+            "still_in_custody": sum(len(n.pending) for n in self.nodes) if all(
+                hasattr(n, "pending") for n in self.nodes) else None,
         }
