@@ -211,8 +211,9 @@ class Journal:
             return True
         if not self.can_take(len(record)):
             return False
-        self._append(PUT, bytes((meta,)) + rid + bytes(record))
-        self.live[rid] = (meta, bytes(record))
+        record = bytes(record)
+        self._append(PUT, bytes((meta,)) + rid + record)
+        self.live[rid] = (meta, record)
         return True
 
     def delete(self, rid):

@@ -61,7 +61,11 @@ BEACON_MAX_MS = const(1200000)
 ROUTE_TTL_MS = const(3600000)  # a neighbour not heard for an hour is forgotten
 DEDUP = const(128)  # frame ids remembered (duplicate suppression)
 REVERSE = const(256)  # token ref -> child that handed us the payment
-CONTENTION_MS = const(600)  # managed-flood window at the weakest SNR
+CONTENTION_MS = const(600)
+# managed-flood relays waiting for their slot; floods are best effort and wait
+# behind custody traffic, so under load the oldest is dropped rather than let
+# the queue (a frame each, ~110 B) eat the heap
+MAX_FLOODS = const(8)  # managed-flood window at the weakest SNR
 SF_FLOOR_X4 = {7: -30, 8: -40, 9: -50, 10: -60, 11: -70, 12: -80}  # demodulation floor, dB x4
 
 
@@ -144,7 +148,8 @@ class MeshNode:
         self.rev = IdRing(reverse, 8, 2)  # token ref -> child that handed us the payment
         self.originated = IdRing(reverse, 8)  # token refs of payments submitted here, for receipts
         self.delivered = []  # bridge: records for the host
-        self.delivered_ids = IdRing(dedup * 2, 16)  # bridge: ids handed to the host
+        # bridge: ids handed to the host (a relay never delivers: one slot, not 4 KB)
+        self.delivered_ids = IdRing(dedup * 2 if is_bridge else 1, 16)
         self.events = []
         self.tx_busy = False
         # listen before talk: channel_busy(now_ms) -> bool, the radio's channel
@@ -159,7 +164,8 @@ class MeshNode:
         self.stats = {"tx_frames": 0, "tx_airtime_us": 0, "rx_frames": 0, "rx_bad": 0, "dup_dropped": 0,
                       "acks_sent": 0, "acks_heard": 0, "retries": 0, "refused": 0, "duty_blocked": 0,
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
-                      "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0}
+                      "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
+                      "floods_dropped": 0}
         self._recover()
 
     # -- custody --------------------------------------------------------------
@@ -173,7 +179,7 @@ class MeshNode:
             if self.is_bridge:
                 self.delivered.append(rec)
             else:
-                self.pending[rid] = _Pending(rid, rec[0], rec[1:], origin, 0)
+                self.pending[rid] = _Pending(rid, rec[0], memoryview(data)[3:], origin, 0)
 
     def _rid(self, record):
         return hashlib.sha256(bytes(record[:len(record) - 64])).digest()[:16]
@@ -204,7 +210,10 @@ class MeshNode:
         if self.is_bridge:
             self._deliver(rid, record)
         else:
-            self.pending[rid] = _Pending(rid, record[0], record[1:], origin,
+            # the body is a view of the journal's copy, not a second copy:
+            # 48 records in custody would otherwise cost 5 KB twice
+            body = memoryview(self.journal.live[rid][1])[3:]
+            self.pending[rid] = _Pending(rid, record[0], body, origin,
                                          now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
         return True
 
@@ -445,9 +454,13 @@ class MeshNode:
                     self.originated.remove(ref)
                     self.events.append(("receipt", ref))
                     self.events.append(("receipt-record", record))
+                    return  # it was for us: relaying it further helps no one
             else:
                 self.events.append(("broadcast", record))
         if hdr.hop_limit > 0 and not self.is_bridge:
+            if len(self.floods) >= MAX_FLOODS:
+                del self.floods[0]
+                self.stats["floods_dropped"] += 1
             relay = F.relay(frame, self.addr, BROADCAST)
             # SNR-scaled contention: the weaker we heard it, the farther we are, the sooner we go
             margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))

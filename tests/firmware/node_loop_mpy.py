@@ -1,0 +1,96 @@
+"""One node's whole loop under a 64 KB MicroPython heap (run by
+test_heap.py): learn a route from a bridge beacon, take payments in custody,
+send them hop by hop, take acks, hear a receipt flood, answer "is it
+spent?". The peer (the bridge) is played by hand-made frames. Prints
+figures the test checks."""
+import gc
+import sys
+from pen_node.journal import Journal, FileStorage
+
+# the journal is a file, as on a board's flash filesystem: not on the heap
+PATH = sys.argv[1] if len(sys.argv) > 1 else "/tmp/pen-node-loop.journal"
+STORAGE = FileStorage(PATH, 8192)
+gc.collect()
+base = gc.mem_alloc()
+
+from pen_protocol import frame as F
+from pen_protocol.airtime import PRESETS
+from pen_node.mesh import MeshNode
+
+
+class Lcg:
+    """A tiny PRNG with getrandbits (medium_node's XorShift costs 2 KB of heap
+    to import; the node only needs some bits)."""
+
+    def __init__(self, seed):
+        self.s = seed
+
+    def getrandbits(self, n):
+        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.s >> 7) & ((1 << n) - 1)
+
+P = PRESETS["eu868-sf9"]
+N = 40  # payments: more than the journal holds at once, so custody turns over
+
+
+def ref(i):
+    return bytes((0, 0, 0, 1, 0, 0, i >> 8, i & 255))
+
+
+# canonical CBOR written out by hand (the cbor module costs 4 KB of heap to
+# import, and the node itself never decodes CBOR)
+def use(i):
+    # 0x83 array(3), 0x48 bstr(8) ref, 0x44 bstr(4) product, 0x44 bstr(4) account
+    return b"\x0a\x83\x48" + ref(i) + b"\x44\x12\x34\x56\x78\x44\x12\x34\x56\x79" + bytes(64)
+
+
+def accounted(token_ref):
+    # array(4): ref, use id bstr(16), node kid bstr(4), time uint32 (0x1a)
+    return b"\x0b\x84\x48" + token_ref + b"\x50" + bytes(16) + b"\x44\x01\x02\x03\x04\x1a\x65\x53\xf1\x00" + bytes(64)
+
+
+gc.collect()
+mods = gc.mem_alloc() - base
+# ring sizes below medium_node.py's under 64 KB (bytecode is in the heap here;
+# a board keeps frozen bytecode in flash and can afford the defaults,
+# among them 48 records in custody, ~480 B of heap each: 8 here)
+node = MeshNode(2, P, Journal(STORAGE, max_live=8), Lcg(5), dedup=32, reverse=32, spent_capacity=64)
+gc.collect()
+built = gc.mem_alloc() - base
+t = 1000
+node.on_frame(F.pack(F.Header(F.T_BEACON, 1, F.BROADCAST, 1, 0, 0), bytes((0, 1, 0, 0))), -80, 20, t)
+assert node.parent == 1
+submitted = 0
+sent = []
+peak = built
+receipts = 0
+while len(sent) < N and t < 24 * 3600000:
+    while submitted < N and node.submit(use(submitted), t):
+        submitted += 1
+    f = node.next_tx(t)
+    if f is None:
+        t = node.next_wakeup_ms(t)
+        continue
+    t += P.airtime_us(len(f)) // 1000 + 1
+    node.on_tx_done(t)
+    hdr, payload = F.parse(f)
+    if hdr.type == 10 and hdr.dst == 1:
+        fid = F.frame_id(f)
+        if fid not in sent:
+            sent.append(fid)
+        t += 50
+        node.on_frame(F.ack_frame([fid], 1, 2), -80, 20, t)  # the bridge takes it
+        # and its receipt comes back by flood, for every other payment
+        if len(sent) % 2:
+            rec = accounted(bytes(payload[2:10]))  # USE body: [token ref (bstr 8), ...]
+            node.on_frame(F.record_frame(rec, 1, F.BROADCAST, 1, 7), -80, 20, t + 300)
+    for ev in node.take_events():
+        if ev[0] == "receipt":
+            receipts += 1
+    gc.collect()
+    a = gc.mem_alloc() - base
+    if a > peak:
+        peak = a
+spent = sum(1 for i in range(N) if node.spent.lookup(ref(i)))
+print("sent", len(sent), "receipts", receipts, "spent", spent, "journal", len(node.journal.live))
+print("heap", mods, built - mods, peak, gc.mem_free())
