@@ -16,6 +16,7 @@ its downlink goes on air to nobody. The custody journal is a file
 (FileStorage), so what the node accepted survives a restart. Time is
 time.ticks_ms(). The simulator's radio medium over UDP is medium_node.py.
 """
+import random
 import select
 import sys
 import time
@@ -24,7 +25,6 @@ from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, FileStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
-from medium_node import XorShift
 
 READ_BYTES = 512  # one read from the link; the decoder keeps at most one frame
 HANGUP_MS = 100  # pause while a pty has no one on its other side
@@ -87,8 +87,10 @@ def read_ready(poller, rx, buf, one):
 def main(argv):
     o = parse(argv)
     path = o["journal"] or "/tmp/pen-unix-node-%d.journal" % o["addr"]
+    random.seed(o["addr"] ^ time.ticks_ms())
+    rng = random  # getrandbits(n <= 32), all MeshNode asks for; no PRNG module to load
     node = MeshNode(o["addr"], PRESETS[o["preset"]], Journal(FileStorage(path, o["size"])),
-                    XorShift(o["addr"] ^ time.ticks_ms()), is_bridge=o["bridge"])
+                    rng, is_bridge=o["bridge"])
     svc = LinkService(node)
     rx = sys.stdin.buffer
     tx = sys.stdout.buffer

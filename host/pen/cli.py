@@ -17,6 +17,7 @@ COMMANDS = (
     "pen.commands.demo",
     "pen.sim.command",
     "pen.commands.node",
+    "pen.commands.bridge",
 )
 
 

@@ -1,12 +1,26 @@
 """Peers a bridge uploads to. Each has submit(raws) -> dict:
 {"ok": True, "verdicts": [{"code", "reason"}...], "receipts": [raw...]} or
 {"ok": False, "index": i, "reason": code, "detail": text}; raises
-PeerUnavailable when it cannot be reached."""
+PeerUnavailable when it cannot be reached. receipts([(token_ref, use_id)])
+-> [raw ACCOUNTED...] returns receipts the peer already holds (for uploads
+whose answer the bridge lost)."""
 import time
 
 from pen.accounting import receipts_for
 from pen.bridge.uploader import PeerUnavailable
 from pen.store import BatchRejected
+from pen_protocol import records as R
+
+
+def receipts_in(history, use_id):
+    """The ACCOUNTED receipts for use_id among a token's records."""
+    out = []
+    for raw in history:
+        if raw[0] == R.ACCOUNTED:
+            rec = R.parse(raw)
+            if rec.fields[1] == use_id:
+                out.append(rec.raw)
+    return out
 
 
 class LocalPeer:
@@ -28,3 +42,34 @@ class LocalPeer:
         receipts = receipts_for(self.store, verdicts, self.node_key, self.clock())
         return {"ok": True, "verdicts": [{"code": v.code, "reason": v.reason} for v in verdicts],
                 "receipts": receipts}
+
+    def receipts(self, uses):
+        if not self.online:
+            raise PeerUnavailable("offline")
+        out = []
+        for ref, use_id in uses:
+            out += receipts_in(self.store.token_history(ref), use_id)
+        return out
+
+
+class HttpPeer:
+    """A CTB node over HTTP (pen.node.client.NodeClient)."""
+
+    def __init__(self, url, timeout_s=30.0):
+        from pen.node.client import NodeClient
+        self.url = url
+        self.client = NodeClient(url, timeout_s)
+
+    def submit(self, raws):
+        return self.client.submit(raws)
+
+    def receipts(self, uses):
+        from pen.node.core import NodeError
+        out = []
+        for ref, use_id in uses:
+            try:
+                t = self.client.token(ref)
+            except NodeError:
+                continue
+            out += receipts_in([bytes.fromhex(h["raw"]) for h in t["history"]], use_id)
+        return out

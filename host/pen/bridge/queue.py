@@ -59,13 +59,18 @@ class BridgeQueue:
             "WHERE d.id IS NULL ORDER BY u.type, u.received LIMIT ?", (peer, limit)).fetchall()
         return [(bytes(i), bytes(r)) for i, r in rows]
 
-    def mark(self, peer, outcomes):
-        """outcomes: [(id, outcome, reason)], outcome accepted/duplicate/conflict/rejected, in one transaction."""
+    def mark(self, peer, outcomes, down=()):
+        """outcomes: [(id, outcome, reason)], outcome accepted/duplicate/conflict/rejected, and the receipts
+        the peer returned for them (queued for the downlink), in one transaction: a bridge killed between
+        the two never has a batch marked uploaded with its receipts lost."""
         now = self.clock()
+        down = [R.parse(raw) for raw in down]
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.executemany("INSERT OR REPLACE INTO delivered(id, peer, outcome, reason, at) VALUES (?,?,?,?,?)",
                                 [(i, peer, o, r, now) for i, o, r in outcomes])
+            self.db.executemany("INSERT OR IGNORE INTO downlink(id, raw, queued) VALUES (?,?,?)",
+                                [(rec.id, rec.raw, now) for rec in down])
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -96,6 +101,10 @@ class BridgeQueue:
 
     def mark_sent(self, rid):
         self.db.execute("UPDATE downlink SET sent=? WHERE id=?", (self.clock(), rid))
+
+    def was_sent(self, rid):
+        row = self.db.execute("SELECT sent FROM downlink WHERE id=?", (rid,)).fetchone()
+        return row is not None and row[0] is not None
 
     def down_backlog(self):
         return self.db.execute("SELECT COUNT(*) FROM downlink WHERE sent IS NULL").fetchone()[0]

@@ -12,7 +12,7 @@ means "the peer lacks a dependency" (pen_protocol.ctb.DEPENDENCY) defers the
 record to a later round; any other reason is final for that peer and is kept
 for the operator (`pen bridge status`); the rest of the batch goes again.
 """
-from pen_protocol import ctb
+from pen_protocol import ctb, records as R
 
 MAX_BATCH = 500  # records per request: ~50 KB, well under the node's request bound
 
@@ -44,9 +44,10 @@ class Uploader:
             res = client.submit([raw for _, raw in batch])
             if res["ok"]:
                 outs = [(rid, v["code"], v.get("reason", "")) for (rid, _), v in zip(batch, res["verdicts"])]
-                self.queue.mark(self.peer, outs)
+                got = list(res.get("receipts", [])) + self._earlier_receipts(client, batch, res["verdicts"])
+                self.queue.mark(self.peer, outs, got)
                 sent += len(batch)
-                receipts += res.get("receipts", [])
+                receipts += got
                 continue
             rid = batch[res["index"]][0]
             if res["reason"] in ctb.DEPENDENCY:
@@ -55,3 +56,18 @@ class Uploader:
                 self.queue.mark(self.peer, [(rid, "rejected", res["reason"])])
         self.deferred = skip
         return sent, receipts
+
+    @staticmethod
+    def _earlier_receipts(client, batch, verdicts):
+        """A USE the peer already held may have been accounted by an upload
+        whose answer never reached the queue (a bridge killed after the
+        peer committed): ask the peer for its receipts, so none is lost.
+        Peers without receipts() (older contract) are skipped."""
+        ask = getattr(client, "receipts", None)
+        if ask is None:
+            return []
+        uses = []
+        for (rid, raw), v in zip(batch, verdicts):
+            if v["code"] == ctb.DUPLICATE and raw[0] == R.USE:
+                uses.append((R.parse(raw).fields[0], rid))
+        return ask(uses) if uses else []

@@ -1,0 +1,287 @@
+"""The bridge PC's engine: the link to the bridge node on one side, the CTB
+peers on the other, the durable queue (pen.bridge.queue) between them.
+
+Link thread (Bridge.step): every EV_DELIVERED record is stored in the queue
+(committed, synchronous=FULL) *before* DELIVERED_ACK goes to the node, so the
+node deletes it from its journal only once the PC has it; receipts and other
+downlink records go down with DOWNLINK, each marked sent only when the node
+answered OK. Upload thread (UploadWorker): Uploader.step for each peer, with
+backoff while a peer cannot be reached; the receipts a peer returns are
+queued for the downlink in the same transaction that marks the upload.
+
+Killed at any instant: a record the node delivered is either in the queue or
+still in the node's journal (the node re-sends it when the bridge asks
+PENDING at start); an upload the peer committed but the queue did not
+record is sent again and taken as a duplicate, and its receipts are fetched
+back from the peer; a receipt marked sent is never sent again.
+"""
+import hashlib
+import threading
+import time
+
+from pen.bridge.queue import BridgeQueue
+from pen.bridge.serial import LinkClient
+from pen.bridge.uploader import PeerUnavailable, Uploader
+from pen_protocol import cbor, link as L, records as R
+
+RESEND_S = 2.0  # an answer not back in this long was lost on the wire: send the request again
+DOWN_WINDOW = 4  # DOWNLINK requests in flight; the node answers each in ms, more would only fill the pty
+DOWN_PAUSE_S = 5.0  # after the node refused a downlink (its queues are full), wait this long
+UPLOAD_IDLE_S = 5.0  # an upload round at least this often, even with nothing new from the node
+RETRY_MAX_S = 60.0  # longest wait between tries of an unreachable peer (doubling from 1 s)
+
+
+class LinkFailed(Exception):
+    def __init__(self, reason, text=""):
+        Exception.__init__(self, "%s%s" % (L.REASONS.get(reason, reason), (": " + text) if text else ""))
+        self.reason = reason
+
+
+def record_id(raw):
+    """The id the node files a record under (records.Record.id, computed
+    without parsing: a malformed record has one too)."""
+    return hashlib.sha256(bytes(raw[:len(raw) - 64])).digest()[:16]
+
+
+class Bridge:
+    def __init__(self, port, queue, log=None, clock=time.monotonic, on_record=None):
+        self.port = port
+        self.queue = queue
+        self.log = log or (lambda *a: None)
+        self.clock = clock
+        self.on_record = on_record  # called after each record is stored (wakes the uploader)
+        self.link = LinkClient()
+        self.waiting = {}  # seq -> [kind, payload, sent_at, key]
+        self.down_inflight = {}  # record id -> seq
+        self.down_pause_until = 0.0
+        self.answers = {}  # key -> Frame, for request()
+        self.hello = None
+        self._n = 0
+        self.stats = {"delivered": 0, "acked": 0, "downlinked": 0, "receipts_at_node": 0, "link_errors": 0,
+                      "malformed": 0, "resent": 0}
+
+    # -- requests -------------------------------------------------------------
+
+    def _send(self, kind, payload=b"", key=None):
+        seq, data = self.link.request(kind, payload)
+        self.waiting[seq] = [kind, payload, self.clock(), key]
+        self.port.write(data)
+        return seq
+
+    def request(self, kind, payload=b"", timeout_s=10.0):
+        """Send one request and serve the link until its answer; returns
+        the answer's payload, raises LinkFailed(reason) for an ERROR."""
+        self._n += 1
+        key = ("req", self._n)
+        self._send(kind, payload, key)
+        end = self.clock() + timeout_s
+        while key not in self.answers:
+            if self.clock() > end:
+                raise LinkFailed("timeout", "no answer from the node in %.0f s" % timeout_s)
+            self.step(0.02)
+        f = self.answers.pop(key)
+        if f.kind == L.ERROR:
+            raise LinkFailed(f.payload[0] if f.payload else 0, bytes(f.payload[1:]).decode("utf-8", "replace"))
+        return f.payload
+
+    def start(self):
+        """HELLO, then PENDING: the node re-sends every record still in its
+        journal (delivered before, not yet acked: e.g. the bridge was killed)."""
+        h = cbor.loads(self.request(L.HELLO))
+        self.hello = {"addr": h[0], "bridge": bool(h[1]), "fw": h[2], "max_payload": h[3]}
+        if self.hello["bridge"]:
+            self.request(L.PENDING)
+        return self.hello
+
+    def submit(self, raw):
+        """As a store does: hand a record to the node; its id once in custody."""
+        return self.request(L.SUBMIT, raw)
+
+    def spent(self, ref):
+        """The village spent set's answer: (spent, kind, overflowed)."""
+        s, kind, over = cbor.loads(self.request(L.SPENT, ref))
+        return s, kind, over
+
+    def status(self):
+        return dict((k, v) for k, v in cbor.loads(self.request(L.STATUS)))
+
+    # -- the loop -------------------------------------------------------------
+
+    def step(self, timeout_s=0.05):
+        data = self.port.read(timeout_s)
+        if data:
+            for item in self.link.feed(data):
+                self._on(item)
+        self._send_downlink()
+        self._resend()
+
+    def _on(self, item):
+        if isinstance(item, L.LinkError):
+            self.stats["link_errors"] += 1
+            self.log("link: %s" % L.REASONS.get(item.reason, item.reason))
+            return
+        k = item.kind
+        if k == L.EV_DELIVERED:
+            self._delivered(bytes(item.payload))
+        elif k == L.EV_RECEIPT:
+            self.stats["receipts_at_node"] += 1
+        elif k == L.EV_LOG:
+            self.log("node: %s" % bytes(item.payload).decode("utf-8", "replace"))
+        elif k == L.ERROR or k & L.RESPONSE:
+            self._answer(item)
+
+    def _answer(self, f):
+        w = self.waiting.pop(f.seq, None)
+        if w is None:
+            return  # the answer to a request we already sent again
+        kind, _, _, key = w
+        if kind == L.DOWNLINK:
+            del self.down_inflight[key]
+            if f.kind == L.ERROR:
+                self.down_pause_until = self.clock() + DOWN_PAUSE_S
+                self.log("node refused a downlink record (%s); trying again later" % self._reason(f))
+            else:
+                self.queue.mark_sent(key)
+                self.stats["downlinked"] += 1
+        elif kind == L.DELIVERED_ACK:
+            if f.kind == L.ERROR:
+                self.log("node refused an ack (%s)" % self._reason(f))
+            else:
+                self.stats["acked"] += 1
+        elif key is not None:
+            self.answers[key] = f
+
+    @staticmethod
+    def _reason(f):
+        return L.REASONS.get(f.payload[0], f.payload[0]) if f.payload else "?"
+
+    def _delivered(self, raw):
+        try:
+            rid = self.queue.accept(raw)  # durable on return: only now may the node forget it
+        except R.RecordError as e:
+            # it can never enter a CTB; kept for the operator, and the node
+            # is told to drop it (else it would come back forever)
+            rid = record_id(raw)
+            self.queue.meta_set("malformed:" + rid.hex(), "%s %s" % (e.reason, raw.hex()))
+            self.stats["malformed"] += 1
+            self.log("malformed record from the village (%s): kept aside" % e.reason)
+        self.stats["delivered"] += 1
+        self._send(L.DELIVERED_ACK, rid)
+        if self.on_record is not None:
+            self.on_record()
+
+    def _send_downlink(self):
+        if len(self.down_inflight) >= DOWN_WINDOW or self.clock() < self.down_pause_until:
+            return
+        for rid, raw in self.queue.next_down(DOWN_WINDOW * 2):
+            if len(self.down_inflight) >= DOWN_WINDOW:
+                break
+            if rid not in self.down_inflight:
+                self.down_inflight[rid] = self._send(L.DOWNLINK, raw, rid)
+
+    def _resend(self):
+        now = self.clock()
+        for seq in [s for s, w in self.waiting.items() if now - w[2] > RESEND_S]:
+            kind, payload, _, key = self.waiting.pop(seq)
+            self.stats["resent"] += 1
+            new = self._send(kind, payload, key)
+            if kind == L.DOWNLINK:
+                self.down_inflight[key] = new
+
+    def idle(self):
+        """Nothing waiting on the link and nothing left to send down."""
+        return not self.waiting and not self.queue.next_down(1)
+
+
+class UploadWorker:
+    """Uploads the queue to every peer, in a thread of its own (HTTP blocks;
+    the link must not). peers: [(name, client)], client with submit(raws)
+    and optionally receipts(uses) (pen.bridge.peers)."""
+
+    def __init__(self, db_path, peers, log=None, clock=time.monotonic, idle_s=UPLOAD_IDLE_S):
+        self.db_path = db_path
+        self.peers = peers
+        self.log = log or (lambda *a: None)
+        self.clock = clock
+        self.idle_s = idle_s
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.queue = None
+        self.uploaders = {}
+        self.retry = {name: [0.0, 0] for name, _ in peers}  # name -> [next try, failures]
+        self.thread = None
+        self.uploaded = 0
+
+    def run_once(self):
+        """One round over the peers that are due; returns records uploaded."""
+        if self.queue is None:
+            self.queue = BridgeQueue(self.db_path, clock=time.time)  # a connection of this thread's own
+        total = 0
+        for name, client in self.peers:
+            r = self.retry[name]
+            if self.clock() < r[0]:
+                continue
+            up = self.uploaders.setdefault(name, Uploader(self.queue, name))
+            try:
+                sent, receipts = up.step(client)
+            except PeerUnavailable as e:
+                r[1] += 1
+                r[0] = self.clock() + min(2.0 ** (r[1] - 1), RETRY_MAX_S)
+                if r[1] == 1:
+                    self.log("peer %s unreachable (%s): keeping the village's records, retrying" % (name, e))
+                continue
+            except Exception as e:  # a refusal of the whole request: log, retry later
+                r[1] += 1
+                r[0] = self.clock() + min(2.0 ** (r[1] - 1), RETRY_MAX_S)
+                self.log("peer %s: %s" % (name, e))
+                continue
+            if r[1]:
+                self.log("peer %s reachable again" % name)
+            r[0], r[1] = 0.0, 0
+            self.queue.meta_set("last_upload:" + name, "%.3f" % time.time())
+            if sent:
+                self.log("uploaded %d records to %s, %d receipts for the village (backlog %d)" % (
+                    sent, name, len(receipts), self.queue.backlog(name)))
+            total += sent
+        self.uploaded += total
+        return total
+
+    def _loop(self):
+        while not self.stopping.is_set():
+            self.run_once()
+            self.wake.wait(self.idle_s)
+            self.wake.clear()
+
+    def start(self):
+        self.thread = threading.Thread(target=self._loop, name="pen-bridge-upload", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def run(port, db_path, peers, log=None, stop=None, status_every_s=10.0, on_status=None):
+    """`pen bridge`: serve the link and upload until stop is set (or the
+    node closes the link)."""
+    log = log or (lambda *a: None)
+    queue = BridgeQueue(db_path)
+    queue.meta_set("peers", " ".join(name for name, _ in peers))
+    worker = UploadWorker(db_path, peers, log)
+    bridge = Bridge(port, queue, log, on_record=worker.wake.set)
+    hello = bridge.start()
+    log("bridge node %d (firmware %s) on %s; peers: %s" % (hello["addr"], hello["fw"], port.name,
+                                                           ", ".join(name for name, _ in peers) or "none"))
+    worker.start()
+    last = time.monotonic()
+    try:
+        while stop is None or not stop.is_set():
+            bridge.step(0.05)
+            if on_status is not None and time.monotonic() - last >= status_every_s:
+                last = time.monotonic()
+                on_status(bridge, queue)
+    finally:
+        worker.stop()
+    return bridge

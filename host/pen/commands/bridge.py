@@ -1,0 +1,145 @@
+"""pen bridge [--serial PORT | --pty-command CMD] --peer URL ... | status | send"""
+import json
+import os
+import signal
+import threading
+import time
+
+from pen.cli import PenError
+from pen.commands._common import home, load_key, open_ctb, read_bundle
+
+
+def register(sub):
+    p = sub.add_parser("bridge", help="join a village's bridge node (serial link) to CTB peers")
+    p.add_argument("--serial", metavar="PORT", help="the bridge node's serial port (/dev/ttyUSB0, a pty path)")
+    p.add_argument("--pty-command", metavar="CMD",
+                   help="start the node yourself on a pty (e.g. 'micropython firmware/unix_node.py --link stdio "
+                        "--bridge --journal node.journal')")
+    p.add_argument("--peer", action="append", default=[], metavar="URL",
+                   help="CTB node to upload to (repeatable); 'local' = the CTB in this Pen folder (--ctb)")
+    p.add_argument("--db", help="the bridge's queue (default: bridge.sqlite in the Pen folder)")
+    p.add_argument("--ctb", help="CTB database for --peer local")
+    p.add_argument("--node-key", metavar="NAME", help="with --peer local: the node key that signs receipts")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+    s = p.add_subparsers(dest="bridge_cmd", metavar="ACTION")
+    st = s.add_parser("status", help="peers, backlog and the last successful upload")
+    st.add_argument("--db")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+    sd = s.add_parser("send", help="queue records (digests, openings, publications) for the village")
+    sd.add_argument("file", help="a Pen record file (pen token export, ...)")
+    sd.add_argument("--db")
+    sd.set_defaults(func=cmd_send)
+
+
+def _db(args):
+    return args.db or str(home(args) / "bridge.sqlite")
+
+
+def _peers(args):
+    from pen.bridge.peers import HttpPeer, LocalPeer
+    out = []
+    for url in args.peer:
+        if url == "local":
+            key = load_key(args, args.node_key) if args.node_key else None
+            out.append(("local", LocalPeer(open_ctb(argparse_ns(args, db=args.ctb)), key)))
+        elif url.startswith(("http://", "https://")):
+            out.append((url, HttpPeer(url)))
+        else:
+            raise PenError("bad --peer %r: an http(s):// URL or 'local'" % url)
+    return out
+
+
+def argparse_ns(args, **kw):
+    import argparse
+    ns = argparse.Namespace(**vars(args))
+    for k, v in kw.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def cmd_run(args):
+    from rich.console import Console
+    from pen.bridge import driver, serial as S
+    if bool(args.serial) == bool(args.pty_command):
+        raise PenError("give one of --serial PORT or --pty-command CMD")
+    if not args.peer:
+        raise PenError("give at least one --peer URL (records are queued until a peer takes them)")
+    console = Console(stderr=True)
+    log = (lambda *a: None) if args.quiet else (lambda msg: console.log(msg))
+    peers = _peers(args)
+    proc = None
+    try:
+        if args.serial:
+            port = S.SerialPort(args.serial)
+        else:
+            port, proc = S.spawn(args.pty_command)
+    except OSError as e:
+        raise PenError(str(e))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+
+    def status(bridge, queue):
+        st = queue.status([n for n, _ in peers])
+        log("backlog %s; downlink %d; from node %d, acked %d, sent down %d" % (
+            ", ".join("%s %d" % (n, p["backlog"]) for n, p in st["peers"].items()), st["downlink_backlog"],
+            bridge.stats["delivered"], bridge.stats["acked"], bridge.stats["downlinked"]))
+
+    try:
+        driver.run(port, _db(args), peers, log, stop, on_status=None if args.quiet else status)
+    except driver.LinkFailed as e:
+        raise PenError("the node did not answer on %s: %s" % (port.name, e))
+    except EOFError as e:
+        raise PenError(str(e))
+    finally:
+        if proc is not None:
+            proc.terminate()
+    return 0
+
+
+def cmd_status(args):
+    from pen.bridge.queue import BridgeQueue
+    path = _db(args)
+    if not os.path.exists(path):
+        raise PenError("no bridge queue at %s" % path)
+    q = BridgeQueue(path)
+    peers = [p for p in (q.meta_get("peers", "") or "").split() if p]
+    st = q.status(peers)
+    for p in peers:
+        last = st["peers"][p]["last_upload"]
+        st["peers"][p]["last_upload"] = float(last) if last else None
+        st["peers"][p]["rejected"] = [(i.hex(), r) for i, r in q.rejected(p)]
+    if args.json:
+        print(json.dumps(st, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="bridge %s: %d records from the village, %d waiting to go down" % (
+        path, st["uplink_records"], st["downlink_backlog"]))
+    for col in ("peer", "backlog", "outcomes", "last successful upload"):
+        t.add_column(col)
+    for p in peers:
+        ps = st["peers"][p]
+        last = ps["last_upload"]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never"
+        t.add_row(p, str(ps["backlog"]), ", ".join("%s %d" % kv for kv in sorted(ps["outcomes"].items())), when)
+    Console().print(t)
+    return 0
+
+
+def cmd_send(args):
+    from pen.bridge.queue import BridgeQueue
+    from pen_protocol import records as R
+    raws = read_bundle(args.file)
+    for raw in raws:  # all or nothing
+        try:
+            R.parse(raw)
+        except R.RecordError as e:
+            raise PenError("%s holds a malformed record (%s); nothing queued" % (args.file, e.reason))
+    q = BridgeQueue(_db(args))
+    for raw in raws:
+        q.queue_down(raw)
+    n = len(raws)
+    print("queued %d records for the village (%d waiting in all)" % (n, q.down_backlog()))
+    return 0

@@ -1,0 +1,67 @@
+"""What the bridge and end-to-end tests share: a CTB node on loopback
+preloaded so a village's payments are valid, and a unix-port node behind a
+raw pty (pen.bridge.serial.spawn, as `pen bridge --pty-command` does)."""
+import os
+import sys
+
+from conftest import MICROPYPATH, build_mpy, micropython_bin, ROOT
+from pen import build as B
+from pen.keys import Signer
+from pen.node.core import Node
+from pen.node.server import serve_in_thread
+from pen.samples import economy
+from pen.store import SQLiteCTB
+
+T0 = 1795000000
+
+
+def payments(count, first_serial=100):
+    """(issues, set_users, uses): count tokens of formosa-plumbing, each made
+    usable by carlos, and carlos's payment with each."""
+    k, ordered, n = economy()
+    fp = k["formosa-plumbing"]
+    carlos = Signer.from_phrase("carlos")
+    prop = n["proposal"].fields[0]
+    issues, users, uses = [], [], []
+    for i in range(count):
+        t = B.issue(fp, first_serial + i, 10, prop)
+        issues.append(t)
+        users.append(B.set_user(fp, t.fields[0], carlos))
+        uses.append(B.use(carlos, t.fields[0], "50100000", "50100000"))
+    return issues, users, uses
+
+
+def ctb_node(path, count):
+    """A CTB node serving on loopback with the economy and count usable
+    tokens; its node key signs receipts. -> (running server, store, uses)."""
+    k, ordered, n = economy()
+    store = SQLiteCTB(path)
+    store.submit([r.raw for r in ordered[:-3]])
+    issues, users, uses = payments(count)
+    store.submit([r.raw for r in issues + users])
+    srv = serve_in_thread(Node(store, node_key=k["common-node"], clock=lambda: T0 + 3600))
+    return srv, store, uses
+
+
+# A bridge node's rings (dedup of 256 delivered ids, 256 reverse paths, 512
+# spent refs) are ~22 KB; with every module's bytecode in the heap as well
+# (the unix port loads .mpy into RAM; a board runs them frozen, from flash)
+# it needs ~76 KB: the unix-port bridge gets 128 KB.
+NODE_HEAP = "128k"
+
+
+def node_command(journal, *extra, heap=NODE_HEAP):
+    build_mpy()
+    return "%s -X heapsize=%s %s --link stdio --bridge --journal %s %s" % (
+        micropython_bin(), heap, ROOT / "firmware" / "unix_node.py", journal, " ".join(extra))
+
+
+def node_env():
+    return dict(os.environ, MICROPYPATH=MICROPYPATH)
+
+
+def python_env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "host"), str(ROOT / "protocol")]))
+
+
+PYTHON = sys.executable
