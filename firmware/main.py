@@ -1,0 +1,121 @@
+"""Board entry: a Pen mesh node on an ESP32 / ESP32-S3 with an SX1262 or SX1276.
+
+Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false}
+(board: a key of hardware/boards.json, installed as /hardware/boards.json;
+addr: optional, else the low 16 bits of machine.unique_id()), builds the
+radio (pen_node.radio.make_modem over micropython-lib's async drivers),
+opens the custody journal on the flash filesystem (/pen_journal.bin, a
+fixed-size file: littlefs on ESP32; not an esp32.Partition, whose blocks
+need erasing before a rewrite, which the log does not do), and runs two
+asyncio tasks around the sans-IO core:
+
+- radio: ask MeshNode.next_tx for a frame; send it; otherwise listen until
+  next_wakeup_ms and hand what arrives to MeshNode.on_frame;
+- link: USB serial (stdin/stdout) bytes into pen_node.service.LinkService
+  and its answers and events back out (docs/link.md).
+
+Time for the core is a millisecond count that never wraps (built from
+time.ticks_ms with ticks_diff); randomness comes from the hardware RNG.
+"""
+import asyncio
+import gc
+import json
+import os
+import sys
+import time
+
+from pen_protocol.airtime import PRESETS
+from pen_node.journal import Journal, FileStorage
+from pen_node.mesh import MeshNode
+from pen_node.radio import make_modem
+from pen_node.service import LinkService
+
+CONFIG = "/pen.json"
+BOARDS = "/hardware/boards.json"
+JOURNAL = "/pen_journal.bin"
+JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
+LINK_POLL_MS = 50  # longest a link byte waits while the radio listens
+READ_BYTES = 256
+
+
+class Clock:
+    """ms since boot that never wraps (ticks_ms wraps after ~12 days on a board)."""
+
+    def __init__(self):
+        self.last = time.ticks_ms()
+        self.now = 0
+
+    def __call__(self):
+        t = time.ticks_ms()
+        self.now += time.ticks_diff(t, self.last)
+        self.last = t
+        return self.now
+
+
+class HwRandom:
+    """getrandbits from the ESP32's hardware RNG (os.urandom)."""
+
+    def getrandbits(self, n):
+        nbytes = (n + 7) // 8
+        v = 0
+        for b in os.urandom(nbytes):
+            v = (v << 8) | b
+        return v & ((1 << n) - 1)
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def node_address(cfg):
+    if "addr" in cfg:
+        return cfg["addr"]
+    import machine
+    uid = machine.unique_id()
+    addr = (uid[-2] << 8) | uid[-1]
+    return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
+
+
+async def radio_task(node, modem, clock, link):
+    while True:
+        now = clock()
+        frame = node.next_tx(now)
+        if frame is not None:
+            await modem.send(frame)
+            node.on_tx_done(clock())
+            continue
+        wait = node.next_wakeup_ms(now) - now
+        rx = await modem.recv(timeout_ms=max(1, min(wait, LINK_POLL_MS)))
+        if rx is not None and rx.valid_crc:
+            node.on_frame(rx, rx.rssi, rx.snr, clock())
+        out = link.poll(clock())
+        if out:
+            sys.stdout.buffer.write(out)
+        gc.collect()  # between frames: a long-running heap must not fragment
+
+
+async def link_task(link, clock):
+    reader = asyncio.StreamReader(sys.stdin.buffer)
+    while True:
+        data = await reader.read(READ_BYTES)
+        if data:
+            out = link.feed(data, clock())
+            if out:
+                sys.stdout.buffer.write(out)
+
+
+async def run():
+    cfg = load_json(CONFIG)
+    board = load_json(BOARDS)[cfg["board"]]
+    preset = PRESETS[cfg.get("preset", "eu868-sf9")]
+    clock = Clock()
+    modem = make_modem(board, preset)
+    journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
+    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    link = LinkService(node)
+    await asyncio.gather(radio_task(node, modem, clock, link), link_task(link, clock))
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
