@@ -3,7 +3,7 @@ stdin/stdout, so a PC bridge or a store drives it through a pty exactly as it
 would drive a board over USB serial.
 
     micropython unix_node.py --link stdio [--bridge] [--addr N] [--journal FILE]
-                             [--journal-size BYTES] [--preset NAME]
+                             [--journal-size BYTES] [--preset NAME] [--trace FILE]
 
 --link stdio: the link is stdin/stdout (binary). Under a pty the other side
 must be in raw mode (no echo, no line editing): with --link pty the node
@@ -34,13 +34,13 @@ JOURNAL_BYTES = 32768  # two regions of 16 KB: MAX_LIVE records of ~150 B fit in
 
 def usage():
     sys.stderr.write("usage: micropython unix_node.py --link stdio|pty [--bridge] [--addr N] [--journal FILE] "
-                     "[--journal-size BYTES] [--preset NAME]\n")
+                     "[--journal-size BYTES] [--preset NAME] [--trace FILE]\n")
     sys.exit(2)
 
 
 def parse(argv):
     opts = {"link": None, "bridge": False, "addr": 1, "journal": None, "size": JOURNAL_BYTES,
-            "preset": "eu868-sf9"}
+            "preset": "eu868-sf9", "trace": None}
     i = 1
     while i < len(argv):
         a = argv[i]
@@ -61,6 +61,8 @@ def parse(argv):
             opts["size"] = int(v)
         elif a == "--preset":
             opts["preset"] = v
+        elif a == "--trace":
+            opts["trace"] = v
         else:
             usage()
         i += 2
@@ -84,6 +86,19 @@ def read_ready(poller, rx, buf, one):
     return n
 
 
+def tracer(path, node):
+    """--trace FILE: a line "kind record-id" for each SUBMIT and DOWNLINK the
+    node serves (the kill tests count what reached it)."""
+    import binascii
+
+    def trace(kind, payload):
+        if kind == 0x02 or kind == 0x06:
+            f = open(path, "a")
+            f.write("%d %s\n" % (kind, binascii.hexlify(node._rid(payload)).decode()))
+            f.close()
+    return trace
+
+
 def main(argv):
     o = parse(argv)
     path = o["journal"] or "/tmp/pen-unix-node-%d.journal" % o["addr"]
@@ -92,6 +107,8 @@ def main(argv):
     node = MeshNode(o["addr"], PRESETS[o["preset"]], Journal(FileStorage(path, o["size"])),
                     rng, is_bridge=o["bridge"])
     svc = LinkService(node)
+    if o["trace"]:
+        svc.trace = tracer(o["trace"], node)
     rx = sys.stdin.buffer
     tx = sys.stdout.buffer
     buf = bytearray(READ_BYTES)  # reused for every read: overwritten by the next read_ready

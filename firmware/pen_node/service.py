@@ -54,6 +54,7 @@ class LinkService:
         self.node = node
         self.dec = L.Decoder()
         self.ev_seq = 0
+        self.trace = None  # trace(kind, payload) for each request served (tests: what reached the node)
         self.stats = {"link_frames": 0, "link_errors": 0, "link_submits": 0, "link_downlinks": 0,
                       "link_acks": 0, "link_events": 0}
 
@@ -95,6 +96,8 @@ class LinkService:
     def _request(self, f, now_ms, out):
         k = f.kind
         p = f.payload
+        if self.trace is not None:
+            self.trace(k, p)
         if k == L.HELLO:
             return self._ok(f, cbor.dumps([self.node.addr, 1 if self.node.is_bridge else 0, VERSION, L.MAX_PAYLOAD]))
         if k == L.SUBMIT:
