@@ -5,7 +5,7 @@ at a receiver both die (no capture: harsher than the air), and a node
 cannot hear while it transmits. Virtual time jumps to the next event, so an
 hour of mesh time runs in well under a second."""
 
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal, MemStorage, PowerCut
 from pen_node.mesh import MeshNode
 from medium_node import XorShift
 
@@ -36,6 +36,7 @@ class Village:
         self.events = {}
         self.down = set()  # nodes switched off
         self.sent = 0
+        self.cuts = 0
 
     def _busy_fn(self, a):
         def busy(now_ms):
@@ -63,7 +64,7 @@ class Village:
             snr, loss = self.links[(s, r)]
             if lost or self.rng.getrandbits(10) % 1000 < loss:
                 continue
-            self.nodes[r].on_frame(frame, -100, snr, end)
+            self._guard_node(r, "on_frame", frame, -100, snr, end)
 
     def step(self, until):
         """Advance to the next event (at most `until`); returns False at until."""
@@ -84,14 +85,15 @@ class Village:
         for x in done:
             self.air.remove(x)
             self.ended.append(x)
-            self._deliver(x)
-            self.nodes[x[0]].on_tx_done(t)
+            self._guard(self._deliver, x)
+            if x[0] in self.nodes:
+                self._guard_node(x[0], "on_tx_done", t)
         self.ended = [x for x in self.ended if x[3] > t - 3000]
         for a in self.nodes:
             if a in self.down:
                 continue
             n = self.nodes[a]
-            f = n.next_tx(t)
+            f = self._guard_node(a, "next_tx", t)
             if f is not None:
                 self.sent += 1
                 self.air.append([a, f, t, t + self.preset.airtime_us(len(f)) // 1000 + 1])
@@ -100,11 +102,25 @@ class Village:
                 if got:
                     self.delivered.setdefault(a, []).extend(got)
                     for rec in got:
-                        n.host_ack(rec)
+                        self._guard_node(a, "host_ack", rec)
             ev = n.take_events()
             if ev:
                 self.events.setdefault(a, []).extend(ev)
         return t < until
+
+    def _guard(self, fn, *args):
+        return fn(*args)
+
+    def _guard_node(self, a, method, *args):
+        """Call a node; a power cut in its journal (MemStorage.cut_after)
+        reboots it, as the board would."""
+        try:
+            return getattr(self.nodes[a], method)(*args)
+        except PowerCut:
+            self.storage[a].cut_after = None
+            self.cuts += 1
+            self.reboot(a)
+            return None
 
     def run(self, ms):
         end = self.now + ms
@@ -112,7 +128,8 @@ class Village:
             pass
 
     def submit(self, a, record):
-        return self.nodes[a].submit(record, self.now)
+        """True only when the node acknowledged it (a cut mid-submit is not an ack)."""
+        return self._guard_node(a, "submit", record, self.now) is True
 
     def reboot(self, a):
         """Power cut and restart: RAM is gone, the journal survives."""
