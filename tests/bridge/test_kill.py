@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 from village_kit import ctb_node, node_command, node_env, python_env, PYTHON  # noqa: E402
 
 from pen.bridge.queue import BridgeQueue  # noqa: E402
-from pen.bridge.serial import FdPort, LinkClient, open_pty  # noqa: E402
-from pen_protocol import ctb, link as L, records as R  # noqa: E402
+from pen.bridge.serial import FdPort, LinkClient, ask, open_pty  # noqa: E402
+from pen_protocol import cbor, ctb, link as L, records as R  # noqa: E402
 
 TRIALS = 12
 PER_TRIAL = 5  # payments the store hands in before each bridge run
@@ -32,15 +32,8 @@ class Store:
         self.port = FdPort(fd)
         self.link = LinkClient()
 
-    def request(self, kind, payload=b"", timeout_s=10.0):
-        seq, data = self.link.request(kind, payload)
-        self.port.write(data)
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            for f in self.link.feed(self.port.read(0.05)):
-                if isinstance(f, L.Frame) and f.seq == seq and (f.kind == L.ERROR or f.kind == kind | L.RESPONSE):
-                    return f
-        raise AssertionError("no answer from the node")
+    def request(self, kind, payload=b""):
+        return ask(self.port, kind, payload, 10.0, self.link)
 
 
 def bridge_proc(home, tty, url, db):
@@ -104,8 +97,7 @@ def test_bridge_killed_at_random_instants_loses_nothing_and_duplicates_nothing(t
             p.send_signal(signal.SIGTERM)
             p.wait(10)
             assert done, p.stderr.read().decode()[-2000:]
-        status = dict((k, v) for k, v in __import__("pen_protocol.cbor", fromlist=["x"]).loads(
-            shop.request(L.STATUS).payload))
+        status = dict((k, v) for k, v in cbor.loads(shop.request(L.STATUS).payload))
     finally:
         node.kill()
         node.wait()

@@ -104,3 +104,33 @@ def spawn(command, env=None, stderr=None):
                             close_fds=True, start_new_session=True)
     os.close(slave)
     return FdPort(master, "pty:" + command.split()[0]), proc
+
+
+def ask(port, kind, payload=b"", timeout_s=5.0, client=None):
+    """One request on a link no bridge is serving (a store device): the
+    answer frame (OK or ERROR); events that arrive meanwhile are skipped."""
+    import time
+    client = client or LinkClient()
+    seq, data = client.request(kind, payload)
+    port.write(data)
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        for f in client.feed(port.read(0.05)):
+            if isinstance(f, L.Frame) and f.seq == seq and f.kind in (L.ERROR, kind | L.RESPONSE):
+                return f
+    raise TimeoutError("no answer from the node on %s" % port.name)
+
+
+def village_spent(path, ref, timeout_s=5.0):
+    """Ask the node on a serial port whether a token is spent in its village:
+    (spent, kind 0 not seen / 1 used / 2 accounted, overflowed)."""
+    from pen_protocol import cbor
+    port = SerialPort(path)
+    try:
+        f = ask(port, L.SPENT, ref, timeout_s)
+    finally:
+        port.close()
+    if f.kind == L.ERROR:
+        raise OSError("the node refused: %s" % L.REASONS.get(f.payload[0], f.payload[0]))
+    spent, kind, over = cbor.loads(f.payload)
+    return spent, kind, over

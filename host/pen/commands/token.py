@@ -34,6 +34,8 @@ def register(sub):
     c.add_argument("--token", required=True)
     c.add_argument("--chain", help="record file the payer presents (token chain, maybe the USE)")
     c.add_argument("--live", action="store_true", help="this CTB is the live CTB, not an offline copy")
+    c.add_argument("--spent-from", metavar="PORT",
+                   help="ask the village node (serial port) whether its village has seen the token spent")
     c.set_defaults(func=cmd_check)
     sh = s.add_parser("show", help="a token's state and history")
     sh.add_argument("token")
@@ -93,8 +95,19 @@ def cmd_check(args):
     store = open_ctb(args)
     ref = parse_ref(args.token, "token ref")
     chain = read_bundle(args.chain) if args.chain else []
-    ans = check.check_token(store, ref, chain, live=args.live)
-    print("%s: %s%s" % (ans.verdict.upper(), ans.reason, (" — " + ans.detail) if ans.detail else ""))
+    spent = None
+    note = ""
+    if args.spent_from:
+        from pen.bridge.serial import village_spent
+        try:
+            seen, kind, overflowed = village_spent(args.spent_from, ref)
+        except (OSError, TimeoutError) as e:
+            raise PenError("village node on %s: %s" % (args.spent_from, e))
+        spent = {ref} if seen else set()
+        if not seen and overflowed:
+            note = " (the village node has forgotten old tokens: not seen there is not proof)"
+    ans = check.check_token(store, ref, chain, live=args.live, spent=spent)
+    print("%s: %s%s%s" % (ans.verdict.upper(), ans.reason, (" — " + ans.detail) if ans.detail else "", note))
     return 0 if ans.verdict != check.INVALID else 2
 
 
