@@ -85,3 +85,37 @@ class DutyCycle:
     def duty(self, now_ms):
         """Fraction of the rolling hour used, in per-mille."""
         return self.used_us(now_ms) * 1000 // (3600 * 1000 * 1000)
+
+
+_LOAD_BUCKETS = const(6)
+_LOAD_BUCKET_MS = const(10000)  # six 10 s buckets: the last minute
+
+
+class ChannelLoad:
+    """How busy the channel sounded over the last minute: airtime of the
+    frames this node heard, per mille of the time. Not law, a courtesy: a
+    node holds back what can wait (receipts) while the air is busy with
+    what cannot (payments and their acks)."""
+
+    def __init__(self):
+        self.buckets = [0] * _LOAD_BUCKETS  # airtime in us per 10 s
+        self.slot = 0
+
+    def _advance(self, now_ms):
+        s = now_ms // _LOAD_BUCKET_MS
+        if s - self.slot >= _LOAD_BUCKETS:
+            for i in range(_LOAD_BUCKETS):
+                self.buckets[i] = 0
+        else:
+            while self.slot < s:
+                self.slot += 1
+                self.buckets[self.slot % _LOAD_BUCKETS] = 0
+        self.slot = s
+
+    def add(self, airtime_us, now_ms):
+        self._advance(now_ms)
+        self.buckets[self.slot % _LOAD_BUCKETS] += airtime_us
+
+    def permille(self, now_ms):
+        self._advance(now_ms)
+        return sum(self.buckets) // (_LOAD_BUCKETS * _LOAD_BUCKET_MS)

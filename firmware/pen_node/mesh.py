@@ -87,6 +87,11 @@ RECEIPT_TRIES = const(4)
 # long: under load, receipts wait (the bridge PC and the CTB keep them) and
 # the air is left to payments
 RECEIPT_QUIET_MS = const(3000)
+# and only while the channel sounded less busy than this over the last
+# minute: at the bridge, where every payment converges, a 0.6 s receipt per
+# payment doubles the airtime; under load receipts wait (a store that needs
+# the answer now asks SPENT) and payments get the air
+RECEIPT_MAX_LOAD_PERMILLE = const(120)
 LBT_SPREAD_MS = const(500)
 
 
@@ -120,6 +125,7 @@ class MeshNode:
         self.is_bridge = is_bridge
         self.hop_limit = hop_limit
         self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
+        self.heard = D.ChannelLoad()
         self.spent = SpentSet(spent_capacity) if spent_capacity else SpentSet()
         self.reasm = F.Reassembler()
         self.nbr = {}  # addr -> [metric, snr_x4, heard_ms, fails]
@@ -313,6 +319,7 @@ class MeshNode:
 
     def on_frame(self, frame, rssi_dbm, snr_x4, now_ms):
         self.stats["rx_frames"] += 1
+        self.heard.add(self.preset.airtime_us(len(frame)), now_ms)
         self.stats["frames_handled"] += 1
         try:
             hdr, payload = F.parse(frame)
@@ -604,7 +611,7 @@ class MeshNode:
 
     def _due_custody(self, now_ms):
         best = None
-        quiet = now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS
+        quiet = self._receipts_may_go(now_ms)
         for rid in self.pending:
             p = self.pending[rid]
             if p.due_ms > now_ms or p.waiting_until > now_ms:
@@ -615,6 +622,10 @@ class MeshNode:
                     self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):
                 best = p
         return best
+
+    def _receipts_may_go(self, now_ms):
+        return now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \
+            self.heard.permille(now_ms) < RECEIPT_MAX_LOAD_PERMILLE
 
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)
@@ -699,6 +710,8 @@ class MeshNode:
                 due = max(p.due_ms, self.node_backoff_until)
                 if p.type == _ACCOUNTED:
                     due = max(due, self.last_uplink_ms + RECEIPT_QUIET_MS)
+                    if self.heard.permille(now_ms) >= RECEIPT_MAX_LOAD_PERMILLE:
+                        due = max(due, now_ms + 10000)  # when a load bucket expires
                 t = min(t, due)
         if self.beacon_due >= 0:
             t = min(t, self.beacon_due)

@@ -101,3 +101,36 @@ def test_node_relaying_and_originating_never_exceeds_budget(name):
     for start in range(0, HOUR + 1, 60000):
         assert sum(a for (s, a) in on_air if start <= s < start + HOUR) <= limit
     assert n.stats["duty_blocked"] > 0 or name == "eu868-sf9"
+
+
+def test_channel_load_counts_the_last_minute_only():
+    c = D.ChannelLoad()
+    c.add(6000000, 1000)  # 6 s heard in the first 10 s
+    assert c.permille(5000) == 100
+    assert c.permille(59999) == 100
+    assert c.permille(60000) == 0  # its bucket has left the minute
+    c.add(3000000, 3600000)
+    assert c.permille(3600000) == 50
+
+
+def test_receipt_waits_while_the_channel_is_busy_and_goes_when_it_calms():
+    from pen_protocol import frame as F
+    from meshkit import accounted_record
+    p = PRESETS["eu868-sf9"]
+    n = MeshNode(2, p, Journal(MemStorage(8192)), XorShift(1))
+    ref = accounted_record(1)[3:11]
+    n.rev.put(ref, 3)  # 3 handed us that payment: the receipt goes back to it
+    t = 100000
+    # a busy minute: someone else's long frames fill a fifth of the air
+    for k in range(20):
+        n.on_frame(F.pack(F.Header(F.T_BEACON, 9, F.BROADCAST, 9, 0, 0), bytes(4)), -90, 20, t - 5000 + k * 100)
+        n.heard.add(600000, t - 5000 + k * 100)
+    n.on_frame(F.record_frame(accounted_record(1), 1, 2, 1), -90, 20, t)
+    sent = []
+    for step in range(0, 80000, 500):
+        f = n.next_tx(t + step)
+        if f is not None:
+            n.on_tx_done(t + step)
+            if f[0] == 11:
+                sent.append(step)
+    assert sent and sent[0] >= 45000  # held until the busy seconds left the minute
