@@ -24,37 +24,116 @@ def topology(nodes, bridges, preset_name, seed, path=None):
     return Topology.generate(nodes, bridges, preset, seed)
 
 
+# The sweep climbs the offered load and stops once goodput has fallen below
+# this share of the best so far: past the peak, heavier points only cost time.
+STOP_BELOW_PEAK = 0.85
+
+
 def _one(args):
     nodes, bridges, preset, seed, path, scheme, load, minutes = args
     t = topology(nodes, bridges, preset, seed, path)
-    return scheme, load, Run(t, scheme, load, minutes, seed).run()
+    t0 = time.time()
+    m = Run(t, scheme, load, minutes, seed).run()
+    m["run_seconds"] = round(time.time() - t0, 1)
+    return m
+
+
+class _Done:
+    """A result already computed (no worker pool), shaped like AsyncResult."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def ready(self):
+        return True
+
+    def get(self):
+        return self.value
+
+
+class _Sweep:
+    """One scheme's climb over the offered loads: which point to run next,
+    and when to stop (goodput below STOP_BELOW_PEAK of the best so far)."""
+
+    def __init__(self, scheme, loads):
+        self.scheme = scheme
+        self.todo = list(loads)
+        self.curve = {}
+        self.stopped = False
+
+    def next_load(self, in_flight):
+        """Points run ahead in parallel only while goodput is still climbing;
+        after its first fall, one at a time, so no heavy point past the peak
+        starts before the stop rule has seen the one before it."""
+        if self.stopped or not self.todo or (in_flight and self.fell()):
+            return None
+        return self.todo.pop(0)
+
+    def fell(self):
+        gs = [self.curve[ld]["goodput_per_hour"] for ld in sorted(self.curve)]
+        return any(b < a for a, b in zip(gs, gs[1:]))
+
+    def done(self, load, m):
+        self.curve[load] = m
+        best_load = max(self.curve, key=lambda ld: self.curve[ld]["goodput_per_hour"])
+        best = self.curve[best_load]["goodput_per_hour"]
+        if load > best_load and m["goodput_per_hour"] < STOP_BELOW_PEAK * best:
+            self.stopped = True
 
 
 def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, topology_file=None,
         sweep=SWEEP, sweep_minutes=SWEEP_MINUTES, processes=2):
+    """Both schemes' main runs, then their sweeps, on `processes` workers:
+    whenever a worker is free it takes the next load of the scheme with
+    fewer points in flight, so early stopping and both cores work together."""
     t0 = time.time()
     topo = topology(nodes, bridges, preset, seed, topology_file)
-    tasks = [(nodes, bridges, preset, seed, topology_file, s, load, minutes) for s in ("pen", "flooding")]
     sm = min(minutes, sweep_minutes)
+    base = (nodes, bridges, preset, seed, topology_file)
     # the main run doubles as the sweep point at its own load when the durations agree
-    tasks += [(nodes, bridges, preset, seed, topology_file, s, ld, sm)
-              for s in ("pen", "flooding") for ld in sweep if not (ld == load and sm == minutes)]
-    # the longest runs first, so two workers finish together
-    tasks.sort(key=lambda a: -a[6] * a[7] * (4 if a[5] == "flooding" else 1))
-    if processes > 1:
-        with get_context("fork").Pool(processes) as pool:
-            results = pool.map(_one, tasks, chunksize=1)
-    else:
-        results = [_one(a) for a in tasks]
+    loads = sorted(ld for ld in set(sweep) if not (ld == load and sm == minutes))
+    sweeps = {s: _Sweep(s, loads) for s in ("pen", "flooding")}
     main = {}
-    curve = {"pen": {}, "flooding": {}}
-    for (scheme, ld, m), a in zip(results, tasks):
-        if a[7] == minutes and ld == load and scheme not in main:
-            main[scheme] = m
-            if sweep and sm == minutes:
-                curve[scheme][ld] = m
-        else:
-            curve[scheme][ld] = m
+    queue = [(s, load, minutes, True) for s in ("pen", "flooding")]
+    pool = get_context("fork").Pool(processes) if processes > 1 else None
+    inflight = []
+    try:
+        while queue or inflight or any(not w.stopped and w.todo for w in sweeps.values()):
+            while len(inflight) < max(processes, 1):
+                if not queue:
+                    busy = {s: sum(1 for f in inflight if f[0] == s) for s in sweeps}
+                    for s in sorted(sweeps, key=lambda s: busy[s]):
+                        ld = sweeps[s].next_load(busy[s])
+                        if ld is not None:
+                            queue.append((s, ld, sm, False))
+                            break
+                if not queue:
+                    break
+                s, ld, mins, is_main = queue.pop(0)
+                args = base + (s, ld, mins)
+                res = pool.apply_async(_one, (args,)) if pool else _Done(_one(args))
+                inflight.append((s, ld, is_main, res))
+            if not inflight:
+                break
+            done = [f for f in inflight if f[3].ready()]
+            if not done:
+                inflight[0][3].wait(0.02)  # poll: whichever worker finishes first gets the next point
+                continue
+            for f in done:
+                inflight.remove(f)
+                s, ld, is_main, res = f
+                m = res.get()
+                if is_main:
+                    main[s] = m
+                    if sweep and sm == minutes:
+                        sweeps[s].done(ld, m)
+                else:
+                    sweeps[s].done(ld, m)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    curve = {s: sweeps[s].curve for s in sweeps}
     out = {}
     for scheme in ("pen", "flooding"):
         m = dict(main[scheme])
@@ -62,13 +141,15 @@ def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, t
             best = max(curve[scheme].items(), key=lambda kv: kv[1]["goodput_per_hour"])
             m["capacity_payments_per_hour"] = best[1]["goodput_per_hour"]
             m["capacity_at_offered_load"] = best[0]
+            # the peak at the sweep's heaviest load: capacity may be higher
+            m["capacity_is_lower_bound"] = best[0] == max(sweep)
         else:  # no sweep asked for
             m["capacity_payments_per_hour"] = None
             m["capacity_at_offered_load"] = None
         m["sweep"] = {"%g" % ld: {"delivery_ratio": r["delivery_ratio"], "goodput_per_hour": r["goodput_per_hour"],
                                 "p95_latency_s": r["p95_latency_s"],
                                 "bridge_duty_cycle": r["limits"]["bridge_duty_cycle"],
-                                "max_duty_cycle": r["max_duty_cycle"],
+                                "max_duty_cycle": r["max_duty_cycle"], "run_seconds": r["run_seconds"],
                                 "bridge_frames_lost_to_collision": r["limits"]["bridge_frames_lost_to_collision"]}
                        for ld, r in sorted(curve[scheme].items())}
         out[scheme] = m
