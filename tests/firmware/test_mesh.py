@@ -257,3 +257,40 @@ def test_an_hour_of_mesh_time_runs_in_seconds():
     v.run(10 * MIN)
     assert len(v.all_delivered()) == 60
     assert time.time() - t0 < 10
+
+
+def test_queued_payments_share_one_bundle_frame_and_one_ack():
+    from pen_node.mesh import T_BUNDLE
+    v = Village(SF9, line(3))
+    v.run(2 * MIN)
+    for i in range(6):
+        v.submit(3, use_record(i))
+    v.run(10 * MIN)
+    assert sorted(v.all_delivered()) == sorted(use_record(i) for i in range(6))
+    assert v.nodes[3].stats["bundled"] >= 4
+
+
+def _bundle(records, src=3, dst=2):
+    from pen_node.mesh import T_BUNDLE
+    parts = b"".join(bytes((0, src, len(r))) + r for r in records)
+    return F.pack(F.Header(T_BUNDLE, src, dst, src, 7), parts)
+
+
+def test_malformed_bundle_is_counted_and_not_acked():
+    n = MeshNode(2, SF9, Journal(MemStorage(8192)), XorShift(1))
+    n.parent = 1
+    good = _bundle([use_record(1)])
+    for bad in (good[:-5], good[:8] + b"\x00\x03\xff" + good[11:], _bundle([accounted_record(1)])):
+        n.on_frame(bad, -90, 20, 1000)
+    assert n.stats["rx_bad"] == 3 and n.acks == [] and n.pending == {}
+
+
+def test_bundle_is_acked_only_when_every_record_in_it_is_held():
+    n = MeshNode(2, SF9, Journal(MemStorage(8192), max_live=1), XorShift(1))
+    n.parent = 1
+    b = _bundle([use_record(1), use_record(2)])
+    n.on_frame(b, -90, 20, 1000)
+    assert len(n.pending) == 1 and n.acks == []  # one taken, one refused: no ack, the sender keeps both
+    n.journal.max_live = 2
+    n.on_frame(b, -90, 20, 5000)  # the retry: the first is a duplicate, the second fits now
+    assert len(n.pending) == 2 and n.acks == [F.frame_id(b)]
