@@ -35,7 +35,10 @@ def cmd_sim(args):
     if args.runtime == "micropython":
         from pen.sim import mpruntime
         out = mpruntime.run(args.nodes, args.load, args.minutes, args.preset, args.seed, args.bridges, args.heap)
-        print(json.dumps(out, indent=1) if args.json else _text_mp(out))
+        if args.json:
+            print(json.dumps(out, indent=1))
+        else:
+            _table_mp(out)
         return 0 if out["delivered"] == out["accepted"] else 1
     from pen.sim import scenario
     try:
@@ -61,5 +64,13 @@ def cmd_sim(args):
     return 0
 
 
-def _text_mp(out):
-    return "\n".join("%s: %s" % kv for kv in out.items())
+def _table_mp(out):
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="Pen on %d real MicroPython nodes (heap %s), %s s" % (out["nodes"], out["heap"], out["seconds"]))
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k, v in out.items():
+        if k not in ("nodes", "heap", "seconds", "runtime"):
+            t.add_row(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+    Console().print(t)
