@@ -31,9 +31,13 @@ def test_topology_file_must_be_connected():
         Topology.from_json({"positions": [[0, 0], [100000, 0]], "bridges": [0]}, P, 1)
 
 
-def test_path_loss_limits_range():
-    t = line_topology(3, 700.0)
-    assert t.link_ok(0, 1) and not t.link_ok(0, 2) or t.rssi[0][2] < t.rssi[0][1]
+def test_a_frame_is_heard_by_every_node_in_range_and_by_none_beyond():
+    # 100 m and 300 m are well inside SF9's range at this power, 20 km is far beyond it
+    t = Topology([(0, 0), (100, 0), (0, 300), (20000, 0)], [0], P, 3)
+    assert t.link_ok(0, 1) and t.link_ok(0, 2) and not t.link_ok(0, 3)
+    m = Medium(t, 1)
+    end, tx = m.start(0, _frame(40), 0)
+    assert sorted(r[0] for r in m.finish(tx, end)) == [1, 2]
 
 
 def _frame(n):
