@@ -1,9 +1,10 @@
 """Board entry: a Pen mesh node on an ESP32 / ESP32-S3 with an SX1262 or SX1276.
 
 Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false}
-(board: a key of hardware/boards.json, installed as /hardware/boards.json;
-addr: optional, else the low 16 bits of machine.unique_id()), builds the
-radio (pen_node.radio.make_modem over micropython-lib's async drivers),
+(board: the name of a profile in hardware/boards/, installed as
+/hardware/boards/<name>.json; addr: optional, else the low 16 bits of
+machine.unique_id()), builds the radio (pen_node.radio.make_radio over
+micropython-lib's async drivers),
 opens the custody journal on the flash filesystem (/pen_journal.bin, a
 fixed-size file: littlefs on ESP32; not an esp32.Partition, whose blocks
 need erasing before a rewrite, which the log does not do), and runs two
@@ -12,7 +13,8 @@ asyncio tasks around the sans-IO core:
 - radio: ask MeshNode.next_tx for a frame; send it; otherwise listen until
   next_wakeup_ms and hand what arrives to MeshNode.on_frame;
 - link: USB serial (stdin/stdout) bytes into pen_node.service.LinkService
-  and its answers and events back out (docs/link.md).
+  and its answers and events back out (docs/link.md); a build without
+  service.py runs the mesh alone.
 
 Time for the core is a millisecond count that never wraps (built from
 time.ticks_ms with ticks_diff); randomness comes from the hardware RNG.
@@ -27,11 +29,15 @@ import time
 from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, FileStorage
 from pen_node.mesh import MeshNode
-from pen_node.radio import make_modem
-from pen_node.service import LinkService
+from pen_node.radio import make_radio
+
+try:
+    from pen_node.service import LinkService
+except ImportError:  # a build without the link service: the node still relays
+    LinkService = None
 
 CONFIG = "/pen.json"
-BOARDS = "/hardware/boards.json"
+BOARDS = "/hardware/boards/%s.json"
 JOURNAL = "/pen_journal.bin"
 JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
 LINK_POLL_MS = 50  # longest a link byte waits while the radio listens
@@ -89,9 +95,10 @@ async def radio_task(node, modem, clock, link):
         rx = await modem.recv(timeout_ms=max(1, min(wait, LINK_POLL_MS)))
         if rx is not None and rx.valid_crc:
             node.on_frame(rx, rx.rssi, rx.snr, clock())
-        out = link.poll(clock())
-        if out:
-            sys.stdout.buffer.write(out)
+        if link is not None:
+            out = link.poll(clock())
+            if out:
+                sys.stdout.buffer.write(out)
         gc.collect()  # between frames: a long-running heap must not fragment
 
 
@@ -107,12 +114,15 @@ async def link_task(link, clock):
 
 async def run():
     cfg = load_json(CONFIG)
-    board = load_json(BOARDS)[cfg["board"]]
+    board = load_json(BOARDS % cfg["board"])
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
-    modem = make_modem(board, preset)
+    modem = make_radio(board, preset)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    if LinkService is None:
+        await radio_task(node, modem, clock, None)
+        return
     link = LinkService(node)
     await asyncio.gather(radio_task(node, modem, clock, link), link_task(link, clock))
 

@@ -1,15 +1,22 @@
 """The radio, two ways with one API.
 
 On a board: micropython-lib's drivers (`lora-sx126x`, `lora-sx127x`, with
-`lora-async`), built from a board profile (hardware/boards.json) and a preset
+`lora-async`), built from a board profile (hardware/boards/<name>.json) and a preset
 (pen_protocol.airtime.PRESETS). The node loop (firmware/main.py) only calls
 what those drivers offer: `await modem.send(frame)`, `await modem.recv(timeout_ms)`
 -> RxPacket (a bytearray with .rssi dBm, .snr dB x4, .ticks_ms, .valid_crc) or
 None, `modem.get_time_on_air_us(n)`, `standby()`, `sleep()`.
 
-On a PC: FakeAir + FakeRadio, a test double with the same API (sync
+On a PC: SimAir + SimRadio, a test double with the same API (sync
 send/recv; RxPacket-like packets) whose time on air is pen_protocol.airtime's
-Semtech formula, the same numbers the driver computes.
+Semtech formula, the same numbers the driver computes, plus channel_busy(),
+the listen-before-talk hook MeshNode takes (what CAD would report).
+
+Channel activity detection on a board: micropython-lib's SX126x driver has no
+CAD call (command 0x94 is reachable only through its private _cmd), so a
+board node runs with channel_busy=None (always clear) and relies on the
+mesh's jittered, SNR-scaled timing; the simulators pass SimRadio's or their
+medium's channel_busy.
 """
 
 try:
@@ -21,7 +28,8 @@ except ImportError:
 from pen_protocol.airtime import time_on_air_us
 
 SPI_BAUD = const(2000000)  # both chips allow 10-16 MHz; 2 MHz is robust on long board traces
-TCXO_START_US = const(1000)  # SX1262 DS 13.3.6: TCXO start-up, the driver's default
+TCXO_START_US = const(1000)
+RAIL_SETTLE_MS = const(10)  # a switched LDO/Vext rail is up well within this before the radio's reset  # SX1262 DS 13.3.6: TCXO start-up, the driver's default
 
 
 def lora_cfg(preset, power_dbm=None):
@@ -39,15 +47,43 @@ def lora_cfg(preset, power_dbm=None):
     }
 
 
+_AXP192_ADDR = const(0x34)  # AXP192 DS 9.1: I2C address
+_AXP192_POWER_OUT = const(0x12)  # REG 12H: output enables; bit 2 = LDO2
+_AXP192_LDO23_MV = const(0x28)  # REG 28H: LDO2 voltage in bits 7-4, 1.8-3.3 V in 100 mV steps
+
+
+def _axp192_ldo(machine, rail):
+    """Switch on an AXP192 LDO (the T-Beam v1.1 feeds its radio from LDO2)."""
+    i2c = machine.I2C(0, sda=machine.Pin(rail["i2c"]["sda"]), scl=machine.Pin(rail["i2c"]["scl"]))
+    if rail["ldo"] != 2:
+        raise ValueError("only AXP192 LDO2 is wired to a radio on the boards here")
+    step = (rail["mv"] - 1800) // 100
+    v = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_LDO23_MV, 1)[0]
+    i2c.writeto_mem(_AXP192_ADDR, _AXP192_LDO23_MV, bytes(((step << 4) | (v & 0x0F),)))
+    on = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_POWER_OUT, 1)[0]
+    i2c.writeto_mem(_AXP192_ADDR, _AXP192_POWER_OUT, bytes((on | 0x04,)))
+
+
 def _power_rails(board, machine):
-    # Vext-style rails switched by a GPIO; PMU rails (T-Beam's AXP192) need
-    # an I2C write that main.py does with the board's pmu helper, not here
+    """Supplies the radio needs before its first SPI command: a GPIO-switched
+    rail (Heltec's Vext) or a PMU LDO (T-Beam's AXP192)."""
     for rail in board.get("rails", ()):
         if "pin" in rail:
             machine.Pin(rail["pin"], machine.Pin.OUT, value=rail["on"])
+        elif rail.get("pmu") == "axp192":
+            _axp192_ldo(machine, rail)
+        else:
+            raise ValueError("unknown power rail " + str(rail))
+    if board.get("rails"):
+        _settle()
 
 
-def make_modem(board, preset, use_async=True):
+def _settle():
+    import time
+    time.sleep_ms(RAIL_SETTLE_MS)
+
+
+def make_radio(board, preset, use_async=True):
     """Build the board's modem. Imports the drivers only here: a PC never needs them."""
     import machine
     _power_rails(board, machine)
@@ -58,6 +94,10 @@ def make_modem(board, preset, use_async=True):
     pin = machine.Pin
     power = min(preset.power_dbm, board.get("max_power_dbm", preset.power_dbm))
     cfg = lora_cfg(preset, power)
+    if board.get("tx_ant"):
+        # SX127x modules on these boards wire only PA_BOOST to the antenna;
+        # the driver's default (RFO) would transmit into nothing (DS 3.4.2)
+        cfg["tx_ant"] = board["tx_ant"]
     if board["radio"] == "sx1262":
         if use_async:
             from lora import AsyncSX1262 as Chip
@@ -79,6 +119,7 @@ def make_modem(board, preset, use_async=True):
 
 # -- host test double ---------------------------------------------------------
 
+
 class RxPacket(bytearray):
     """Like the driver's RxPacket: the frame's bytes plus how it arrived."""
 
@@ -90,21 +131,23 @@ class RxPacket(bytearray):
         self.valid_crc = valid_crc
 
 
-class FakeAir:
-    """What several FakeRadios share: a clock and a link table
+class SimAir:
+    """What several SimRadios share: a clock and a link table
     {(src, dst): (rssi_dbm, snr_x4)}. A frame is heard by every radio the
-    table links to the sender that is listening (not itself sending)."""
+    table links to the sender; `on_air` keeps the recent transmissions
+    [(src, start_ms, end_ms)] so a radio can sense a neighbour's carrier."""
 
     def __init__(self, links):
         self.links = links
         self.now_ms = 0
         self.radios = {}
+        self.on_air = []
 
     def attach(self, radio):
         self.radios[radio.addr] = radio
 
 
-class FakeRadio:
+class SimRadio:
     def __init__(self, air, addr, preset):
         self.air = air
         self.addr = addr
@@ -119,17 +162,34 @@ class FakeRadio:
         return time_on_air_us(plen, p.sf, p.bw_hz, p.cr, p.preamble)
 
     def send(self, packet, tx_at_ms=None):
-        """Transmit now (the driver's sync API); returns the ticks it ended at."""
+        """Transmit (the driver's sync API: it returns when the frame is
+        out); returns the ticks it ended at."""
         if len(packet) > 255:
             raise ValueError("a LoRa frame carries at most 255 bytes")
-        end = self.air.now_ms + self.get_time_on_air_us(len(packet)) // 1000
+        start = self.air.now_ms if tx_at_ms is None else max(self.air.now_ms, tx_at_ms)
+        end = start + self.get_time_on_air_us(len(packet)) // 1000
         self.sent.append(bytes(packet))
+        self.state = "tx"
+        # what is still on air, or ended within the last minute (bounded)
+        self.air.on_air = [x for x in self.air.on_air if x[2] > start - 60000]
+        self.air.on_air.append((self.addr, start, end))
         for addr in self.air.radios:
             link = self.air.links.get((self.addr, addr))
             if link is not None and addr != self.addr:
                 self.air.radios[addr].inbox.append(RxPacket(packet, end, link[1], link[0]))
         self.air.now_ms = end
+        self.state = "standby"
         return end
+
+    def channel_busy(self, now_ms=None):
+        """Listen before talk: is a neighbour this radio hears on air at
+        now_ms (default: the air's clock)? The shape MeshNode's channel_busy
+        takes."""
+        t = self.air.now_ms if now_ms is None else now_ms
+        for (src, start, end) in self.air.on_air:
+            if start <= t < end and src != self.addr and (src, self.addr) in self.air.links:
+                return True
+        return False
 
     def recv(self, timeout_ms=None, rx_length=0xFF, rx_packet=None):
         self.state = "rx"

@@ -1,7 +1,10 @@
 """Board-side pieces that cannot run here whole: the package manifest, board
-profiles and radio plans, the radio wrapper's config and its host double."""
+profiles and radio plans, the radio wrapper (built over stand-in drivers) and
+its host double, and main.py importing under the unix port."""
 import json
 import subprocess
+import sys
+import types
 
 import fwpath  # noqa: F401
 import pytest
@@ -9,7 +12,9 @@ import pytest
 from conftest import ROOT
 from build_mpy import mpy_cross
 from pen_protocol.airtime import PRESETS
-from pen_node.radio import lora_cfg, FakeAir, FakeRadio
+from pen_node import power
+from pen_node import radio as R
+from pen_node.radio import lora_cfg, SimAir, SimRadio
 from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode
 from medium_node import XorShift
@@ -17,33 +22,73 @@ from meshkit import use_record
 
 FW = ROOT / "firmware"
 HW = ROOT / "hardware"
+BOARDS = ("heltec-v3", "tbeam-v1.1-sx1276", "tbeam-v1.1-sx1262", "ttgo-lora32-v2.1", "t3-s3")
+PROFILE_KEYS = {"id", "name", "mcu", "radio", "spi", "pins", "tcxo_mv", "dio2_rf_switch", "tx_ant", "rails",
+                "max_power_dbm", "_source"}
 
 
-def test_package_json_installs_every_node_module_and_its_protocol_imports():
+def board(name):
+    return json.loads((HW / "boards" / (name + ".json")).read_text())
+
+
+def test_package_json_lists_every_node_and_protocol_module_and_board_file():
     pkg = json.loads((FW / "package.json").read_text())
     assert set(pkg) == {"urls", "deps", "version"}
-    dests = {d for d, s in pkg["urls"]}
+    dests = [d for d, s in pkg["urls"]]
+    assert len(dests) == len(set(dests))
     for dest, src in pkg["urls"]:
         assert (FW / src).resolve().exists(), src
-    for mod in (FW / "pen_node").glob("*.py"):
-        assert "pen_node/" + mod.name in dests
-    for name in ("frame", "airtime", "cbor", "link", "__init__"):
-        assert "pen_protocol/%s.py" % name in dests
+    wanted = {"main.py"}
+    wanted |= {"pen_node/" + m.name for m in (FW / "pen_node").glob("*.py")}
+    wanted |= {"pen_protocol/" + m.name for m in (ROOT / "protocol" / "pen_protocol").glob("*.py")}
+    wanted |= {"hardware/boards/" + b.name for b in (HW / "boards").glob("*.json")}
+    wanted |= {"hardware/regions.json", "hardware/power.json"}
+    assert set(dests) == wanted
     assert [d[0] for d in pkg["deps"]] == ["lora-sx126x", "lora-sx127x", "lora-async", "aioble"]
 
 
-def test_board_profiles_name_every_pin_their_radio_needs():
-    boards = json.loads((HW / "boards.json").read_text())
-    names = [k for k in boards if not k.startswith("_")]
-    assert set(names) == {"heltec-v3", "tbeam-v1.1-sx1276", "tbeam-v1.1-sx1262", "ttgo-lora32-v2.1", "t3-s3"}
-    for n in names:
-        b = boards[n]
-        assert {"sck", "mosi", "miso"} <= set(b["spi"])
+def test_every_board_profile_is_complete():
+    assert sorted(p.stem for p in (HW / "boards").glob("*.json")) == sorted(BOARDS)
+    radios = json.loads((HW / "power.json").read_text())
+    for name in BOARDS:
+        b = board(name)
+        assert set(b) == PROFILE_KEYS, name
+        assert b["id"] == name
+        assert set(b["spi"]) == {"id", "sck", "mosi", "miso", "baudrate"}
+        assert set(b["pins"]) == {"cs", "reset", "busy", "dio1", "dio0"}
+        assert b["radio"] in radios["radios"] and b["mcu"] in radios["mcus"]
+        for rail in b["rails"]:
+            assert "pin" in rail and rail["on"] in (0, 1) or rail["pmu"] == "axp192" and rail["ldo"] == 2
         if b["radio"] == "sx1262":
-            assert b["pins"]["busy"] is not None and b["pins"]["dio1"] is not None and b["tcxo_mv"]
+            # BUSY and DIO1 are how the driver talks to an SX126x; these modules all run a 1.8 V TCXO
+            assert None not in (b["pins"]["busy"], b["pins"]["dio1"])
+            assert b["tcxo_mv"] == 1800 and b["dio2_rf_switch"] is True and b["tx_ant"] is None
+            assert b["max_power_dbm"] == 22
         else:
-            assert b["pins"]["dio0"] is not None
-    assert boards["heltec-v3"]["pins"] == {"cs": 8, "reset": 12, "busy": 13, "dio1": 14, "dio0": None}
+            assert b["pins"]["dio0"] is not None and b["pins"]["busy"] is None
+            assert b["tcxo_mv"] is None and b["tx_ant"] == "PA_BOOST" and b["max_power_dbm"] == 17
+
+
+@pytest.mark.parametrize("name,spi,pins", [
+    ("heltec-v3", (9, 10, 11), {"cs": 8, "reset": 12, "busy": 13, "dio1": 14, "dio0": None}),
+    ("tbeam-v1.1-sx1276", (5, 27, 19), {"cs": 18, "reset": 23, "busy": None, "dio1": 33, "dio0": 26}),
+    ("tbeam-v1.1-sx1262", (5, 27, 19), {"cs": 18, "reset": 23, "busy": 32, "dio1": 33, "dio0": None}),
+    ("ttgo-lora32-v2.1", (5, 27, 19), {"cs": 18, "reset": 23, "busy": None, "dio1": 33, "dio0": 26}),
+    ("t3-s3", (5, 6, 3), {"cs": 7, "reset": 8, "busy": 34, "dio1": 33, "dio0": None}),
+])
+def test_board_pins_are_the_reference_tables(name, spi, pins):
+    b = board(name)
+    assert (b["spi"]["sck"], b["spi"]["mosi"], b["spi"]["miso"]) == spi
+    assert b["pins"] == pins
+
+
+def test_power_figures_agree_with_the_power_model():
+    figs = json.loads((HW / "power.json").read_text())
+    sx1262 = figs["radios"]["sx1262"]
+    assert sx1262["rx_ma"] == power.RX_MA
+    assert {int(k): v for k, v in sx1262["tx_ma"].items()} == {k: v for k, v in power.TX_MA.items() if k <= 22}
+    s3 = figs["mcus"]["esp32s3"]
+    assert (s3["light_sleep_ma"], s3["active_ma"]) == (power.MCU_IDLE_MA, power.MCU_ACTIVE_MA)
 
 
 def test_region_plan_agrees_with_the_presets():
@@ -64,10 +109,10 @@ def test_lora_cfg_uses_the_driver_keys():
     assert cfg["bw"] == "125" and cfg["sf"] == 9 and cfg["coding_rate"] == 5 and cfg["freq_khz"] == 869525
 
 
-def test_fake_radio_time_on_air_is_the_preset_formula_and_frames_arrive():
+def test_sim_radio_time_on_air_is_the_preset_formula_and_frames_arrive():
     p = PRESETS["eu868-sf9"]
-    air = FakeAir({(1, 2): (-95, 12)})
-    a, b = FakeRadio(air, 1, p), FakeRadio(air, 2, p)
+    air = SimAir({(1, 2): (-95, 12)})
+    a, b = SimRadio(air, 1, p), SimRadio(air, 2, p)
     assert a.get_time_on_air_us(100) == p.airtime_us(100) == 553984
     end = a.send(b"x" * 100)
     rx = b.recv(10)
@@ -77,10 +122,10 @@ def test_fake_radio_time_on_air_is_the_preset_formula_and_frames_arrive():
         a.send(bytes(256))
 
 
-def test_mesh_node_through_fake_radios():
+def test_mesh_node_through_sim_radios():
     p = PRESETS["eu868-sf9"]
-    air = FakeAir({(1, 2): (-90, 20), (2, 1): (-90, 20)})
-    radios = {1: FakeRadio(air, 1, p), 2: FakeRadio(air, 2, p)}
+    air = SimAir({(1, 2): (-90, 20), (2, 1): (-90, 20)})
+    radios = {1: SimRadio(air, 1, p), 2: SimRadio(air, 2, p)}
     nodes = {1: MeshNode(1, p, Journal(MemStorage(8192)), XorShift(1), is_bridge=True),
              2: MeshNode(2, p, Journal(MemStorage(8192)), XorShift(2))}
     nodes[2].submit(use_record(1), 0)
@@ -103,3 +148,138 @@ def test_mesh_node_through_fake_radios():
 @pytest.mark.parametrize("path", ["main.py", "pen_node/radio.py", "medium_node.py"])
 def test_board_code_compiles_for_micropython(path, tmp_path):
     subprocess.run([mpy_cross(), "-o", str(tmp_path / "x.mpy"), str(FW / path)], check=True)
+
+
+def test_sim_radio_senses_a_neighbours_carrier_only_while_it_is_on_air():
+    p = PRESETS["eu868-sf9"]
+    air = SimAir({(1, 2): (-95, 12), (2, 1): (-95, 12)})
+    a, b, c = SimRadio(air, 1, p), SimRadio(air, 2, p), SimRadio(air, 3, p)  # 3 hears nobody
+    end = a.send(bytes(100))
+    assert end == 553
+    assert b.channel_busy(0) and b.channel_busy(552)
+    assert not b.channel_busy(553)  # the frame has ended
+    assert not c.channel_busy(100)  # out of range
+    assert not a.channel_busy(100)  # its own carrier is not "busy"
+    assert not b.channel_busy()  # the air's clock is at the frame's end
+
+
+def test_mesh_node_waits_while_sim_radio_hears_a_carrier():
+    p = PRESETS["eu868-sf9"]
+    air = SimAir({(1, 2): (-95, 12), (2, 1): (-95, 12)})
+    a, b = SimRadio(air, 1, p), SimRadio(air, 2, p)
+    n = MeshNode(2, p, Journal(MemStorage(8192)), XorShift(2), channel_busy=b.channel_busy)
+    n.parent, n.metric = 1, 1
+    n.nbr[1] = [0, 40, 0, 0]
+    assert n.submit(use_record(1), 0)
+    a.send(bytes(255))  # a long frame from 1: on air 0 .. 1249 ms
+    first = None
+    t = 0
+    while t < 20000 and first is None:
+        if n.next_tx(t) is not None:
+            first = t
+        t = max(t + 1, n.next_wakeup_ms(t))
+    assert first is not None and first >= 1249
+    assert n.stats["tx_frames"] == 1
+
+
+class _Recorder:
+    """Stands in for a micropython-lib chip class: keeps how it was built."""
+
+    def __init__(self, *args, **kw):
+        self.args = args
+        self.kw = kw
+
+
+def _stand_in_board_modules(monkeypatch):
+    calls = []
+    machine = types.ModuleType("machine")
+
+    class Pin:
+        OUT = 1
+
+        def __init__(self, n, mode=None, value=None):
+            self.n = n
+            if value is not None:
+                calls.append(("pin", n, value))
+
+        def __eq__(self, other):
+            return isinstance(other, Pin) and other.n == self.n
+
+        def __repr__(self):
+            return "Pin(%d)" % self.n
+
+    class SPI:
+        def __init__(self, bus, baudrate, sck, mosi, miso):
+            calls.append(("spi", bus, baudrate, sck.n, mosi.n, miso.n))
+
+    class I2C:
+        def __init__(self, bus, sda, scl):
+            self.regs = {0x28: 0x0C, 0x12: 0x01}
+
+        def readfrom_mem(self, addr, reg, n):
+            return bytes((self.regs[reg],))
+
+        def writeto_mem(self, addr, reg, data):
+            calls.append(("i2c", addr, reg, data[0]))
+
+    machine.Pin, machine.SPI, machine.I2C = Pin, SPI, I2C
+    lora = types.ModuleType("lora")
+    for chip in ("SX1262", "SX1276", "AsyncSX1262", "AsyncSX1276"):
+        setattr(lora, chip, type(chip, (_Recorder,), {}))
+    monkeypatch.setitem(sys.modules, "machine", machine)
+    monkeypatch.setitem(sys.modules, "lora", lora)
+    monkeypatch.setattr(R, "_settle", lambda: None)
+    return calls, Pin
+
+
+def test_make_radio_builds_an_sx1262_with_the_boards_tcxo_switch_and_rail(monkeypatch):
+    calls, Pin = _stand_in_board_modules(monkeypatch)
+    modem = R.make_radio(board("heltec-v3"), PRESETS["eu868-sf9"])
+    assert type(modem).__name__ == "AsyncSX1262"
+    assert modem.args[1:] == (Pin(8), Pin(13))  # (spi, cs, busy)
+    assert modem.kw["dio1"] == Pin(14) and modem.kw["reset"] == Pin(12)
+    assert modem.kw["dio2_rf_sw"] is True and modem.kw["dio3_tcxo_millivolts"] == 1800
+    assert modem.kw["lora_cfg"] == lora_cfg(PRESETS["eu868-sf9"], 22)  # 27 dBm allowed, the SX1262 gives 22
+    assert "tx_ant" not in modem.kw["lora_cfg"]
+    assert calls[0] == ("pin", 36, 0)  # Vext on (active low) before the bus is touched
+    assert calls[1] == ("spi", 1, 2000000, 9, 10, 11)
+
+
+def test_make_radio_builds_an_sx1276_on_pa_boost_after_the_pmu_rail(monkeypatch):
+    calls, Pin = _stand_in_board_modules(monkeypatch)
+    p = PRESETS["eu868-sf9"]  # 27 dBm allowed in h1.6; the SX1276's PA_BOOST gives 17
+    modem = R.make_radio(board("tbeam-v1.1-sx1276"), p, use_async=False)
+    assert type(modem).__name__ == "SX1276"
+    assert modem.kw["dio0"] == Pin(26) and modem.kw["dio1"] == Pin(33) and modem.kw["reset"] == Pin(23)
+    assert modem.kw["lora_cfg"]["tx_ant"] == "PA_BOOST"
+    assert modem.kw["lora_cfg"]["output_power"] == min(p.power_dbm, 17)
+    # AXP192: LDO2 set to 3.3 V (step 15 in the high nibble, LDO3 kept) then enabled (bit 2 of 12H)
+    assert calls[:2] == [("i2c", 0x34, 0x28, 0xFC), ("i2c", 0x34, 0x12, 0x05)]
+
+
+def test_make_radio_refuses_an_unknown_chip(monkeypatch):
+    _stand_in_board_modules(monkeypatch)
+    b = dict(board("t3-s3"), radio="sx1280")
+    with pytest.raises(ValueError, match="unknown radio sx1280"):
+        R.make_radio(b, PRESETS["eu868-sf9"])
+
+
+@pytest.mark.micropython
+def test_main_imports_under_the_unix_port_without_touching_hardware(mpy):
+    # main.py pulls in every node module (~65 KB of bytecode in the heap when
+    # loaded from .mpy, as here): a board's ~100 KB has room, 64 KB does not
+    # (frozen modules keep their bytecode in flash instead)
+    out = mpy("import gc\nimport main\ngc.collect()\n"
+              "print(main.LinkService is not None, main.BOARDS % 'heltec-v3', main.JOURNAL_BYTES, gc.mem_alloc())",
+              heap="96k")
+    words = out.split()
+    assert words[:3] == ["True", "/hardware/boards/heltec-v3.json", "32768"]
+    assert int(words[3]) < 80 * 1024
+
+
+def test_main_still_imports_without_the_link_service(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pen_node.service", None)  # import fails as if absent
+    monkeypatch.delitem(sys.modules, "main", raising=False)
+    import main
+    assert main.LinkService is None
+    monkeypatch.delitem(sys.modules, "main")
