@@ -6,6 +6,7 @@ from pen_protocol.airtime import PRESETS
 from pen_node import duty as D
 from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode
+from pen_protocol import frame as F
 from medium_node import XorShift
 from meshkit import use_record
 
@@ -80,7 +81,7 @@ def test_node_relaying_and_originating_never_exceeds_budget(name):
     n = MeshNode(2, p, Journal(MemStorage(65536)), XorShift(1))
     n.parent = 1
     n.metric = 1
-    n.nbr[1] = [0, 40, 0, 0]
+    n.nbr[1] = [0, 40, 0, 0, 256]
     t = 0
     on_air = []
     i = 0
@@ -134,3 +135,93 @@ def test_receipt_waits_while_the_channel_is_busy_and_goes_when_it_calms():
             if f[0] == 11:
                 sent.append(step)
     assert sent and sent[0] >= 45000  # held until the busy seconds left the minute
+
+
+@pytest.mark.parametrize("priority,share", [(D.P_PAYMENT, 100), (D.P_VOTE, 90), (D.P_BULK, 70)])
+def test_each_priority_stops_at_its_share_of_the_hour(priority, share):
+    p = PRESETS["eu868-sf9"]  # 10 %: 360 s an hour
+    d = D.DutyCycle(p.duty_permille)
+    air = 100000  # 100 ms frames: the shares fall on frame boundaries
+    n = 0
+    while d.allows(air, 0, priority):
+        d.spend(air, 0)
+        n += 1
+    assert n * air == 360 * 1000000 * share // 100
+    assert d.duty(0) == 100 * share // 100
+
+
+def test_wait_ms_is_when_the_oldest_minute_leaves_the_hour():
+    d = D.DutyCycle(10)  # 1 %: 36 s an hour
+    d.spend(20000000, 5 * 60000 + 123)  # 20 s in minute 5
+    d.spend(16000000, 30 * 60000)  # 16 s in minute 30: the budget is spent
+    now = 40 * 60000 + 500
+    assert not d.allows(1000000, now)
+    # minute 5 leaves the rolling hour when minute 65 begins
+    # a frame bigger than what minute 5 frees waits for minute 30 to leave as well
+    assert d.wait_ms(21000000, now) == 90 * 60000 - now
+    # minute 5 leaves the rolling hour when minute 65 begins (time only goes forward)
+    w = d.wait_ms(1000000, now)
+    assert w == 65 * 60000 - now
+    assert not d.allows(1000000, now + w - 1)
+    assert d.allows(1000000, now + w)
+
+
+def test_a_duty_limit_of_zero_means_no_limit_and_dwell_alone_still_refuses():
+    d = D.DutyCycle(0, 400)
+    assert d.allows(400000, 0) and d.wait_ms(400000, 0) == 0
+    assert not d.allows(400001, 0) and d.wait_ms(400001, 0) == -1
+
+
+def test_us915_sf9_max_frame_is_the_longest_frame_inside_400_ms():
+    p = PRESETS["us915-sf9"]
+    assert (p.dwell_ms, p.duty_permille) == (400, 0)
+    assert p.max_frame() == 156  # hardware/regions.json says the same
+    assert p.airtime_us(156) <= 400000 < p.airtime_us(157)
+    assert PRESETS["eu868-sf9"].max_frame() == 255  # no dwell limit in EU868: a full LoRa frame
+
+
+def beacon(seq):
+    return F.pack(F.Header(F.T_BEACON, 1, F.BROADCAST, 1, 0, 0), bytes((seq >> 8, seq & 255, 0, 0)))
+
+
+@pytest.mark.parametrize("name", ["eu868-sf9-1pct", "eu868-sf9"])
+def test_relayed_frames_count_against_the_relays_own_budget(name):
+    """Node 2 originates nothing: every payment it sends is a child's (3)
+    that it relays to the bridge (1). Its airtime, relays and acks alike, is
+    what the duty cycle counts, and every rolling hour stays in the law."""
+    p = PRESETS[name]
+    n = MeshNode(2, p, Journal(MemStorage(65536)), XorShift(1))
+    t = 1000
+    n.on_frame(beacon(1), -80, 20, t)
+    assert n.parent == 1
+    on_air = []
+    i = 0
+    seq = 1
+    relayed = 0
+    while t < 2 * HOUR:
+        if t // 600000 >= seq:  # the bridge beacons every 10 minutes
+            seq += 1
+            n.on_frame(beacon(seq), -80, 20, t)
+        if len(n.pending) < 6:  # the child always has another payment for us
+            i += 1
+            n.on_frame(F.record_frame(use_record(i), 3, 2, 3), -80, 20, t)
+        f = n.next_tx(t)
+        if f is None:
+            t = max(t + 1, min(n.next_wakeup_ms(t), t + 5000))
+            continue
+        air = p.airtime_us(len(f))
+        on_air.append((t, air))
+        t += air // 1000 + 1
+        n.on_tx_done(t)
+        hdr, _ = F.parse(f)
+        if hdr.dst == 1 and hdr.type != F.T_ACK and hdr.type != F.T_BEACON:
+            relayed += 1
+            t += 30
+            n.on_frame(F.ack_frame([F.frame_id(f)], 1, 2), -80, 20, t)  # the bridge takes it
+    assert relayed > 20
+    assert n.duty.total_us == sum(a for (_, a) in on_air)  # relays and acks all counted
+    limit = p.duty_permille * 3600 * 1000
+    worst = max(sum(a for (s, a) in on_air if start <= s < start + HOUR) for start in range(0, HOUR + 1, 60000))
+    assert worst <= limit
+    if name == "eu868-sf9-1pct":
+        assert n.stats["duty_blocked"] > 0 and worst >= limit * 8 // 10  # the law, not the load, held it back
