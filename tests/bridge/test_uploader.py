@@ -96,3 +96,27 @@ def test_malformed_record_from_the_village_is_refused_and_not_stored(world):
     with pytest.raises(R.RecordError):
         q.accept(b"\x0a\x00")
     assert q.status(["p"])["uplink_records"] == 0
+
+
+def test_progress_is_reported_after_every_batch(world):
+    k, n, node, peer, q = world
+    issues, users, uses = village_payments(k, n, 12)
+    node.submit([r.raw for r in issues + users])
+    for u in uses:
+        q.accept(u.raw)
+    seen = []
+    Uploader(q, "p", batch=5, on_batch=lambda *a: seen.append(a)).step(peer)
+    assert seen == [("p", 5, 7), ("p", 10, 2), ("p", 12, 0)]
+
+
+def test_receipts_lost_with_an_answer_are_fetched_back(world):
+    # the peer committed a batch but its answer (with the receipts) never reached the queue
+    k, n, node, peer, q = world
+    issues, users, uses = village_payments(k, n, 3)
+    node.submit([r.raw for r in issues + users])
+    lost = peer.submit([u.raw for u in uses])["receipts"]
+    for u in uses:
+        q.accept(u.raw)
+    sent, receipts = Uploader(q, "p").step(peer)
+    assert sent == 3 and sorted(receipts) == sorted(lost)
+    assert sorted(raw for _, raw in q.next_down(10)) == sorted(lost)

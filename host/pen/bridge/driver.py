@@ -198,7 +198,8 @@ class UploadWorker:
     the link must not). peers: [(name, client)], client with submit(raws)
     and optionally receipts(uses) (pen.bridge.peers)."""
 
-    def __init__(self, db_path, peers, log=None, clock=time.monotonic, idle_s=UPLOAD_IDLE_S):
+    def __init__(self, db_path, peers, log=None, clock=time.monotonic, idle_s=UPLOAD_IDLE_S, on_batch=None):
+        self.on_batch = on_batch  # Uploader progress: on_batch(peer, sent this round, backlog left)
         self.db_path = db_path
         self.peers = peers
         self.log = log or (lambda *a: None)
@@ -221,7 +222,7 @@ class UploadWorker:
             r = self.retry[name]
             if self.clock() < r[0]:
                 continue
-            up = self.uploaders.setdefault(name, Uploader(self.queue, name))
+            up = self.uploaders.setdefault(name, Uploader(self.queue, name, on_batch=self.on_batch))
             try:
                 sent, receipts = up.step(client)
             except PeerUnavailable as e:
@@ -263,13 +264,13 @@ class UploadWorker:
             self.thread.join()
 
 
-def run(port, db_path, peers, log=None, stop=None, status_every_s=10.0, on_status=None):
+def run(port, db_path, peers, log=None, stop=None, status_every_s=10.0, on_status=None, on_batch=None):
     """`pen bridge`: serve the link and upload until stop is set (or the
     node closes the link)."""
     log = log or (lambda *a: None)
     queue = BridgeQueue(db_path)
     queue.meta_set("peers", " ".join(name for name, _ in peers))
-    worker = UploadWorker(db_path, peers, log)
+    worker = UploadWorker(db_path, peers, log, on_batch=on_batch)
     bridge = Bridge(port, queue, log, on_record=worker.wake.set)
     hello = bridge.start()
     log("bridge node %d (firmware %s) on %s; peers: %s" % (hello["addr"], hello["fw"], port.name,

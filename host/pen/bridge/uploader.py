@@ -22,10 +22,11 @@ class PeerUnavailable(Exception):
 
 
 class Uploader:
-    def __init__(self, queue, peer_name, batch=MAX_BATCH):
+    def __init__(self, queue, peer_name, batch=MAX_BATCH, on_batch=None):
         self.queue = queue
         self.peer = peer_name
         self.batch = batch
+        self.on_batch = on_batch  # on_batch(peer, sent so far this round, backlog left): progress display
         self.deferred = {}  # id -> reason, retried every round
 
     def step(self, client):
@@ -48,6 +49,8 @@ class Uploader:
                 self.queue.mark(self.peer, outs, got)
                 sent += len(batch)
                 receipts += got
+                if self.on_batch is not None:
+                    self.on_batch(self.peer, sent, self.queue.backlog(self.peer))
                 continue
             rid = batch[res["index"]][0]
             if res["reason"] in ctb.DEPENDENCY:

@@ -86,16 +86,48 @@ def cmd_run(args):
             ", ".join("%s %d" % (n, p["backlog"]) for n, p in st["peers"].items()), st["downlink_backlog"],
             bridge.stats["delivered"], bridge.stats["acked"], bridge.stats["downlinked"]))
 
+    progress = None if args.quiet else UploadProgress(console)
     try:
-        driver.run(port, _db(args), peers, log, stop, on_status=None if args.quiet else status)
+        driver.run(port, _db(args), peers, log, stop, on_status=None if args.quiet else status,
+                   on_batch=progress)
     except driver.LinkFailed as e:
         raise PenError("the node did not answer on %s: %s" % (port.name, e))
     except EOFError as e:
         raise PenError(str(e))
     finally:
+        if progress is not None:
+            progress.close()
         if proc is not None:
             proc.terminate()
     return 0
+
+
+class UploadProgress:
+    """A rich progress bar per peer while a long backlog goes up (one
+    batch of 500 or more left when it starts); short uploads just log."""
+    LONG = 500
+
+    def __init__(self, console):
+        self.console = console
+        self.bar = None
+        self.tasks = {}
+
+    def __call__(self, peer, sent, backlog):
+        if peer not in self.tasks:
+            if backlog < self.LONG:
+                return
+            from rich.progress import Progress
+            if self.bar is None:
+                self.bar = Progress(console=self.console)
+                self.bar.start()
+            self.tasks[peer] = self.bar.add_task("upload to %s" % peer, total=sent + backlog)
+        self.bar.update(self.tasks[peer], completed=sent, total=sent + backlog)
+        if backlog == 0:
+            self.bar.remove_task(self.tasks.pop(peer))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def cmd_status(args):
