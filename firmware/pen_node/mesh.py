@@ -131,6 +131,8 @@ class MeshNode:
         self.is_bridge = is_bridge
         self.hop_limit = hop_limit
         self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
+        # longest frame payload the law lets one transmission carry (US915 dwell)
+        self.max_payload = min(F.MAX_PAYLOAD, preset.max_frame() - F.HEADER_LEN)
         self.heard = D.ChannelLoad()
         self.spent = SpentSet(spent_capacity) if spent_capacity else SpentSet()
         self.reasm = F.Reassembler()
@@ -681,7 +683,7 @@ class MeshNode:
         bundle with p (payments first, as _due_custody ranks them)."""
         if p.type == _ACCOUNTED:
             return None
-        room = F.MAX_PAYLOAD - _BUNDLE_ENTRY - 1 - len(p.frame_body)
+        room = self.max_payload - _BUNDLE_ENTRY - 1 - len(p.frame_body)
         out = None
         for rid in self.pending:
             q = self.pending[rid]

@@ -294,3 +294,22 @@ def test_bundle_is_acked_only_when_every_record_in_it_is_held():
     n.journal.max_live = 2
     n.on_frame(b, -90, 20, 5000)  # the retry: the first is a duplicate, the second fits now
     assert len(n.pending) == 2 and n.acks == [F.frame_id(b)]
+
+
+def test_bundles_respect_the_dwell_limit():
+    us = PRESETS["us915-sf9"]
+    n = MeshNode(2, us, Journal(MemStorage(8192)), XorShift(1))
+    n.parent = 1
+    n.nbr[1] = [0, 40, 0, 0]
+    for i in range(4):
+        assert n.submit(use_record(i), 0)
+    t = 0
+    frames = []
+    while len(frames) < 2 and t < 60000:
+        f = n.next_tx(t)
+        if f is not None:
+            frames.append(f)
+            n.on_tx_done(t)
+        t += 100
+    assert frames and all(len(f) <= us.max_frame() for f in frames)
+    assert frames[0][0] == 10  # two payments do not fit 156 bytes: sent one by one
