@@ -81,7 +81,7 @@ def test_node_relaying_and_originating_never_exceeds_budget(name):
     n = MeshNode(2, p, Journal(MemStorage(65536)), XorShift(1))
     n.parent = 1
     n.metric = 1
-    n.nbr[1] = [0, 40, 0, 0, 256]
+    n.nbr[1] = [0, 40, 0, 0]
     t = 0
     on_air = []
     i = 0
