@@ -19,6 +19,8 @@ from pen.bridge.queue import BridgeQueue  # noqa: E402
 from pen.bridge.serial import FdPort, LinkClient, ask, open_pty  # noqa: E402
 from pen_protocol import cbor, ctb, link as L, records as R  # noqa: E402
 
+pytestmark = pytest.mark.micropython  # the bridge node is the unix-port firmware
+
 TRIALS = 12
 PER_TRIAL = 5  # payments the store hands in before each bridge run
 

@@ -1,14 +1,18 @@
 """Bridge queue and uploads: durable, idempotent, resumable, offline-tolerant."""
+import sys
+from pathlib import Path
+
 import pytest
 
-from pen import build as B
 from pen.bridge.peers import LocalPeer
 from pen.bridge.queue import BridgeQueue
 from pen.bridge.uploader import Uploader, PeerUnavailable
-from pen.keys import Signer
 from pen.samples import economy
 from pen.store import SQLiteCTB
 from pen_protocol import ctb, records as R
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from village_kit import payments  # noqa: E402
 
 
 @pytest.fixture
@@ -22,16 +26,7 @@ def world(tmp_path):
 
 
 def village_payments(k, n, count):
-    fp = k["formosa-plumbing"]
-    carlos = Signer.from_phrase("carlos")
-    prop = n["proposal"].fields[0]
-    issues, users, uses = [], [], []
-    for i in range(count):
-        t = B.issue(fp, 100 + i, 10, prop)
-        issues.append(t)
-        users.append(B.set_user(fp, t.fields[0], carlos))
-        uses.append(B.use(carlos, t.fields[0], "50100000", "50100000"))
-    return issues, users, uses
+    return payments(count)
 
 
 def test_uploads_everything_once_and_returns_receipts(world):
