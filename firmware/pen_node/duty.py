@@ -7,9 +7,9 @@ relaying node. US915 narrow channels allow at most 400 ms per transmission
 integers, no per-frame list), counting the current minute whole, which errs
 on the side of the law.
 
-Priorities: payments, receipts and acks may use the whole budget; votation
-traffic and route beacons stop at 90 %; publications and digests at 70 %, so
-the last tenth of the hour is always there for money.
+Priorities: payments and acks may use the whole budget; votation traffic and
+route beacons stop at 90 %; receipts, publications and digests at 70 %, so the
+last part of the hour is always there for payments.
 """
 
 try:
@@ -18,39 +18,57 @@ except ImportError:
     def const(x):
         return x
 
-P_PAYMENT = const(0)  # USE, ACCOUNTED, link acks
+P_PAYMENT = const(0)  # USE, link acks
 P_VOTE = const(1)  # votation records, beacons
-P_BULK = const(2)  # publications, digests, everything else
+P_BULK = const(2)  # receipts, publications, digests, everything else
 _SHARE = (100, 90, 70)  # percent of the budget each priority may reach
 _BUCKETS = const(60)
 _BUCKET_MS = const(60000)
 
 
-class DutyCycle:
+class Window:
+    """A rolling window of `count` buckets of `width_ms` each (a fixed list of
+    ints, no per-frame entries). The current bucket counts whole, so a sum
+    over the window errs high: on the side of the law."""
+
+    def __init__(self, count, width_ms):
+        self.count = count
+        self.width_ms = width_ms
+        self.buckets = [0] * count
+        self.cur = 0  # index of the current bucket since time 0
+
+    def advance(self, now_ms):
+        c = now_ms // self.width_ms
+        if c - self.cur >= self.count:
+            for i in range(self.count):
+                self.buckets[i] = 0
+        else:
+            while self.cur < c:
+                self.cur += 1
+                self.buckets[self.cur % self.count] = 0
+        self.cur = c
+
+    def add(self, value, now_ms):
+        self.advance(now_ms)
+        self.buckets[self.cur % self.count] += value
+
+    def total(self, now_ms):
+        self.advance(now_ms)
+        return sum(self.buckets)
+
+
+class DutyCycle(Window):
     def __init__(self, duty_permille, dwell_ms=0):
+        Window.__init__(self, _BUCKETS, _BUCKET_MS)  # airtime in us per minute
         self.duty_permille = duty_permille  # 0: no duty-cycle limit
         self.dwell_ms = dwell_ms  # 0: no dwell limit
-        self.buckets = [0] * _BUCKETS  # airtime in us per minute
-        self.minute = 0
         self.total_us = 0  # airtime ever spent (for stats)
 
     def budget_us(self):
         return self.duty_permille * 3600 * 1000  # per-mille of an hour in us
 
-    def _advance(self, now_ms):
-        m = now_ms // _BUCKET_MS
-        if m - self.minute >= _BUCKETS:
-            for i in range(_BUCKETS):
-                self.buckets[i] = 0
-        else:
-            while self.minute < m:
-                self.minute += 1
-                self.buckets[self.minute % _BUCKETS] = 0
-        self.minute = m
-
     def used_us(self, now_ms):
-        self._advance(now_ms)
-        return sum(self.buckets)
+        return self.total(now_ms)
 
     def allows(self, airtime_us, now_ms, priority=P_PAYMENT):
         """May a frame of this airtime go now?"""
@@ -72,14 +90,13 @@ class DutyCycle:
         used = self.used_us(now_ms)
         # oldest buckets expire first
         for k in range(1, _BUCKETS + 1):
-            used -= self.buckets[(self.minute + k) % _BUCKETS]
+            used -= self.buckets[(self.cur + k) % _BUCKETS]
             if used + airtime_us <= limit:
-                return (self.minute + k) * _BUCKET_MS - now_ms
+                return (self.cur + k) * _BUCKET_MS - now_ms
         return _BUCKETS * _BUCKET_MS
 
     def spend(self, airtime_us, now_ms):
-        self._advance(now_ms)
-        self.buckets[self.minute % _BUCKETS] += airtime_us
+        self.add(airtime_us, now_ms)
         self.total_us += airtime_us
 
     def duty(self, now_ms):
@@ -91,31 +108,14 @@ _LOAD_BUCKETS = const(6)
 _LOAD_BUCKET_MS = const(10000)  # six 10 s buckets: the last minute
 
 
-class ChannelLoad:
+class ChannelLoad(Window):
     """How busy the channel sounded over the last minute: airtime of the
     frames this node heard, per mille of the time. Not law, a courtesy: a
     node holds back what can wait (receipts) while the air is busy with
     what cannot (payments and their acks)."""
 
     def __init__(self):
-        self.buckets = [0] * _LOAD_BUCKETS  # airtime in us per 10 s
-        self.slot = 0
-
-    def _advance(self, now_ms):
-        s = now_ms // _LOAD_BUCKET_MS
-        if s - self.slot >= _LOAD_BUCKETS:
-            for i in range(_LOAD_BUCKETS):
-                self.buckets[i] = 0
-        else:
-            while self.slot < s:
-                self.slot += 1
-                self.buckets[self.slot % _LOAD_BUCKETS] = 0
-        self.slot = s
-
-    def add(self, airtime_us, now_ms):
-        self._advance(now_ms)
-        self.buckets[self.slot % _LOAD_BUCKETS] += airtime_us
+        Window.__init__(self, _LOAD_BUCKETS, _LOAD_BUCKET_MS)  # airtime in us per 10 s
 
     def permille(self, now_ms):
-        self._advance(now_ms)
-        return sum(self.buckets) // (_LOAD_BUCKETS * _LOAD_BUCKET_MS)
+        return self.total(now_ms) // (_LOAD_BUCKETS * _LOAD_BUCKET_MS)
