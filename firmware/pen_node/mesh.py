@@ -40,11 +40,11 @@ from .spent import SpentSet, USED, ACCOUNTED
 
 BROADCAST = const(0xFFFF)
 ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
-# Several custody records in one frame, for one next hop: entries of
-# origin (2) | length (1) | record. Two payments (85 B each) share one
-# preamble, one header, one contention and one ack: 0.8 s on air at SF9
+# Several custody records in one frame (frame.T_BUNDLE), for one next hop:
+# entries of origin (2) | length (1) | record. Two payments (85 B each) share
+# one preamble, one header, one contention and one ack: 0.8 s on air at SF9
 # instead of 2 x 0.53 s plus a second ack. Only when records queue up.
-T_BUNDLE = const(0x24)
+T_BUNDLE = F.T_BUNDLE
 _BUNDLE_ENTRY = const(3)
 MAX_HOPS = const(7)
 

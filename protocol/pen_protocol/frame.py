@@ -43,8 +43,10 @@ FLAG_FRAG = const(0x40)
 # control frame types (records use 1..31)
 T_ACK = const(0x20)  # payload: one or more frame ids this node now holds
 T_BEACON = const(0x21)  # bridge announcement / route advertisement
-T_DIGEST = const(0x22)  # CTB digest from a bridge (spent-token delta etc.)
-T_RECEIPT_REQ = const(0x23)
+T_DIGEST = const(0x22)  # reserved: a signed CTB digest from a bridge (spent-token delta)
+# several custody records for one next hop in one frame: entries of
+# origin (2) | length (1) | record (firmware/pen_node/mesh.py builds them)
+T_BUNDLE = const(0x24)
 LAST_TYPE = const(0x3F)
 
 MAX_PAYLOAD = const(247)  # MAX_FRAME - HEADER_LEN
