@@ -7,11 +7,12 @@ machine.unique_id()), builds the radio (pen_node.radio.make_radio over
 micropython-lib's async drivers),
 opens the custody journal on the flash filesystem (/pen_journal.bin, a
 fixed-size file: littlefs on ESP32; not an esp32.Partition, whose blocks
-need erasing before a rewrite, which the log does not do), and runs two
-asyncio tasks around the sans-IO core:
+need erasing before a rewrite, which the log does not do), and runs asyncio
+tasks around the sans-IO core:
 
-- radio: ask MeshNode.next_tx for a frame; send it; otherwise listen until
-  next_wakeup_ms and hand what arrives to MeshNode.on_frame;
+- rx: the modem's recv_continuous(); every good frame to MeshNode.on_frame;
+- tx: MeshNode.next_tx; send it (the driver pauses RX, then resumes it);
+  otherwise sleep until next_wakeup_ms, a frame's arrival or the link poll;
 - link: USB serial (stdin/stdout) bytes into pen_node.service.LinkService
   and its answers and events back out (docs/link.md); a build without
   service.py runs the mesh alone.
@@ -83,7 +84,19 @@ def node_address(cfg):
     return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
 
 
-async def radio_task(node, modem, clock, link):
+async def rx_task(node, modem, clock, wake):
+    """Listen all the time (the driver resumes RX by itself after each send)
+    and hand every good frame to the node; wake the tx loop, since an ack
+    may now be due within tens of ms."""
+    async for rx in modem.recv_continuous():
+        if rx.valid_crc:
+            node.on_frame(rx, rx.rssi, rx.snr, clock())
+            wake.set()
+
+
+async def tx_task(node, modem, clock, wake, emit=None):
+    """Send what the node has for the air; otherwise sleep until its next
+    timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
     while True:
         now = clock()
         frame = node.next_tx(now)
@@ -91,25 +104,41 @@ async def radio_task(node, modem, clock, link):
             await modem.send(frame)
             node.on_tx_done(clock())
             continue
-        wait = node.next_wakeup_ms(now) - now
-        rx = await modem.recv(timeout_ms=max(1, min(wait, LINK_POLL_MS)))
-        if rx is not None and rx.valid_crc:
-            node.on_frame(rx, rx.rssi, rx.snr, clock())
-        if link is not None:
-            out = link.poll(clock())
-            if out:
-                sys.stdout.buffer.write(out)
+        if emit is not None:
+            emit(now)
+        wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), wait_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
         gc.collect()  # between frames: a long-running heap must not fragment
 
 
-async def link_task(link, clock):
+async def link_task(link, clock, write):
     reader = asyncio.StreamReader(sys.stdin.buffer)
     while True:
         data = await reader.read(READ_BYTES)
         if data:
-            out = link.feed(data, clock())
-            if out:
-                sys.stdout.buffer.write(out)
+            write(link.feed(data, clock()))
+
+
+def stdout_write(data):
+    if data:
+        sys.stdout.buffer.write(data)
+
+
+async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write):
+    """The node's tasks around the sans-IO core (a host test runs them over
+    an async radio double)."""
+    wake = asyncio.Event()
+    tasks = [rx_task(node, modem, clock, wake)]
+    if link is None:
+        tasks.append(tx_task(node, modem, clock, wake))
+    else:
+        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now))))
+        tasks.append(link_reader(link, clock, write))
+    await asyncio.gather(*tasks)
 
 
 async def run():
@@ -120,11 +149,7 @@ async def run():
     modem = make_radio(board, preset)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
-    if LinkService is None:
-        await radio_task(node, modem, clock, None)
-        return
-    link = LinkService(node)
-    await asyncio.gather(radio_task(node, modem, clock, link), link_task(link, clock))
+    await serve(node, modem, clock, LinkService(node) if LinkService is not None else None)
 
 
 if __name__ == "__main__":
