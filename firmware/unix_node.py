@@ -121,7 +121,7 @@ def main(argv):
     t0 = time.ticks_ms()
     while True:
         now = time.ticks_diff(time.ticks_ms(), t0)
-        wait = min(max(node.next_wakeup_ms(now) - now, 0), IDLE_MS)
+        wait = 0 if svc.busy() else min(max(node.next_wakeup_ms(now) - now, 0), IDLE_MS)
         ready = poller.poll(wait)
         now = time.ticks_diff(time.ticks_ms(), t0)
         out = b""

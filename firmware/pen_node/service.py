@@ -17,8 +17,8 @@ pen_protocol.link's; this module only decides what each request does:
                       drops it from its journal. OK b"\\x01" (dropped) or
                       b"\\x00" (not held: acked before; idempotent)
     DOWNLINK record (bridge) broadcast it into the mesh -> OK
-    PENDING        (bridge) re-send EV_DELIVERED for every record in the
-                      journal (all delivered and not yet acked) -> OK count
+    PENDING        (bridge) -> OK count, then EV_DELIVERED for every record in
+                      the journal (all delivered, not yet acked), a few per poll
 
 Events the node sends on its own: EV_DELIVERED (record) for each record the
 bridge node takes in, EV_RECEIPT (record) for an ACCOUNTED receipt that
@@ -45,6 +45,9 @@ _ID_LEN = const(16)
 _SIG_LEN = const(64)
 # a record is at least its type byte, a one-byte CBOR body and its signature
 _MIN_RECORD = const(1 + 1 + _SIG_LEN)
+# records re-sent per poll after PENDING: a full journal (48) at once would
+# need ~15 KB of frames for a moment; 4 at a time is ~600 B
+_RESEND_BATCH = const(4)
 _OK_ACKED = b"\x01"
 _OK_NOT_HELD = b"\x00"
 
@@ -55,6 +58,7 @@ class LinkService:
         self.dec = L.Decoder()
         self.ev_seq = 0
         self.trace = None  # trace(kind, payload) for each request served (tests: what reached the node)
+        self.resend = []  # ids still to re-send after PENDING, a few per poll
         self.stats = {"link_frames": 0, "link_errors": 0, "link_submits": 0, "link_downlinks": 0,
                       "link_acks": 0, "link_events": 0}
 
@@ -79,6 +83,13 @@ class LinkService:
         bridge, receipts that came back to this origin. Call after every
         node call (on_frame, next_tx, timers) and write what it returns."""
         out = []
+        n = 0
+        live = self.node.journal.live
+        while self.resend and n < _RESEND_BATCH:
+            held = live.get(self.resend.pop())
+            if held is not None:  # not acked meanwhile
+                out.append(self._event(L.EV_DELIVERED, held[1][2:]))
+                n += 1
         for rec in self.node.take_delivered():
             out.append(self._event(L.EV_DELIVERED, rec))
         for ev in self.node.take_events():
@@ -142,16 +153,15 @@ class LinkService:
     def _pending(self, f, out):
         # everything in a bridge node's journal is delivered and not yet
         # acked; what take_delivered still holds is in the journal too, so
-        # drop it here rather than send it twice
+        # drop it here rather than send it twice. The records go out a few
+        # per poll (busy() says more are waiting)
         self.node.take_delivered()
-        live = self.node.journal.live
-        n = 0
-        for rid in live:
-            out.append(self._event(L.EV_DELIVERED, live[rid][1][2:]))
-            n += 1
-        # the answer goes before the events in the output: insert it there
-        out.insert(len(out) - n, self._ok(f, cbor.dumps(n)))
-        return b""
+        self.resend = list(self.node.journal.live)
+        return self._ok(f, cbor.dumps(len(self.resend)))
+
+    def busy(self):
+        """More events are waiting: call poll() again soon."""
+        return len(self.resend) > 0
 
     def status(self):
         st = {}

@@ -149,6 +149,24 @@ def case_pending_sends_every_unacked_record_again():
     return None if len(evs) == 2 and use() in evs else repr(out)
 
 
+def case_pending_of_many_goes_a_few_per_poll():
+    node, svc = fresh()
+    for i in range(6):
+        answer(svc, L.SUBMIT, use(b"\x00\x00\x00\x01\x00\x00\x01" + bytes((i,))))
+    out = answer(svc, L.PENDING)
+    first = [f for f in out if f.kind == L.EV_DELIVERED]
+    if cbor.loads(out[0].payload) != 6 or len(first) != 4 or not svc.busy():
+        return repr(out)
+    # one not yet re-sent is acked meanwhile: it is not sent again
+    sent = [node._rid(f.payload) for f in first]
+    waiting = [rid for rid in node.journal.live if rid not in sent]
+    more = answer(svc, L.DELIVERED_ACK, waiting[0])[1:] + frames(svc.poll(2000))
+    more = [f for f in more if f.kind == L.EV_DELIVERED]
+    if svc.busy() or len(more) != 1 or node._rid(more[0].payload) != waiting[1]:
+        return repr(more)
+    return None
+
+
 def case_bridge_requests_at_a_relay_are_not_bridge():
     node, svc = fresh(bridge=False)
     for k, p in ((L.DELIVERED_ACK, bytes(16)), (L.DOWNLINK, receipt()), (L.PENDING, b"")):
