@@ -3,9 +3,10 @@
 On a board: micropython-lib's drivers (`lora-sx126x`, `lora-sx127x`, with
 `lora-async`), built from a board profile (hardware/boards/<name>.json) and a preset
 (pen_protocol.airtime.PRESETS). The node loop (firmware/main.py) only calls
-what those drivers offer: `await modem.send(frame)`, `await modem.recv(timeout_ms)`
--> RxPacket (a bytearray with .rssi dBm, .snr dB x4, .ticks_ms, .valid_crc) or
-None, `modem.get_time_on_air_us(n)`, `standby()`, `sleep()`.
+what those drivers offer: `await modem.send(frame)`, `async for rx in
+modem.recv_continuous()` yielding RxPacket (a bytearray with .rssi dBm,
+.snr dB x4, .ticks_ms, .valid_crc), `modem.get_time_on_air_us(n)`,
+`standby()`, `sleep()`.
 
 On a PC: SimAir + SimRadio, a test double with the same API (sync
 send/recv; RxPacket-like packets) whose time on air is pen_protocol.airtime's
