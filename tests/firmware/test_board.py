@@ -356,3 +356,15 @@ def test_main_tasks_carry_a_payment_under_the_unix_port(mpy):
     out = mpy("", heap="192k", module="main_tasks_check").split()
     assert out[:8] == ["delivered", "1", "1", "held", "0", "parent", "1", "frames"]
     assert int(out[8]) >= 2 and int(out[9]) >= 1  # bridge: beacon + ack; store: the payment
+
+
+def test_freeze_manifest_names_the_same_code_and_dependencies_as_package_json():
+    calls = []
+    env = {name: (lambda name: lambda *a, **kw: calls.append((name, a, kw)))(name)
+           for name in ("include", "require", "package", "module")}
+    exec((FW / "manifest.py").read_text(), env)
+    pkg = json.loads((FW / "package.json").read_text())
+    assert [c[1][0] for c in calls if c[0] == "require"] == [d[0] for d in pkg["deps"]]
+    packages = {c[1][0]: (FW / c[2].get("base_path", ".") / c[1][0]).resolve() for c in calls if c[0] == "package"}
+    assert packages == {"pen_node": FW / "pen_node", "pen_protocol": ROOT / "protocol" / "pen_protocol"}
+    assert [c[1][0] for c in calls if c[0] == "module"] == ["main.py"]
