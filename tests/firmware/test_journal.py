@@ -237,3 +237,17 @@ def test_a_torn_put_is_not_live_after_recovery():
             j.put(rid(2), b"b" * 40, 1)
         st.cut_after = None
         assert sorted(Journal(st).live) == [rid(1)]
+
+
+def test_file_storage_formats_once_and_a_reopened_journal_recovers_from_the_file(tmp_path):
+    from pen_node.journal import FileStorage
+    path = str(tmp_path / "j.bin")
+    st = FileStorage(path, 3000)
+    assert (tmp_path / "j.bin").read_bytes() == b"\xff" * 3000  # erased-flash pattern, exact size
+    j = Journal(st)
+    for i in range(1, 6):
+        assert j.put(rid(i), bytes([i]) * 40, 1)
+    j.delete(rid(2))
+    st.f.close()  # power off
+    j2 = Journal(FileStorage(path, 3000))  # an existing file is opened, not formatted again
+    assert {k: v[1] for k, v in j2.live.items()} == {rid(i): bytes([i]) * 40 for i in (1, 3, 4, 5)}
