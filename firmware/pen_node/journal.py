@@ -59,10 +59,16 @@ class FileStorage:
             self.f = open(path, "r+b")
         except OSError:
             self.f = open(path, "w+b")
-            blank = b"\xff" * 256  # erased-flash pattern, in small pieces: RAM is scarce
-            for _ in range(size // 256):
-                self.f.write(blank)
-            self.f.write(blank[:size % 256])
+        # a new file, or one left shorter (a cut while it was being made, or
+        # a smaller size before): pad to size with the erased-flash pattern,
+        # in small pieces (RAM is scarce), so every read returns what it asks
+        have = self.f.seek(0, 2)
+        if have < size:
+            blank = b"\xff" * 256
+            while have < size:
+                n = min(256, size - have)
+                self.f.write(blank[:n])
+                have += n
             self.f.flush()
 
     def read(self, off, n):
@@ -168,7 +174,7 @@ class Journal:
         limit = self.base + self.region
         while pos + _ENT_OVERHEAD <= limit:
             head = self.st.read(pos, 4)
-            if head[0] != _MAGIC:
+            if len(head) < 4 or head[0] != _MAGIC:
                 break
             n = (head[2] << 8) | head[3]
             if pos + _ENT_OVERHEAD + n > limit:

@@ -251,3 +251,21 @@ def test_file_storage_formats_once_and_a_reopened_journal_recovers_from_the_file
     st.f.close()  # power off
     j2 = Journal(FileStorage(path, 3000))  # an existing file is opened, not formatted again
     assert {k: v[1] for k, v in j2.live.items()} == {rid(i): bytes([i]) * 40 for i in (1, 3, 4, 5)}
+
+
+def test_a_journal_file_left_short_is_padded_and_recovers_what_it_still_holds(tmp_path):
+    # regression: a file shorter than the journal (cut while it was being
+    # made, or a smaller size before) made recovery index past its end
+    from pen_node.journal import FileStorage
+    path = tmp_path / "j.bin"
+    st = FileStorage(str(path), 2048)
+    j = Journal(st)
+    j.put(rid(1), b"a" * 30, 1)
+    j.put(rid(2), b"b" * 30, 1)
+    st.f.close()
+    keep = 12 + (8 + 1 + 16 + 30)  # the header and the first entry
+    path.write_bytes(path.read_bytes()[:keep])  # the file ends where the second entry began
+    j2 = Journal(FileStorage(str(path), 2048))
+    assert path.stat().st_size == 2048
+    assert {k: v[1] for k, v in j2.live.items()} == {rid(1): b"a" * 30}
+    assert j2.put(rid(3), b"c" * 30, 1)  # and it goes on from there
