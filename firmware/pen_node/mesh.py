@@ -304,8 +304,7 @@ class MeshNode:
             n = [metric, snr_x4, now_ms, 0]
             self.nbr[hdr.src] = n
         else:
-            n[0] = metric
-            n[1] = (n[1] * 3 + snr_x4) // 4  # smoothed link quality
+            n[0] = metric  # (on_frame has already smoothed its SNR and heard time)
             n[2] = now_ms
         if self.is_bridge:
             return
