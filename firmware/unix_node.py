@@ -135,9 +135,9 @@ def main(argv):
                 break  # end of the link (stdin closed)
             if n > 0:
                 out = svc.feed(memoryview(buf)[:n], now)
-        # no radio: a frame due on air goes to nobody, at once
-        f = node.next_tx(now)
-        if f is not None:
+        # no radio: every frame due on air goes to nobody, at once (the duty
+        # cycle is still charged)
+        while node.next_tx(now) is not None:
             node.on_tx_done(now)
         out += svc.poll(now)
         if out:

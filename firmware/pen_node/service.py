@@ -16,7 +16,8 @@ pen_protocol.link's; this module only decides what each request does:
     DELIVERED_ACK id(16)  (bridge) the PC has stored that record: the node
                       drops it from its journal. OK b"\\x01" (dropped) or
                       b"\\x00" (not held: acked before; idempotent)
-    DOWNLINK record (bridge) broadcast it into the mesh -> OK
+    DOWNLINK record (bridge) broadcast it into the mesh -> OK; ERROR refused
+                      while the node's flood or custody queue is full
     PENDING        (bridge) -> OK count, then EV_DELIVERED for every record in
                       the journal (all delivered, not yet acked), a few per poll
 
@@ -39,6 +40,7 @@ from pen_protocol import cbor
 from pen_protocol import link as L
 
 from . import VERSION
+from .mesh import MAX_FLOODS
 
 _REF_LEN = const(8)
 _ID_LEN = const(16)
@@ -140,6 +142,11 @@ class LinkService:
         if k == L.DOWNLINK:
             if len(p) < _MIN_RECORD:
                 return self._err(f, L.E_BAD_PAYLOAD, "not a record")
+            if len(self.node.floods) >= MAX_FLOODS or len(self.node.pending) >= self.node.journal.max_live:
+                # the air is slower than the PC (duty cycle): refuse, and the
+                # PC keeps the record and tries again, instead of the node's
+                # queues growing until the heap runs out
+                return self._err(f, L.E_REFUSED, "downlink queue full")
             try:
                 self.node.broadcast(p, now_ms)
             except ValueError:  # too many fragments for the mesh header

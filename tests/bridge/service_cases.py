@@ -138,6 +138,15 @@ def case_downlink_goes_on_air():
     return None if f is not None and svc.stats["link_downlinks"] == 1 else "nothing to send"
 
 
+def case_downlink_is_refused_while_the_air_is_behind():
+    node, svc = fresh()
+    from pen_node.mesh import MAX_FLOODS
+    for i in range(MAX_FLOODS):
+        if answer(svc, L.DOWNLINK, receipt(b"\x00\x00\x00\x02\x00\x00\x00" + bytes((i,))))[0].kind == L.ERROR:
+            return "refused early at %d" % i
+    return expect_error(svc, node, L.encode(L.DOWNLINK, 1, receipt()), L.E_REFUSED)
+
+
 def case_pending_sends_every_unacked_record_again():
     node, svc = fresh()
     answer(svc, L.SUBMIT, use())

@@ -146,5 +146,5 @@ def test_bridge_killed_at_random_instants_loses_nothing_and_duplicates_nothing(t
     for at, sent in snapshots:
         later = {bytes.fromhex(ln.split()[1]) for ln in lines[at:] if ln.startswith("6 ")}
         assert not (later & sent)
-    print("%d payments, %d kills (%d mid-way: some records or receipts through, not all), %d downlinks for %d receipts (re-sends only of receipts not yet marked sent)" % (
+    print("%d payments, %d kills (%d mid-way: some records or receipts through, not all), %d DOWNLINK requests (refused ones included) for %d receipts; none after it was marked sent" % (
         len(submitted), TRIALS, mid, len(down), len(receipts)))

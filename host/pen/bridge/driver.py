@@ -26,7 +26,7 @@ from pen_protocol import cbor, link as L, records as R
 
 RESEND_S = 2.0  # an answer not back in this long was lost on the wire: send the request again
 DOWN_WINDOW = 4  # DOWNLINK requests in flight; the node answers each in ms, more would only fill the pty
-DOWN_PAUSE_S = 5.0  # after the node refused a downlink (its queues are full), wait this long
+DOWN_PAUSE_S = 0.5  # after the node refused a downlink (its air queue is full: a few frames), wait this long
 UPLOAD_IDLE_S = 5.0  # an upload round at least this often, even with nothing new from the node
 RETRY_MAX_S = 60.0  # longest wait between tries of an unreachable peer (doubling from 1 s)
 
