@@ -15,7 +15,8 @@ broadcasts from bridges, so routing is built for that instead of flooding:
   is offered to any node with a route (dst ANY_ROUTE), which takes custody.
 - Receipts (ACCOUNTED) go back down the path the payment came up: each relay
   remembers which child handed it the payment's token, hop by hop with acks;
-  a relay that lost that memory floods the receipt instead.
+  a relay that lost that memory keeps the receipt (the store can ask), and a
+  bridge that never saw the payment floods it.
 - Other downlink (openings, publications, digests) is managed flooding:
   duplicate suppression and a contention window scaled by SNR (far nodes,
   with low SNR, relay first), cancelled when a neighbour is heard relaying.
@@ -61,7 +62,16 @@ ACK_MARGIN_MS = const(700)  # the receiver may be mid-frame (533 ms at SF9) when
 TX_JITTER_MS = const(400)  # spread first transmissions of records that came due together
 BACKOFF_SLOT_MS = const(1500)
 MAX_TRIES = const(8)  # per record before its route is declared broken (then keep trying, slower)
-PARENT_FAILS = const(3)  # consecutive unacked tries before the parent is penalised
+# consecutive unacked tries before the parent is penalised, if it has also
+# gone quiet: a parent still heard on air is alive, and its lost acks are
+# congestion (a busy bridge). Penalising it then sends the traffic over two
+# hops, both in the bridge's hearing: twice the airtime where it is scarcest,
+# more collisions, more failures (measured: 1,190 reroutes and the village's
+# goodput falling at 1,600 payments/h). A parent heard but never acking us
+# (a one-way link) is penalised after DEAF_FAILS.
+PARENT_FAILS = const(4)
+PARENT_QUIET_MS = const(30000)
+DEAF_FAILS = const(16)
 BEACON_MIN_MS = const(15000)
 BEACON_MAX_MS = const(1200000)
 ROUTE_TTL_MS = const(3600000)  # a neighbour not heard for an hour is forgotten
@@ -76,18 +86,27 @@ SF_FLOOR_X4 = {7: -30, 8: -40, 9: -50, 10: -60, 11: -70, 12: -80}  # demodulatio
 
 
 def link_cost(snr_x4, sf):
-    """ETX-like cost of a link from its SNR margin above the SF's floor."""
+    """ETX-like cost of a link from its SNR margin above the SF's floor, in
+    quarters of a transmission: 4 for a link that carries a frame at the first
+    try, more as fading starts to cost retries. Quarters, so that a direct
+    link a few dB above the floor still beats two strong hops: near a bridge
+    every hop is in the bridge's hearing, and a second hop there costs the
+    bridge's own airtime (measured: routing round weak direct links through
+    neighbours halved the village's capacity)."""
     margin = (snr_x4 - SF_FLOOR_X4.get(sf, -50)) // 4
-    if margin >= 10:
-        return 1
     if margin >= 6:
-        return 2
-    if margin >= 3:
         return 4
-    return 8
+    if margin >= 3:
+        return 5
+    if margin >= 1:
+        return 6
+    if margin >= 0:
+        return 8
+    return 16
 
 
 LBT_MIN_MS = const(60)
+MAX_ACK_IDS = const(8)
 # tries per hop for a receipt (not journaled; the bridge PC and the CTB keep
 # it): with a quarter of frames lost, 4 tries lost ~4 % of receipts per hop,
 # 8 lose ~0.1 %; they cost airtime only when frames are lost, and a busy
@@ -110,7 +129,7 @@ class _Deferred(Exception):
 
 
 class _Pending:
-    __slots__ = ("rid", "frame_body", "type", "origin", "tries", "due_ms", "fid", "via", "waiting_until", "fails")
+    __slots__ = ("rid", "frame_body", "type", "origin", "tries", "due_ms", "fid", "via", "waiting_until", "to")
 
     def __init__(self, rid, rtype, body, origin, due_ms):
         self.rid = rid
@@ -122,7 +141,10 @@ class _Pending:
         self.fid = None
         self.via = None
         self.waiting_until = 0
-        self.fails = 0
+        # a receipt: the child it goes down to, fixed when it is taken (the
+        # path memory is a ring, and a receipt held back under load can
+        # outlive its entry there; then it would be flooded to everyone)
+        self.to = None
 
 
 class MeshNode:
@@ -137,6 +159,9 @@ class MeshNode:
         self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
         # longest frame payload the law lets one transmission carry (US915 dwell)
         self.max_payload = min(F.MAX_PAYLOAD, preset.max_frame() - F.HEADER_LEN)
+        # an ack naming up to MAX_ACK_IDS frames: its airtime bounds the wait for it
+        self._ack_air_ms = preset.airtime_us(F.HEADER_LEN + MAX_ACK_IDS * F.FRAME_ID_LEN) // 1000
+        self._short_ack_air_ms = preset.airtime_us(F.HEADER_LEN + 2 * F.FRAME_ID_LEN) // 1000
         self.heard = D.ChannelLoad()
         self.spent = SpentSet(spent_capacity) if spent_capacity else SpentSet()
         self.reasm = F.Reassembler()
@@ -280,7 +305,9 @@ class MeshNode:
             n = self.nbr[a]
             if now_ms - n[2] > ROUTE_TTL_MS or n[0] >= 255 or n[0] >= self.adv_metric:
                 continue
-            cost = n[0] + link_cost(n[1], self.preset.sf) + 4 * (n[3] // PARENT_FAILS)
+            cost = n[0] + link_cost(n[1], self.preset.sf)
+            if n[3] >= DEAF_FAILS or (n[3] >= PARENT_FAILS and now_ms - n[2] > PARENT_QUIET_MS):
+                cost += 8 * (n[3] // PARENT_FAILS)
             if cost < best_cost:
                 best, best_cost = a, cost
         old = self.parent
@@ -406,6 +433,11 @@ class MeshNode:
         if hdr.dst == BROADCAST:
             self._on_broadcast(frame, fid, hdr, payload, snr_x4, now_ms)
             return
+        if not for_us:
+            # its receiver acks within ACK_JITTER_MS without listening first:
+            # keep the air clear for that ack (802.11's SIFS before DIFS). Else
+            # a neighbour that heard the frame end talks over the ack at its sender
+            self.lbt_until = max(self.lbt_until, now_ms + 20 + ACK_JITTER_MS + self._short_ack_air_ms + LBT_MIN_MS)
         if hdr.frag_count > 1:
             return  # custody frames are never fragmented (submit refuses what does not fit)
         if hdr.type == T_BUNDLE:
@@ -498,8 +530,9 @@ class MeshNode:
             self._queue_ack(fid, hdr.src, now_ms)
             return
         if len(self.pending) < self.journal.max_live:
-            self.pending[rid] = _Pending(rid, record[0], record[1:], hdr.origin,
-                                         now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
+            p = _Pending(rid, record[0], record[1:], hdr.origin, now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
+            p.to = self.rev.get(ref)
+            self.pending[rid] = p
             self.came_from[rid] = hdr.src  # so a late retry from it is a duplicate
             self._queue_ack(fid, hdr.src, now_ms)
 
@@ -550,7 +583,9 @@ class MeshNode:
                 # has it, so the bridge node's small journal stays for payments
                 rid = self._rid(record)
                 if rid not in self.pending:
-                    self.pending[rid] = _Pending(rid, record[0], record[1:], self.addr, now_ms)
+                    p = _Pending(rid, record[0], record[1:], self.addr, now_ms)
+                    p.to = child
+                    self.pending[rid] = p
                 return True
         self.group = (self.group + 1) & 255
         for f in F.fragment(record, self.addr, BROADCAST, self.addr, self.group, self.hop_limit):
@@ -562,9 +597,7 @@ class MeshNode:
 
     def _next_hop(self, p):
         if p.type == _ACCOUNTED:
-            ref = self._token_ref(bytes((p.type,)) + p.frame_body)
-            child = self.rev.get(ref) if ref is not None else None
-            return child if child is not None else BROADCAST
+            return p.to if p.to is not None else BROADCAST
         if self.parent is not None:
             return self.parent
         return ANY_ROUTE
@@ -727,8 +760,7 @@ class MeshNode:
             self.journal.delete(p.rid)
             return f
         fid = F.frame_id(frame)
-        ack_air_ms = self.preset.airtime_us(F.HEADER_LEN + 4 * 4) // 1000
-        waiting_until = now_ms + self.preset.airtime_us(len(frame)) // 1000 + ack_air_ms + ACK_JITTER_MS + \
+        waiting_until = now_ms + self.preset.airtime_us(len(frame)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
             ACK_MARGIN_MS
         if len(group) > 1:
             self.stats["bundled"] += len(group)
@@ -792,6 +824,7 @@ class MeshNode:
         so a driver never spins)."""
         t = now_ms + 3600000
         floor = self.lbt_until if self.lbt_until > now_ms else now_ms + 1
+        busy = None  # the channel load, looked up once and only if a receipt waits
         for rid in self.pending:
             p = self.pending[rid]
             if p.fid is not None:
@@ -800,7 +833,9 @@ class MeshNode:
                 due = max(p.due_ms, self.node_backoff_until)
                 if p.type == _ACCOUNTED:
                     due = max(due, self.last_uplink_ms + RECEIPT_QUIET_MS)
-                    if self.heard.permille(now_ms) >= RECEIPT_MAX_LOAD_PERMILLE:
+                    if busy is None:
+                        busy = self.heard.permille(now_ms) >= RECEIPT_MAX_LOAD_PERMILLE
+                    if busy:
                         due = max(due, now_ms + 10000)  # when a load bucket expires
                 t = min(t, due)
         if self.beacon_due >= 0:

@@ -24,7 +24,7 @@ def test_nodes_learn_next_hop_towards_bridge_along_a_line():
     v = Village(SF9, line(6))
     v.run(2 * MIN)
     assert [v.nodes[a].parent for a in range(2, 7)] == [1, 2, 3, 4, 5]
-    assert [v.nodes[a].metric for a in range(2, 7)] == [1, 2, 3, 4, 5]
+    assert [v.nodes[a].metric for a in range(2, 7)] == [4, 8, 12, 16, 20]  # 4 per good hop
 
 
 def test_parent_prefers_the_stronger_link():
@@ -37,8 +37,9 @@ def test_parent_prefers_the_stronger_link():
 
 
 def test_link_cost_grows_as_snr_margin_shrinks():
-    costs = [link_cost(snr, 9) for snr in (40, 0, -30, -45)]
-    assert costs == sorted(costs) and costs[0] == 1 and costs[-1] == 8
+    # SF9's floor is -12.5 dB (-50 in dB x4): margins 22, 5, 1, 0 and -3 dB
+    costs = [link_cost(snr, 9) for snr in (40, -30, -45, -50, -62)]
+    assert costs == [4, 5, 6, 8, 16]
 
 
 def test_uplink_is_delivered_once_each_along_a_line():

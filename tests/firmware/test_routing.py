@@ -38,12 +38,13 @@ def beacon(src, seq, metric, parent=0):
 
 def test_parent_is_the_neighbour_with_lowest_metric_plus_link_cost():
     n = MeshNode(9, SF9, Journal(MemStorage(4096)), XorShift(1))
-    heard = {2: (1, -50), 3: (2, 40), 4: (3, 40)}  # addr: (metric, snr x4): 2 is one hop but barely heard
+    # addr: (metric, snr x4): 2 is one hop from the bridge but heard below the floor
+    heard = {2: (4, -54), 3: (8, 40), 4: (12, 40)}
     for a, (metric, snr) in heard.items():
         n.on_frame(beacon(a, 1, metric), -100, snr, 1000)
     cost = {a: m + link_cost(s, 9) for a, (m, s) in heard.items()}
-    assert cost == {2: 9, 3: 3, 4: 4}
-    assert n.parent == 3 and n.metric == 3
+    assert cost == {2: 20, 3: 12, 4: 16}
+    assert n.parent == 3 and n.metric == 12
 
 
 def test_a_neighbour_that_names_us_its_parent_is_never_our_parent():
@@ -145,7 +146,7 @@ def test_dead_parent_with_only_an_equal_metric_neighbour_reroutes_at_the_next_be
     links = {(1, 2): (30, 0), (1, 5): (30, 0), (2, 3): (30, 0), (5, 4): (30, 0), (3, 4): (30, 0)}
     v = Village(SF9, links, seed=3)
     v.run(40 * MIN)  # the trickle has slowed to its longest interval
-    assert (v.nodes[3].parent, v.nodes[4].parent, v.nodes[3].metric, v.nodes[4].metric) == (2, 5, 2, 2)
+    assert (v.nodes[3].parent, v.nodes[4].parent, v.nodes[3].metric, v.nodes[4].metric) == (2, 5, 8, 8)
     v.down.add(2)
     t0 = v.now
     ref, use = payment(5)
