@@ -61,15 +61,18 @@ ACK_JITTER_MS = const(60)
 ACK_MARGIN_MS = const(700)  # the receiver may be mid-frame (533 ms at SF9) when its ack comes due
 TX_JITTER_MS = const(400)  # spread first transmissions of records that came due together
 BACKOFF_SLOT_MS = const(1500)
-MAX_TRIES = const(8)  # per record before its route is declared broken (then keep trying, slower)
-# consecutive unacked tries before the parent is penalised, if it has also
-# gone quiet: a parent still heard on air is alive, and its lost acks are
-# congestion (a busy bridge). Penalising it then sends the traffic over two
-# hops, both in the bridge's hearing: twice the airtime where it is scarcest,
-# more collisions, more failures (measured: 1,190 reroutes and the village's
-# goodput falling at 1,600 payments/h). A parent heard but never acking us
-# (a one-way link) is penalised after DEAF_FAILS.
+# Consecutive unacked tries before the parent is penalised. On a calm
+# channel a loss is the link's fault, and PARENT_FAILS of them are enough.
+# On a busy one (the node heard at least CONGESTED_PERMILLE of the last
+# minute) they are congestion at a busy bridge, and a parent still heard on
+# air is alive: penalising it would send its children over two hops, both in
+# the bridge's hearing, twice the airtime where it is scarcest, more
+# collisions, more failures (measured: 1,190 reroutes and the village's
+# goodput falling at 1,600 payments/h). Then only a parent gone quiet for
+# PARENT_QUIET_MS, or one heard but failing DEAF_FAILS times in a row (a
+# one-way link), is penalised.
 PARENT_FAILS = const(4)
+CONGESTED_PERMILLE = const(100)
 PARENT_QUIET_MS = const(30000)
 DEAF_FAILS = const(16)
 BEACON_MIN_MS = const(15000)
@@ -301,13 +304,17 @@ class MeshNode:
             return
         best = None
         best_cost = 255
+        calm = None
         for a in self.nbr:
             n = self.nbr[a]
             if now_ms - n[2] > ROUTE_TTL_MS or n[0] >= 255 or n[0] >= self.adv_metric:
                 continue
             cost = n[0] + link_cost(n[1], self.preset.sf)
-            if n[3] >= DEAF_FAILS or (n[3] >= PARENT_FAILS and now_ms - n[2] > PARENT_QUIET_MS):
-                cost += 8 * (n[3] // PARENT_FAILS)
+            if n[3] >= PARENT_FAILS:
+                if calm is None:
+                    calm = self.heard.permille(now_ms) < CONGESTED_PERMILLE
+                if calm or n[3] >= DEAF_FAILS or now_ms - n[2] > PARENT_QUIET_MS:
+                    cost += 8 * (n[3] // PARENT_FAILS)
             if cost < best_cost:
                 best, best_cost = a, cost
         old = self.parent
