@@ -68,9 +68,9 @@ BACKOFF_SLOT_MS = const(1500)
 # air is alive: penalising it would send its children over two hops, both in
 # the bridge's hearing, twice the airtime where it is scarcest, more
 # collisions, more failures (measured: 1,190 reroutes and the village's
-# goodput falling at 1,600 payments/h). Then only a parent gone quiet for
-# PARENT_QUIET_MS, or one heard but failing DEAF_FAILS times in a row (a
-# one-way link), is penalised.
+# goodput falling at 1,600 payments/h). Then only one heard but failing
+# DEAF_FAILS times in a row (a one-way link) is penalised. On either, a
+# parent failing PARENT_FAILS times and not heard for PARENT_QUIET_MS is gone.
 PARENT_FAILS = const(4)
 CONGESTED_PERMILLE = const(100)
 PARENT_QUIET_MS = const(30000)
@@ -311,9 +311,15 @@ class MeshNode:
                 continue
             cost = n[0] + link_cost(n[1], self.preset.sf)
             if n[3] >= PARENT_FAILS:
+                if now_ms - n[2] > PARENT_QUIET_MS:
+                    # neither acking nor heard: gone (rebooting, moved, dead). If
+                    # no one else is feasible, records go to ANY_ROUTE, where a
+                    # neighbour with an equal route takes them at once, rather
+                    # than wait for the bridge's next beacon round (20 min)
+                    continue
                 if calm is None:
                     calm = self.heard.permille(now_ms) < CONGESTED_PERMILLE
-                if calm or n[3] >= DEAF_FAILS or now_ms - n[2] > PARENT_QUIET_MS:
+                if calm or n[3] >= DEAF_FAILS:
                     cost += 8 * (n[3] // PARENT_FAILS)
             if cost < best_cost:
                 best, best_cost = a, cost

@@ -136,15 +136,17 @@ def test_route_loss_falls_back_to_any_route_and_still_delivers():
     assert v.nodes[3].parent == 5
 
 
-def test_dead_parent_with_only_an_equal_metric_neighbour_reroutes_at_the_next_beacon_round():
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_dead_parent_with_only_an_equal_metric_neighbour_is_bypassed_within_a_minute(seed):
     """3's parent (2) dies; 3 also hears 4, whose route (via 5) is as good
     as 3's was. Feasibility (a neighbour must advertise less than we did)
-    keeps 4 out until the bridge starts a new round, so the payment waits in
-    custody up to one beacon interval (20 min once the village is quiet):
-    late, never lost. Measured: 720 s with seed 3."""
-    from pen_node.mesh import BEACON_MAX_MS
+    keeps 4 from being chosen as parent until the bridge starts a new round
+    (up to 20 min once the village is quiet). But a parent neither acking
+    nor heard is dropped, so 3 offers the payment to any node with a route,
+    and 4 takes it. Measured: 18-26 s (seeds 1-4); it was 720 s when the
+    dead parent was only penalised and the payment waited for the round."""
     links = {(1, 2): (30, 0), (1, 5): (30, 0), (2, 3): (30, 0), (5, 4): (30, 0), (3, 4): (30, 0)}
-    v = Village(SF9, links, seed=3)
+    v = Village(SF9, links, seed=seed)
     v.run(40 * MIN)  # the trickle has slowed to its longest interval
     assert (v.nodes[3].parent, v.nodes[4].parent, v.nodes[3].metric, v.nodes[4].metric) == (2, 5, 8, 8)
     v.down.add(2)
@@ -152,7 +154,7 @@ def test_dead_parent_with_only_an_equal_metric_neighbour_reroutes_at_the_next_be
     ref, use = payment(5)
     assert v.submit(3, use)
     while not v.all_delivered() and v.now < t0 + 60 * MIN:
-        v.run(10000)
+        v.run(1000)
     assert v.all_delivered() == [use]
-    assert v.nodes[3].parent == 4
-    assert v.now - t0 <= BEACON_MAX_MS + 2 * MIN
+    assert v.now - t0 <= MIN
+    assert v.nodes[3].parent in (4, None)  # None: the next ones go to ANY_ROUTE too, until the round
