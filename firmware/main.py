@@ -28,6 +28,7 @@ import sys
 import time
 
 from pen_protocol.airtime import PRESETS
+from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
 from pen_node.mesh import MeshNode
 from pen_node.radio import make_radio
@@ -41,6 +42,7 @@ CONFIG = "/pen.json"
 BOARDS = "/hardware/boards/%s.json"
 JOURNAL = "/pen_journal.bin"
 JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
+DUTY = "/pen_duty.bin"  # the last hour's airtime, so a reboot does not reset the law's budget
 LINK_POLL_MS = 50  # longest a link byte waits while the radio listens
 READ_BYTES = 256
 
@@ -94,7 +96,7 @@ async def rx_task(node, modem, clock, wake):
             wake.set()
 
 
-async def tx_task(node, modem, clock, wake, emit=None):
+async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
     """Send what the node has for the air; otherwise sleep until its next
     timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
     while True:
@@ -103,6 +105,8 @@ async def tx_task(node, modem, clock, wake, emit=None):
         if frame is not None:
             await modem.send(frame)
             node.on_tx_done(clock())
+            if duty_record is not None:
+                duty_record.maybe_save(node.duty, clock())
             continue
         if emit is not None:
             emit(now)
@@ -128,15 +132,15 @@ def stdout_write(data):
         sys.stdout.buffer.write(data)
 
 
-async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write):
+async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None):
     """The node's tasks around the sans-IO core (a host test runs them over
     an async radio double)."""
     wake = asyncio.Event()
     tasks = [rx_task(node, modem, clock, wake)]
     if link is None:
-        tasks.append(tx_task(node, modem, clock, wake))
+        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record))
     else:
-        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now))))
+        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record))
         tasks.append(link_reader(link, clock, write))
     await asyncio.gather(*tasks)
 
@@ -149,7 +153,10 @@ async def run():
     modem = make_radio(board, preset)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
-    await serve(node, modem, clock, LinkService(node) if LinkService is not None else None)
+    duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
+    duty_record.restore(node.duty, clock())
+    await serve(node, modem, clock, LinkService(node) if LinkService is not None else None,
+                duty_record=duty_record)
 
 
 if __name__ == "__main__":

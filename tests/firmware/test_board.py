@@ -332,8 +332,18 @@ def test_main_tasks_carry_a_payment_from_store_to_bridge_over_async_radios():
 
     assert nodes[2].submit(use_record(1), clock())
 
+    from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
+
+    class SavesSeen(DutyRecord):
+        calls = 0
+
+        def maybe_save(self, duty, now_ms):
+            SavesSeen.calls += 1
+            return DutyRecord.maybe_save(self, duty, now_ms)
+
     async def village():
-        tasks = [asyncio.ensure_future(main.serve(nodes[a], AsyncSimRadio(radios, links, a, p), clock))
+        tasks = [asyncio.ensure_future(main.serve(nodes[a], AsyncSimRadio(radios, links, a, p), clock,
+                                                  duty_record=SavesSeen(MemStorage(RECORD_BYTES))))
                  for a in (1, 2)]
         try:
             # until the bridge has it and the store let go of it on the bridge's ack
@@ -349,6 +359,8 @@ def test_main_tasks_carry_a_payment_from_store_to_bridge_over_async_radios():
     assert nodes[2].parent == 1  # learnt from the bridge's beacon, sent by the tx task
     sent_types = [f[0] for f in radios[1].sent]
     assert F_ACK in sent_types and nodes[2].stats["acks_heard"] >= 1 and nodes[2].journal.live == {}
+    # the tx task offers the law's record a save after every frame it sent
+    assert SavesSeen.calls == nodes[1].stats["tx_frames"] + nodes[2].stats["tx_frames"]
 
 
 @pytest.mark.micropython

@@ -4,7 +4,8 @@ import pytest
 
 from pen_protocol.airtime import PRESETS
 from pen_node import duty as D
-from pen_node.journal import Journal, MemStorage
+from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
+from pen_node.journal import Journal, MemStorage, PowerCut
 from pen_node.mesh import MeshNode
 from pen_protocol import frame as F
 from medium_node import XorShift
@@ -225,3 +226,77 @@ def test_relayed_frames_count_against_the_relays_own_budget(name):
     assert worst <= limit
     if name == "eu868-sf9-1pct":
         assert n.stats["duty_blocked"] > 0 and worst >= limit * 8 // 10  # the law, not the load, held it back
+
+
+def spend_like_a_node(d, record, until_ms, t=0, frame_len=94):
+    """Frames as fast as the law allows, the record saved after each (as
+    main.tx_task does); returns the time reached."""
+    air = PRESETS["eu868-sf9"].airtime_us(frame_len)
+    while t < until_ms and d.allows(air, t):
+        d.spend(air, t)
+        record.maybe_save(d, t)
+        t += air // 1000 + 1
+    return t
+
+
+def test_a_reboot_does_not_give_a_node_a_fresh_duty_budget():
+    p = PRESETS["eu868-sf9"]
+    st = MemStorage(RECORD_BYTES)
+    d = D.DutyCycle(p.duty_permille)
+    rec = DutyRecord(st)
+    assert rec.restore(d, 0) == 0  # a new board: nothing spent
+    spend_like_a_node(d, rec, 20 * 60000)  # 20 minutes of a busy relay: the whole 360 s
+    spent = d.used_us(20 * 60000)
+    assert spent > 350 * 1000000
+    # power cut; the board's clock starts again at 0
+    d2 = D.DutyCycle(p.duty_permille)
+    got = DutyRecord(st).restore(d2, 0)
+    assert spent - d.budget_us() // 100 - p.airtime_us(94) <= got <= spent
+    assert d2.used_us(0) == got
+    # in the hour after boot it may only spend what was left of the budget (and the unsaved bit)
+    t = spend_like_a_node(d2, DutyRecord(st), 60 * 60000 - 1)
+    assert d2.used_us(t) <= d.budget_us()
+    assert d2.used_us(t) - got < 360 * 1000000 - spent + d.budget_us() // 100 + p.airtime_us(94)
+
+
+def test_the_duty_record_is_written_rarely_and_not_at_all_without_a_duty_limit():
+    p = PRESETS["eu868-sf9"]
+    st = MemStorage(RECORD_BYTES)
+    d = D.DutyCycle(p.duty_permille)
+    rec = DutyRecord(st)
+    rec.restore(d, 0)
+    spend_like_a_node(d, rec, 20 * 60000)
+    assert 90 <= st.writes <= 110  # a hundredth of the budget each, not one per frame (~680 frames)
+    us = PRESETS["us915-sf9"]
+    st2 = MemStorage(RECORD_BYTES)
+    d2 = D.DutyCycle(us.duty_permille, us.dwell_ms)
+    rec2 = DutyRecord(st2)
+    for t in range(0, 600000, 1000):
+        d2.spend(100000, t)
+        rec2.maybe_save(d2, t)
+    assert st2.writes == 0
+
+
+def test_a_torn_duty_record_write_keeps_the_other_slot():
+    p = PRESETS["eu868-sf9"]
+    st = MemStorage(RECORD_BYTES)
+    d = D.DutyCycle(p.duty_permille)
+    rec = DutyRecord(st)
+    rec.restore(d, 0)
+    spend_like_a_node(d, rec, 5 * 60000)
+    before = rec.saved
+    st.cut_after = 5  # the next save is cut mid-slot
+    with pytest.raises(PowerCut):
+        spend_like_a_node(d, rec, 10 * 60000, t=5 * 60000 + 1)
+    got = DutyRecord(st).restore(D.DutyCycle(p.duty_permille), 0)
+    assert got == before
+
+
+def test_an_unreadable_duty_record_charges_the_whole_budget():
+    p = PRESETS["eu868-sf9"]
+    st = MemStorage(RECORD_BYTES)
+    st.write(0, b"\x00\x01" * 12)  # neither slot checks out: the law comes first
+    d = D.DutyCycle(p.duty_permille)
+    assert DutyRecord(st).restore(d, 0) == d.budget_us()
+    assert not d.allows(p.airtime_us(94), 0)
+    assert d.allows(p.airtime_us(94), 61 * 60000)
