@@ -239,12 +239,18 @@ def spend_like_a_node(d, record, until_ms, t=0, frame_len=94):
     return t
 
 
-def test_a_reboot_does_not_give_a_node_a_fresh_duty_budget():
-    p = PRESETS["eu868-sf9"]
+def booted(preset_name="eu868-sf9"):
+    """A node's law and its record, freshly booted on blank storage."""
+    p = PRESETS[preset_name]
     st = MemStorage(RECORD_BYTES)
-    d = D.DutyCycle(p.duty_permille)
+    d = D.DutyCycle(p.duty_permille, p.dwell_ms)
     rec = DutyRecord(st)
-    assert rec.restore(d, 0) == 0  # a new board: nothing spent
+    assert rec.restore(d, 0) == 0  # nothing spent yet
+    return p, st, d, rec
+
+
+def test_a_reboot_does_not_give_a_node_a_fresh_duty_budget():
+    p, st, d, rec = booted()
     spend_like_a_node(d, rec, 20 * 60000)  # 20 minutes of a busy relay: the whole 360 s
     spent = d.used_us(20 * 60000)
     assert spent > 350 * 1000000
@@ -260,17 +266,10 @@ def test_a_reboot_does_not_give_a_node_a_fresh_duty_budget():
 
 
 def test_the_duty_record_is_written_rarely_and_not_at_all_without_a_duty_limit():
-    p = PRESETS["eu868-sf9"]
-    st = MemStorage(RECORD_BYTES)
-    d = D.DutyCycle(p.duty_permille)
-    rec = DutyRecord(st)
-    rec.restore(d, 0)
+    p, st, d, rec = booted()
     spend_like_a_node(d, rec, 20 * 60000)
     assert 90 <= st.writes <= 110  # a hundredth of the budget each, not one per frame (~680 frames)
-    us = PRESETS["us915-sf9"]
-    st2 = MemStorage(RECORD_BYTES)
-    d2 = D.DutyCycle(us.duty_permille, us.dwell_ms)
-    rec2 = DutyRecord(st2)
+    _, st2, d2, rec2 = booted("us915-sf9")
     for t in range(0, 600000, 1000):
         d2.spend(100000, t)
         rec2.maybe_save(d2, t)
@@ -278,11 +277,7 @@ def test_the_duty_record_is_written_rarely_and_not_at_all_without_a_duty_limit()
 
 
 def test_a_torn_duty_record_write_keeps_the_other_slot():
-    p = PRESETS["eu868-sf9"]
-    st = MemStorage(RECORD_BYTES)
-    d = D.DutyCycle(p.duty_permille)
-    rec = DutyRecord(st)
-    rec.restore(d, 0)
+    p, st, d, rec = booted()
     spend_like_a_node(d, rec, 5 * 60000)
     before = rec.saved
     st.cut_after = 5  # the next save is cut mid-slot
