@@ -11,8 +11,11 @@ broadcasts from bridges, so routing is built for that instead of flooding:
 - Uplink goes hop by hop: a node sends a record to its parent, which journals
   it, then acks (T_ACK with the 4-byte frame id; several ids per ack). The
   sender deletes it only then. No ack: retries with random backoff; repeated
-  failures penalise the parent and re-route; with no route at all the record
-  is offered to any node with a route (dst ANY_ROUTE), which takes custody.
+  failures re-route away from a parent that is gone, deaf to us, or losing
+  frames on a calm channel (not from one that is merely busy); with no route
+  at all the record is offered to any node with a route (dst ANY_ROUTE),
+  which takes custody. Neighbours keep quiet through the ack of a frame
+  they overheard.
 - Receipts (ACCOUNTED) go back down the path the payment came up: each relay
   remembers which child handed it the payment's token, hop by hop with acks;
   a relay that lost that memory keeps the receipt (the store can ask), and a
