@@ -137,7 +137,7 @@ class _Deferred(Exception):
 class _Pending:
     __slots__ = ("rid", "frame_body", "type", "origin", "tries", "due_ms", "fid", "via", "waiting_until", "to")
 
-    def __init__(self, rid, rtype, body, origin, due_ms):
+    def __init__(self, rid, rtype, body, origin, due_ms, to=None):
         self.rid = rid
         self.type = rtype
         self.frame_body = body  # record without its type byte
@@ -150,7 +150,7 @@ class _Pending:
         # a receipt: the child it goes down to, fixed when it is taken (the
         # path memory is a ring, and a receipt held back under load can
         # outlive its entry there; then it would be flooded to everyone)
-        self.to = None
+        self.to = to
 
 
 class MeshNode:
@@ -542,13 +542,13 @@ class MeshNode:
         # child on record (we are the origin and already have it, or forgot
         # the path) it stops here: a flood of every receipt would cost the
         # whole mesh more than the store gains (it can ask: link SPENT)
-        if ref is None or ref not in self.rev:
+        child = self.rev.get(ref) if ref is not None else None
+        if child is None:
             self._queue_ack(fid, hdr.src, now_ms)
             return
         if len(self.pending) < self.journal.max_live:
-            p = _Pending(rid, record[0], record[1:], hdr.origin, now_ms + self.rng.getrandbits(16) % TX_JITTER_MS)
-            p.to = self.rev.get(ref)
-            self.pending[rid] = p
+            self.pending[rid] = _Pending(rid, record[0], record[1:], hdr.origin,
+                                         now_ms + self.rng.getrandbits(16) % TX_JITTER_MS, child)
             self.came_from[rid] = hdr.src  # so a late retry from it is a duplicate
             self._queue_ack(fid, hdr.src, now_ms)
 
@@ -599,9 +599,7 @@ class MeshNode:
                 # has it, so the bridge node's small journal stays for payments
                 rid = self._rid(record)
                 if rid not in self.pending:
-                    p = _Pending(rid, record[0], record[1:], self.addr, now_ms)
-                    p.to = child
-                    self.pending[rid] = p
+                    self.pending[rid] = _Pending(rid, record[0], record[1:], self.addr, now_ms, child)
                 return True
         self.group = (self.group + 1) & 255
         for f in F.fragment(record, self.addr, BROADCAST, self.addr, self.group, self.hop_limit):
