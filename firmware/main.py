@@ -104,9 +104,10 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
         frame = node.next_tx(now)
         if frame is not None:
             await modem.send(frame)
-            node.on_tx_done(clock())
+            done = clock()
+            node.on_tx_done(done)
             if duty_record is not None:
-                duty_record.maybe_save(node.duty, clock())
+                duty_record.maybe_save(node.duty, done)
             continue
         if emit is not None:
             emit(now)

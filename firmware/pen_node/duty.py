@@ -119,4 +119,3 @@ class ChannelLoad(Window):
 
     def permille(self, now_ms):
         return self.total(now_ms) // (_LOAD_BUCKETS * _LOAD_BUCKET_MS)
-

@@ -1,6 +1,6 @@
-"""The duty-cycle budget across reboots (duty.DutyRecord's home is its own
-module: only a board's main loads it, and a node under a 64 KB heap has no
-room for code it does not run)."""
+"""The duty-cycle budget across reboots. A module of its own, not part of
+duty.py: only a board's main loads it, and a node under a 64 KB heap has no
+room for code it does not run."""
 
 try:
     from micropython import const
