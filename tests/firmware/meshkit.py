@@ -165,3 +165,10 @@ def line(n, snr_x4=20, loss=0):
     for a in range(1, n):
         links[(a, a + 1)] = (snr_x4, loss)
     return links
+
+
+def beacon(src, seq, metric, parent=0):
+    """A route advertisement from src: beacon sequence, its metric, the low
+    byte of its parent."""
+    from pen_protocol import frame as F
+    return F.pack(F.Header(F.T_BEACON, src, 0xFFFF, src, 0, 0), bytes((seq >> 8, seq & 255, metric, parent)))

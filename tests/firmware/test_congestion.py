@@ -9,14 +9,10 @@ from pen_protocol.airtime import PRESETS
 from pen_node.mesh import MeshNode, DEAF_FAILS, PARENT_FAILS, PARENT_QUIET_MS
 from pen_node.journal import Journal, MemStorage
 from medium_node import XorShift
-from meshkit import Village, use_record, accounted_record, line
+from meshkit import Village, use_record, accounted_record, line, beacon
 
 SF9 = PRESETS["eu868-sf9"]
 MIN = 60000
-
-
-def beacon(src, seq, metric):
-    return F.pack(F.Header(F.T_BEACON, src, 0xFFFF, src, 0, 0), bytes((seq >> 8, seq & 255, metric, 0)))
 
 
 def node_with_two_parents(addr=9):

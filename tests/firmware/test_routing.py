@@ -13,7 +13,7 @@ from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode, BROADCAST, link_cost
 from pen_node.spent import USED, ACCOUNTED, UNKNOWN
 from medium_node import XorShift
-from meshkit import Village, line
+from meshkit import Village, line, beacon
 
 SF9 = PRESETS["eu868-sf9"]
 MIN = 60000
@@ -30,10 +30,6 @@ def payment(i):
 def receipt(use_record, t=1700000000):
     u = R.parse(use_record)
     return B.accounted(NODE, u.fields[0], u.id, t).raw
-
-
-def beacon(src, seq, metric, parent=0):
-    return F.pack(F.Header(F.T_BEACON, src, BROADCAST, src, 0, 0), bytes((seq >> 8, seq & 255, metric, parent)))
 
 
 def test_parent_is_the_neighbour_with_lowest_metric_plus_link_cost():
