@@ -87,9 +87,9 @@ def main(argv):
         elif kind == 0x44:  # D
             node.on_tx_done(now)
         elif kind == 0x53:  # S
-            node.submit(msg[10:], now)
+            sock.sendto(b"B" + (b"\x01" if node.submit(msg[10:], now) else b"\x00"), medium)
         elif kind == 0x41:  # A
-            node.broadcast(msg[10:], now)
+            sock.sendto(b"B" + (b"\x01" if node.broadcast(msg[10:], now) else b"\x00"), medium)
         f = node.next_tx(now)
         if f is not None:
             sock.sendto(b"T" + f, medium)

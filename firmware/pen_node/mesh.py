@@ -18,8 +18,8 @@ broadcasts from bridges, so routing is built for that instead of flooding:
   they overheard.
 - Receipts (ACCOUNTED) go back down the path the payment came up: each relay
   remembers which child handed it the payment's token, hop by hop with acks;
-  a relay that lost that memory keeps the receipt (the store can ask), and a
-  bridge that never saw the payment floods it.
+  a node that lost that memory keeps the receipt (the store can ask SPENT);
+  a receipt is never flooded.
 - Other downlink (openings, publications, digests) is managed flooding:
   duplicate suppression and a contention window scaled by SNR (far nodes,
   with low SNR, relay first), cancelled when a neighbour is heard relaying.
@@ -589,7 +589,13 @@ class MeshNode:
 
     def broadcast(self, record, now_ms):
         """Bridge: send a record into the mesh. Receipts go back along the
-        payment's path (custody); everything else by managed flooding."""
+        payment's path (custody), never flooded; everything else by managed
+        flooding.
+        False, and nothing queued, while the flood or custody queue is full:
+        the air (duty cycle) is slower than the PC, which keeps the record
+        and offers it again, instead of the node's heap filling up."""
+        if len(self.floods) >= MAX_FLOODS or len(self.pending) >= self.journal.max_live:
+            return False
         record = bytes(record)
         if record[0] == _ACCOUNTED:
             ref = self._token_ref(record)
@@ -601,6 +607,13 @@ class MeshNode:
                 if rid not in self.pending:
                     self.pending[rid] = _Pending(rid, record[0], record[1:], self.addr, now_ms, child)
                 return True
+            # no path on record (forgotten while the PC held the receipt back
+            # under load, or lost in a reboot): a flood would cost every node
+            # airtime for one store (hundreds of them after a busy hour, in a
+            # storm that took the village's air), so it stops here, like a
+            # relay's: the PC and the CTB keep it, the store can ask SPENT
+            self.stats["receipts_dropped"] += 1
+            return True
         self.group = (self.group + 1) & 255
         for f in F.fragment(record, self.addr, BROADCAST, self.addr, self.group, self.hop_limit):
             self._remember(F.frame_id(f))

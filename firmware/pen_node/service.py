@@ -40,7 +40,6 @@ from pen_protocol import cbor
 from pen_protocol import link as L
 
 from . import VERSION
-from .mesh import MAX_FLOODS
 
 _REF_LEN = const(8)
 _ID_LEN = const(16)
@@ -142,15 +141,12 @@ class LinkService:
         if k == L.DOWNLINK:
             if len(p) < _MIN_RECORD:
                 return self._err(f, L.E_BAD_PAYLOAD, "not a record")
-            if len(self.node.floods) >= MAX_FLOODS or len(self.node.pending) >= self.node.journal.max_live:
-                # the air is slower than the PC (duty cycle): refuse, and the
-                # PC keeps the record and tries again, instead of the node's
-                # queues growing until the heap runs out
-                return self._err(f, L.E_REFUSED, "downlink queue full")
             try:
-                self.node.broadcast(p, now_ms)
+                queued = self.node.broadcast(p, now_ms)
             except ValueError:  # too many fragments for the mesh header
                 return self._err(f, L.E_BAD_PAYLOAD, "too large for the mesh")
+            if not queued:  # the PC keeps it and offers it again
+                return self._err(f, L.E_REFUSED, "downlink queue full")
             self.stats["link_downlinks"] += 1
             return self._ok(f, b"")
         if k == L.PENDING:

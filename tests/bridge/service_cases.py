@@ -2,6 +2,7 @@
 under MicroPython (the same file, imported there). Each case gets a fresh
 node and service and returns None when it holds, else what went wrong."""
 from pen_protocol import cbor
+from pen_protocol import frame as F
 from pen_protocol import link as L
 from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, MemStorage
@@ -28,6 +29,11 @@ def use(ref=REF):
 
 def receipt(ref=REF):
     return bytes([11]) + cbor.dumps([ref, bytes(16), b"\x01\x02\x03\x04", 1795000000]) + bytes(64)
+
+
+def publication(i=0):
+    # flooded downlink (a receipt goes only down its payment's path)
+    return bytes([12]) + cbor.dumps([b"\x00\x00\x00\x01", "notice %d" % i]) + bytes(64)
 
 
 def fresh(bridge=True):
@@ -131,20 +137,44 @@ def case_delivered_ack_with_a_short_id_is_bad_payload():
 
 def case_downlink_goes_on_air():
     node, svc = fresh()
-    out = answer(svc, L.DOWNLINK, receipt())
+    out = answer(svc, L.DOWNLINK, publication())
     if out[0].kind != L.DOWNLINK | L.RESPONSE:
         return repr(out)
     f = node.next_tx(5000)
     return None if f is not None and svc.stats["link_downlinks"] == 1 else "nothing to send"
 
 
+def case_downlink_receipt_goes_down_its_payments_path():
+    node, svc = fresh()
+    node.rev.put(REF, 7)  # the payment came up from node 7
+    out = answer(svc, L.DOWNLINK, receipt())
+    if out[0].kind != L.DOWNLINK | L.RESPONSE:
+        return repr(out)
+    f = node.next_tx(5000)
+    if f is None:
+        return "nothing to send"
+    hdr, _ = F.parse(f)
+    return None if hdr.dst == 7 and hdr.type == 11 else "sent to %d" % hdr.dst
+
+
+def case_downlink_receipt_without_a_path_is_kept_off_the_air():
+    node, svc = fresh()
+    out = answer(svc, L.DOWNLINK, receipt())  # accepted: the PC may mark it sent
+    if out[0].kind != L.DOWNLINK | L.RESPONSE:
+        return repr(out)
+    f = node.next_tx(5000)  # (a bridge's first beacon may be due)
+    if f is not None and F.parse(f)[0].type != F.T_BEACON:
+        return "sent %r" % f
+    return None if not node.floods and not node.pending and node.stats["receipts_dropped"] == 1 else "kept"
+
+
 def case_downlink_is_refused_while_the_air_is_behind():
     node, svc = fresh()
     from pen_node.mesh import MAX_FLOODS
     for i in range(MAX_FLOODS):
-        if answer(svc, L.DOWNLINK, receipt(b"\x00\x00\x00\x02\x00\x00\x00" + bytes((i,))))[0].kind == L.ERROR:
+        if answer(svc, L.DOWNLINK, publication(i))[0].kind == L.ERROR:
             return "refused early at %d" % i
-    return expect_error(svc, node, L.encode(L.DOWNLINK, 1, receipt()), L.E_REFUSED)
+    return expect_error(svc, node, L.encode(L.DOWNLINK, 1, publication(99)), L.E_REFUSED)
 
 
 def case_pending_sends_every_unacked_record_again():

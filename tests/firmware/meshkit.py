@@ -159,6 +159,12 @@ def accounted_record(i):
     return bytes([11]) + cbor.dumps([ref, bytes(16), b"\x01\x02\x03\x04", 1700000000]) + bytes(64)
 
 
+def publication_record(i):
+    """A publication (flooded downlink, unlike a receipt)."""
+    from pen_protocol import cbor
+    return bytes([12]) + cbor.dumps([b"\x00\x00\x00\x01", "notice %d" % i]) + bytes(64)
+
+
 def line(n, snr_x4=20, loss=0):
     """1 - 2 - ... - n, each only hearing its neighbours."""
     links = {}

@@ -6,10 +6,10 @@ import pytest
 
 from pen_protocol import frame as F
 from pen_protocol.airtime import PRESETS
-from pen_node.mesh import MeshNode, ANY_ROUTE, BROADCAST, link_cost
+from pen_node.mesh import MeshNode, ANY_ROUTE, BROADCAST, MAX_FLOODS, link_cost
 from pen_node.journal import Journal, MemStorage
 from medium_node import XorShift
-from meshkit import Village, use_record, accounted_record, line
+from meshkit import Village, use_record, accounted_record, publication_record, line
 
 SF9 = PRESETS["eu868-sf9"]
 MIN = 60000
@@ -183,12 +183,12 @@ def test_bridge_power_cut_redelivers_and_the_pc_dedups_by_record_id():
 
 def test_broadcast_floods_each_node_relays_at_most_once_and_hop_limit_bounds_it():
     v = Village(SF9, line(10))
-    rec = accounted_record(77)
-    v.nodes[1].broadcast(rec, v.now)
+    rec = publication_record(77)
+    assert v.nodes[1].broadcast(rec, v.now)
     v.run(5 * MIN)
-    spent = [a for a in range(2, 11) if 77 .to_bytes(4, "big") and v.nodes[a].spent.lookup(rec[3:11])]
+    got = [a for a in range(2, 11) if ("broadcast", rec) in v.events.get(a, [])]
     # hop limit 7: the bridge's frame plus 7 relays reach 8 hops, node 10 is 9 hops away
-    assert spent == list(range(2, 10))
+    assert got == list(range(2, 10))
     for a in range(2, 11):
         assert v.nodes[a].stats["floods_relayed"] <= 1
 
@@ -198,7 +198,7 @@ def test_flood_relay_is_cancelled_when_a_neighbour_relays_first():
     links = {(1, 2): (0, 0), (1, 3): (30, 0), (2, 3): (30, 0), (2, 4): (30, 0), (3, 4): (30, 0)}
     v = Village(SF9, links)
     v.run(2 * MIN)
-    v.nodes[1].broadcast(accounted_record(5), v.now)
+    assert v.nodes[1].broadcast(publication_record(5), v.now)
     v.run(2 * MIN)
     relayed = v.nodes[2].stats["floods_relayed"] + v.nodes[3].stats["floods_relayed"]
     assert relayed == 1  # 2 (weaker SNR: farther) goes first, 3 hears it and stays quiet
@@ -219,6 +219,34 @@ def test_receipt_comes_back_to_the_origin_and_fills_the_spent_set():
     assert ("receipt", ref) in v.events.get(4, [])
     for a in (2, 3, 4):
         assert v.nodes[a].spent.lookup(ref) == 2  # accounted
+
+
+def test_a_receipt_without_a_path_is_never_flooded():
+    # the bridge never carried this payment (or forgot its path while the PC
+    # held the receipt back under load): one store's receipt must not cost
+    # every node airtime; the PC and the CTB keep it, the store can ask
+    v = Village(SF9, line(4))
+    v.run(2 * MIN)
+    receipt = accounted_record(9)
+    assert v.nodes[1].broadcast(receipt, v.now)
+    v.run(5 * MIN)
+    for a in (2, 3, 4):  # nobody heard it, nobody relayed anything
+        assert not v.nodes[a].spent.lookup(receipt[3:11])
+        assert v.nodes[a].stats["floods_relayed"] == 0
+    assert v.nodes[1].stats["receipts_dropped"] == 1
+    assert not v.nodes[1].pending and not v.nodes[1].floods
+
+
+def test_the_bridge_refuses_downlink_while_its_queues_are_full():
+    v = Village(SF9, line(3))
+    v.run(2 * MIN)
+    bridge = v.nodes[1]
+    for i in range(MAX_FLOODS):
+        assert bridge.broadcast(publication_record(i), v.now)
+    assert not bridge.broadcast(publication_record(99), v.now)  # the PC keeps it and offers it again
+    assert len(bridge.floods) == MAX_FLOODS
+    v.run(2 * MIN)  # the floods go out
+    assert bridge.broadcast(publication_record(99), v.now)
 
 
 def test_bad_frames_are_counted_and_change_nothing():

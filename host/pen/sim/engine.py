@@ -12,6 +12,7 @@ from pen.sim.medium import Medium
 
 DEADLINE_S = 120  # a payment counts as delivered when it reaches a bridge within this
 UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes down
+DOWNLINK_RETRY_MS = 500  # the bridge PC offers a refused DOWNLINK again after this (pen.bridge)
 
 
 def rid_of(record):
@@ -93,6 +94,10 @@ class Run:
         else:
             self.uses, self.receipt_of = Payments.make(max(len(arrivals), 1))
         self.on_bridge = on_bridge
+        # the bridge PC's downlink queue: what its bridge node refused for
+        # now (its queues are full while the duty cycle holds the air back)
+        self.downlink = {b: [] for b in topo.bridges}
+        self.downlink_retry = {b: False for b in topo.bridges}
         for k, (tms, node) in enumerate(arrivals):
             self._push(tms * 1000, 2, node, self.uses[k])
         self.offered = len(arrivals)
@@ -147,12 +152,26 @@ class Run:
                 else:
                     self.refused += 1
             elif kind == 3:  # a receipt from the CTB comes down at a bridge
-                node.broadcast(data, ms)
+                self.downlink[i].append(data)
+                self._offer_downlink(i, t_us)
+            elif kind == 5:  # the bridge PC offers what its node refused again
+                self.downlink_retry[i] = False
+                self._offer_downlink(i, t_us)
             elif kind == 4:  # the bridge PC's periodic upload
                 for receipt in self.on_bridge([], ms):
                     self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, receipt)
             self._service(i, t_us)
         return self.metrics()
+
+    def _offer_downlink(self, i, t_us):
+        """The bridge PC hands its node the receipts it holds, oldest first,
+        until the node refuses one; then it tries again DOWNLINK_RETRY_MS later."""
+        q = self.downlink[i]
+        while q and self.nodes[i].broadcast(q[0], t_us // 1000):
+            q.pop(0)
+        if q and not self.downlink_retry[i]:
+            self.downlink_retry[i] = True
+            self._push(t_us + DOWNLINK_RETRY_MS * 1000, 5, i, None)
 
     def _service(self, i, t_us):
         node = self.nodes[i]

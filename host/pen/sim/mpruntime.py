@@ -50,6 +50,7 @@ class RemoteNode:
         self.events = []
         self.wake = 0
         self.last_ms = -1
+        self.answer = None
         self.stats = {"tx_frames": 0, "tx_airtime_us": 0, "frames_handled": 0}
         self.preset = None
 
@@ -71,10 +72,12 @@ class RemoteNode:
                 self.delivered.append(data[1:])
             elif k == b"E":
                 self.events.append(("receipt", data[2:]))
+            elif k == b"B":  # what submit / broadcast returned
+                self.answer = data[1] == 1
 
     def submit(self, record, now_ms):
         self._call(0x53, now_ms, bytes(record))
-        return True
+        return self.answer
 
     def on_frame(self, frame, rssi, snr_x4, now_ms):
         self.stats["frames_handled"] += 1
@@ -85,7 +88,7 @@ class RemoteNode:
 
     def broadcast(self, record, now_ms):
         self._call(0x41, now_ms, bytes(record))
-        return True
+        return self.answer
 
     def next_tx(self, now_ms):
         if not self.txq and now_ms != self.last_ms:
