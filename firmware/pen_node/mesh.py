@@ -149,7 +149,7 @@ class _Pending:
         self.waiting_until = 0
         # a receipt: the child it goes down to, fixed when it is taken (the
         # path memory is a ring, and a receipt held back under load can
-        # outlive its entry there; then it would be flooded to everyone)
+        # outlive its entry there)
         self.to = to
 
 
@@ -624,7 +624,7 @@ class MeshNode:
 
     def _next_hop(self, p):
         if p.type == _ACCOUNTED:
-            return p.to if p.to is not None else BROADCAST
+            return p.to  # fixed when the receipt was taken; receipts are never flooded
         if self.parent is not None:
             return self.parent
         return ANY_ROUTE
@@ -770,7 +770,7 @@ class MeshNode:
 
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)
-        group = self._companions(p, dst, now_ms) if dst != BROADCAST else None
+        group = self._companions(p, dst, now_ms)
         if group is not None:
             frame = self._bundle_frame(group, dst)
         else:
@@ -780,12 +780,6 @@ class MeshNode:
         if f is None:
             p.due_ms = now_ms + 5000
             return None
-        if dst == BROADCAST:
-            # a receipt whose path back is forgotten: flood it, custody ends here
-            self._remember(F.frame_id(frame))
-            del self.pending[p.rid]
-            self.journal.delete(p.rid)
-            return f
         fid = F.frame_id(frame)
         waiting_until = now_ms + self.preset.airtime_us(len(frame)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
             ACK_MARGIN_MS
