@@ -30,7 +30,7 @@ import time
 from pen_protocol.airtime import PRESETS
 from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
-from pen_node.mesh import MeshNode
+from pen_node.mesh import MeshNode, custody_room
 from pen_node.radio import make_radio
 
 try:
@@ -154,6 +154,8 @@ async def run():
     modem = make_radio(board, preset)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    gc.collect()
+    journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
     duty_record.restore(node.duty, clock())
     await serve(node, modem, clock, LinkService(node) if LinkService is not None else None,

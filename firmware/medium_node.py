@@ -22,7 +22,7 @@ import sys
 
 from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, FileStorage
-from pen_node.mesh import MeshNode
+from pen_node.mesh import MeshNode, custody_room
 
 
 class XorShift:
@@ -66,6 +66,8 @@ def main(argv):
     node = MeshNode(addr, preset, Journal(FileStorage(path, 16384)), XorShift(addr), is_bridge=bridge,
                     channel_busy=lambda now_ms: state["busy"], dedup=32, reverse=64,
                     spent_capacity=128)
+    gc.collect()
+    node.journal.max_live = custody_room(gc.mem_free(), node.journal.max_live)
     medium = socket.getaddrinfo("127.0.0.1", port)[0][-1]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.sendto(b"H" + bytes((addr >> 8, addr & 255)), medium)

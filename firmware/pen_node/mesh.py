@@ -111,6 +111,23 @@ def link_cost(snr_x4, sf):
     return 16
 
 
+# Heap that one record in custody holds: the journal's copy and its index
+# entry, the pending state (486 B measured under the unix port; ~half on an
+# ESP32's 32-bit objects). And heap kept free for what a node allocates in
+# passing: a received frame and its parse, a bundle being built, a receive
+# buffer, a journal compaction.
+CUSTODY_RECORD_HEAP = const(520)
+HEAP_RESERVE = const(12288)
+
+
+def custody_room(free_heap, most):
+    """How many records a node may take into custody with free_heap bytes
+    left after boot (at most `most`, the journal's own bound): past that it
+    refuses new work, the overflow policy, rather than run out of memory
+    with payments it has acknowledged (a MemoryError is a reboot loop)."""
+    return max(2, min(most, (free_heap - HEAP_RESERVE) // CUSTODY_RECORD_HEAP))
+
+
 LBT_MIN_MS = const(60)
 MAX_ACK_IDS = const(8)
 # tries per hop for a receipt (not journaled; the bridge PC and the CTB keep

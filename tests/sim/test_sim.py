@@ -134,6 +134,26 @@ def test_real_firmware_processes_deliver_payments_end_to_end():
     assert m["node_errors"] == []
 
 
+@pytest.mark.micropython
+def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_heap():
+    # the 1 % sub-band carries a tenth of the 10 % one: at 400 payments/h the
+    # relays' custody fills. Before custody was sized to the heap left after
+    # boot, a 64 KB node died here of a MemoryError with payments in custody
+    from pen.sim import mpruntime
+    m = mpruntime.run(nodes=10, load=400, minutes=30, preset="eu868-sf9-1pct", seed=3, heap="64k")
+    assert m["node_errors"] == []
+    assert m["refused"] > 0  # the stores were told, and keep those payments
+    assert m["accepted"] + m["refused"] == m["offered"]
+    assert 0 < m["delivered"] <= m["accepted"]
+
+
+def test_custody_is_sized_to_the_heap_left_after_boot():
+    from pen_node.mesh import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
+    assert custody_room(200000, 48) == 48  # a board's ~100 KB and more: the journal's bound
+    assert custody_room(HEAP_RESERVE + 10 * CUSTODY_RECORD_HEAP, 48) == 10
+    assert custody_room(HEAP_RESERVE // 2, 48) == 2  # never zero: a node that can take nothing relays nothing
+
+
 def test_earlier_frame_ending_during_later_preamble_does_not_hurt_it():
     # Meshtasticator's timing rule: only overlap in the later frame's critical
     # section (from LOCK_SYMBOLS before its preamble ends) counts against it
