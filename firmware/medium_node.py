@@ -14,6 +14,7 @@ busy = 1 when channel activity detection would report a frame on air):
     Q                           quit
 Node -> medium, after every message: any of
     T frame  (transmit)   V record (bridge: delivered)   E 1 ref (receipt at origin)
+    B 1|0    (after S or A: taken, or refused: journal or queues full)
 and then exactly one  W wakeup (8 bytes).
 """
 import gc
