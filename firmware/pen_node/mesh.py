@@ -79,6 +79,13 @@ CONGESTED_PERMILLE = const(100)
 PARENT_QUIET_MS = const(30000)
 DEAF_FAILS = const(16)
 BEACON_MIN_MS = const(15000)
+# A node with no route that hears a neighbour offer a record to ANY_ROUTE
+# asks for routes itself, at most this often: it sends a beacon with metric
+# 255 and any neighbour with a route (a bridge too) answers with its own
+# beacon soon, instead of the routeless pair waiting for the bridge's next
+# round (up to BEACON_MAX_MS; a rebooted relay and its rebooted child once
+# waited 90 min when the round's beacons were lost)
+SOLICIT_MS = const(60000)
 BEACON_MAX_MS = const(1200000)
 ROUTE_TTL_MS = const(3600000)  # a neighbour not heard for an hour is forgotten
 DEDUP = const(128)  # frame ids remembered (duplicate suppression)
@@ -196,8 +203,9 @@ class MeshNode:
         self.beacon_sent_seq = -1
         self.beacon_due = 0 if is_bridge else -1
         self.beacon_interval = BEACON_MIN_MS
+        self.solicit_after = 0
         self.pending = {}  # rid -> _Pending (custody, waiting to go on)
-        self.came_from = {}  # rid -> neighbour that handed it to us (for handled)
+        self.came_from = {}  # receipt rid -> neighbour that handed it to us (for handled)
         self.by_fid = {}  # frame id -> [rid, ...] it carried (several for a bundle), for acks
         self.acks = []  # frame ids to ack, sent together
         self.ack_due = -1
@@ -206,10 +214,13 @@ class MeshNode:
         # bounded memories, fixed size from boot (ring.IdRing)
         self.seen = IdRing(dedup, F.FRAME_ID_LEN)  # broadcast frame ids heard
         self.dedup = dedup
-        # records taken and passed on, with the neighbour that handed them to
-        # us: a late retry from that neighbour (our ack was lost) is acked, not
-        # taken again; the same record from anyone else (a transient routing
-        # loop after a reboot) is taken again, never acked and dropped
+        # receipts taken and passed on, with the neighbour that handed them
+        # to us: a late retry from it (our ack was lost) is acked, not taken
+        # again. Not payments: a payment we no longer hold is taken again
+        # whoever offers it (at least once; the bridge drops the duplicate),
+        # because a retry whose ack was lost and the same record come back
+        # round a routing loop look alike, and dropping the second lost
+        # payments (seen in overloaded villages with loops through ANY_ROUTE)
         self.handled = IdRing(dedup, 16, 2)
         self.rev = IdRing(reverse, 8, 2)  # token ref -> child that handed us the payment
         self.originated = IdRing(reverse, 8)  # token refs of payments submitted here, for receipts
@@ -231,7 +242,7 @@ class MeshNode:
                       "acks_sent": 0, "acks_heard": 0, "retries": 0, "refused": 0, "duty_blocked": 0,
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
                       "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
-                      "floods_dropped": 0, "bundled": 0}
+                      "floods_dropped": 0, "bundled": 0, "implicit_acks": 0}
         self._recover()
 
     # -- custody --------------------------------------------------------------
@@ -366,6 +377,10 @@ class MeshNode:
         else:
             n[0] = metric  # (on_frame has already smoothed its SNR and heard time)
             n[2] = now_ms
+        if payload[2] == 255 and (self.is_bridge or self.metric < 255) and \
+                (self.beacon_due < 0 or self.beacon_due > now_ms + 3000):
+            # a routeless neighbour asks for routes (SOLICIT_MS): answer soon
+            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
         if self.is_bridge:
             return
         before = self.metric
@@ -435,8 +450,8 @@ class MeshNode:
         if self.inflight == rid:
             self.inflight = None
         self.journal.delete(rid)
-        came = self.came_from.pop(rid, 0xFFFF)
-        if came != by:  # handed back where it came from (a loop): not handled
+        came = self.came_from.pop(rid, None)
+        if came is not None and came != by:  # a receipt handed back where it came from: not handled
             self.handled.put(rid, came)
         n = self.nbr.get(by)
         if n is not None:
@@ -463,6 +478,10 @@ class MeshNode:
             # the sender has no route (rebooted, or new): advertise ours soon
             # rather than leave it offering to anyone until the next round
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+        elif hdr.dst == ANY_ROUTE and self.parent is None and not self.is_bridge and now_ms >= self.solicit_after:
+            # neither of us has a route: ask our other neighbours (SOLICIT_MS)
+            self.solicit_after = now_ms + SOLICIT_MS
+            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
         if hdr.dst == BROADCAST:
             self._on_broadcast(frame, fid, hdr, payload, snr_x4, now_ms)
             return
@@ -478,6 +497,7 @@ class MeshNode:
             return
         record = F.record_of(hdr, payload)
         self._observe(record, hdr, now_ms)
+        self._passed_on(record, hdr.src)
         if not for_us:
             return
         if record[0] == _ACCOUNTED:
@@ -493,17 +513,16 @@ class MeshNode:
 
     def _take_in(self, record, origin, src, now_ms):
         """Custody of an uplink record a neighbour handed us: True once it is
-        held (now, or already: then our earlier ack was lost)."""
+        held (now, or already: a copy is still in our custody, or, at a
+        bridge, delivered). One we handled before and passed on is taken
+        again (see handled)."""
         rid = self._rid(record)
-        if rid in self.pending or rid in self.delivered_ids or self.handled.get(rid) == src or \
-                (self.is_bridge and rid in self.journal.live):
+        if rid in self.pending or rid in self.delivered_ids or (self.is_bridge and rid in self.journal.live):
             self.stats["dup_dropped"] += 1
             return True
         if not self._take(rid, record, origin, now_ms):
             return False
         self.stats["custody_in"] += 1
-        if not self.is_bridge:
-            self.came_from[rid] = src
         ref = self._token_ref(record)
         if ref is not None and record[0] == _USE:
             self._remember_child(ref, src)
@@ -529,6 +548,7 @@ class MeshNode:
         held = True
         for origin, record in records:
             self._observe(record, hdr, now_ms)
+            self._passed_on(record, hdr.src)
             if for_us and not self._take_in(record, origin, hdr.src, now_ms):
                 held = False
         if for_us and held:
@@ -542,6 +562,26 @@ class MeshNode:
             ref = self._token_ref(record)
             if ref is not None:
                 self.spent.add(ref, ACCOUNTED if record[0] == _ACCOUNTED else USED)
+
+    def _passed_on(self, record, src):
+        """An implicit ack: the neighbour we wait on for the ack of a record
+        is heard passing that record on, so it holds it (a node sends only
+        from custody) and our ack was lost. Letting go now saves the retry,
+        and with it a second copy going up (a node takes a record it passed
+        on again: see handled)."""
+        if self.inflight is None:
+            return
+        rid = self._rid(record)
+        p = self.pending.get(rid)
+        if p is None or p.fid is None or p.via != src or p.type == _ACCOUNTED:
+            return
+        rids = self.by_fid.get(p.fid)
+        if rids is not None and rid in rids:
+            rids.remove(rid)
+            if not rids:
+                del self.by_fid[p.fid]
+        self.stats["implicit_acks"] += 1
+        self._acked_one(rid, src)
 
     def _remember_child(self, ref, child):
         self.rev.put(ref, child)
@@ -784,11 +824,19 @@ class MeshNode:
         return out
 
     def _bundle_frame(self, group, dst):
-        parts = []
+        # written in place in the frame's own buffer, which is the frame (any
+        # buffer is): on a 64 KB heap, parts, their join and a copy were
+        # allocations too many while records wait in custody
+        n = 0
         for q in group:
-            parts.append(bytes(((q.origin >> 8) & 255, q.origin & 255, 1 + len(q.frame_body), q.type)))
-            parts.append(bytes(q.frame_body))
-        return F.pack(F.Header(T_BUNDLE, self.addr, dst, self.addr, self.hop_limit), b"".join(parts))
+            n += _BUNDLE_ENTRY + 1 + len(q.frame_body)
+        out, i = F.frame_buffer(F.Header(T_BUNDLE, self.addr, dst, self.addr, self.hop_limit), n)
+        for q in group:
+            ln = len(q.frame_body)
+            out[i:i + 4] = bytes(((q.origin >> 8) & 255, q.origin & 255, 1 + ln, q.type))
+            out[i + 4:i + 4 + ln] = q.frame_body
+            i += _BUNDLE_ENTRY + 1 + ln
+        return out
 
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)

@@ -87,13 +87,26 @@ class Header:
 
 def pack(hdr, payload):
     """Header + payload as bytes; raises FrameError if it cannot be sent."""
+    out, i = frame_buffer(hdr, len(payload))
+    out[i:] = payload
+    return bytes(out)
+
+
+def frame_buffer(hdr, payload_len):
+    """(out, i): a bytearray for a whole frame with its header written and
+    payload_len bytes from index i for the payload, so a sender can build a
+    payload in place (a bundle, on a 64 KB heap) instead of in a second
+    buffer. Raises FrameError as pack does."""
     if not 1 <= hdr.type <= LAST_TYPE:
         raise FrameError("bad-type")
     if not (0 <= hdr.hop_limit <= hdr.hop_start <= MAX_HOPS):
         raise FrameError("bad-hops")
     frag = hdr.frag_count > 1
     ctl = hdr.hop_limit | (hdr.hop_start << 3) | (FLAG_FRAG if frag else 0)
-    out = bytearray(HEADER_LEN + (FRAG_LEN if frag else 0) + len(payload))
+    n = HEADER_LEN + (FRAG_LEN if frag else 0) + payload_len
+    if n > MAX_FRAME:
+        raise FrameError("too-long")
+    out = bytearray(n)
     out[0] = hdr.type
     out[1] = ctl
     out[2] = hdr.src >> 8
@@ -109,10 +122,7 @@ def pack(hdr, payload):
         out[i] = (hdr.frag_index << 4) | (hdr.frag_count - 1)
         out[i + 1] = hdr.group & 0xFF
         i += FRAG_LEN
-    out[i:] = payload
-    if len(out) > MAX_FRAME:
-        raise FrameError("too-long")
-    return bytes(out)
+    return out, i
 
 
 def parse(frame):

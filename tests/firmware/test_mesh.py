@@ -9,7 +9,7 @@ from pen_protocol.airtime import PRESETS
 from pen_node.mesh import MeshNode, ANY_ROUTE, BROADCAST, MAX_FLOODS, link_cost
 from pen_node.journal import Journal, MemStorage
 from medium_node import XorShift
-from meshkit import Village, use_record, accounted_record, publication_record, line
+from meshkit import Village, use_record, accounted_record, publication_record, line, beacon
 
 SF9 = PRESETS["eu868-sf9"]
 MIN = 60000
@@ -342,3 +342,46 @@ def test_bundles_respect_the_dwell_limit():
         t += 100
     assert frames and all(len(f) <= us.max_frame() for f in frames)
     assert frames[0][0] == 10  # two payments do not fit 156 bytes: sent one by one
+
+
+def test_a_payment_handed_back_round_a_loop_is_taken_again_not_dropped_as_a_retry():
+    # 3 hands us a payment, we pass it to our parent 1, which acks; then,
+    # round a routing loop (stale routes, ANY_ROUTE), the same payment comes
+    # back from 3. Its frame looks just like a late retry of the first
+    # transfer, and dropping it as one lost the payment (seen in overloaded
+    # villages): the node takes it again, at least once
+    n = MeshNode(2, SF9, Journal(MemStorage(8192)), XorShift(1))
+    n.on_frame(beacon(1, 1, 0), -90, 40, 0)
+    assert n.parent == 1
+    f = F.record_frame(use_record(5), 3, 2, 3)
+    n.on_frame(f, -90, 20, 1000)
+    rid = n._rid(use_record(5))
+    assert rid in n.pending
+    t = 1000
+    out = None
+    while out is None or out[0] != 10:
+        t += 50
+        out = n.next_tx(t)
+        if out is not None:
+            n.on_tx_done(t)
+    n.on_frame(F.ack_frame([F.frame_id(out)], 1, 2), -90, 40, t + 100)
+    assert rid not in n.pending and rid not in n.journal.live  # passed on
+    n.on_frame(f, -90, 20, t + 60000)  # back from 3
+    assert rid in n.pending and rid in n.journal.live
+    assert n.stats["custody_in"] == 2
+
+
+def test_a_routeless_pair_asks_for_routes_instead_of_waiting_for_the_bridges_round():
+    # 1 (bridge) - 2 - 3 - 4. Relays 2 and 3 reboot and lose their routes;
+    # 3 holds payments and offers them to ANY_ROUTE, which only 2 hears, and
+    # 2 has no route either. 2 solicits, the bridge answers with a beacon,
+    # and the payments flow within a minute, not at the next round (20 min)
+    v = Village(SF9, line(4))
+    v.run(30 * MIN)  # the bridge's beacons are on their slowest interval by now
+    for i in range(3):
+        assert v.submit(3, use_record(i))
+    v.reboot(2)
+    v.reboot(3)
+    v.run(1 * MIN)
+    assert sorted(v.all_delivered()) == sorted(use_record(i) for i in range(3))
+    assert v.nodes[1].beacon_interval == 1200000  # one answer, the round's timer unchanged
