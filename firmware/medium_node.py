@@ -65,8 +65,8 @@ def main(argv):
         pass
     gc.collect()
     node = MeshNode(addr, preset, Journal(FileStorage(path, 16384)), XorShift(addr), is_bridge=bridge,
-                    channel_busy=lambda now_ms: state["busy"], dedup=32, reverse=64,
-                    spent_capacity=128)
+                    channel_busy=lambda now_ms: state["busy"], dedup=32, reverse=32,
+                    spent_capacity=64)
     gc.collect()
     node.journal.max_live = custody_room(gc.mem_free(), node.journal.max_live)
     medium = socket.getaddrinfo("127.0.0.1", port)[0][-1]
