@@ -135,12 +135,19 @@ def test_real_firmware_processes_deliver_payments_end_to_end():
 
 
 @pytest.mark.micropython
-def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_heap():
-    # the 1 % sub-band carries a tenth of the 10 % one: at 400 payments/h the
+@pytest.mark.parametrize("nodes,load,minutes,preset,seed", [
+    (10, 400, 30, "eu868-sf9-1pct", 3),
+    (12, 2000, 15, "eu868-sf9-1pct", 7),
+    (15, 1500, 15, "eu868-longfast", 5),
+])
+def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_heap(nodes, load, minutes, preset, seed):
+    # past capacity (the 1 % sub-band carries a tenth of the 10 % one) the
     # relays' custody fills. Before custody was sized to the heap left after
-    # boot, a 64 KB node died here of a MemoryError with payments in custody
+    # boot, a 64 KB node died of a MemoryError with payments in custody (the
+    # first); the other two died when the mesh module grew, until the
+    # simulator's nodes took the node-loop test's smaller rings
     from pen.sim import mpruntime
-    m = mpruntime.run(nodes=10, load=400, minutes=30, preset="eu868-sf9-1pct", seed=3, heap="64k")
+    m = mpruntime.run(nodes=nodes, load=load, minutes=minutes, preset=preset, seed=seed, heap="64k")
     assert m["node_errors"] == []
     assert m["refused"] > 0  # the stores were told, and keep those payments
     assert m["accepted"] + m["refused"] == m["offered"]
