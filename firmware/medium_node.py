@@ -89,10 +89,9 @@ def main(argv):
             node.on_frame(msg[12:], s8(msg[10]), s8(msg[11]), now)
         elif kind == 0x44:  # D
             node.on_tx_done(now)
-        elif kind == 0x53:  # S
-            sock.sendto(b"B" + (b"\x01" if node.submit(msg[10:], now) else b"\x00"), medium)
-        elif kind == 0x41:  # A
-            sock.sendto(b"B" + (b"\x01" if node.broadcast(msg[10:], now) else b"\x00"), medium)
+        elif kind == 0x53 or kind == 0x41:  # S, A: answered B 1|0
+            ok = node.submit(msg[10:], now) if kind == 0x53 else node.broadcast(msg[10:], now)
+            sock.sendto(b"B\x01" if ok else b"B\x00", medium)
         f = node.next_tx(now)
         if f is not None:
             sock.sendto(b"T" + f, medium)

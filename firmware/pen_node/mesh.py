@@ -377,10 +377,8 @@ class MeshNode:
         else:
             n[0] = metric  # (on_frame has already smoothed its SNR and heard time)
             n[2] = now_ms
-        if payload[2] == 255 and (self.is_bridge or self.metric < 255) and \
-                (self.beacon_due < 0 or self.beacon_due > now_ms + 3000):
-            # a routeless neighbour asks for routes (SOLICIT_MS): answer soon
-            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+        if payload[2] == 255 and (self.is_bridge or self.metric < 255):
+            self._beacon_soon(now_ms)  # a routeless neighbour asks for routes (SOLICIT_MS)
         if self.is_bridge:
             return
         before = self.metric
@@ -392,6 +390,11 @@ class MeshNode:
         self._choose_parent(now_ms)
         if (newer or self.metric + 2 < before) and self.metric < 255 and self.beacon_sent_seq != seq:
             # advertise our own metric once per sequence, after a short random wait
+            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+
+    def _beacon_soon(self, now_ms):
+        """Our beacon within ~2 s, unless one is due sooner anyway."""
+        if self.beacon_due < 0 or self.beacon_due > now_ms + 3000:
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
 
     def _beacon_frame(self):
@@ -474,14 +477,15 @@ class MeshNode:
         # an offer to any node with a route is not for the sender's own child
         for_us = hdr.dst == self.addr or (hdr.dst == ANY_ROUTE and (
             self.is_bridge or (self.parent is not None and self.parent != hdr.src)))
-        if hdr.dst == ANY_ROUTE and for_us and (self.beacon_due < 0 or self.beacon_due > now_ms + 3000):
-            # the sender has no route (rebooted, or new): advertise ours soon
-            # rather than leave it offering to anyone until the next round
-            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
-        elif hdr.dst == ANY_ROUTE and self.parent is None and not self.is_bridge and now_ms >= self.solicit_after:
-            # neither of us has a route: ask our other neighbours (SOLICIT_MS)
-            self.solicit_after = now_ms + SOLICIT_MS
-            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+        if hdr.dst == ANY_ROUTE:
+            if for_us:
+                # the sender has no route (rebooted, or new): advertise ours
+                # soon rather than leave it offering to anyone until the next round
+                self._beacon_soon(now_ms)
+            elif self.parent is None and not self.is_bridge and now_ms >= self.solicit_after:
+                # neither of us has a route: ask our other neighbours (SOLICIT_MS)
+                self.solicit_after = now_ms + SOLICIT_MS
+                self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
         if hdr.dst == BROADCAST:
             self._on_broadcast(frame, fid, hdr, payload, snr_x4, now_ms)
             return
@@ -569,8 +573,9 @@ class MeshNode:
         from custody) and our ack was lost. Letting go now saves the retry,
         and with it a second copy going up (a node takes a record it passed
         on again: see handled)."""
-        if self.inflight is None:
-            return
+        q = self.pending.get(self.inflight) if self.inflight is not None else None
+        if q is None or q.via != src:
+            return  # stop-and-wait: only the frame in flight waits for an ack, from one node
         rid = self._rid(record)
         p = self.pending.get(rid)
         if p is None or p.fid is None or p.via != src or p.type == _ACCOUNTED:
