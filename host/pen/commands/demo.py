@@ -217,8 +217,8 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
     log = {"uploaded": 0, "offline_tries": 0, "receipts": 0}
 
     def bridge_pc(records, now_ms):
-        for rec in records:
-            q.accept(rec)  # durable before the node may drop it
+        # the simulator's bridge PC (pen.bridge.driver.BridgeCore) has stored
+        # them in q before acking the node; this is its upload round
         peer.online = now_ms >= cut_until_ms
         try:
             sent, receipts = up.step(peer)
@@ -229,7 +229,7 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
         log["receipts"] += len(receipts)
         return receipts
 
-    run = Run(topo, "pen", 0, 20, 7, payments=payments, on_bridge=bridge_pc)
+    run = Run(topo, "pen", 0, 20, 7, payments=payments, on_bridge=bridge_pc, bridge_queue=q)
     m = run.run()
     accounted = sum(ctb.token_state(ctb_main.get(b"T" + t.fields[0])) == ctb.ACCOUNTED for t in tokens)
     say.step("the mesh (16 firmware nodes, %d hops deep) carried %d of %d payments to the bridge; p95 %.1f s" % (

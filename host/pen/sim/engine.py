@@ -7,6 +7,7 @@ import random
 from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode
 
+from pen.bridge.driver import BridgeCore, MemQueue
 from pen.sim.baseline import FloodNode
 from pen.sim.medium import Medium
 
@@ -47,11 +48,17 @@ class Payments:
 
 class Run:
     def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None,
-                 payments=None, on_bridge=None):
+                 payments=None, on_bridge=None, bridge_queue=None):
         """payments: [(time_ms, node index, USE record)] instead of a Poisson
         load; on_bridge(records, now_ms) -> receipts: what the bridge PC does
-        with delivered records (upload), returning ACCOUNTED receipts to send
-        down. Both are for the demo's village; the sweep uses neither."""
+        with delivered records once they are stored (upload), returning
+        ACCOUNTED receipts to send down; bridge_queue: the bridge PC's queue
+        (a pen.bridge.queue.BridgeQueue) instead of one in memory. All three
+        are for the demo's village; the sweep uses none.
+
+        Every bridge node has a bridge PC running the one bridge engine
+        (pen.bridge.driver.BridgeCore): it stores what the node delivers
+        before acking it, and offers receipts down until the node refuses."""
         self.t = topo
         self.scheme = scheme
         self.minutes = minutes
@@ -94,9 +101,10 @@ class Run:
         else:
             self.uses, self.receipt_of = Payments.make(max(len(arrivals), 1))
         self.on_bridge = on_bridge
-        # the bridge PC's downlink queue: what its bridge node refused for
-        # now (its queues are full while the duty cycle holds the air back)
-        self.downlink = {b: [] for b in topo.bridges}
+        # the bridge PCs (the one bridge engine on a queue); a refusal pauses
+        # a PC's downlink DOWNLINK_RETRY_MS, after which it offers again
+        self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(),
+                                  pause=DOWNLINK_RETRY_MS) for b in topo.bridges}
         self.downlink_retry = {b: False for b in topo.bridges}
         for k, (tms, node) in enumerate(arrivals):
             self._push(tms * 1000, 2, node, self.uses[k])
@@ -152,10 +160,11 @@ class Run:
                 else:
                     self.refused += 1
             elif kind == 3:  # a receipt from the CTB comes down at a bridge
-                self.downlink[i].append(data)
+                self.pcs[i].queue_down(data)
                 self._offer_downlink(i, t_us)
             elif kind == 5:  # the bridge PC offers what its node refused again
                 self.downlink_retry[i] = False
+                self.pcs[i].resume()
                 self._offer_downlink(i, t_us)
             elif kind == 4:  # the bridge PC's periodic upload
                 for receipt in self.on_bridge([], ms):
@@ -165,11 +174,17 @@ class Run:
 
     def _offer_downlink(self, i, t_us):
         """The bridge PC hands its node the receipts it holds, oldest first,
-        until the node refuses one; then it tries again DOWNLINK_RETRY_MS later."""
-        q = self.downlink[i]
-        while q and self.nodes[i].broadcast(q[0], t_us // 1000):
-            q.pop(0)
-        if q and not self.downlink_retry[i]:
+        until the node refuses one; then it tries again DOWNLINK_RETRY_MS later.
+        The node answers at once, so one record is in flight at a time."""
+        pc = self.pcs[i]
+        ms = t_us // 1000
+        while True:
+            down = pc.downlink(ms, 1)
+            if not down:
+                break
+            rid, raw = down[0]
+            pc.down_answer(rid, self.nodes[i].broadcast(raw, ms), ms)
+        if pc.queue.down_backlog() and not self.downlink_retry[i]:
             self.downlink_retry[i] = True
             self._push(t_us + DOWNLINK_RETRY_MS * 1000, 5, i, None)
 
@@ -185,8 +200,10 @@ class Run:
                 self._push(end, 1, i, tx)
         if node.is_bridge:
             got = node.take_delivered()
+            pc = self.pcs[i]
+            for rec in got:
+                pc.delivered(rec)  # stored before the ack below lets the node let go
             if got and self.on_bridge is not None:
-                # the bridge PC stores them durably first; only then may the node let go
                 for receipt in self.on_bridge(got, ms):
                     self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, receipt)
             for rec in got:
