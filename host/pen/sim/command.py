@@ -99,7 +99,8 @@ def cmd_sim(args):
         _check_plotting()
     if args.runtime == "micropython":
         from pen.sim import mpruntime
-        out = mpruntime.run(args.nodes, args.load, args.minutes, args.preset, args.seed, args.bridges, args.heap)
+        out = mpruntime.run(args.nodes, args.load, args.minutes, args.preset, args.seed, args.bridges, args.heap,
+                            model)
         if args.json:
             print(json.dumps(out, indent=1))
         else:
@@ -259,11 +260,13 @@ def _bound(args):
 def _table_mp(out):
     from rich.console import Console
     from rich.table import Table
-    t = Table(title="Pen on %d real MicroPython nodes (heap %s), %s s" % (out["nodes"], out["heap"], out["seconds"]))
+    md = out["medium"]
+    t = Table(title="Pen on %d real MicroPython nodes (heap %s), %s s; links %s, CAD %s, interference %s" % (
+        out["nodes"], out["heap"], out["seconds"], md["links"], md["cad"], md["interference"]))
     t.add_column("")
     t.add_column("value", justify="right")
     for k, v in out.items():
-        if k not in ("nodes", "heap", "seconds", "runtime"):
+        if k not in ("nodes", "heap", "seconds", "runtime", "medium"):
             t.add_row(k.replace("_", " "), json.dumps(v) if isinstance(v, (dict, list)) else
                       ("none" if v is None else str(v)))
     Console().print(t)

@@ -132,9 +132,9 @@ class UdpMedium:
             raise RuntimeError("a node spoke out of turn (lock-step broken): %r" % (peer,))
 
 
-def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="64k"):
+def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="64k", model=None):
     t0 = time.time()
-    topo = topology(nodes, bridges, preset, seed)
+    topo = topology(nodes, bridges, preset, seed, model=model)
     udp = UdpMedium()
     env = dict(os.environ, MICROPYPATH=_mpy_path())
     exe = _micropython()
@@ -180,6 +180,7 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
         if errors and "m" not in locals().get("holder", {}):
             raise RuntimeError("micropython node failed: %s" % errors[0])
     m = holder["m"]
-    m.update(runtime="micropython", nodes=nodes, heap=heap, seconds=round(time.time() - t0, 1),
+    m.update(runtime="micropython", nodes=nodes, heap=heap, medium=topo.model.describe(topo.preset),
+             seconds=round(time.time() - t0, 1),
              node_errors=errors, peak_heap_used_bytes=max(peaks) if peaks else None)
     return m
