@@ -44,6 +44,7 @@ def test_links_differ_by_direction_by_default_and_not_when_symmetric():
     diffs = [abs(asym.rssi[i][j] - asym.rssi[j][i]) for i in range(12) for j in range(i + 1, 12)]
     assert max(diffs) > 3 and sum(diffs) / len(diffs) > 1  # sigma 3 dB each way: ~3.4 dB apart on average
     assert all(abs(sym.rssi[i][j] - sym.rssi[j][i]) < 1e-9 for i in range(12) for j in range(12))
+    assert sym.one_way_links()[1] == 0 and asym.one_way_links()[1] > 0
 
 
 def test_zero_shadowing_leaves_only_path_loss():

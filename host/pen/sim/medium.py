@@ -144,6 +144,17 @@ class Topology:
     def link_ok(self, i, j):
         return self.rssi[i][j] - self.noise >= self.floor
 
+    def one_way_links(self):
+        """(pairs linked at least one way, pairs linked one way only) over
+        the demodulation floor, without fading: what asymmetry does."""
+        any_way = one_way = 0
+        for i in range(self.n):
+            for j in range(i + 1, self.n):
+                a, b = self.link_ok(i, j), self.link_ok(j, i)
+                any_way += a or b
+                one_way += a != b
+        return any_way, one_way
+
     def connected(self):
         """Every node has a path (over links above the floor) to a bridge."""
         seen = set(self.bridges)

@@ -177,7 +177,9 @@ def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, t
     out["service_ratio"] = _ratio(out["pen"]["service_capacity_per_hour"],
                                   out["baseline"]["service_capacity_per_hour"])
     hops = topo.hops_to_bridge()
+    links, one_way = topo.one_way_links()
     out["scenario"] = {"nodes": topo.n, "bridges": len(topo.bridges), "preset": preset, "seed": seed,
+                       "links": links, "one_way_links": one_way,
                        "load_per_hour": load, "minutes": minutes, "sweep_minutes": min(minutes, sweep_minutes),
                        "max_hops_to_bridge": max(hops.values()),
                        "mean_neighbours": round(sum(len(x) for x in topo.neighbours) / topo.n, 1),
@@ -194,7 +196,11 @@ def _ratio(a, b):
 def service_capacity(curve):
     """The highest offered load of the sweep at which the service level
     holds (issue 15's definition; 0 when no point holds it)."""
-    return max([ld for ld in curve if service_ok(curve[ld])] or [0])
+    return _load(max([ld for ld in curve if service_ok(curve[ld])] or [0]))
+
+
+def _load(ld):
+    return int(ld) if float(ld).is_integer() else ld
 
 
 def service_unbroken(curve):
@@ -205,7 +211,7 @@ def service_unbroken(curve):
         if not service_ok(curve[ld]):
             break
         best = ld
-    return best
+    return _load(best)
 
 
 WORST_KEYS = {"pen": ("on_time_ratio", "p95_latency_s", "receipts_ratio", "service_capacity_per_hour",
