@@ -199,9 +199,11 @@ def _table(out):
     from rich.table import Table
     sc = out["scenario"]
     md = sc["medium"]
-    t = Table(title="%d nodes (%d bridge%s, up to %d hops), %s, %g payments/h for %d min, seed %d: %s s\n"
+    hops = sc["max_hops_to_bridge"]
+    t = Table(title="%d nodes (%d bridge%s, up to %d hop%s), %s, %g payments/h for %d min, seed %d: %s s\n"
               "links %s, CAD %s, interference %s%s" % (
-                  sc["nodes"], sc["bridges"], "s" if sc["bridges"] > 1 else "", sc["max_hops_to_bridge"], sc["preset"],
+                  sc["nodes"], sc["bridges"], "s" if sc["bridges"] > 1 else "", hops, "s" if hops > 1 else "",
+                  sc["preset"],
                   sc["load_per_hour"], sc["minutes"], sc["seed"], sc["seconds"], md["links"], md["cad"],
                   md["interference"], ", oracle %s for Pen" % sc["oracle"] if sc["oracle"] else ""))
     t.add_column("")
@@ -210,7 +212,7 @@ def _table(out):
     for k, words, how in ROWS:
         pen, base = out["pen"].get(k), out["baseline"].get(k)
         if k == "receipts_ratio":
-            t.add_row(words, say(pen, how), "no receipts")
+            t.add_row(words, say(pen, how) if pen is not None else "run too short to count", "no receipts")
             continue
         t.add_row(words, say(pen, how), say(base, how))
     t.add_row("Pen's peak goodput / the baseline's", _times(out["throughput_ratio"]), "")
@@ -233,7 +235,11 @@ def _worst_table(out):
     t.add_column("baseline", justify="right")
     for k, words, how in WORST_ROWS:
         base = w["baseline"].get(k) if k in w["baseline"] else None
-        t.add_row(words, say(w["pen"].get(k), how), say(base, how) if k != "receipts_ratio" else "no receipts")
+        pen = w["pen"].get(k)
+        if k == "receipts_ratio":
+            t.add_row(words, say(pen, how) if pen is not None else "run too short to count", "no receipts")
+            continue
+        t.add_row(words, say(pen, how), say(base, how))
     t.add_row("service capacity ratio (worst seed)", _times(w["service_ratio"]), "")
     Console().print(t)
 
