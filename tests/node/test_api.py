@@ -11,6 +11,7 @@ from pen.node.server import serve_in_thread, MAX_BATCH_BYTES
 from pen.samples import economy
 from pen.store import SQLiteCTB
 from pen_protocol import cbor, ctb, records as R
+from .world import PEER, allow, raw_request
 
 
 @pytest.fixture
@@ -18,19 +19,15 @@ def api(tmp_path):
     k, ordered, n = economy()
     store = SQLiteCTB(tmp_path / "n.sqlite", clock=lambda: 1795000000)
     node = Node(store, node_key=k["common-node"], clock=lambda: 1795000000)
+    allow(node)
     srv = serve_in_thread(node)
-    yield k, ordered, n, node, NodeClient(srv.url)
+    yield k, ordered, n, node, NodeClient(srv.url, signer=PEER)
     srv.stop()
     store.close()
 
 
 def post(url, body, ctype="application/cbor"):
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return raw_request(url, body, signer=PEER, ctype=ctype)
 
 
 def test_submit_validates_stores_and_returns_receipts(api):

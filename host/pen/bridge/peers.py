@@ -7,7 +7,7 @@ whose answer the bridge lost)."""
 import time
 
 from pen.accounting import receipts_for
-from pen.bridge.uploader import PeerUnavailable
+from pen.peering import NodeError, PeerUnavailable
 from pen.store import BatchRejected
 from pen_protocol import records as R
 
@@ -53,23 +53,25 @@ class LocalPeer:
 
 
 class HttpPeer:
-    """A CTB node over HTTP (pen.node.client.NodeClient)."""
+    """A CTB node over HTTP (pen.node.client.NodeClient); signer is the
+    bridge's key, allowed on the node with role bridge (docs/node.md)."""
 
-    def __init__(self, url, timeout_s=30.0):
+    def __init__(self, url, timeout_s=30.0, signer=None, clock=time.time):
         from pen.node.client import NodeClient
         self.url = url
-        self.client = NodeClient(url, timeout_s)
+        self.client = NodeClient(url, timeout_s, signer=signer, clock=clock)
 
     def submit(self, raws):
         return self.client.submit(raws)
 
     def receipts(self, uses):
-        from pen.node.core import NodeError
         out = []
         for ref, use_id in uses:
             try:
                 t = self.client.token(ref)
-            except NodeError:
-                continue
+            except NodeError as e:
+                if e.reason == "unknown-token":
+                    continue
+                raise  # refused (unauthenticated, rate-limited...): the round is retried later
             out += receipts_in([bytes.fromhex(h["raw"]) for h in t["history"]], use_id)
         return out

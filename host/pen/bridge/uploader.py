@@ -12,13 +12,10 @@ means "the peer lacks a dependency" (pen_protocol.ctb.DEPENDENCY) defers the
 record to a later round; any other reason is final for that peer and is kept
 for the operator (`pen bridge status`); the rest of the batch goes again.
 """
+from pen.peering import PeerUnavailable  # noqa: F401  (re-exported: the bridge's callers catch it here)
 from pen_protocol import ctb, records as R
 
 MAX_BATCH = 500  # records per request: ~50 KB, well under the node's request bound
-
-
-class PeerUnavailable(Exception):
-    """No answer from the peer (no internet): keep everything, try later."""
 
 
 class Uploader:

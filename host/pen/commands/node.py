@@ -71,7 +71,7 @@ def cmd_serve(args):
 
 def cmd_sync(args):
     from rich.progress import Progress
-    from pen.bridge.uploader import PeerUnavailable
+    from pen.peering import PeerUnavailable
     from pen.node.client import NodeClient
     from pen.node.core import NodeError
     from pen.node.sync import sync_with
@@ -113,7 +113,7 @@ def _ago(t):
 
 def cmd_status(args):
     if args.url:
-        from pen.bridge.uploader import PeerUnavailable
+        from pen.peering import PeerUnavailable
         from pen.node.client import NodeClient
         try:
             st = NodeClient(args.url, timeout_s=10).status()

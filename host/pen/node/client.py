@@ -2,12 +2,12 @@
 dependency). Used by peer sync, by `pen node status --url`, and by a bridge
 (its submit() is the bridge's peer contract, pen.bridge.peers)."""
 import json
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
-from pen.bridge.uploader import PeerUnavailable
-from pen.node.core import NodeError
-from pen.node.server import CBOR, SESSION_HEADER
+from pen.peering import CBOR, SESSION_HEADER, NodeError, PeerUnavailable, sign_request
 from pen_protocol import cbor
 
 # The largest reply read from a peer: a sync message (8 MiB) or a fetch of
@@ -17,9 +17,17 @@ MAX_REPLY = (8 << 20) + 4096
 
 
 class NodeClient:
-    def __init__(self, url, timeout_s=60.0):
+    """signer: this side's key (pen.keys.Signer); every request is then
+    signed (pen.peering) with the time clock() gives. Without one the
+    client is anonymous and may only read what the node publishes."""
+
+    def __init__(self, url, timeout_s=60.0, signer=None, clock=time.time):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self.signer = signer
+        self.clock = clock
+        self._host = urllib.parse.urlsplit(self.url).netloc
+        self._base = urllib.parse.urlsplit(self.url).path
         self.sent_bytes = 0
         self.received_bytes = 0
 
@@ -28,6 +36,8 @@ class NodeClient:
         except 422 (a rejected batch, returned). No answer: PeerUnavailable."""
         h = {"Content-Type": CBOR} if body is not None else {}
         h.update(headers or {})
+        if self.signer is not None:
+            h.update(sign_request(self.signer, method, self._host, self._base + path, body, self.clock()))
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=h)
         self.sent_bytes += len(body or b"")
         try:

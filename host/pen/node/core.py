@@ -9,6 +9,7 @@ import threading
 import time
 
 from pen.accounting import receipts_for
+from pen.peering import NodeError  # noqa: F401  (re-exported: pen.node.core.NodeError)
 from pen.store import BatchRejected
 from pen.sync import Reconciler, SetIndex
 from pen_protocol import ctb, ids, records as R
@@ -24,16 +25,6 @@ MAX_SESSIONS = 16
 SESSION_TTL_S = 60
 
 PEER_KEY = "peer:"  # local bookkeeping: peer URL -> JSON of its last sync
-
-
-class NodeError(Exception):
-    """A request the node refuses: .reason is a short code, .status the HTTP status."""
-
-    def __init__(self, reason, detail="", status=400):
-        Exception.__init__(self, reason + (": " + detail if detail else ""))
-        self.reason = reason
-        self.detail = detail
-        self.status = status
 
 
 def _hex(b):

@@ -9,22 +9,49 @@ event loop keeps accepting while a batch is validated.
 import asyncio
 import functools
 import threading
+import time
 
 from aiohttp import web
 
 from pen.node import core
-from pen.node.core import NodeError
+from pen.node.auth import BRIDGE, NODE, PUBLIC, Gate, load_peers
+from pen.peering import CBOR, KEY_HEADER, SESSION_HEADER, NodeError  # noqa: F401  (CBOR, SESSION_HEADER re-exported)
 from pen.sync import SyncError
 from pen.sync.messages import MAX_MESSAGE_BYTES
 from pen_protocol import cbor, records as R
 
-CBOR = "application/cbor"
-SESSION_HEADER = "Pen-Sync-Session"
 # The largest body: a sync message (8 MiB, pen.sync.messages) plus framing.
 MAX_BODY = MAX_MESSAGE_BYTES + 4096
 # A batch of MAX_BATCH_RECORDS records of MAX_RECORD bytes with CBOR heads.
 MAX_BATCH_BYTES = core.MAX_BATCH_RECORDS * (R.MAX_RECORD + 3) + 9
 MAX_FETCH_BYTES = core.MAX_FETCH_IDS * (R.ID_LEN + 1) + 9
+
+# Who may call each route (pen.node.auth roles) and the largest body it takes.
+# A route missing here is refused to everyone. Anonymous clients read what the
+# seed publishes: publications and the accounts' roll-ups ("accounts from
+# different part of the economy"), and a short status; tokens (whose user
+# keys and payments are the users' business), votations, records and sync
+# are for the federation's own bridges and nodes.
+RULES = {
+    ("GET", "/v1/publications"): (PUBLIC, 0),
+    ("GET", "/v1/publications/{ref}"): (PUBLIC, 0),
+    ("GET", "/v1/accounts"): (PUBLIC, 0),
+    ("GET", "/v1/accounts/{account}"): (PUBLIC, 0),
+    ("GET", "/v1/status"): (PUBLIC, 0),
+    ("POST", "/v1/records"): (BRIDGE, MAX_BATCH_BYTES),
+    ("GET", "/v1/tokens/{ref}"): (BRIDGE, 0),
+    ("GET", "/v1/records/{id}"): (NODE, 0),
+    ("POST", "/v1/records/fetch"): (NODE, MAX_FETCH_BYTES),
+    ("GET", "/v1/votations"): (NODE, 0),
+    ("GET", "/v1/votations/{ref}"): (NODE, 0),
+    ("POST", "/v1/sync"): (NODE, MAX_BODY),
+    ("POST", "/v1/sync/{session}"): (NODE, MAX_BODY),
+}
+# per-request storage the guard fills: the Peer (None: anonymous) and the body it checked
+_PEER = web.RequestKey("peer", object) if hasattr(web, "RequestKey") else "pen-peer"
+_BODY = web.RequestKey("body", bytes) if hasattr(web, "RequestKey") else "pen-body"
+# what an anonymous /v1/status shows (the rest names peers and their errors)
+PUBLIC_STATUS = ("records", "state_digest", "economy", "schema")
 
 
 def _error(reason, detail="", status=400):
@@ -55,18 +82,30 @@ def _byte_strings(data, what, size=None):
 
 
 class NodeServer:
-    def __init__(self, node, peers=(), interval_s=60.0, on_sync=None):
+    """node: a core.Node; peers: URLs to sync with every interval_s; signer:
+    this node's key (pen.keys.Signer) for the requests it sends them; clock:
+    the time requests are checked against (replay window, rate limits)."""
+
+    def __init__(self, node, peers=(), interval_s=60.0, on_sync=None, signer=None, clock=time.time, gate=None):
         self.node = node
         self.peers = list(peers)
         self.interval_s = interval_s
         self.on_sync = on_sync  # called with (peer, result or exception) after each periodic sync
+        self.signer = signer
+        self.clock = clock
+        self.gate = gate or Gate(self._load_peers)
+        self._owners = {}  # sync session -> the key of the peer that opened it
         self._tasks = []
+
+    def _load_peers(self):
+        with self.node.lock:
+            return load_peers(self.node.store)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
 
     def app(self):
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors, self._guard])
         r = app.router
         r.add_post("/v1/records", self.submit)
         r.add_post("/v1/records/fetch", self.fetch)
@@ -94,10 +133,34 @@ class NodeServer:
         except SyncError as e:
             return _error("sync-" + e.reason, e.detail, 400)
 
+    @web.middleware
+    async def _guard(self, request, handler):
+        """Every routed request passes the Gate before its handler; a signed
+        one has its body read (within the route's bound) and checked here,
+        and handlers take it from request[_BODY]."""
+        route = request.match_info.route.resource
+        if route is None:  # no such path: aiohttp's own 404/405
+            return await handler(request)
+        rule = RULES.get((request.method, route.canonical))
+        if rule is None:
+            raise NodeError("forbidden", "no one may %s %s" % (request.method, route.canonical), 403)
+        need, limit = rule
+        now = self.clock()
+        if KEY_HEADER not in request.headers:
+            request[_PEER] = self.gate.check_anonymous(need, request.remote, now)
+            request[_BODY] = b""
+            return await handler(request)
+        peer, when, nonce, sig = self.gate.check_headers(need, request.headers, now)
+        body = await _body(request, limit) if limit else b""
+        request[_PEER] = self.gate.check_body(peer, when, nonce, sig, request.method, request.host,
+                                               request.raw_path, body, now)
+        request[_BODY] = body
+        return await handler(request)
+
     # -- records ----------------------------------------------------------
 
     async def submit(self, request):
-        raws = _byte_strings(await _body(request, MAX_BATCH_BYTES), "records")
+        raws = _byte_strings(request[_BODY], "records")
         res = await self._run(self.node.submit, raws)
         if not res["ok"]:
             return web.json_response(res, status=422)
@@ -105,7 +168,7 @@ class NodeServer:
         return web.json_response(res)
 
     async def fetch(self, request):
-        want = _byte_strings(await _body(request, MAX_FETCH_BYTES), "16-byte ids", R.ID_LEN)
+        want = _byte_strings(request[_BODY], "16-byte ids", R.ID_LEN)
         raws = await self._run(self.node.fetch, want)
         return web.Response(body=cbor.dumps(raws), content_type=CBOR)
 
@@ -151,13 +214,27 @@ class NodeServer:
         return web.json_response(await self._run(self.node.account, request.match_info["account"]))
 
     async def status(self, request):
-        return web.json_response(await self._run(self.node.status))
+        st = await self._run(self.node.status)
+        if request[_PEER] is None:
+            st = {k: st[k] for k in PUBLIC_STATUS}
+        else:
+            st["refused_requests"] = dict(self.gate.refused)
+        return web.json_response(st)
 
     # -- sync -------------------------------------------------------------
 
     async def sync(self, request):
-        msg = await _body(request, MAX_BODY)
-        reply, session = await self._run(self.node.sync_receive, request.match_info.get("session"), msg)
+        """A session continues only for the peer that opened it."""
+        key = request[_PEER].key
+        asked = request.match_info.get("session")
+        if asked is not None and self._owners.get(asked) != key:
+            raise NodeError("unknown-session", "no such sync session (expired?)", 404)
+        self._owners.pop(asked, None)
+        reply, session = await self._run(self.node.sync_receive, asked, request[_BODY])
+        for s in [s for s in self._owners if s not in self.node.sessions]:
+            del self._owners[s]
+        if session:
+            self._owners[session] = key
         headers = {SESSION_HEADER: session} if session else {}
         return web.Response(body=reply or b"", content_type=CBOR, headers=headers)
 
@@ -179,7 +256,7 @@ class NodeServer:
     async def _sync_loop(self, url):
         from pen.node.client import NodeClient
         from pen.node.sync import sync_with
-        client = NodeClient(url)
+        client = NodeClient(url, signer=self.signer, clock=self.clock)
         while True:
             try:
                 res = await self._run(sync_with, self.node, client)
@@ -234,9 +311,9 @@ def serve_in_thread(node, host="127.0.0.1", port=0, **kw):
     return Running(NodeServer(node, **kw), host, port)
 
 
-def serve_forever(node, host, port, peers=(), interval_s=60.0, on_sync=None, log=print):
+def serve_forever(node, host, port, peers=(), interval_s=60.0, on_sync=None, log=print, signer=None):
     """`pen node serve`: run until interrupted."""
-    server = NodeServer(node, peers, interval_s, on_sync)
+    server = NodeServer(node, peers, interval_s, on_sync, signer)
     log("pen node on http://%s:%d (%d records; peers: %s)" % (
         host, port, node.store.count(), ", ".join(peers) or "none"))
     web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
