@@ -63,7 +63,8 @@ def allow(node, signer=PEER, role="node", rate=1e6, burst=1e6):
 
 
 def raw_request(url, body=None, method="POST", signer=None, ctype="application/cbor", headers=None, when=None):
-    """(status, JSON reply) of one request, signed by signer if given."""
+    """(status, reply) of one request, signed by signer if given; the
+    reply decoded from JSON, raw bytes when it is not JSON (CBOR)."""
     import json
     import time
     import urllib.error
@@ -79,6 +80,7 @@ def raw_request(url, body=None, method="POST", signer=None, ctype="application/c
     req = urllib.request.Request(url, data=body, method=method, headers=h)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
+            data = r.read()
+            return r.status, (json.loads(data) if r.headers.get_content_type() == "application/json" else data)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())

@@ -20,6 +20,9 @@ def register(sub):
     p.add_argument("--db", help="the bridge's queue (default: bridge.sqlite in the Pen folder)")
     p.add_argument("--ctb", help="CTB database for --peer local")
     p.add_argument("--node-key", metavar="NAME", help="with --peer local: the node key that signs receipts")
+    p.add_argument("--key", metavar="NAME", default="bridge",
+                   help="the key this bridge signs its uploads with (default 'bridge'; each node lists it with "
+                        "`pen node peer add PUBLIC --role bridge`)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
     s = p.add_subparsers(dest="bridge_cmd", metavar="ACTION")
@@ -40,12 +43,15 @@ def _db(args):
 def _peers(args):
     from pen.bridge.peers import HttpPeer, LocalPeer
     out = []
+    signer = None
+    if any(u.startswith(("http://", "https://")) for u in args.peer):
+        signer = load_key(args, args.key)
     for url in args.peer:
         if url == "local":
             key = load_key(args, args.node_key) if args.node_key else None
             out.append(("local", LocalPeer(open_ctb(argparse_ns(args, db=args.ctb)), key)))
         elif url.startswith(("http://", "https://")):
-            out.append((url, HttpPeer(url)))
+            out.append((url, HttpPeer(url, signer=signer)))
         else:
             raise PenError("bad --peer %r: an http(s):// URL or 'local'" % url)
     return out
