@@ -74,3 +74,24 @@ def sign_request(signer, method, host, path, body, when, nonce=None):
     sig = signer(request_message(method, host, path, when, nonce, body))
     return {KEY_HEADER: signer.public_key.hex(), TIME_HEADER: "%d" % int(when),
             NONCE_HEADER: bytes(nonce).hex(), SIG_HEADER: bytes(sig).hex()}
+
+
+def refusal(rejected):
+    """The peer contract's answer to a refused batch, from a store's
+    BatchRejected: the first refused record (index, reason, detail) and,
+    in "rejected", every refused record's [index, reason], so the sender
+    sets them all aside in one round trip (a batch with k bad records costs
+    two validations of it, not k)."""
+    out = {"ok": False, "index": rejected.index, "reason": rejected.verdict.reason,
+           "detail": rejected.verdict.detail}
+    if getattr(rejected, "verdicts", None) is not None:
+        out["rejected"] = [[i, v.reason] for i, v in enumerate(rejected.verdicts) if v.code == "rejected"]
+    return out
+
+
+def refused_records(res):
+    """[(index, reason)] of a refused batch: all of them when the peer said,
+    else the first (an older peer)."""
+    if res.get("rejected"):
+        return [(int(i), r) for i, r in res["rejected"]]
+    return [(res["index"], res["reason"])]

@@ -44,11 +44,12 @@ MIGRATIONS = [
 class BatchRejected(Exception):
     """A batch with a rejected record: nothing was stored."""
 
-    def __init__(self, index, verdict):
+    def __init__(self, index, verdict, verdicts=None):
         Exception.__init__(self, "record %d rejected: %s%s" % (
             index, verdict.reason, (" (" + verdict.detail + ")") if verdict.detail else ""))
         self.index = index
         self.verdict = verdict
+        self.verdicts = verdicts  # every record's verdict, when known: callers set all refused aside at once
 
 
 # Decoded state values kept between batches (councils, proposals, accounts:
@@ -150,7 +151,7 @@ class SQLStore:
                 ov, verdicts = ctb.apply_batch(view, recs)
                 for i, v in enumerate(verdicts):
                     if v.code == ctb.REJECTED:
-                        raise BatchRejected(i, v)
+                        raise BatchRejected(i, v, verdicts)
                 self._write(ov)
             self._wrote()
             self._commit()

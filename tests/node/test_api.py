@@ -60,7 +60,8 @@ def test_rejected_batch_names_the_record_and_stores_nothing(api):
     forged = bytearray(ordered[5].raw)
     forged[-1] ^= 1
     res = c.submit([ordered[1].raw, bytes(forged)])
-    assert res == {"ok": False, "index": 1, "reason": "bad-signature", "detail": "not signed by the first founder"}
+    assert res == {"ok": False, "index": 1, "reason": "bad-signature", "detail": "not signed by the first founder",
+                   "rejected": [[1, "bad-signature"]]}
     assert c.status()["state_digest"] == before and c.status()["records"] == 5
 
 

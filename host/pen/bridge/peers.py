@@ -7,7 +7,7 @@ whose answer the bridge lost)."""
 import time
 
 from pen.accounting import receipts_for
-from pen.peering import NodeError, PeerUnavailable
+from pen.peering import NodeError, PeerUnavailable, refusal
 from pen.store import BatchRejected
 from pen_protocol import records as R
 
@@ -38,7 +38,7 @@ class LocalPeer:
         try:
             verdicts = self.store.submit(raws)
         except BatchRejected as e:
-            return {"ok": False, "index": e.index, "reason": e.verdict.reason, "detail": e.verdict.detail}
+            return refusal(e)
         receipts = receipts_for(self.store, verdicts, self.node_key, self.clock())
         return {"ok": True, "verdicts": [{"code": v.code, "reason": v.reason} for v in verdicts],
                 "receipts": receipts}

@@ -148,6 +148,7 @@ def cmd_status(args):
         last = st["peers"][p]["last_upload"]
         st["peers"][p]["last_upload"] = float(last) if last else None
         st["peers"][p]["rejected"] = [(i.hex(), r) for i, r in q.rejected(p)]
+        st["peers"][p]["quarantined"] = [(i.hex(), r) for i, r in q.rejected(p, "quarantined")]
     if args.json:
         print(json.dumps(st, indent=1))
         return 0
@@ -155,13 +156,13 @@ def cmd_status(args):
     from rich.table import Table
     t = Table(title="bridge %s: %d records from the village, %d waiting to go down" % (
         path, st["uplink_records"], st["downlink_backlog"]))
-    for col in ("peer", "backlog", "outcomes", "last successful upload"):
+    for col in ("peer", "backlog", "held (missing dependency)", "outcomes", "last successful upload"):
         t.add_column(col)
     for p in peers:
         ps = st["peers"][p]
         last = ps["last_upload"]
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never"
-        t.add_row(p, str(ps["backlog"]), ", ".join("%s %d" % kv for kv in sorted(ps["outcomes"].items())), when)
+        t.add_row(p, str(ps["backlog"]), str(ps["held"]), ", ".join("%s %d" % kv for kv in sorted(ps["outcomes"].items())), when)
     Console().print(t)
     return 0
 

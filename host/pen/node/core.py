@@ -9,7 +9,7 @@ import threading
 import time
 
 from pen.accounting import receipts_for
-from pen.peering import NodeError  # noqa: F401  (re-exported: pen.node.core.NodeError)
+from pen.peering import NodeError, refusal  # noqa: F401  (NodeError re-exported: pen.node.core.NodeError)
 from pen.store import BatchRejected
 from pen.sync import Reconciler, SetIndex
 from pen_protocol import ctb, ids, records as R
@@ -91,7 +91,7 @@ class Node:
             try:
                 verdicts = self.store.submit(raws)
             except BatchRejected as e:
-                return {"ok": False, "index": e.index, "reason": e.verdict.reason, "detail": e.verdict.detail}
+                return refusal(e)
             made = receipts_for(self.store, verdicts, self.node_key, self.clock()) if receipts else []
         return {"ok": True, "verdicts": [{"code": v.code, "reason": v.reason} for v in verdicts],
                 "receipts": made}
