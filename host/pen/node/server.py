@@ -15,6 +15,8 @@ from aiohttp import web
 
 from pen.node import core
 from pen.node.auth import BRIDGE, NODE, PUBLIC, Gate, load_peers
+from pen.node.client import NodeClient
+from pen.node.sync import sync_with
 from pen.peering import CBOR, KEY_HEADER, SESSION_HEADER, NodeError  # noqa: F401  (CBOR, SESSION_HEADER re-exported)
 from pen.sync import SyncError
 from pen.sync.messages import MAX_MESSAGE_BYTES
@@ -254,8 +256,6 @@ class NodeServer:
                 pass
 
     async def _sync_loop(self, url):
-        from pen.node.client import NodeClient
-        from pen.node.sync import sync_with
         client = NodeClient(url, signer=self.signer, clock=self.clock)
         while True:
             try:
