@@ -196,3 +196,51 @@ def test_initiator_records_a_peer_that_answers_garbage(tmp_path):
         sync_with(node, Garbage())
     assert e.value.reason == "malformed"
     assert node.peers()["http://garbage.invalid"]["last_error"].startswith("SyncError: malformed")
+
+
+def _usable_node(tmp_path, count):
+    """A node with count usable tokens of carlos, and carlos's USE of each."""
+    from pen import build as B
+    from pen.keys import Signer
+    k, ordered, n = economy()
+    node = Node(SQLiteCTB(tmp_path / "g.sqlite"), node_key=k["common-node"], clock=lambda: 1795000000)
+    node.submit([r.raw for r in ordered[:ordered.index(n["use"])]])
+    carlos = Signer.from_phrase("carlos")
+    uses = []
+    for i in range(count):
+        t = B.issue(k["formosa-plumbing"], 500 + i, 10, n["proposal"].fields[0])
+        node.submit([t.raw, B.set_user(k["formosa-plumbing"], t.fields[0], carlos).raw])
+        uses.append(B.use(carlos, t.fields[0], "50100000", "50100000"))
+    return node, uses
+
+
+def test_a_group_commit_answers_each_batch_as_if_alone(tmp_path):
+    node, uses = _usable_node(tmp_path, 3)
+    res = node.submit_group([[uses[0].raw], [uses[1].raw, uses[2].raw]])
+    assert [r["ok"] for r in res] == [True, True]
+    assert [R.parse(x).fields[1] for x in res[0]["receipts"]] == [uses[0].id]
+    assert sorted(R.parse(x).fields[1] for x in res[1]["receipts"]) == sorted([uses[1].id, uses[2].id])
+
+
+def test_one_bad_record_in_a_group_refuses_only_its_own_batch(tmp_path):
+    node, uses = _usable_node(tmp_path, 2)
+    forged = bytearray(uses[1].raw)
+    forged[-1] ^= 1
+    before = node.store.count()
+    res = node.submit_group([[uses[0].raw], [bytes(forged)], [b"\x63junk"]])
+    assert res[0]["ok"] and len(res[0]["receipts"]) == 1
+    assert (res[1]["ok"], res[1]["reason"], res[1]["index"]) == (False, "bad-signature", 0)
+    assert (res[2]["ok"], res[2]["reason"]) == (False, "unknown-type")
+    assert node.store.count() == before + 2  # the good USE and its receipt
+    with pytest.raises(NodeError) as e:
+        node.submit_group([[uses[1].raw]] * (MAX_BATCH_RECORDS + 1))
+    assert e.value.reason == "too-many-records"
+
+
+def test_the_sync_index_sees_every_single_submit_it_has_not_yet_indexed(tmp_path):
+    node, uses = _usable_node(tmp_path, 3)
+    assert node.index_lag > 3
+    for u in uses:
+        node.submit([u.raw])
+    assert node._unindexed  # the index work waits ...
+    assert len(node.index) == node.store.count() and all(u.id in node.index for u in uses)  # ... not a sync
