@@ -244,3 +244,31 @@ def test_the_sync_index_sees_every_single_submit_it_has_not_yet_indexed(tmp_path
         node.submit([u.raw])
     assert node._unindexed  # the index work waits ...
     assert len(node.index) == node.store.count() and all(u.id in node.index for u in uses)  # ... not a sync
+
+
+def test_a_client_gone_mid_upload_is_one_log_line_not_a_traceback(tmp_path, capfd):
+    import socket
+    import time
+    from pen.peering import sign_request
+    node = Node(SQLiteCTB(tmp_path / "d.sqlite"))
+    allow(node)
+    lines = []
+    srv = serve_in_thread(node, log=lines.append)
+    try:
+        host = srv.url.split("//")[1]
+        body = b"\x00" * 100000
+        head = "".join("%s: %s\r\n" % kv for kv in sign_request(PEER, "POST", host, "/v1/records", body,
+                                                                 time.time()).items())
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(("POST /v1/records HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            host, len(body), head)).encode() + body[:5000])
+        time.sleep(0.2)
+        s.close()
+        deadline = time.time() + 5
+        while not lines and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        srv.stop()
+    assert len(lines) == 1 and lines[0].startswith("client 127.0.0.1 went away during POST /v1/records")
+    assert "Traceback" not in capfd.readouterr().err
+    assert node.store.count() == 0

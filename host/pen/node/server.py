@@ -9,6 +9,7 @@ event loop keeps accepting while a batch is validated.
 import asyncio
 import collections
 import functools
+import sys
 import threading
 import time
 
@@ -96,13 +97,14 @@ class NodeServer:
     the time requests are checked against (replay window, rate limits)."""
 
     def __init__(self, node, peers=(), interval_s=60.0, on_sync=None, signer=None, clock=time.time, gate=None,
-                 group_records=GROUP_RECORDS):
+                 group_records=GROUP_RECORDS, log=None):
         self.node = node
         self.peers = list(peers)
         self.interval_s = interval_s
         self.on_sync = on_sync  # called with (peer, result or exception) after each periodic sync
         self.signer = signer
         self.clock = clock
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.gate = gate or Gate(self._load_peers)
         self._owners = {}  # sync session -> the key of the peer that opened it
         self.group_records = group_records  # 0: every submit commits alone (pen bench ingest --single compares)
@@ -145,6 +147,10 @@ class NodeServer:
             return _error(e.reason, e.detail, e.status)
         except SyncError as e:
             return _error("sync-" + e.reason, e.detail, 400)
+        except ConnectionError as e:  # the client went away mid-request: one line, not aiohttp's traceback
+            self.log("client %s went away during %s %s (%s)" % (request.remote, request.method, request.path,
+                                                               e or type(e).__name__))
+            return _error("client-gone", str(e), 400)
 
     @web.middleware
     async def _guard(self, request, handler):
@@ -353,7 +359,7 @@ def serve_in_thread(node, host="127.0.0.1", port=0, **kw):
 
 def serve_forever(node, host, port, peers=(), interval_s=60.0, on_sync=None, log=print, signer=None):
     """`pen node serve`: run until interrupted."""
-    server = NodeServer(node, peers, interval_s, on_sync, signer)
+    server = NodeServer(node, peers, interval_s, on_sync, signer, log=log)
     log("pen node on http://%s:%d (%d records; peers: %s)" % (
         host, port, node.store.count(), ", ".join(peers) or "none"))
     web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
