@@ -125,9 +125,9 @@ class Node:
 
     def submit_group(self, batches):
         """Several small batches (from different requests) stored in one
-        transaction, their receipts in one more: a commit costs a few ms of
-        fsync whatever its size, so single-record uploads arriving together
-        share it (group commit). Each batch gets exactly the answer submit()
+        transaction, their receipts in one more: a transaction has a fixed
+        cost (commit, WAL sync, lock), so single-record uploads arriving
+        together share it (group commit). Each batch gets exactly the answer submit()
         would give it alone: if the group is refused, each batch is
         submitted on its own, so one client's bad record never refuses
         another's. Returns one answer per batch, in order."""
