@@ -156,7 +156,7 @@ def cmd_status(args):
     from rich.table import Table
     t = Table(title="bridge %s: %d records from the village, %d waiting to go down" % (
         path, st["uplink_records"], st["downlink_backlog"]))
-    for col in ("peer", "backlog", "held (missing dependency)", "outcomes", "last successful upload"):
+    for col in ("peer", "backlog", "held", "outcomes", "last successful upload"):
         t.add_column(col)
     for p in peers:
         ps = st["peers"][p]
