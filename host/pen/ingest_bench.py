@@ -311,19 +311,14 @@ def run_single_bench(posts=SINGLE_POSTS, clients=SINGLE_CLIENTS, db=None, connec
 
 
 def cmd(args):
-    db = getattr(args, "db", None)
-    if getattr(args, "single", False):
-        res = run_single_bench(db=db)
-        if getattr(args, "json", False):
-            print(json.dumps(res))
-        else:
-            print("single-record POSTs over HTTP (%(database)s, %(connections)d connections, signed, a receipt "
-                  "each): %(posts_per_s)d/s; with a commit and a sync-index update for every POST, as before: "
-                  "%(posts_per_s_one_commit_each)d/s" % res)
-        return 0
-    res = run_ingest_bench(db=db)
+    single = getattr(args, "single", False)
+    res = (run_single_bench if single else run_ingest_bench)(db=getattr(args, "db", None))
     if getattr(args, "json", False):
         print(json.dumps(res))
+    elif single:
+        print("single-record POSTs over HTTP (%(database)s, %(connections)d connections, signed, a receipt "
+              "each): %(posts_per_s)d/s; with a commit and a sync-index update for every POST, as before: "
+              "%(posts_per_s_one_commit_each)d/s" % res)
     else:
         print("ingest (%(database)s, %(cores)d cores): %(records_per_s)d records/s validated and stored "
               "(%(records)d records, batches of %(batch)d); bare libsodium verify on %(cores)d cores: "

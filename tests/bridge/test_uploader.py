@@ -30,6 +30,13 @@ def world(tmp_path):
 T = 1795000000.0
 
 
+def forged(rec):
+    """rec's bytes with its signature broken."""
+    raw = bytearray(rec.raw)
+    raw[-1] ^= 1
+    return bytes(raw)
+
+
 def village_payments(k, n, count):
     return payments(count)
 
@@ -68,13 +75,12 @@ def test_a_forged_record_is_rejected_for_good_and_the_rest_goes(world):
     k, n, node, peer, q = world
     issues, users, uses = village_payments(k, n, 4)
     node.submit([r.raw for r in issues + users])
-    forged = bytearray(uses[1].raw)
-    forged[-1] ^= 1
-    for raw in [uses[0].raw, bytes(forged), uses[2].raw, uses[3].raw]:
+    bad = forged(uses[1])
+    for raw in [uses[0].raw, bad, uses[2].raw, uses[3].raw]:
         q.accept(raw)
     sent, receipts = Uploader(q, "p").step(peer)
     assert sent == 3 and len(receipts) == 3
-    assert q.rejected("p") == [(R.parse(bytes(forged)).id, "bad-signature")]
+    assert q.rejected("p") == [(R.parse(bad).id, "bad-signature")]
     assert q.backlog("p") == 0
 
 
@@ -231,15 +237,14 @@ def test_a_final_refusal_and_a_missing_dependency_in_one_batch_are_both_set_asid
     k, n, node, peer, q = world
     issues, users, uses = village_payments(k, n, 3)
     node.submit([r.raw for r in issues + users])
-    forged = bytearray(uses[1].raw)
-    forged[-1] ^= 1
+    bad = forged(uses[1])
     junk = junk_uses(1)[0]
-    for raw in [uses[0].raw, bytes(forged), junk.raw, uses[2].raw]:
+    for raw in [uses[0].raw, bad, junk.raw, uses[2].raw]:
         q.accept(raw)
     counting = Counting(peer)
     sent, _ = Uploader(q, "p", clock=lambda: T).step(counting)
     assert sent == 2 and len(counting.requests) == 2  # one refusal naming both, then the honest two
-    assert q.rejected("p") == [(R.parse(bytes(forged)).id, "bad-signature")]
+    assert q.rejected("p") == [(R.parse(bad).id, "bad-signature")]
     assert [(i, r) for i, _, _, r in q.held("p")] == [(junk.id, "unknown-token")]
 
 
