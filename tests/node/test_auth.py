@@ -308,3 +308,44 @@ def test_peers_named_on_both_sides_sync_and_a_session_is_theirs_alone(tmp_path):
         assert e.value.reason == "unknown-peer"
     finally:
         srv.stop()
+
+
+def test_the_nonce_memory_is_capped_and_the_node_says_busy_rather_than_forget(monkeypatch):
+    import pen.node.auth as A
+    monkeypatch.setattr(A, "MAX_NONCES", 3)
+    g = gate()
+    for i in range(3):
+        g.check_signed(BRIDGE, "POST", HOST, "/v1/records", signed(nonce=i.to_bytes(16, "big")), b"x", T)
+    h = signed(nonce=b"\x77" * 16)
+    assert refusal(lambda: g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T)) == ("busy", 503)
+    # once the window has passed, the old nonces are forgotten and requests go again
+    h = signed(nonce=b"\x78" * 16, when=T + 2 * REPLAY_WINDOW_S + 1)
+    g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T + 2 * REPLAY_WINDOW_S + 1)
+
+
+def test_anonymous_addresses_are_capped_idle_ones_forgotten_first(monkeypatch):
+    import pen.node.auth as A
+    monkeypatch.setattr(A, "MAX_ANON_ADDRS", 2)
+    g = Gate(dict, anon_rate=1, anon_burst=2)
+    g.check_anonymous(PUBLIC, "a", T)
+    g.check_anonymous(PUBLIC, "b", T)
+    assert refusal(lambda: g.check_anonymous(PUBLIC, "c", T)) == ("busy", 503)  # a and b still busy
+    g.check_anonymous(PUBLIC, "c", T + 2)  # a and b refilled: forgotten
+    assert set(g._anon) == {"c"}
+
+
+def test_a_peer_added_while_the_node_runs_is_taken_within_the_reload_time(tmp_path):
+    import pen.node.auth as A
+    store = SQLiteCTB(tmp_path / "n.sqlite")
+    g = Gate(lambda: load_peers(store))
+    h = signed(MALLORY)
+    assert refusal(lambda: g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T)) == ("unknown-peer", 403)
+    allow_peer(store, MALLORY.public_key, "m", BRIDGE)
+    assert refusal(lambda: g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T + 1)) == (
+        "unknown-peer", 403)  # the list is read again every RELOAD_S
+    h = signed(MALLORY, when=T + A.RELOAD_S)
+    assert g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T + A.RELOAD_S).name == "m"
+    remove_peer(store, MALLORY.public_key)
+    h = signed(MALLORY, when=T + 2 * A.RELOAD_S, nonce=b"\x05" * 16)
+    assert refusal(lambda: g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T + 2 * A.RELOAD_S)) == (
+        "unknown-peer", 403)

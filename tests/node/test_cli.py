@@ -65,6 +65,11 @@ def test_sync_then_status_show_the_peer(served, tmp_path, capsys):
     assert remote["state_digest"] == digest and remote["records"] == 20
     assert main(["--home", str(tmp_path), "node", "status", "--db", b]) == 0
     assert "last successful sync" in capsys.readouterr().out
+    # a running node tells an anonymous client its summary only, a listed peer everything
+    assert main(["--home", str(tmp_path), "node", "status", "--url", url]) == 0
+    assert "the public summary" in capsys.readouterr().out
+    assert main(["--home", str(tmp_path), "node", "status", "--url", url, "--key", "b-node", "--json"]) == 0
+    assert "peers" in json.loads(capsys.readouterr().out)
 
 
 def test_sync_with_an_unreachable_peer_is_one_line_and_exit_1(tmp_path, capsys):

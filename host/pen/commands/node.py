@@ -30,6 +30,7 @@ def register(sub):
     st = s.add_parser("status", help="records, state digest, peers, backlog, last sync")
     st.add_argument("--db", help="SQLite path or postgresql:// URL")
     st.add_argument("--url", help="ask a running node instead of opening the database")
+    st.add_argument("--key", help="with --url: a key the node lists as a peer (else only the public summary)")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
     pe = s.add_parser("peer", help="the keys allowed to write to and sync with this node")
@@ -139,12 +140,15 @@ def _ago(t):
 
 def cmd_status(args):
     if args.url:
-        from pen.peering import PeerUnavailable
+        from pen.peering import NodeError, PeerUnavailable
         from pen.node.client import NodeClient
         try:
-            st = NodeClient(args.url, timeout_s=10).status()
+            signer = load_key(args, args.key) if args.key else None
+            st = NodeClient(args.url, timeout_s=10, signer=signer).status()
         except PeerUnavailable as e:
             raise PenError("node not reachable: %s" % e)
+        except NodeError as e:
+            raise PenError("the node refused: %s" % e)
     else:
         from pen.node.core import PEER_KEY
         store = open_ctb(args)
@@ -154,6 +158,9 @@ def cmd_status(args):
         print(json.dumps(st, indent=1, sort_keys=True))
         return 0
     print("CTB node: %d records, state digest %s" % (st["records"], st["state_digest"]))
+    if "peers" not in st:
+        print("(the public summary: give --key NAME of a listed peer for sync details)")
+        return 0
     if not st["peers"]:
         print("no peers synced yet")
     for url, p in sorted(st["peers"].items()):
