@@ -203,6 +203,7 @@ def _usable_node(tmp_path, count):
     from pen import build as B
     from pen.keys import Signer
     k, ordered, n = economy()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     node = Node(SQLiteCTB(tmp_path / "g.sqlite"), node_key=k["common-node"], clock=lambda: 1795000000)
     node.submit([r.raw for r in ordered[:ordered.index(n["use"])]])
     carlos = Signer.from_phrase("carlos")
@@ -220,6 +221,11 @@ def test_a_group_commit_answers_each_batch_as_if_alone(tmp_path):
     assert [r["ok"] for r in res] == [True, True]
     assert [R.parse(x).fields[1] for x in res[0]["receipts"]] == [uses[0].id]
     assert sorted(R.parse(x).fields[1] for x in res[1]["receipts"]) == sorted([uses[1].id, uses[2].id])
+    # two clients uploading one record at once: as in turn, the second is a duplicate, one receipt in all
+    node2, more = _usable_node(tmp_path / "two", 1)
+    res = node2.submit_group([[more[0].raw], [more[0].raw]])
+    assert [r["verdicts"][0]["code"] for r in res] == [ctb.ACCEPTED, ctb.DUPLICATE]
+    assert [len(r["receipts"]) for r in res] == [1, 0]
 
 
 def test_one_bad_record_in_a_group_refuses_only_its_own_batch(tmp_path):
