@@ -114,3 +114,9 @@ def test_peer_add_list_remove(tmp_path, capsys):
     assert main(["--home", str(tmp_path), "node", "peer", "remove", key, "--db", db]) == 0
     assert main(["--home", str(tmp_path), "node", "peer", "remove", key, "--db", db]) == 1
     assert "not on this node's peer list" in capsys.readouterr().err
+
+
+def test_a_bridge_without_its_key_says_how_to_make_and_allow_it(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "bridge", "--serial", "/dev/null", "--peer", "http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert "no key named 'bridge'" in err and "pen node peer add KEY --role bridge" in err

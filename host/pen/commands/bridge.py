@@ -45,7 +45,11 @@ def _peers(args):
     out = []
     signer = None
     if any(u.startswith(("http://", "https://")) for u in args.peer):
-        signer = load_key(args, args.key)
+        try:
+            signer = load_key(args, args.key)
+        except PenError as e:
+            raise PenError("%s; the bridge signs its uploads with it, and each node lists its public key "
+                           "(pen node peer add KEY --role bridge)" % e)
     for url in args.peer:
         if url == "local":
             key = load_key(args, args.node_key) if args.node_key else None

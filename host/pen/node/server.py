@@ -362,6 +362,8 @@ def serve_in_thread(node, host="127.0.0.1", port=0, **kw):
 def serve_forever(node, host, port, peers=(), interval_s=60.0, on_sync=None, log=print, signer=None):
     """`pen node serve`: run until interrupted."""
     server = NodeServer(node, peers, interval_s, on_sync, signer, log=log)
-    log("pen node on http://%s:%d (%d records; peers: %s)" % (
-        host, port, node.store.count(), ", ".join(peers) or "none"))
+    allowed = server._load_peers()
+    log("pen node on http://%s:%d (%d records; syncs with: %s; %d peer keys allowed to write%s)" % (
+        host, port, node.store.count(), ", ".join(peers) or "none", len(allowed),
+        "" if allowed else ": anonymous reads only, add peers with `pen node peer add`"))
     web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
