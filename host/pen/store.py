@@ -140,7 +140,7 @@ class SQLStore:
             ov = None
             if self.verifier is not None:
                 # optimistic: record each signature, write, check them all at once
-                sigs = []
+                sigs = self.verifier.collect() if hasattr(self.verifier, "collect") else []
                 self._exec("SAVEPOINT optimistic", ())
                 ov, verdicts = ctb.apply_batch(view, recs, lambda pk, m, sig: sigs.append((pk, m, sig)) or True)
                 ok = all(v.code != ctb.REJECTED for v in verdicts)
