@@ -162,7 +162,7 @@ class NodeServer:
         route = request.match_info.route.resource
         if route is None:  # no such path: aiohttp's own 404/405
             return await handler(request)
-        rule = RULES.get((request.method, route.canonical))
+        rule = RULES.get(("GET" if request.method == "HEAD" else request.method, route.canonical))
         if rule is None:
             raise NodeError("forbidden", "no one may %s %s" % (request.method, route.canonical), 403)
         need, limit = rule
