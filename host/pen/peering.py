@@ -16,7 +16,9 @@ the bridge's uploader all import it, and it imports none of them.
 The peer contract a bridge uploads through (pen.bridge.peers): submit(raws)
 -> {"ok": True, "verdicts": [{"code", "reason"}...], "receipts": [raw...]} or
 {"ok": False, "index": i, "reason": code, "detail": text}; raises
-PeerUnavailable when the peer cannot be reached.
+PeerUnavailable when the peer cannot be reached; receipts([(token ref,
+use id)]) -> [raw ACCOUNTED...] the receipts the peer holds for those uses
+(for an upload whose answer was lost), at most MAX_RECEIPT_ASKS a request.
 """
 import hashlib
 import os
@@ -38,6 +40,9 @@ REQUEST_DOMAIN = b"pen/1/node-request\x00"
 # rate limit times this many seconds of them).
 REPLAY_WINDOW_S = 120
 NONCE_BYTES = 16
+# (token ref, use id) pairs one receipts request may ask about: a bridge
+# asks about at most one batch (500) at once.
+MAX_RECEIPT_ASKS = 500
 
 
 class NodeError(Exception):
@@ -95,3 +100,15 @@ def refused_records(res):
     if res.get("rejected"):
         return [(int(i), r) for i, r in res["rejected"]]
     return [(res["index"], res["reason"])]
+
+
+def receipts_in(history, use_id):
+    """The ACCOUNTED receipts for use_id among a token's records (raw)."""
+    from pen_protocol import records as R
+    out = []
+    for raw in history:
+        if raw[0] == R.ACCOUNTED:
+            rec = R.parse(raw)
+            if rec.fields[1] == use_id:
+                out.append(rec.raw)
+    return out

@@ -272,12 +272,14 @@ def test_the_rate_limit_is_enforced_over_http(tmp_path):
     allow(node, PEER, NODE, rate=0.001, burst=3)
     srv = serve_in_thread(node)
     try:
-        c = NodeClient(srv.url, signer=PEER)
+        waits = []
+        c = NodeClient(srv.url, signer=PEER, sleep=waits.append)
         for _ in range(3):
             c.votations()
         with pytest.raises(NodeError) as e:
             c.votations()
         assert (e.value.reason, e.value.status) == ("rate-limited", 429)
+        assert waits == [0.25 * 2 ** i for i in range(7)]  # tried 8 times, then gave up
     finally:
         srv.stop()
 
@@ -349,3 +351,68 @@ def test_a_peer_added_while_the_node_runs_is_taken_within_the_reload_time(tmp_pa
     h = signed(MALLORY, when=T + 2 * A.RELOAD_S, nonce=b"\x05" * 16)
     assert refusal(lambda: g.check_signed(BRIDGE, "POST", HOST, "/v1/records", h, b"x", T + 2 * A.RELOAD_S)) == (
         "unknown-peer", 403)
+
+
+def test_a_rate_limited_client_waits_and_tries_again(tmp_path):
+    node = Node(SQLiteCTB(tmp_path / "n.sqlite"))
+    allow(node, PEER, NODE, rate=1, burst=1)
+    now = [float(T)]
+    srv = serve_in_thread(node, clock=lambda: now[0])
+    waits = []
+
+    def sleep(s):  # the node's clock moves while the client waits
+        waits.append(s)
+        now[0] += s
+    try:
+        c = NodeClient(srv.url, signer=PEER, clock=lambda: now[0], sleep=sleep)
+        c.votations()
+        c.votations()  # the bucket is empty: refused until a whole token is back, 1 s later
+        assert waits == [0.25, 0.5, 1.0]
+    finally:
+        srv.stop()
+
+
+def test_a_bridge_gets_a_lost_batch_s_receipts_in_one_request(tmp_path):
+    """A bridge killed after the node took 300 payments uploads them again:
+    300 duplicates, whose receipts come back in one request, well inside a
+    bridge's default bucket (before, one token request each: 300 requests,
+    refused past the burst)."""
+    from pen.bridge.peers import HttpPeer
+    from pen.bridge.queue import BridgeQueue
+    from pen.bridge.uploader import Uploader
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+    from village_kit import payments
+    k, ordered, n = economy()
+    node = Node(SQLiteCTB(tmp_path / "n.sqlite"), node_key=k["common-node"], clock=lambda: T)
+    node.submit([r.raw for r in ordered[:-3]])
+    issues, users, uses = payments(300)
+    node.submit([r.raw for r in issues + users])
+    allow_peer(node.store, BRIDGE_KEY.public_key, "village", BRIDGE)  # default bridge rate limit
+    lost = node.submit([u.raw for u in uses])["receipts"]
+    srv = serve_in_thread(node)
+    try:
+        q = BridgeQueue(tmp_path / "bridge.sqlite")
+        for u in uses:
+            q.accept(u.raw)
+        peer = HttpPeer(srv.url, signer=BRIDGE_KEY)
+        sent, receipts = Uploader(q, "ctb").step(peer)
+        assert sent == 300 and sorted(receipts) == sorted(lost)
+        assert peer.client.requests == 2  # the upload and one receipts request, no per-token reads
+    finally:
+        srv.stop()
+
+
+def test_receipts_requests_are_bounded_and_checked(served):
+    node, url, n = served
+    c = NodeClient(url, signer=BRIDGE_KEY)
+    assert c.receipts([(n["issue"].fields[0], n["use"].id)]) == node.receipts([(n["issue"].fields[0], n["use"].id)])
+    for body in (cbor.dumps([[b"short", n["use"].id]]), cbor.dumps({1: 2}), b"\xff"):
+        status, reply = raw_request(url + "/v1/receipts", body, signer=BRIDGE_KEY)
+        assert (status, reply["reason"]) == (400, "malformed")
+    status, reply = raw_request(url + "/v1/receipts", cbor.dumps([[n["issue"].fields[0], n["use"].id]]))
+    assert (status, reply["reason"]) == (401, "unauthenticated")
+    with pytest.raises(NodeError) as e:
+        node.receipts([(b"\x00" * 8, b"\x00" * 16)] * 501)
+    assert e.value.reason == "too-many-ids"

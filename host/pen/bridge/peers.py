@@ -7,20 +7,9 @@ whose answer the bridge lost)."""
 import time
 
 from pen.accounting import receipts_for
-from pen.peering import NodeError, PeerUnavailable, refusal
+from pen.peering import MAX_RECEIPT_ASKS, PeerUnavailable, receipts_in, refusal  # noqa: F401
 from pen.store import BatchRejected
 from pen_protocol import records as R
-
-
-def receipts_in(history, use_id):
-    """The ACCOUNTED receipts for use_id among a token's records."""
-    out = []
-    for raw in history:
-        if raw[0] == R.ACCOUNTED:
-            rec = R.parse(raw)
-            if rec.fields[1] == use_id:
-                out.append(rec.raw)
-    return out
 
 
 class LocalPeer:
@@ -66,12 +55,6 @@ class HttpPeer:
 
     def receipts(self, uses):
         out = []
-        for ref, use_id in uses:
-            try:
-                t = self.client.token(ref)
-            except NodeError as e:
-                if e.reason == "unknown-token":
-                    continue
-                raise  # refused (unauthenticated, rate-limited...): the round is retried later
-            out += receipts_in([bytes.fromhex(h["raw"]) for h in t["history"]], use_id)
+        for i in range(0, len(uses), MAX_RECEIPT_ASKS):
+            out += self.client.receipts(uses[i:i + MAX_RECEIPT_ASKS])
         return out

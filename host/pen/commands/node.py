@@ -41,8 +41,9 @@ def register(sub):
     pa.add_argument("--name", help="a name for logs and status (default: the key name or its first digits)")
     pa.add_argument("--role", choices=["node", "bridge"], default=None,
                     help="node: sync and everything; bridge: upload records and read tokens (default node)")
-    pa.add_argument("--rate", type=float, default=None, help="requests a second it may make (default 20)")
-    pa.add_argument("--burst", type=int, default=None, help="requests it may make at once (default 100)")
+    pa.add_argument("--rate", type=float, default=None,
+                    help="requests a second it may make (default: node 100, bridge 20)")
+    pa.add_argument("--burst", type=int, default=None, help="requests it may make at once (default: node 500, bridge 100)")
     pa.add_argument("--db", help="SQLite path or postgresql:// URL")
     pa.set_defaults(func=cmd_peer_add)
     pr = ps.add_parser("remove", help="take a peer key off the list")
@@ -185,14 +186,15 @@ def _peer_key(args):
 
 
 def cmd_peer_add(args):
-    from pen.node.auth import DEFAULT_BURST, DEFAULT_RATE, allow_peer, load_peers
+    from pen.node.auth import DEFAULTS, allow_peer, load_peers
     key, keyname = _peer_key(args)
     store = open_ctb(args)
     old = load_peers(store).get(key)
     name = args.name or keyname or (old.name if old else key.hex()[:16])
-    rate = args.rate if args.rate is not None else (old.rate if old else DEFAULT_RATE)
-    burst = args.burst if args.burst is not None else (old.burst if old else DEFAULT_BURST)
     role = args.role or (old.role if old else "node")
+    kept = old is not None and old.role == role  # a new role starts from that role's defaults
+    rate = args.rate if args.rate is not None else (old.rate if kept else DEFAULTS[role][0])
+    burst = args.burst if args.burst is not None else (old.burst if kept else DEFAULTS[role][1])
     try:
         allow_peer(store, key, name, role, rate, burst)
     except ValueError as e:

@@ -24,11 +24,14 @@ ROLES = (BRIDGE, NODE)
 MAY = {PUBLIC: (PUBLIC,), BRIDGE: (PUBLIC, BRIDGE), NODE: (PUBLIC, BRIDGE, NODE)}
 
 PEER_AUTH_KEY = "peerkey:"  # local bookkeeping: allowed peer key (hex) -> JSON of its settings
-# A peer's default bucket: a bridge uploads a batch of 500 every few seconds
-# and a sync is a few dozen requests; 20 a second with bursts of 100 leaves
-# them idle, and caps what a stolen key can make the node do.
-DEFAULT_RATE = 20.0
-DEFAULT_BURST = 100
+# A peer's default bucket, by role: a bridge uploads a batch of 500 every few
+# seconds (20 a second with bursts of 100 leaves it idle); a peer node's sync
+# is a few requests per 2000 records it lacks, so a new replica of a million
+# records makes ~2500 (100 a second with bursts of 500: under a minute).
+# Either caps what a stolen key can make the node do; clients wait and retry
+# on `rate-limited` (pen.node.client).
+DEFAULTS = {BRIDGE: (20.0, 100), NODE: (100.0, 500)}
+DEFAULT_RATE, DEFAULT_BURST = DEFAULTS[BRIDGE]
 # Anonymous readers share buckets per client address, each smaller.
 ANON_RATE = 5.0
 ANON_BURST = 20
@@ -78,10 +81,13 @@ class Peer:
         self.burst = burst
 
 
-def peer_entry(name, role=NODE, rate=DEFAULT_RATE, burst=DEFAULT_BURST):
-    """The JSON kept for an allowed peer (after checking each setting)."""
+def peer_entry(name, role=NODE, rate=None, burst=None):
+    """The JSON kept for an allowed peer (after checking each setting);
+    rate and burst default by role."""
     if role not in ROLES:
         raise ValueError("a peer's role is one of: " + ", ".join(ROLES))
+    rate = DEFAULTS[role][0] if rate is None else rate
+    burst = DEFAULTS[role][1] if burst is None else burst
     if not (rate > 0 and burst >= 1):
         raise ValueError("a peer's rate must be above 0 and its burst at least 1")
     return json.dumps({"name": name, "role": role, "rate": float(rate), "burst": int(burst)}, sort_keys=True)
@@ -213,7 +219,7 @@ class Gate:
             self._nonces.discard(self._expiry.popleft()[1])
 
 
-def allow_peer(store, key, name, role=NODE, rate=DEFAULT_RATE, burst=DEFAULT_BURST):
+def allow_peer(store, key, name, role=NODE, rate=None, burst=None):
     """Put a peer key on a node's allow-list (or change its settings)."""
     entry = peer_entry(name, role, rate, burst)
     store.local_set(PEER_AUTH_KEY + bytes(key).hex(), entry)

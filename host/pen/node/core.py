@@ -9,7 +9,7 @@ import threading
 import time
 
 from pen.accounting import receipts_for
-from pen.peering import NodeError, refusal  # noqa: F401  (NodeError re-exported: pen.node.core.NodeError)
+from pen.peering import MAX_RECEIPT_ASKS, NodeError, receipts_in, refusal  # noqa: F401  (NodeError re-exported)
 from pen.store import BatchRejected
 from pen.sync import Reconciler, SetIndex
 from pen_protocol import ctb, ids, records as R
@@ -167,6 +167,17 @@ class Node:
         with self.lock:
             got = self.store.records_by_id(want)
         return [got[i] for i in want if i in got]
+
+    def receipts(self, uses):
+        """The ACCOUNTED receipts held for [(token ref, use id)]: what a
+        bridge asks for when the answer to an upload was lost."""
+        if len(uses) > MAX_RECEIPT_ASKS:
+            raise NodeError("too-many-ids", "at most %d uses a request" % MAX_RECEIPT_ASKS, 413)
+        out = []
+        with self.lock:
+            for ref, use_id in uses:
+                out += receipts_in(self.store.token_history(ref), use_id)
+        return out
 
     def record(self, rid):
         with self.lock:

@@ -19,7 +19,8 @@ from pen.node import core
 from pen.node.auth import BRIDGE, NODE, PUBLIC, Gate, load_peers
 from pen.node.client import NodeClient
 from pen.node.sync import sync_with
-from pen.peering import CBOR, KEY_HEADER, SESSION_HEADER, NodeError  # noqa: F401  (CBOR, SESSION_HEADER re-exported)
+from pen.peering import (CBOR, KEY_HEADER, MAX_RECEIPT_ASKS, SESSION_HEADER,  # noqa: F401  (CBOR, SESSION_HEADER
+                         NodeError)                                              # re-exported)
 from pen.sync import SyncError
 from pen.sync.messages import MAX_MESSAGE_BYTES
 from pen_protocol import cbor, records as R
@@ -29,6 +30,8 @@ MAX_BODY = MAX_MESSAGE_BYTES + 4096
 # A batch of MAX_BATCH_RECORDS records of MAX_RECORD bytes with CBOR heads.
 MAX_BATCH_BYTES = core.MAX_BATCH_RECORDS * (R.MAX_RECORD + 3) + 9
 MAX_FETCH_BYTES = core.MAX_FETCH_IDS * (R.ID_LEN + 1) + 9
+# MAX_RECEIPT_ASKS pairs [token ref, use id] with their CBOR heads.
+MAX_RECEIPTS_BYTES = MAX_RECEIPT_ASKS * (1 + R.REF_LEN + 1 + R.ID_LEN + 1) + 9
 
 # Who may call each route (pen.node.auth roles) and the largest body it takes.
 # A route missing here is refused to everyone. Anonymous clients read what the
@@ -44,6 +47,7 @@ RULES = {
     ("GET", "/v1/status"): (PUBLIC, 0),
     ("POST", "/v1/records"): (BRIDGE, MAX_BATCH_BYTES),
     ("GET", "/v1/tokens/{ref}"): (BRIDGE, 0),
+    ("POST", "/v1/receipts"): (BRIDGE, MAX_RECEIPTS_BYTES),
     ("GET", "/v1/records/{id}"): (NODE, 0),
     ("POST", "/v1/records/fetch"): (NODE, MAX_FETCH_BYTES),
     ("GET", "/v1/votations"): (NODE, 0),
@@ -126,6 +130,7 @@ class NodeServer:
         r = app.router
         r.add_post("/v1/records", self.submit)
         r.add_post("/v1/records/fetch", self.fetch)
+        r.add_post("/v1/receipts", self.receipts)
         r.add_get("/v1/records/{id}", self.record)
         r.add_get("/v1/tokens/{ref}", self.token)
         r.add_get("/v1/votations", self.votations)
@@ -220,6 +225,18 @@ class NodeServer:
     async def fetch(self, request):
         want = _byte_strings(request[_BODY], "16-byte ids", R.ID_LEN)
         raws = await self._run(self.node.fetch, want)
+        return web.Response(body=cbor.dumps(raws), content_type=CBOR)
+
+    async def receipts(self, request):
+        try:
+            asked = cbor.loads(request[_BODY])
+        except cbor.CBORError as e:
+            raise NodeError("malformed", "not canonical CBOR: %s" % e)
+        if not (isinstance(asked, list) and all(
+                isinstance(p, list) and len(p) == 2 and isinstance(p[0], bytes) and len(p[0]) == R.REF_LEN
+                and isinstance(p[1], bytes) and len(p[1]) == R.ID_LEN for p in asked)):
+            raise NodeError("malformed", "expected a CBOR array of [8-byte token ref, 16-byte use id]")
+        raws = await self._run(self.node.receipts, [tuple(p) for p in asked])
         return web.Response(body=cbor.dumps(raws), content_type=CBOR)
 
     async def record(self, request):
