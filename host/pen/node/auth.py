@@ -137,10 +137,18 @@ class Gate:
         self.refused[reason] += 1
         raise NodeError(reason, detail, status)
 
+    def due(self, now):
+        """True when the allow-list is to be read again (a server does that
+        off its event loop: the read waits for the store's lock)."""
+        return self._loaded_at is None or now - self._loaded_at >= RELOAD_S or now < self._loaded_at
+
+    def reload(self, now):
+        self.peers = self._source()
+        self._loaded_at = now
+
     def _reload(self, now):
-        if self._loaded_at is None or now - self._loaded_at >= RELOAD_S or now < self._loaded_at:
-            self.peers = self._source()
-            self._loaded_at = now
+        if self.due(now):
+            self.reload(now)
 
     # -- anonymous ------------------------------------------------------------
 

@@ -176,6 +176,8 @@ class NodeServer:
             request[_PEER] = self.gate.check_anonymous(need, request.remote, now)
             request[_BODY] = b""
             return await handler(request)
+        if self.gate.due(now):
+            await self._run(self.gate.reload, now)
         peer, when, nonce, sig = self.gate.check_headers(need, request.headers, now)
         body = await _body(request, limit) if limit else b""
         request[_PEER] = self.gate.check_body(peer, when, nonce, sig, request.method, request.host,
