@@ -23,6 +23,8 @@ use id)]) -> [raw ACCOUNTED...] the receipts the peer holds for those uses
 import hashlib
 import os
 
+from pen_protocol import ctb, records as R
+
 CBOR = "application/cbor"
 SESSION_HEADER = "Pen-Sync-Session"
 # the signed-request headers
@@ -90,7 +92,7 @@ def refusal(rejected):
     out = {"ok": False, "index": rejected.index, "reason": rejected.verdict.reason,
            "detail": rejected.verdict.detail}
     if getattr(rejected, "verdicts", None) is not None:
-        out["rejected"] = [[i, v.reason] for i, v in enumerate(rejected.verdicts) if v.code == "rejected"]
+        out["rejected"] = [[i, v.reason] for i, v in enumerate(rejected.verdicts) if v.code == ctb.REJECTED]
     return out
 
 
@@ -104,7 +106,6 @@ def refused_records(res):
 
 def receipts_in(history, use_id):
     """The ACCOUNTED receipts for use_id among a token's records (raw)."""
-    from pen_protocol import records as R
     out = []
     for raw in history:
         if raw[0] == R.ACCOUNTED:
