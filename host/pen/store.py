@@ -139,7 +139,8 @@ class SQLStore:
             view = _BatchView(self, recs)
             ov = None
             if self.verifier is not None:
-                # optimistic: record each signature, write, check them all at once
+                # optimistic: record each signature (a verifier's collect() ships them to its
+                # workers as they come), write, check them all at once
                 sigs = self.verifier.collect() if hasattr(self.verifier, "collect") else []
                 self._exec("SAVEPOINT optimistic", ())
                 ov, verdicts = ctb.apply_batch(view, recs, lambda pk, m, sig: sigs.append((pk, m, sig)) or True)

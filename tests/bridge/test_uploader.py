@@ -269,3 +269,29 @@ def test_bridge_status_shows_held_and_quarantined_records(world, tmp_path, capsy
     st = json.loads(capsys.readouterr().out)["peers"]["p"]
     assert st["held"] == 1 and st["outcomes"] == {"quarantined": 2}
     assert sorted(st["quarantined"]) == sorted([r.id.hex(), "unknown-token"] for r in junk)
+
+
+def test_release_sends_quarantined_records_again(world, tmp_path, capsys):
+    from pen.cli import main
+    k, n, node, peer, q = world
+    issues, users, uses = village_payments(k, n, 2)
+    node.submit([r.raw for r in issues])  # the SET_USERs never reached this node: the USEs wait for them
+    for u in uses:
+        q.accept(u.raw)
+    q.meta_set("peers", "p")
+    now = [T]
+    up = Uploader(q, "p", clock=lambda: now[0])
+    for _ in range(HOLD_MAX_TRIES):
+        up.step(peer)
+        now[0] += HOLD_MAX_WAIT_S
+    assert len(q.rejected("p", "quarantined")) == 2
+    db = str(tmp_path / "bridge.sqlite")
+    assert main(["bridge", "release", "zz", "--db", db]) == 1
+    assert "32 hex digits; nothing released" in capsys.readouterr().err
+    node.submit([r.raw for r in users])  # the operator found the missing records
+    assert main(["bridge", "release", uses[0].id.hex(), "--db", db]) == 0
+    assert "released 1 records" in capsys.readouterr().out
+    assert up.step(peer)[0] == 1
+    assert main(["bridge", "release", "--db", db]) == 0
+    assert up.step(peer)[0] == 1 and q.backlog("p") == 0
+    assert q.outcomes("p") == {"accepted": 2}

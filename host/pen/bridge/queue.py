@@ -111,6 +111,26 @@ class BridgeQueue:
             raise
         return quarantined
 
+    def release(self, peer, ids=None):
+        """Quarantined (and held) records of peer go again at the next round,
+        their tries forgotten: all of them, or those in ids. Returns how many."""
+        where, args = "peer=?", [peer]
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return 0
+            where += " AND id IN (%s)" % ",".join("?" * len(ids))
+            args += ids
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.db.execute("DELETE FROM delivered WHERE outcome='quarantined' AND " + where, args).rowcount
+            n += self.db.execute("DELETE FROM held WHERE " + where, args).rowcount
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return n
+
     def held(self, peer):
         """[(id, tries, next try at, reason)] of the records held for peer."""
         return [(bytes(i), t, n, r) for i, t, n, r in self.db.execute(

@@ -30,6 +30,11 @@ def register(sub):
     st.add_argument("--db")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
+    rl = s.add_parser("release", help="send quarantined records again (after their dependency reached the node)")
+    rl.add_argument("ids", nargs="*", help="record ids (32 hex digits); none: every quarantined record")
+    rl.add_argument("--peer", help="only for this peer (default: every configured peer)")
+    rl.add_argument("--db")
+    rl.set_defaults(func=cmd_release)
     sd = s.add_parser("send", help="queue records (digests, openings, publications) for the village")
     sd.add_argument("file", help="a Pen record file (pen token export, ...)")
     sd.add_argument("--db")
@@ -185,4 +190,24 @@ def cmd_send(args):
         q.queue_down(raw)
     n = len(raws)
     print("queued %d records for the village (%d waiting in all)" % (n, q.down_backlog()))
+    return 0
+
+
+def cmd_release(args):
+    from pen.bridge.queue import BridgeQueue
+    path = _db(args)
+    if not os.path.exists(path):
+        raise PenError("no bridge queue at %s" % path)
+    ids = None
+    if args.ids:
+        try:
+            ids = [bytes.fromhex(i) for i in args.ids]
+        except ValueError:
+            ids = []
+        if len(ids) != len(args.ids) or any(len(i) != 16 for i in ids):
+            raise PenError("a record id is 32 hex digits; nothing released")
+    q = BridgeQueue(path)
+    peers = [args.peer] if args.peer else [p for p in (q.meta_get("peers", "") or "").split() if p]
+    n = sum(q.release(p, ids) for p in peers)
+    print("released %d records: they go again at the next upload round" % n)
     return 0
