@@ -260,7 +260,8 @@ def _post_all(url, signer, bodies, ok, i):
 
 
 def single_rate(posts=SINGLE_POSTS, clients=SINGLE_CLIENTS, db=None, amortised=True, connections=SINGLE_CONNECTIONS):
-    """(single-record POSTs per second, receipts made) on a fresh node;
+    """(single-record POSTs per second, receipts made, the node's CPU per
+    POST in us: the clients run in processes of their own) on a fresh node;
     amortised=False is the earlier node: a commit and a sync-index update
     for every POST."""
     from pen.node.auth import BRIDGE, allow_peer
@@ -294,15 +295,15 @@ def single_rate(posts=SINGLE_POSTS, clients=SINGLE_CLIENTS, db=None, amortised=T
             if p.stdout.readline().strip() != "ready":
                 raise RuntimeError("a bench client did not start")
         before = store.count()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for p in procs:
             p.stdin.write("go\n")
             p.stdin.flush()
         taken = sum(int(p.stdout.readline()) for p in procs)
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, time.process_time() - c
         if taken != len(uses):
             raise RuntimeError("the node took %d of %d single-record POSTs" % (taken, len(uses)))
-        return len(uses) / dt, store.count() - before - len(uses)
+        return len(uses) / dt, store.count() - before - len(uses), dc / len(uses) * 1e6
     finally:
         for p in procs:
             p.stdin.close()
@@ -316,10 +317,11 @@ def run_single_bench(posts=SINGLE_POSTS, clients=SINGLE_CLIENTS, db=None, connec
     """POSTs/s with commits and the sync index amortised (group commit,
     pen.node.core.INDEX_LAG) and, for comparison, as the earlier node did
     it: a commit and an index update for every POST."""
-    amortised, receipts = single_rate(posts, clients, db, True, connections)
-    before, _ = single_rate(posts, clients, db, False, connections)
+    amortised, receipts, cpu = single_rate(posts, clients, db, True, connections)
+    before, _, cpu_before = single_rate(posts, clients, db, False, connections)
     return {"posts": posts, "clients": clients, "connections": clients * connections, "database": database_kind(db),
-            "receipts": receipts, "posts_per_s": round(amortised), "posts_per_s_one_commit_each": round(before)}
+            "receipts": receipts, "posts_per_s": round(amortised), "posts_per_s_one_commit_each": round(before),
+            "node_cpu_us_per_post": round(cpu), "node_cpu_us_per_post_one_commit_each": round(cpu_before)}
 
 
 def cmd(args):
@@ -330,7 +332,8 @@ def cmd(args):
     elif single:
         print("single-record POSTs over HTTP (%(database)s, %(connections)d connections, signed, a receipt "
               "each): %(posts_per_s)d/s; with a commit and a sync-index update for every POST, as before: "
-              "%(posts_per_s_one_commit_each)d/s" % res)
+              "%(posts_per_s_one_commit_each)d/s; the node's CPU per POST %(node_cpu_us_per_post)d us "
+              "(before %(node_cpu_us_per_post_one_commit_each)d us)" % res)
     else:
         print("ingest (%(database)s, %(cores)d cores): %(records_per_s)d records/s validated and stored "
               "(%(records)d records, batches of %(batch)d); bare libsodium verify on %(cores)d cores: "

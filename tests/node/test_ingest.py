@@ -124,6 +124,7 @@ def test_single_record_posts_over_http_are_all_taken_with_their_receipts():
     from pen.ingest_bench import run_single_bench
     res = run_single_bench(posts=40, clients=1, connections=4)
     assert res["receipts"] == 40 and res["posts_per_s"] > 0 and res["posts_per_s_one_commit_each"] > 0
+    assert res["node_cpu_us_per_post"] > 0
 
 
 @pytest.mark.postgres
