@@ -303,3 +303,31 @@ def test_random_arrival_orders_and_sync_orders_converge(seed):
     st = nodes[0].store
     spent = sum(t[1] for _, t in st.state_prefix(b"T") if t[5])
     assert sum(v for _, v in st.state_prefix(b"A")) == spent == sum(v for _, v in st.state_prefix(b"Q"))
+
+
+class _NamesAll(_Refusing):
+    """A peer that names every refused record of a batch at once (the
+    node's answer since issue 10 item 12), and counts requests."""
+
+    def __init__(self, missing, bad):
+        _Refusing.__init__(self, missing, bad)
+        self.requests = 0
+
+    def submit(self, raws):
+        self.requests += 1
+        out = [[i, "bad-signature" if R.parse(r).id in self.bad else "unknown-token"]
+               for i, r in enumerate(raws) if R.parse(r).id in self.bad | self.missing]
+        if out:
+            return {"ok": False, "index": out[0][0], "reason": out[0][1], "detail": "", "rejected": out}
+        self.got += raws
+        return {"ok": True, "verdicts": [], "receipts": []}
+
+
+def test_deliver_sets_every_named_refusal_aside_in_one_round_trip():
+    base, parts = base_and_spends()
+    recs = base[:40]
+    peer = _NamesAll(missing={recs[3].id, recs[9].id}, bad={recs[5].id, recs[30].id, recs[31].id})
+    taken, deferred, refused = deliver([r.raw for r in recs], peer, batch=100)
+    assert taken == 35 and deferred == 2 and set(refused) == {recs[5].id, recs[30].id, recs[31].id}
+    # one refused request, one that stored the rest, one more pass for the two deferred (still lacking)
+    assert peer.requests == 3
