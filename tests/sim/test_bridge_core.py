@@ -111,3 +111,15 @@ def test_the_simulator_and_the_demo_use_the_bridge_engine():
     assert pc.stats["delivered"] == m["delivered"] > 0
     assert pc.stats["downlinked"] == m["delivered"]  # every receipt went down once
     assert pc.queue.down_backlog() == 0
+
+
+def test_one_sqlite_queue_cannot_serve_two_bridge_pcs(tmp_path):
+    import pen.sim  # noqa: F401
+    from pen.sim.engine import Run
+    from pen.sim.medium import Topology
+    from pen_protocol.airtime import PRESETS
+    t = Topology.generate(8, 2, PRESETS["eu868-sf9"], 2)
+    q = BridgeQueue(tmp_path / "b.sqlite")
+    with pytest.raises(ValueError, match="one bridge_queue serves one bridge PC: this village has 2 bridges"):
+        Run(t, "pen", 60, 10, 2, bridge_queue=q)
+    q.close()

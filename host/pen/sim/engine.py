@@ -118,6 +118,8 @@ class Run:
         self.on_bridge = on_bridge
         # the bridge PCs (the one bridge engine on a queue); a refusal pauses
         # a PC's downlink DOWNLINK_RETRY_MS, after which it offers again
+        if bridge_queue is not None and len(topo.bridges) != 1:
+            raise ValueError("one bridge_queue serves one bridge PC: this village has %d bridges" % len(topo.bridges))
         self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(),
                                   pause=DOWNLINK_RETRY_MS) for b in topo.bridges}
         self.downlink_retry = {b: False for b in topo.bridges}
