@@ -325,3 +325,14 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_mpl)
     assert main(["sim", "--nodes", "6", "--plot", "x.png"]) == 1
     assert "--plot needs matplotlib: pip install 'pen[plot]'" in capsys.readouterr().err
+
+
+def test_the_ack_goes_no_farther_than_its_packet_came():
+    bridge = _nh(1, True)
+    origin = _nh(3)
+    origin.submit(bytes(89), 0)
+    f = bytearray(origin.next_tx(0))
+    f[8] = 1  # arrived with 2 of its 3 hops used
+    bridge.on_frame(bytes(f), -100, -20, 10)
+    ack = _first_tx(bridge, 10)
+    assert ack[9] == 1 and ack[8] == 2

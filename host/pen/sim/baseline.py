@@ -236,6 +236,8 @@ class NextHopNode(FloodNode):
       anyone floods again with next_hop reset (the route may be gone);
     - a queued relay is cancelled when the ACK for its packet is overheard
       (the destination has it already);
+    - the ACK's hop limit is the number of hops its packet used, so its
+      flood reaches no farther than the packet came from;
     - the 16-byte header carries next_hop and relay_node, and PKI direct
       messages (payment and ACK alike) add 12 bytes of nonce and tag.
     Frame layout here: relay(2) dst(2) id(4) hop_limit(1) kind(1)
@@ -308,7 +310,9 @@ class NextHopNode(FloodNode):
             self.seq += 1
             aid = (self.addr << 16) | (self.seq & 0xFFFF)
             back = self.next_hop.get(pid >> 16, NO_HOP)
-            ack = self._frame(self.addr, pid >> 16, aid, self.hop_limit, 1,
+            # the ACK goes as far as the packet came (getHopLimitForResponse:
+            # a response's hop limit is the hops its request used)
+            ack = self._frame(self.addr, pid >> 16, aid, self.hop_limit - hops, 1,
                               bytes(PKI_OVERHEAD) + pid.to_bytes(4, "big") + bytes(2), back)
             self._remember((self.addr, aid))
             self.queue.append([now_ms + 50 + self.rng.getrandbits(8), ack, (self.addr, aid)])
