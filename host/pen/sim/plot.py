@@ -9,8 +9,9 @@ def plot(outs, path):
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = {"pen": "tab:blue", "baseline": "tab:orange"}
-    for out in outs:
+    for k, out in enumerate(outs):
         seed = out["scenario"]["seed"]
+        marker = "osD^v<>ph*"[k % 10]  # one marker per seed, one colour per scheme
         for key in ("pen", "baseline"):
             sw = out[key]["sweep"]
             if not sw:
@@ -18,9 +19,9 @@ def plot(outs, path):
             loads = sorted(sw, key=float)
             x = [float(ld) for ld in loads]
             label = "%s, seed %d" % ("Pen" if key == "pen" else out[key]["name"], seed)
-            ax1.plot(x, [sw[ld]["goodput_per_hour"] for ld in loads], marker="o", color=colours[key],
+            ax1.plot(x, [sw[ld]["goodput_per_hour"] for ld in loads], marker=marker, color=colours[key],
                      alpha=0.4 + 0.6 / len(outs), label=label)
-            ax2.plot(x, [100 * sw[ld]["on_time_ratio"] for ld in loads], marker="o", color=colours[key],
+            ax2.plot(x, [100 * sw[ld]["on_time_ratio"] for ld in loads], marker=marker, color=colours[key],
                      alpha=0.4 + 0.6 / len(outs), label=label)
     lim = max([float(ld) for o in outs for k in ("pen", "baseline") for ld in o[k]["sweep"]] or [1])
     ax1.plot([0, lim], [0, lim], color="grey", linestyle=":", label="everything on time")
@@ -36,6 +37,7 @@ def plot(outs, path):
     fig.suptitle("%s, %d nodes; links %s, CAD %s, interference %s" % (
         outs[0]["scenario"]["preset"], outs[0]["scenario"]["nodes"], md["links"], md["cad"], md["interference"]))
     ax1.legend(fontsize="small")
+    ax2.legend(handles=ax2.get_lines()[-1:], fontsize="small", loc="lower left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
