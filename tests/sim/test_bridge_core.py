@@ -123,3 +123,72 @@ def test_one_sqlite_queue_cannot_serve_two_bridge_pcs(tmp_path):
     with pytest.raises(ValueError, match="one bridge_queue serves one bridge PC: this village has 2 bridges"):
         Run(t, "pen", 60, 10, 2, bridge_queue=q)
     q.close()
+
+
+class _ScriptedNode:
+    """The node's side of the serial link, in memory: answers each request
+    the bridge writes (DOWNLINK refused while `refuse` > 0, OK otherwise),
+    and sends events put in `events`. What the bridge wrote is in `seen`."""
+
+    def __init__(self, queue, refuse=0):
+        from pen_protocol import link as L
+        self.L = L
+        self.dec = L.Decoder()
+        self.queue = queue
+        self.refuse = refuse
+        self.out = b""
+        self.seen = []  # (kind, payload, record stored at the moment it was written)
+        self.name = "scripted"
+
+    def write(self, data):
+        L = self.L
+        for f in self.dec.feed(data):
+            rid = bytes(f.payload)
+            self.seen.append((f.kind, rid, f.kind == L.DELIVERED_ACK and self.queue.has(rid)))
+            if f.kind == L.DOWNLINK and self.refuse:
+                self.refuse -= 1
+                self.out += L.error(f.seq, L.E_REFUSED, "queue full")
+            else:
+                self.out += L.encode(f.kind | L.RESPONSE, f.seq)
+
+    def event(self, kind, payload):
+        self.out += self.L.encode(kind, 0, payload)
+
+    def read(self, timeout_s):
+        data, self.out = self.out, b""
+        return data
+
+
+def test_the_serial_bridge_follows_the_same_rules(tmp_path):
+    # the serial Bridge over an in-memory node: it stores a delivered
+    # record before the ack leaves, acks and sets aside malformed bytes, and
+    # after a refused DOWNLINK waits its pause before sending the same one again
+    from pen.bridge.driver import DOWN_PAUSE_S, Bridge
+    from pen_protocol import link as L
+    uses, receipts = _records(2)
+    now = [100.0]
+    q = BridgeQueue(tmp_path / "b.sqlite", clock=lambda: now[0])
+    node = _ScriptedNode(q, refuse=1)
+    bridge = Bridge(node, q, clock=lambda: now[0])
+    assert isinstance(bridge.core, BridgeCore)
+    junk = bytes([10]) + bytes(100)
+    node.event(L.EV_DELIVERED, uses[0])
+    node.event(L.EV_DELIVERED, junk)
+    bridge.step(0)
+    acks = [(rid, stored) for kind, rid, stored in node.seen if kind == L.DELIVERED_ACK]
+    assert acks == [(R.parse(uses[0]).id, True), (record_id(junk), False)]
+    assert bridge.stats["malformed"] == 1 and q.meta_get("malformed:" + record_id(junk).hex())
+    q.queue_down(receipts[0])
+    bridge.step(0)  # sent, refused
+    bridge.step(0)
+    downs = [rid for kind, rid, _ in node.seen if kind == L.DOWNLINK]
+    assert downs == [receipts[0]] and q.down_backlog() == 1
+    now[0] += DOWN_PAUSE_S / 2
+    bridge.step(0)
+    assert [rid for kind, rid, _ in node.seen if kind == L.DOWNLINK] == [receipts[0]]  # still paused
+    now[0] += DOWN_PAUSE_S / 2
+    bridge.step(0)  # the same record again, taken
+    bridge.step(0)
+    assert [rid for kind, rid, _ in node.seen if kind == L.DOWNLINK] == [receipts[0]] * 2
+    assert q.was_sent(R.parse(receipts[0]).id) and q.down_backlog() == 0 and bridge.stats["downlinked"] == 1
+    q.close()
