@@ -30,7 +30,8 @@ import time
 from pen_protocol.airtime import PRESETS
 from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
-from pen_node.mesh import MeshNode, custody_room
+from pen_node.custody import custody_room
+from pen_node.mesh import MeshNode
 from pen_node.radio import make_radio
 
 try:

@@ -127,6 +127,20 @@ def frame_vectors():
         out.append({"kind": "invalid", "what": what, "hex": h.hex() if isinstance(h, bytes) else h, "reason": reason})
     out += [{"kind": "bad-ack", "payload": "010203", "reason": "bad-ack"},
             {"kind": "bad-ack", "payload": "", "reason": "bad-ack"}]
+    # a bundle: two custody records for one next hop (frame.bundle_frame)
+    entries = [(0x0012, named["use"].raw), (0x0007, named["vote"].raw)]
+    bf = bytes(F.bundle_frame(F.Header(F.T_BUNDLE, 0x0012, 0x0003, 0x0012, 3),
+                              [(o, r[0], r[1:]) for o, r in entries]))
+    out.append({"kind": "bundle", "hex": bf.hex(), "entries": [[o, r.hex()] for o, r in entries]})
+    for what, payload in (("entry past the end", "0012" + "ff" + "0a"), ("record of one byte", "0012010a"),
+                          ("control type inside", "00120524000000"), ("short entry head", "0012"),
+                          ("no record", "00010205")):
+        out.append({"kind": "bad-bundle", "what": what, "payload": payload})
+    # identity: the one record id and token ref, for every record type
+    for name in sorted(named):
+        raw = named[name].raw
+        out.append({"kind": "identity", "name": name, "record": raw.hex(), "id": named[name].id.hex(),
+                    "token": (named[name].token_ref or b"").hex()})
     return out
 
 

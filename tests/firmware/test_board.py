@@ -15,7 +15,8 @@ from pen_protocol.airtime import PRESETS
 from pen_node import power
 from pen_node import radio as R
 from pen_node.radio import lora_cfg, SimAir, SimRadio
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from medium_node import XorShift
 from meshkit import use_record

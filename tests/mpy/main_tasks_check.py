@@ -10,7 +10,8 @@ import time
 
 import main
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.radio import RxPacket
 

@@ -155,7 +155,7 @@ def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_hea
 
 
 def test_custody_is_sized_to_the_heap_left_after_boot():
-    from pen_node.mesh import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
+    from pen_node.custody import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
     assert custody_room(200000, 48) == 48  # a board's ~100 KB and more: the journal's bound
     assert custody_room(HEAP_RESERVE + 10 * CUSTODY_RECORD_HEAP, 48) == 10
     assert custody_room(HEAP_RESERVE // 2, 48) == 2  # never zero: a node that can take nothing relays nothing

@@ -1,11 +1,13 @@
 """Discrete-event engine: nodes (Pen's MeshNode or the flooding baseline)
 on a Medium, offered a Poisson load of payments, measured."""
-import hashlib
 import heapq
 import random
 
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
+from pen_node.downlink import EV_RECEIPT
 from pen_node.mesh import MeshNode
+from pen_protocol.identity import record_id
 
 from pen.sim.baseline import FloodNode
 from pen.sim.medium import Medium
@@ -15,8 +17,7 @@ UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes 
 DOWNLINK_RETRY_MS = 500  # the bridge PC offers a refused DOWNLINK again after this (pen.bridge)
 
 
-def rid_of(record):
-    return hashlib.sha256(record[:-64]).digest()[:16]
+rid_of = record_id  # the one record id (pen_protocol.identity)
 
 
 class Payments:
@@ -196,9 +197,9 @@ class Run:
                     if self.want_receipts and rid in self.receipt_of:
                         self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, self.receipt_of[rid])
                 node.host_ack(rec)
-        for kind, data in node.take_events():
-            if kind == "receipt":
-                self.receipted[data] = ms
+        for ev in node.take_events():
+            if ev[0] == EV_RECEIPT:
+                self.receipted[ev[1]] = ms
         if self.sending[i] is None:  # a sending node is serviced again when its frame ends
             self._wake(i, node.next_wakeup_ms(ms))
 
