@@ -87,14 +87,39 @@ def node_address(cfg):
     return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
 
 
+ERROR_PAUSE_MS = 100  # after a task's step failed: never spin on a fault that repeats
+last_error = None  # (task, repr of the exception) of the last step that failed, for a debugger
+
+
+def survived(node, task, e):
+    """A step of a task raised: no frame and no bug may stop the node (one
+    12-byte broadcast once did, issue 10 item 8). Count it (STATUS shows
+    task_errors), keep it for a debugger, and go on. The link is the USB
+    serial stdout, so nothing is printed there."""
+    global last_error
+    node.stats["task_errors"] = node.stats.get("task_errors", 0) + 1
+    last_error = (task, repr(e))
+    gc.collect()  # a MemoryError leaves garbage behind
+
+
 async def rx_task(node, modem, clock, wake):
     """Listen all the time (the driver resumes RX by itself after each send)
     and hand every good frame to the node; wake the tx loop, since an ack
-    may now be due within tens of ms."""
-    async for rx in modem.recv_continuous():
-        if rx.valid_crc:
-            node.on_frame(rx, rx.rssi, rx.snr, clock())
-            wake.set()
+    may now be due within tens of ms. A driver fault ends one listening
+    stream, not the task: it listens again."""
+    while True:
+        try:
+            async for rx in modem.recv_continuous():
+                if rx.valid_crc:
+                    try:
+                        node.on_frame(rx, rx.rssi, rx.snr, clock())
+                    except Exception as e:
+                        survived(node, "rx", e)
+                    wake.set()
+            return  # the stream ended (a test's radio double): nothing more to hear
+        except Exception as e:
+            survived(node, "radio", e)
+            await asyncio.sleep(ERROR_PAUSE_MS / 1000)
 
 
 async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
@@ -102,17 +127,22 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
     timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
     while True:
         now = clock()
-        frame = node.next_tx(now)
-        if frame is not None:
-            await modem.send(frame)
-            done = clock()
-            node.on_tx_done(done)
-            if duty_record is not None:
-                duty_record.maybe_save(node.duty, done)
-            continue
-        if emit is not None:
-            emit(now)
-        wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        try:
+            frame = node.next_tx(now)
+            if frame is not None:
+                await modem.send(frame)
+                done = clock()
+                node.on_tx_done(done)
+                if duty_record is not None:
+                    duty_record.maybe_save(node.duty, done)
+                continue
+            if emit is not None:
+                emit(now)
+            wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        except Exception as e:
+            survived(node, "tx", e)
+            node.tx_busy = False  # a send that failed is over
+            wait_ms = ERROR_PAUSE_MS
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), wait_ms / 1000)
@@ -126,7 +156,10 @@ async def link_task(link, clock, write):
     while True:
         data = await reader.read(READ_BYTES)
         if data:
-            write(link.feed(data, clock()))
+            try:
+                write(link.feed(data, clock()))
+            except Exception as e:
+                survived(link.node, "link", e)
 
 
 def stdout_write(data):
