@@ -11,7 +11,7 @@ from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
-from pen_node.radio import RxPacket
+from mpykit import ListRadio
 from medium_node import XorShift
 from meshkit import beacon, use_record
 
@@ -57,29 +57,6 @@ def test_frame_read_returns_the_reason_and_never_raises(hexframe, reason):
 def test_record_of_a_control_frame_is_none_not_an_exception():
     hdr, payload = F.parse(NODE_KILL)
     assert F.record_of(hdr, payload) is None
-
-
-class ListRadio:
-    """recv_continuous() over a fixed list of frames; send() records."""
-
-    def __init__(self, frames):
-        self.frames = [RxPacket(f, 0, 20, -80) for f in frames]
-        self.sent = []
-
-    def recv_continuous(self):
-        return self
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        if not self.frames:
-            raise StopAsyncIteration
-        await asyncio.sleep(0)
-        return self.frames.pop(0)
-
-    async def send(self, packet, tx_at_ms=None):
-        self.sent.append(bytes(packet))
 
 
 class Faulty(MeshNode):

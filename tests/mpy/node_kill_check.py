@@ -12,37 +12,11 @@ from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
-from pen_node.radio import RxPacket
+from mpykit import Rng, ListRadio
 
 P = PRESETS["eu868-sf9"]
 KILL = bytes((0x24, 0, 0, 5, 0xFF, 0xFF, 0, 5, 0, 1, 2, 5))
 BEACON = F.pack(F.Header(F.T_BEACON, 1, F.BROADCAST, 1, 0, 0), bytes((0, 1, 0, 0)))
-
-
-class Rng:
-    def __init__(self, seed):
-        self.s = seed
-
-    def getrandbits(self, n):
-        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.s >> 7) & ((1 << n) - 1)
-
-
-class ListRadio:
-    def __init__(self, frames):
-        self.frames = [RxPacket(f, 0, 20, -80) for f in frames]
-
-    def recv_continuous(self):
-        return self
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        if not self.frames:
-            raise StopAsyncIteration
-        await asyncio.sleep_ms(0)
-        return self.frames.pop(0)
 
 
 class Faulty(MeshNode):
