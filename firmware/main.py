@@ -1,6 +1,7 @@
 """Board entry: a Pen mesh node on an ESP32 / ESP32-S3 with an SX1262 or SX1276.
 
-Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false}
+Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false,
+"net_key": "<32+ hex digits, the village network secret>"}
 (board: the name of a profile in hardware/boards/, installed as
 /hardware/boards/<name>.json; addr: optional, else the low 16 bits of
 machine.unique_id()), builds the radio (pen_node.radio.make_radio over
@@ -76,6 +77,17 @@ class HwRandom:
 def load_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def net_secret(cfg):
+    """The village network secret (hex in /pen.json, the same on every node of
+    the village, set at provisioning): without it a node would take any
+    frame anyone puts on air, so it does not start."""
+    s = cfg.get("net_key")
+    if not isinstance(s, str) or len(s) < 32:
+        raise ValueError("/pen.json needs net_key: the village network secret, 16 bytes or more in hex")
+    import binascii
+    return binascii.unhexlify(s)
 
 
 def node_address(cfg):
@@ -187,7 +199,8 @@ async def run():
     clock = Clock()
     modem = make_radio(board, preset)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
-    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
+                    net_key=net_secret(cfg))
     gc.collect()
     journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))

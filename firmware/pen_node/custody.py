@@ -27,6 +27,11 @@ from .spent import USED
 
 ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
 MAX_ACK_IDS = const(8)
+# custody quotas (_room_for): an eighth of the journal is kept for this
+# node's own store; one other origin may hold at most a quarter of it
+OWN_RESERVE = const(8)
+ORIGIN_SHARE = const(4)
+_JOURNAL_ENTRY = const(25)  # a journal entry's bytes besides its data (journal.py: overhead, meta, id)
 # tries per hop for a receipt (not journaled; the bridge PC and the CTB keep
 # it): with a quarter of frames lost, 4 tries lost ~4 % of receipts per hop,
 # 8 lose ~0.1 %; they cost airtime only when frames are lost, and a busy
@@ -91,7 +96,7 @@ class Custody:
     def submit(self, record, now_ms):
         """A store hands in a signed record. True once it is in custody."""
         record = bytes(record)
-        if not record or record[0] not in UPLINK_TYPES or len(record) - 1 + F.HEADER_LEN > self.preset.max_frame():
+        if not record or record[0] not in UPLINK_TYPES or len(record) - 1 > self.max_payload:
             self.stats["refused"] += 1
             return False
         rid = record_id(record)
@@ -103,10 +108,37 @@ class Custody:
             ref = token_ref(record)
             if ref is not None:
                 self.originated.put(ref)
-                self.spent.add(ref, USED)
+                self.spent.add(ref, USED, now_ms)
         return True
 
+    def _room_for(self, origin, size):
+        """Custody quotas: whoever offers records (any holder of the village
+        key can seal a frame, with any origin in it) never takes the room
+        kept for this node's own store (an OWN_RESERVE-th of the journal's
+        slots, and the bytes as many records of this size need), and one
+        origin never holds more than an ORIGIN_SHARE-th of it. 48 unsigned
+        USE frames addressed to a node once filled it and refused its
+        store's honest submit (issue 10, item 10)."""
+        if origin == self.addr:
+            return True
+        most = self.journal.max_live
+        keep = most // OWN_RESERVE
+        if keep and not self.journal.can_take(size + keep * (size + _JOURNAL_ENTRY)):
+            return False
+        foreign = 0
+        mine = 0
+        for e in self.journal.live.values():
+            o = (e[1][0] << 8) | e[1][1]
+            if o != self.addr:
+                foreign += 1
+                if o == origin:
+                    mine += 1
+        return foreign < most - keep and mine < max(2, most // ORIGIN_SHARE)
+
     def _take(self, rid, record, origin, now_ms):
+        if not self._room_for(origin, 2 + len(record)):
+            self.stats["quota_refused"] += 1
+            return False
         data = bytes(((origin >> 8) & 255, origin & 255)) + record
         if not self.journal.put(rid, data, 1):
             self.stats["refused"] += 1
@@ -201,7 +233,7 @@ class Custody:
                 return
         held = True
         for origin, record in records:
-            self._observe(record, hdr, now_ms)
+            self._observe(record, now_ms)
             self._passed_on(record, hdr.src)
             if for_us and not self._take_in(record, origin, hdr.src, now_ms):
                 held = False
@@ -286,7 +318,7 @@ class Custody:
             p.due_ms = now_ms + 5000
             return None
         fid = F.frame_id(frame)
-        waiting_until = now_ms + self.preset.airtime_us(len(frame)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
+        waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
             _ACK_MARGIN_MS
         if len(group) > 1:
             self.stats["bundled"] += len(group)

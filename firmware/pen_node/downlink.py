@@ -37,6 +37,7 @@ REVERSE = const(256)  # token ref -> child that handed us the payment
 #         a flooded record (opening, publication...) reached this node.
 EV_RECEIPT = const(1)
 EV_BROADCAST = const(2)
+MAX_EVENTS = const(16)  # events waiting for take_events at most (_event)
 _CONTENTION_MS = const(600)
 # managed-flood relays waiting for their slot; floods are best effort and wait
 # behind custody traffic, so under load the oldest is dropped rather than let
@@ -100,7 +101,7 @@ class Downlink:
         ref = token_ref(record)
         if ref is not None and ref in self.originated:
             self.originated.remove(ref)
-            self.events.append((EV_RECEIPT, ref, record, False))
+            self._event((EV_RECEIPT, ref, record, False))
             self._queue_ack(fid, hdr.src, now_ms)
             return
         # pass it on towards the child that sent the payment up (best effort,
@@ -122,17 +123,23 @@ class Downlink:
         if not self._remember(fid):
             self.stats["dup_dropped"] += 1
             return
-        record = self.reasm.add(hdr, payload) if hdr.frag_count > 1 else F.record_of(hdr, payload)
+        if hdr.frag_count > 1:
+            record = self.reasm.add(hdr, payload)  # None until every fragment is in
+        else:
+            record = F.record_of(hdr, payload)
+            if record is None:  # a malformed compact USE: not relayed either
+                self.stats["rx_bad"] += 1
+                return
         if record is not None:
-            self._observe(record, hdr)
+            self._observe(record, now_ms, False)
             if record[0] == ACCOUNTED:
                 ref = token_ref(record)
                 if ref is not None and ref in self.originated:
                     self.originated.remove(ref)
-                    self.events.append((EV_RECEIPT, ref, record, False))
+                    self._event((EV_RECEIPT, ref, record, False))
                     return  # it was for us: relaying it further helps no one
             else:
-                self.events.append((EV_BROADCAST, record))
+                self._event((EV_BROADCAST, record))
         if hdr.hop_limit > 0 and not self.is_bridge:
             if len(self.floods) >= MAX_FLOODS:
                 del self.floods[0]
@@ -142,6 +149,15 @@ class Downlink:
             margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
             wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
             self.floods.append([now_ms + wait, relay, fid])
+
+    def _event(self, ev):
+        """Queue an event for the driver (take_events). Bounded: a driver that
+        does not take them (a flood of broadcasts no one asked for) costs at
+        most MAX_EVENTS of heap; the oldest go first, counted."""
+        if len(self.events) >= MAX_EVENTS:
+            del self.events[0]
+            self.stats["events_dropped"] += 1
+        self.events.append(ev)
 
     def _receipts_may_go(self, now_ms):
         return now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \

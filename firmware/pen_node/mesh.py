@@ -52,7 +52,7 @@ class _Deferred(Exception):
 
 class MeshNode(Routing, Custody, Downlink):
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=_MAX_HOPS, reverse=REVERSE,
-                 dedup=_DEDUP, channel_busy=None, spent_capacity=None):
+                 dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None):
         self.addr = addr
         self.preset = preset
         self.journal = journal
@@ -60,11 +60,17 @@ class MeshNode(Routing, Custody, Downlink):
         self.is_bridge = is_bridge
         self.hop_limit = hop_limit
         self.duty = D.DutyCycle(preset.duty_permille, preset.dwell_ms)
+        # the village network secret (node config): every frame sent is sealed
+        # with its tag and every frame heard must carry a right one, or it is
+        # dropped before anything in it is read. None: an open mesh, frames
+        # without tags (tests and simulations that do not model the key)
+        self.key = F.net_key(net_key) if net_key is not None else None
+        tag = F.TAG_LEN if net_key is not None else 0
         # longest frame payload the law lets one transmission carry (US915 dwell)
-        self.max_payload = min(F.MAX_PAYLOAD, preset.max_frame() - F.HEADER_LEN)
+        self.max_payload = min(F.MAX_PAYLOAD, preset.max_frame() - F.HEADER_LEN - tag)
         # an ack naming up to MAX_ACK_IDS frames: its airtime bounds the wait for it
-        self._ack_air_ms = preset.airtime_us(F.HEADER_LEN + MAX_ACK_IDS * F.FRAME_ID_LEN) // 1000
-        self._short_ack_air_ms = preset.airtime_us(F.HEADER_LEN + 2 * F.FRAME_ID_LEN) // 1000
+        self._ack_air_ms = preset.airtime_us(F.HEADER_LEN + MAX_ACK_IDS * F.FRAME_ID_LEN + tag) // 1000
+        self._short_ack_air_ms = preset.airtime_us(F.HEADER_LEN + 2 * F.FRAME_ID_LEN + tag) // 1000
         self.heard = D.ChannelLoad()
         self.spent = SpentSet(spent_capacity) if spent_capacity else SpentSet()
         self.reasm = F.Reassembler()
@@ -119,7 +125,8 @@ class MeshNode(Routing, Custody, Downlink):
                       "acks_sent": 0, "acks_heard": 0, "retries": 0, "refused": 0, "duty_blocked": 0,
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
                       "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
-                      "floods_dropped": 0, "bundled": 0, "implicit_acks": 0}
+                      "floods_dropped": 0, "bundled": 0, "implicit_acks": 0, "bad_mac": 0,
+                      "quota_refused": 0, "events_dropped": 0}
         self._recover()
 
     def take_events(self):
@@ -134,6 +141,12 @@ class MeshNode(Routing, Custody, Downlink):
         self.stats["rx_frames"] += 1
         self.heard.add(self.preset.airtime_us(len(frame)), now_ms)
         self.stats["frames_handled"] += 1
+        if self.key is not None:
+            n = F.unseal(frame, self.key)
+            if n < 0:  # not sealed with the village key: nothing in it is read
+                self.stats["bad_mac"] += 1
+                return
+            frame = memoryview(frame)[:n]
         hdr = self._rx_hdr
         i = F.read(frame, hdr)
         if type(i) is str:
@@ -200,7 +213,10 @@ class MeshNode(Routing, Custody, Downlink):
             self._on_bundle(fid, hdr, payload, for_us, now_ms)
             return
         record = F.record_of(hdr, payload)
-        self._observe(record, hdr, now_ms)
+        if record is None:  # a malformed compact USE
+            self.stats["rx_bad"] += 1
+            return
+        self._observe(record, now_ms)
         self._passed_on(record, hdr.src)
         if not for_us:
             return
@@ -215,14 +231,17 @@ class MeshNode(Routing, Custody, Downlink):
         if self._take_in(record, hdr.origin, hdr.src, now_ms):
             self._queue_ack(fid, hdr.src, now_ms)
 
-    def _observe(self, record, hdr, now_ms=None):
-        """Everything heard feeds the village spent set."""
-        if record[0] == USE and now_ms is not None:
+    def _observe(self, record, now_ms, uplink=True):
+        """Every authenticated record heard feeds the village spent set
+        (spent.py: bounded, a heard spend kept KEEP_MS); a payment heard
+        going up holds receipts back (RECEIPT_QUIET_MS)."""
+        t = record[0]
+        if t == USE and uplink:
             self.last_uplink_ms = now_ms
-        if record[0] == USE or record[0] == ACCOUNTED:
+        if t == USE or t == ACCOUNTED:
             ref = token_ref(record)
             if ref is not None:
-                self.spent.add(ref, SPENT_ACCOUNTED if record[0] == ACCOUNTED else USED)
+                self.spent.add(ref, SPENT_ACCOUNTED if t == ACCOUNTED else USED, now_ms)
 
     # -- transmitting ---------------------------------------------------------
 
@@ -247,6 +266,8 @@ class MeshNode(Routing, Custody, Downlink):
         return D.P_BULK
 
     def _try_send(self, frame, priority, now_ms, lbt=True):
+        if self.key is not None:
+            frame = F.seal(frame, self.key)
         air = self.preset.airtime_us(len(frame))
         if not self.duty.allows(air, now_ms, priority):
             self.stats["duty_blocked"] += 1

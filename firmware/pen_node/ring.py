@@ -40,10 +40,14 @@ class IdRing:
         i = self.index(key)
         if i < 0:
             return default
+        return self.value_at(i) if self.vb else True
+
+    def value_at(self, slot):
+        """The value stored in a slot (the oldest entry is at slot pos)."""
         v = 0
-        for b in self.vals[i * self.vb:(i + 1) * self.vb]:
+        for b in self.vals[slot * self.vb:(slot + 1) * self.vb]:
             v = (v << 8) | b
-        return v if self.vb else True
+        return v
 
     def put(self, key, value=0):
         """Insert or update; returns the slot."""

@@ -169,6 +169,12 @@ class Checker:
                 self.ok(I.record_id(raw).hex() == case["id"], "record id " + case["name"])
                 ref = I.token_ref(raw)
                 self.ok((ref or b"").hex() == case["token"], "token ref " + case["name"])
+            elif k == "sealed":
+                key = F.net_key(h(case["secret"]))
+                self.ok(F.seal(h(case["frame"]), key).hex() == case["hex"], "sealed bytes")
+                self.ok(F.unseal(h(case["hex"]), key) == len(case["frame"]) // 2, "unsealed")
+            elif k == "bad-seal":
+                self.ok(F.unseal(h(case["hex"]), F.net_key(h(case["secret"]))) == -1, "seal refused: " + case["what"])
             elif k == "bad-ack":
                 self.raises(lambda: F.ack_ids(h(case["payload"])), F.FrameError, "reason", case["reason"], "bad ack")
             else:

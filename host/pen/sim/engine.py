@@ -14,6 +14,7 @@ from pen.sim.medium import Medium
 
 DEADLINE_S = 120  # a payment counts as delivered when it reaches a bridge within this
 UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes down
+SIM_NET_KEY = b"pen/1/sim-village-secret"  # every frame sealed, as on a board (frame.TAG_LEN bytes each)
 DOWNLINK_RETRY_MS = 500  # the bridge PC offers a refused DOWNLINK again after this (pen.bridge)
 
 
@@ -68,7 +69,7 @@ class Run:
                 node = node_factory(i, i in topo.bridges, cad)
             elif scheme == "pen":
                 node = MeshNode(i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
-                                channel_busy=cad)
+                                channel_busy=cad, net_key=SIM_NET_KEY)
             else:
                 node = FloodNode(i + 1, topo.preset, r, is_bridge=i in topo.bridges,
                                  hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1, channel_busy=cad)
