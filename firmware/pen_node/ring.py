@@ -26,7 +26,10 @@ class IdRing:
                 return -1
             if i % w == 0 and self.used[i // w]:
                 return i // w
-            start = i + 1
+            # on to the next slot boundary: a key found across two slots, or
+            # in a free slot, says nothing (an all-zero key in a fresh ring
+            # matched at every byte: capacity x width steps, now capacity)
+            start = (i // w + 1) * w
 
     def __contains__(self, key):
         return len(key) == self.width and self.index(key) >= 0
