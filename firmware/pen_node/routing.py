@@ -44,6 +44,7 @@ BEACON_MIN_MS = const(15000)
 # waited 90 min when the round's beacons were lost)
 SOLICIT_MS = const(60000)
 _BEACON_MAX_MS = const(1200000)
+_MAX_NEIGHBOURS = const(32)  # neighbours remembered (a village node hears a dozen or two)
 _ROUTE_TTL_MS = const(3600000)  # a neighbour not heard for an hour is forgotten
 SF_FLOOR_X4 = {7: -30, 8: -40, 9: -50, 10: -60, 11: -70, 12: -80}  # demodulation floor, dB x4
 
@@ -115,6 +116,8 @@ class Routing:
             metric = 255
         n = self.nbr.get(hdr.src)
         if n is None:
+            if len(self.nbr) >= _MAX_NEIGHBOURS:
+                self._forget_a_neighbour()
             n = [metric, snr_x4, now_ms, 0]
             self.nbr[hdr.src] = n
         else:
@@ -134,6 +137,17 @@ class Routing:
         if (newer or self.metric + 2 < before) and self.metric < 255 and self.beacon_sent_seq != seq:
             # advertise our own metric once per sequence, after a short random wait
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+
+    def _forget_a_neighbour(self):
+        """Room for one more: the neighbour heard least recently goes (never
+        the parent). Beacons from any number of addresses (an insider can
+        seal them) once grew this table until the node ran out of heap."""
+        old = None
+        for a in self.nbr:
+            if a != self.parent and (old is None or self.nbr[a][2] < self.nbr[old][2]):
+                old = a
+        if old is not None:
+            del self.nbr[old]
 
     def _beacon_soon(self, now_ms):
         """Our beacon within ~2 s, unless one is due sooner anyway."""

@@ -406,12 +406,22 @@ class Reassembler:
     """Collects fragments keyed by (origin, group, type). Bounded: at most
     `slots` records in progress; the oldest is dropped when a new one starts
     (an incomplete fragment set was never acknowledged, so nothing accepted is
-    lost: the sender retries)."""
+    lost: the sender retries), and at most `budget` bytes held: fragments of
+    four 16-fragment groups (an insider can seal them) were 15 KB of a 64 KB
+    node's heap. The default holds a largest record (records.MAX_RECORD)."""
 
-    def __init__(self, slots=4):
+    def __init__(self, slots=4, budget=3200):
         self.slots = slots
+        self.budget = budget
+        self.held = 0
         self._parts = {}
         self._order = []
+
+    def _drop(self, key):
+        for p in self._parts.pop(key, ()):
+            if p is not None:
+                self.held -= len(p)
+        self._order.remove(key)
 
     def add(self, hdr, payload):
         """Returns the whole record once every fragment is in, else None."""
@@ -420,18 +430,25 @@ class Reassembler:
         key = (hdr.origin, hdr.group, hdr.type)
         parts = self._parts.get(key)
         if parts is None or len(parts) != hdr.frag_count:
+            if key in self._order:
+                self._drop(key)
             if len(self._order) >= self.slots:
-                old = self._order.pop(0)
-                self._parts.pop(old, None)
+                self._drop(self._order[0])
             parts = [None] * hdr.frag_count
             self._parts[key] = parts
-            if key in self._order:
-                self._order.remove(key)
             self._order.append(key)
+        old = parts[hdr.frag_index]
+        if old is not None:
+            self.held -= len(old)
+        while self.held + len(payload) > self.budget and self._order[0] != key:
+            self._drop(self._order[0])
+        if self.held + len(payload) > self.budget:
+            self._drop(key)  # alone it does not fit: never reassembled here
+            return None
         parts[hdr.frag_index] = bytes(payload)
+        self.held += len(payload)
         for p in parts:
             if p is None:
                 return None
-        del self._parts[key]
-        self._order.remove(key)
+        self._drop(key)
         return bytes((hdr.type,)) + b"".join(parts)

@@ -1,4 +1,4 @@
-"""One node's whole loop under a 64 KB MicroPython heap (run by
+"""One node's whole loop under the node's MicroPython heap (run by
 test_heap.py): learn a route from a bridge beacon, take payments in custody,
 send them hop by hop, take acks, hear a receipt flood, answer "is it
 spent?". The peer (the bridge) is played by hand-made frames. Prints

@@ -5,6 +5,8 @@ import os
 import random
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_node as Z  # noqa: E402
 
@@ -54,3 +56,11 @@ def test_the_invariant_catches_an_unauthentic_frame_that_changes_state(monkeypat
         assert "unauthentic frame changed the node" in str(e)
     else:
         raise AssertionError("the invariant did not fire")
+
+
+@pytest.mark.micropython
+def test_random_frames_under_micropython_in_the_node_heap(mpy, tmp_path):
+    from conftest import NODE_HEAP
+    out = mpy("", heap=NODE_HEAP, module="fuzz_frames_mpy", args=["3000", "7", str(tmp_path / "j.bin")]).split()
+    count, authentic, refused, changed, errors = [int(x) for x in out[:5]]
+    assert count == 3000 and authentic > 1000 and refused > 1000 and changed == 0 and errors == 0

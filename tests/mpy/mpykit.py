@@ -1,8 +1,5 @@
 """Small doubles shared by the MicroPython check scripts and their CPython
 twins: a getrandbits source and a radio that replays a list of frames."""
-import asyncio
-
-from pen_node.radio import RxPacket
 
 
 class Rng:
@@ -22,6 +19,7 @@ class ListRadio:
     send() records what the node put on air."""
 
     def __init__(self, frames):
+        from pen_node.radio import RxPacket  # imported here: Rng's users need no radio (heap)
         self.frames = [RxPacket(f, 0, 20, -80) for f in frames]
         self.sent = []
 
@@ -32,6 +30,7 @@ class ListRadio:
         return self
 
     async def __anext__(self):
+        import asyncio
         if not self.frames:
             raise StopAsyncIteration
         await asyncio.sleep(0)

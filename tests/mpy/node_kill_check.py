@@ -2,7 +2,7 @@
 the node carries on, and main.py's rx task survives a step that raises.
 Prints figures tests/firmware/test_frames_from_air.py checks.
 
-    micropython -X heapsize=128k -m node_kill_check
+    micropython -X heapsize=160k -m node_kill_check
 """
 import asyncio
 
