@@ -27,6 +27,7 @@ from .spent import USED
 
 ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
 MAX_ACK_IDS = const(8)
+_MAX_ACKS = const(32)  # frame ids waiting to be acked at most
 # custody quotas (_room_for): an eighth of the journal is kept for this
 # node's own store; one other origin may hold at most a quarter of it
 OWN_RESERVE = const(8)
@@ -197,6 +198,8 @@ class Custody:
 
     def _queue_ack(self, fid, to, now_ms):
         if fid not in self.acks:
+            if len(self.acks) >= _MAX_ACKS:  # the law holds acks back and frames keep coming:
+                del self.acks[0]  # the oldest goes, its sender tries again (bounded heap)
             self.acks.append(fid)
         self.ack_dst = to if len(self.acks) == 1 else F.BROADCAST
         if self.ack_due < 0:

@@ -43,7 +43,8 @@ def test_a_malformed_bundle_sent_to_the_node_is_refused_and_not_acked():
 
 
 @pytest.mark.parametrize("hexframe, reason", [
-    ("0a00", "truncated"), ("0000000100020001ff", "bad-type"), ("0680000100020001ff", "bad-ctl"), ("0ac0000100020001310009", "bad-ctl"),
+    ("0a00", "truncated"), ("0000000100020001ff", "bad-type"), ("0680000100020001ff", "bad-ctl"),
+    ("0ac0000100020001310009", "bad-ctl"),
     ("0a0b000100020001ff", "bad-hops"), ("0a00000100020001", "empty-payload"),
     ("0a40000100020001310009", "bad-fragment"), ("0a4000010002000131", "truncated")])
 def test_frame_read_returns_the_reason_and_never_raises(hexframe, reason):

@@ -26,8 +26,8 @@ SECRET = b"pen/1/fuzz-village-secret"
 KEY = F.net_key(SECRET)
 P = PRESETS["eu868-sf9"]
 USE = b"\x0a\x83\x48" + bytes((0, 0, 0, 1, 0, 0, 0, 7)) + b"\x44\x12\x34\x56\x78\x44\x12\x34\x56\x79" + bytes(64)
-ACC = b"\x0b\x84\x48" + bytes((0, 0, 0, 1, 0, 0, 0, 7)) + b"\x50" + bytes(16) + b"\x44\x01\x02\x03\x04\x1a\x65\x53\xf1\x00" \
-    + bytes(64)
+ACC = b"\x0b\x84\x48" + bytes((0, 0, 0, 1, 0, 0, 0, 7)) + b"\x50" + bytes(16) \
+    + b"\x44\x01\x02\x03\x04\x1a\x65\x53\xf1\x00" + bytes(64)
 
 
 def state(n):
