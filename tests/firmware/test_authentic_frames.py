@@ -64,3 +64,16 @@ def test_the_forgeries_are_refused_under_micropython(mpy):
     # five nodes one after another: behaviour, not the heap budget (test_heap.py)
     out = mpy("", heap="512k", module="forgery_check").strip().split("\n")
     assert dict(line.split(" ", 1) for line in out) == EXPECTED
+
+
+@pytest.mark.parametrize("cfg", [{}, {"net_key": ""}, {"net_key": "00" * 15}, {"net_key": 1234}])
+def test_a_board_without_the_village_secret_does_not_start(cfg):
+    import main
+    with pytest.raises(ValueError) as e:
+        main.net_secret(cfg)
+    assert "net_key" in str(e.value)
+
+
+def test_a_board_reads_the_village_secret_from_its_config():
+    import main
+    assert main.net_secret({"net_key": "ab" * 16}) == b"\xab" * 16
