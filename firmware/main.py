@@ -1,6 +1,7 @@
 """Board entry: a Pen mesh node on an ESP32 / ESP32-S3 with an SX1262 or SX1276.
 
-Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false}
+Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false,
+"net_key": "<32+ hex digits, the village network secret>"}
 (board: the name of a profile in hardware/boards/, installed as
 /hardware/boards/<name>.json; addr: optional, else the low 16 bits of
 machine.unique_id()), builds the radio (pen_node.radio.make_radio over
@@ -30,7 +31,8 @@ import time
 from pen_protocol.airtime import PRESETS
 from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
-from pen_node.mesh import MeshNode, custody_room
+from pen_node.custody import custody_room
+from pen_node.mesh import MeshNode
 from pen_node.radio import make_radio
 
 try:
@@ -77,6 +79,17 @@ def load_json(path):
         return json.load(f)
 
 
+def net_secret(cfg):
+    """The village network secret (hex in /pen.json, the same on every node of
+    the village, set at provisioning): without it a node would take any
+    frame anyone puts on air, so it does not start."""
+    s = cfg.get("net_key")
+    if not isinstance(s, str) or len(s) < 32:
+        raise ValueError("/pen.json needs net_key: the village network secret, 16 bytes or more in hex")
+    import binascii
+    return binascii.unhexlify(s)
+
+
 def node_address(cfg):
     if "addr" in cfg:
         return cfg["addr"]
@@ -86,14 +99,39 @@ def node_address(cfg):
     return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
 
 
+ERROR_PAUSE_MS = 100  # after a task's step failed: never spin on a fault that repeats
+last_error = None  # (task, repr of the exception) of the last step that failed, for a debugger
+
+
+def survived(node, task, e):
+    """A step of a task raised: no frame and no bug may stop the node (one
+    12-byte broadcast once did, issue 10 item 8). Count it (STATUS shows
+    task_errors), keep it for a debugger, and go on. The link is the USB
+    serial stdout, so nothing is printed there."""
+    global last_error
+    node.stats["task_errors"] = node.stats.get("task_errors", 0) + 1
+    last_error = (task, repr(e))
+    gc.collect()  # a MemoryError leaves garbage behind
+
+
 async def rx_task(node, modem, clock, wake):
     """Listen all the time (the driver resumes RX by itself after each send)
     and hand every good frame to the node; wake the tx loop, since an ack
-    may now be due within tens of ms."""
-    async for rx in modem.recv_continuous():
-        if rx.valid_crc:
-            node.on_frame(rx, rx.rssi, rx.snr, clock())
-            wake.set()
+    may now be due within tens of ms. A driver fault ends one listening
+    stream, not the task: it listens again."""
+    while True:
+        try:
+            async for rx in modem.recv_continuous():
+                if rx.valid_crc:
+                    try:
+                        node.on_frame(rx, rx.rssi, rx.snr, clock())
+                    except Exception as e:
+                        survived(node, "rx", e)
+                    wake.set()
+            return  # the stream ended (a test's radio double): nothing more to hear
+        except Exception as e:
+            survived(node, "radio", e)
+            await asyncio.sleep(ERROR_PAUSE_MS / 1000)
 
 
 async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
@@ -101,17 +139,22 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
     timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
     while True:
         now = clock()
-        frame = node.next_tx(now)
-        if frame is not None:
-            await modem.send(frame)
-            done = clock()
-            node.on_tx_done(done)
-            if duty_record is not None:
-                duty_record.maybe_save(node.duty, done)
-            continue
-        if emit is not None:
-            emit(now)
-        wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        try:
+            frame = node.next_tx(now)
+            if frame is not None:
+                await modem.send(frame)
+                done = clock()
+                node.on_tx_done(done)
+                if duty_record is not None:
+                    duty_record.maybe_save(node.duty, done)
+                continue
+            if emit is not None:
+                emit(now)
+            wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        except Exception as e:
+            survived(node, "tx", e)
+            node.tx_busy = False  # a send that failed is over
+            wait_ms = ERROR_PAUSE_MS
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), wait_ms / 1000)
@@ -125,7 +168,10 @@ async def link_task(link, clock, write):
     while True:
         data = await reader.read(READ_BYTES)
         if data:
-            write(link.feed(data, clock()))
+            try:
+                write(link.feed(data, clock()))
+            except Exception as e:
+                survived(link.node, "link", e)
 
 
 def stdout_write(data):
@@ -153,7 +199,8 @@ async def run():
     clock = Clock()
     modem = make_radio(board, preset)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
-    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
+                    net_key=net_secret(cfg))
     gc.collect()
     journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))

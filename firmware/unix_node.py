@@ -22,6 +22,7 @@ import sys
 import time
 
 from pen_protocol.airtime import PRESETS
+from pen_protocol.identity import record_id
 from pen_node.journal import Journal, FileStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
@@ -94,7 +95,7 @@ def tracer(path, node):
     def trace(kind, payload):
         if kind == 0x02 or kind == 0x06:
             f = open(path, "a")
-            f.write("%d %s\n" % (kind, binascii.hexlify(node._rid(payload)).decode()))
+            f.write("%d %s\n" % (kind, binascii.hexlify(record_id(payload)).decode()))
             f.close()
     return trace
 

@@ -38,8 +38,10 @@ except ImportError:
 
 from pen_protocol import cbor
 from pen_protocol import link as L
+from pen_protocol.identity import record_id
 
 from . import VERSION
+from .downlink import EV_RECEIPT
 
 _REF_LEN = const(8)
 _ID_LEN = const(16)
@@ -85,17 +87,16 @@ class LinkService:
         node call (on_frame, next_tx, timers) and write what it returns."""
         out = []
         n = 0
-        live = self.node.journal.live
         while self.resend and n < _RESEND_BATCH:
-            held = live.get(self.resend.pop())
+            held = self.node.held(self.resend.pop())
             if held is not None:  # not acked meanwhile
-                out.append(self._event(L.EV_DELIVERED, held[1][2:]))
+                out.append(self._event(L.EV_DELIVERED, held))
                 n += 1
         for rec in self.node.take_delivered():
             out.append(self._event(L.EV_DELIVERED, rec))
         for ev in self.node.take_events():
-            if ev[0] == "receipt-record":
-                out.append(self._event(L.EV_RECEIPT, ev[1]))
+            if ev[0] == EV_RECEIPT:  # (EV_RECEIPT, ref, record, verified): unverified, the store checks
+                out.append(self._event(L.EV_RECEIPT, ev[2]))
         return b"".join(out)
 
     def _event(self, kind, payload):
@@ -118,7 +119,7 @@ class LinkService:
             if not self.node.submit(p, now_ms):
                 return self._err(f, L.E_REFUSED, "journal full, too large or not an uplink record")
             self.stats["link_submits"] += 1
-            return self._ok(f, self.node._rid(p))
+            return self._ok(f, record_id(p))
         if k == L.SPENT:
             if len(p) != _REF_LEN:
                 return self._err(f, L.E_BAD_PAYLOAD, "a token ref is 8 bytes")
@@ -132,10 +133,10 @@ class LinkService:
         if k == L.DELIVERED_ACK:
             if len(p) != _ID_LEN:
                 return self._err(f, L.E_BAD_PAYLOAD, "a record id is 16 bytes")
-            held = self.node.journal.live.get(bytes(p))
+            held = self.node.held(p)
             if held is None:
                 return self._ok(f, _OK_NOT_HELD)
-            self.node.host_ack(held[1][2:])  # journal data: origin (2) | record
+            self.node.host_ack(held)
             self.stats["link_acks"] += 1
             return self._ok(f, _OK_ACKED)
         if k == L.DOWNLINK:
@@ -159,7 +160,7 @@ class LinkService:
         # drop it here rather than send it twice. The records go out a few
         # per poll (busy() says more are waiting)
         self.node.take_delivered()
-        self.resend = list(self.node.journal.live)
+        self.resend = self.node.held_ids()
         return self._ok(f, cbor.dumps(len(self.resend)))
 
     def busy(self):
@@ -174,8 +175,7 @@ class LinkService:
             st[k] = self.stats[k]
         st["addr"] = self.node.addr
         st["bridge"] = 1 if self.node.is_bridge else 0
-        st["journal_used"] = len(self.node.journal.live)
-        st["journal_max"] = self.node.journal.max_live
+        st["journal_used"], st["journal_max"] = self.node.custody()
         st["spent_refs"] = len(self.node.spent)
         return st
 

@@ -33,7 +33,11 @@ def build(out):
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(dst.name + ".%d.tmp" % os.getpid())
-            r = subprocess.run([exe, "-o", str(tmp), str(src)], capture_output=True, text=True)
+            # the source name a board's frozen build embeds (manifest.py): the
+            # package path, not this checkout's absolute path, so the heap the
+            # tests measure does not depend on where the tree is checked out
+            r = subprocess.run([exe, "-o", str(tmp), "-s", rel.as_posix(), str(src)], capture_output=True,
+                               text=True)
             if r.returncode != 0:
                 raise RuntimeError("mpy-cross %s: %s" % (src, r.stderr.strip()))
             os.replace(tmp, dst)  # atomic: parallel test runs never read half a file

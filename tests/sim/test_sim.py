@@ -10,6 +10,8 @@ from pen.sim.engine import Run
 from pen.sim.medium import CAPTURE_DB, Medium, MediumModel, Topology
 from pen_protocol.airtime import PRESETS
 
+from conftest import NODE_HEAP
+
 P = PRESETS["eu868-sf9"]
 
 
@@ -130,7 +132,7 @@ def test_sim_rejects_bad_arguments(capsys):
 @pytest.mark.micropython
 def test_real_firmware_processes_deliver_payments_end_to_end():
     from pen.sim import mpruntime
-    m = mpruntime.run(nodes=6, load=60, minutes=10, seed=1, heap="64k")
+    m = mpruntime.run(nodes=6, load=60, minutes=10, seed=1, heap=NODE_HEAP)
     assert m["offered"] >= 5
     assert m["delivered"] == m["accepted"] == m["offered"]
     assert m["node_errors"] == []
@@ -149,7 +151,7 @@ def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_hea
     # first); the other two died when the mesh module grew, until the
     # simulator's nodes took the node-loop test's smaller rings
     from pen.sim import mpruntime
-    m = mpruntime.run(nodes=nodes, load=load, minutes=minutes, preset=preset, seed=seed, heap="64k")
+    m = mpruntime.run(nodes=nodes, load=load, minutes=minutes, preset=preset, seed=seed, heap=NODE_HEAP)
     assert m["node_errors"] == []
     assert m["refused"] > 0  # the stores were told, and keep those payments
     assert m["accepted"] + m["refused"] == m["offered"]
@@ -157,7 +159,7 @@ def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_hea
 
 
 def test_custody_is_sized_to_the_heap_left_after_boot():
-    from pen_node.mesh import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
+    from pen_node.custody import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
     assert custody_room(200000, 48) == 48  # a board's ~100 KB and more: the journal's bound
     assert custody_room(HEAP_RESERVE + 10 * CUSTODY_RECORD_HEAP, 48) == 10
     assert custody_room(HEAP_RESERVE // 2, 48) == 2  # never zero: a node that can take nothing relays nothing

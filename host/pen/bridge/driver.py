@@ -15,14 +15,13 @@ PENDING at start); an upload the peer committed but the queue did not
 record is sent again and taken as a duplicate, and its receipts are fetched
 back from the peer; a receipt marked sent is never sent again.
 """
-import hashlib
 import threading
 import time
 
 from pen.bridge.queue import BridgeQueue
 from pen.bridge.serial import LinkClient
 from pen.bridge.uploader import PeerUnavailable, Uploader
-from pen_protocol import cbor, link as L, records as R
+from pen_protocol import cbor, identity, link as L, records as R
 
 RESEND_S = 2.0  # an answer not back in this long was lost on the wire: send the request again
 DOWN_WINDOW = 4  # DOWNLINK requests in flight; the node answers each in ms, more would only fill the pty
@@ -37,10 +36,9 @@ class LinkFailed(Exception):
         self.reason = reason
 
 
-def record_id(raw):
-    """The id the node files a record under (records.Record.id, computed
-    without parsing: a malformed record has one too)."""
-    return hashlib.sha256(bytes(raw[:len(raw) - 64])).digest()[:16]
+# the id the node files a record under (records.Record.id, computed without
+# parsing: a malformed record has one too): the one definition
+record_id = identity.record_id
 
 
 class MemQueue:

@@ -1,11 +1,13 @@
 """Discrete-event engine: nodes (Pen's MeshNode or the flooding baseline)
 on a Medium, offered a Poisson load of payments, measured."""
-import hashlib
 import heapq
 import random
 
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
+from pen_node.downlink import EV_RECEIPT
 from pen_node.mesh import MeshNode
+from pen_protocol.identity import record_id
 
 from pen.bridge.driver import BridgeCore, MemQueue
 from pen.sim.baseline import BASELINES
@@ -13,6 +15,7 @@ from pen.sim.medium import Medium
 
 DEADLINE_S = 120  # a payment counts as delivered when it reaches a bridge within this
 UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes down
+SIM_NET_KEY = b"pen/1/sim-village-secret"  # every frame sealed, as on a board (frame.TAG_LEN bytes each)
 DOWNLINK_RETRY_MS = 500  # the bridge PC offers a refused DOWNLINK again after this (pen.bridge)
 RECEIPT_DEADLINE_S = 600  # a receipt counts as back when it reaches the store within this (issue 15)
 SERVICE_SHARE = 0.99  # the service level: this share on time, of payments and of receipts, and nothing lost
@@ -27,8 +30,7 @@ def service_ok(m):
     return m.get("receipts_ratio") is None or m["receipts_ratio"] >= SERVICE_SHARE
 
 
-def rid_of(record):
-    return hashlib.sha256(record[:-64]).digest()[:16]
+rid_of = record_id  # the one record id (pen_protocol.identity)
 
 
 class Payments:
@@ -88,7 +90,7 @@ class Run:
                 node = node_factory(i, i in topo.bridges, cad)
             elif scheme == "pen":
                 node = MeshNode(i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
-                                channel_busy=cad)
+                                channel_busy=cad, net_key=SIM_NET_KEY)
             else:
                 node = BASELINES[scheme](i + 1, topo.preset, r, is_bridge=i in topo.bridges,
                                          hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1,
@@ -234,9 +236,9 @@ class Run:
                     if self.want_receipts and rid in self.receipt_of:
                         self._push(t_us + UPLOAD_RTT_MS * 1000, 3, i, self.receipt_of[rid])
                 node.host_ack(rec)
-        for kind, data in node.take_events():
-            if kind == "receipt":
-                self.receipted[data] = ms
+        for ev in node.take_events():
+            if ev[0] == EV_RECEIPT:
+                self.receipted[ev[1]] = ms
         if self.sending[i] is None:  # a sending node is serviced again when its frame ends
             self._wake(i, node.next_wakeup_ms(ms))
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from pen.sim.engine import Run
+from pen_node.downlink import EV_RECEIPT
 from pen.sim.scenario import topology
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,7 +72,7 @@ class RemoteNode:
             elif k == b"V":
                 self.delivered.append(data[1:])
             elif k == b"E":
-                self.events.append(("receipt", data[2:]))
+                self.events.append((EV_RECEIPT, data[2:], None, False))
             elif k == b"B":  # what submit / broadcast returned
                 self.answer = data[1] == 1
 
