@@ -18,7 +18,7 @@ from pathlib import Path
 
 from conftest import MICROPYPATH, ROOT, build_mpy, micropython_bin
 
-for sub in ("firmware", "tests/mpy"):
+for sub in ("firmware", "tests/mpy", "tests/firmware"):
     if str(ROOT / sub) not in sys.path:
         sys.path.insert(0, str(ROOT / sub))
 

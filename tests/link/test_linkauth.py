@@ -1,0 +1,252 @@
+"""Pairing and sealed sessions (pen_protocol.linkauth, pen_node.pairing) on
+CPython: each test tries what an attacker on the link would and asserts the
+exact refusal; the MicroPython run is test_linkauth_mpy.py."""
+import hashlib
+import hmac as std_hmac
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+import kit  # noqa: F401  (firmware on sys.path)
+from pen_protocol import link as L
+from pen_protocol import linkauth as A
+from pen_protocol import sign
+from pen_protocol.airtime import PRESETS
+from pen_node.journal import Journal, MemStorage
+from pen_node.mesh import MeshNode
+from pen_node.pairing import LinkAuth, MemStore, MAX_ATTEMPTS
+from pen_node.service import LinkService
+from medium_node import XorShift
+from meshkit import use_record
+
+PHONE = bytes(range(32))
+
+
+class Rand:
+    """Deterministic bytes for tests (the node takes rand as an argument)."""
+
+    def __init__(self, seed=b"t"):
+        self.s = hashlib.sha256(seed).digest()
+
+    def __call__(self, n):
+        out = b""
+        while len(out) < n:
+            self.s = hashlib.sha256(self.s).digest()
+            out += self.s
+        return out[:n]
+
+
+def test_x25519_matches_rfc7748_and_libcrypto():
+    # RFC 7748 section 5.2, first vector
+    k = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+    u = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+    assert A.x25519(k, u).hex() == "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"
+    for _ in range(10):
+        k, u = os.urandom(32), A.generator(b"1", os.urandom(32), os.urandom(16))
+        assert A.x25519(k, u) == X25519PrivateKey.from_private_bytes(k).exchange(X25519PublicKey.from_public_bytes(u))
+
+
+def test_hmac_matches_the_standard_library():
+    for key in (b"", b"k" * 20, b"k" * 64, b"k" * 100):
+        assert A.hmac(key, b"msg") == std_hmac.new(key, b"msg", "sha256").digest()
+
+
+def test_elligator_gives_points_on_the_curve():
+    for i in range(20):
+        u = int.from_bytes(A.generator(str(i).encode(), PHONE, bytes(16)), "little")
+        rhs = (u ** 3 + 486662 * u * u + u) % A.P
+        assert pow(rhs, (A.P - 1) // 2, A.P) in (0, 1)
+
+
+def _run(code_phone, code_node):
+    ph, nd = A.Pairing(code_phone, PHONE, os.urandom), A.Pairing(code_node, PHONE, os.urandom)
+    fin = ph.finish(nd.answer(ph.start()))
+    return ph, nd, fin
+
+
+def test_pairing_agrees_on_a_secret_with_the_right_code():
+    ph, nd, fin = _run("123456", "123456")
+    assert fin is not None and nd.confirm(fin) and ph.psk == nd.psk and len(ph.psk) == 32
+
+
+def test_pairing_with_a_wrong_code_fails_on_the_phone_and_the_node():
+    ph, nd, fin = _run("123457", "123456")
+    assert fin is None and ph.psk is None
+    assert not nd.confirm(sign.kid(PHONE) + bytes(16)) and nd.psk is None
+
+
+def test_a_small_order_share_aborts_the_pairing():
+    nd = A.Pairing("123456", PHONE, os.urandom)
+    assert nd.answer(PHONE + bytes(16) + bytes(32)) is None  # u = 0: the shared key would be zero
+
+
+def test_a_share_for_another_phone_key_is_refused():
+    ph = A.Pairing("123456", PHONE, os.urandom)
+    nd = A.Pairing("123456", bytes(32), os.urandom)
+    assert nd.answer(ph.start()) is None
+
+
+def sessions():
+    psk = os.urandom(32)
+    return A.Session(psk, b"p" * 16, b"n" * 16, b"phone"), A.Session(psk, b"p" * 16, b"n" * 16, b"node")
+
+
+def test_every_flipped_byte_of_a_sealed_frame_is_refused_as_auth():
+    ph, nd = sessions()
+    s = ph.seal(b"hello")
+    for i in range(len(s)):
+        bad = bytearray(s)
+        bad[i] ^= 0x01
+        assert nd.open(bytes(bad)) == A.AUTH
+    assert nd.open(s) == b"hello"
+
+
+def test_a_replayed_frame_is_refused_and_late_ones_pass_once():
+    ph, nd = sessions()
+    frames = [ph.seal(b"%d" % i) for i in range(40)]
+    assert nd.open(frames[5]) == b"5"
+    assert nd.open(frames[5]) == A.REPLAY
+    assert nd.open(frames[2]) == b"2"  # late, inside the window
+    assert nd.open(frames[2]) == A.REPLAY
+    assert nd.open(frames[39]) == b"39"
+    assert nd.open(frames[6]) == A.REPLAY  # 33 behind: out of the window
+
+
+def test_a_frame_reflected_back_or_from_another_session_is_refused():
+    ph, nd = sessions()
+    assert ph.open(ph.seal(b"x")) == A.AUTH  # each direction has its own keys
+    other = A.Session(os.urandom(32), b"p" * 16, b"n" * 16, b"phone")
+    assert nd.open(other.seal(b"x")) == A.AUTH
+    assert nd.open(b"short") == A.AUTH
+
+
+# -- the node's side, through LinkService --------------------------------------
+
+def node(store=None):
+    st = store if store is not None else MemStore()
+    auth = LinkAuth(st, Rand())
+    n = MeshNode(2, PRESETS["eu868-sf9"], Journal(MemStorage(8192)), XorShift(1))
+    return LinkService(n, auth), auth, st
+
+
+def one(svc, kind, payload, seq=3):
+    out = L.Decoder().feed(svc.feed(L.encode(kind, seq, payload), 1000))
+    return out[0]
+
+
+def paired_phone(svc, auth, code=None):
+    code = code or auth.new_code()
+    run = A.Pairing(code, PHONE, os.urandom)
+    fin = run.finish(one(svc, L.PAIR_START, run.start()).payload)
+    assert one(svc, L.PAIR_FINISH, fin).kind == L.PAIR_FINISH | L.RESPONSE
+    return run.psk
+
+
+def opened(svc, psk):
+    nonce = os.urandom(16)
+    f = one(svc, L.OPEN, sign.kid(PHONE) + nonce)
+    assert f.kind == L.OPEN | L.RESPONSE
+    assert f.payload[16:] == A.open_proof(psk, sign.kid(PHONE), nonce, f.payload[:16])
+    return A.Session(psk, nonce, f.payload[:16], b"phone")
+
+
+def sealed(svc, ses, kind, payload=b"", seq=9):
+    wire = svc.feed(L.encode(L.SEALED, 0, ses.seal(L.encode(kind, seq, payload))), 1000)
+    out = []
+    for f in L.Decoder().feed(wire):
+        assert f.kind == L.SEALED | L.RESPONSE, f
+        out += L.Decoder().feed(ses.open(f.payload))
+    return out
+
+
+@pytest.mark.parametrize("kind,payload", [(L.SUBMIT, use_record(1)), (L.SPENT, bytes(8)), (L.STATUS, b""),
+                                          (L.PENDING, b""), (0x33, b"")])
+def test_every_request_but_hello_is_refused_before_pairing(kind, payload):
+    svc, auth, st = node()
+    f = one(svc, kind, payload)
+    assert (f.kind, f.seq, f.payload[0]) == (L.ERROR, 3, L.E_UNPAIRED)
+    assert not svc.node.pending and svc.stats["link_submits"] == 0
+
+
+def test_pair_start_without_a_code_shown_is_locked():
+    svc, auth, st = node()
+    f = one(svc, L.PAIR_START, A.Pairing("000000", PHONE, os.urandom).start())
+    assert f.payload[0] == L.E_LOCKED
+
+
+def test_an_attempt_is_saved_before_the_node_answers_so_a_reboot_gives_none_back():
+    svc, auth, st = node()
+    auth.new_code()
+    for left in range(MAX_ATTEMPTS - 1, -1, -1):
+        one(svc, L.PAIR_START, A.Pairing("999999", PHONE, os.urandom).start())
+        svc, auth, st = node(st)  # power cut right after the answer
+        assert auth.attempts == left
+    f = one(svc, L.PAIR_START, A.Pairing(auth.code, PHONE, os.urandom).start())
+    assert f.payload[0] == L.E_LOCKED
+
+
+def test_a_wrong_confirmation_fails_and_ends_the_run():
+    svc, auth, st = node()
+    code = auth.new_code()
+    run = A.Pairing(code, PHONE, os.urandom)
+    one(svc, L.PAIR_START, run.start())
+    assert one(svc, L.PAIR_FINISH, sign.kid(PHONE) + bytes(16)).payload[0] == L.E_PAIR
+    assert one(svc, L.PAIR_FINISH, run.finish(b"")  or bytes(20)).payload[0] == L.E_PAIR
+    assert auth.paired() == []
+
+
+def test_pairing_survives_a_reboot_and_consumes_the_code():
+    svc, auth, st = node()
+    psk = paired_phone(svc, auth)
+    svc, auth, st = node(st)
+    assert auth.paired() == [sign.kid(PHONE)] and auth.code is None
+    ses = opened(svc, psk)
+    f = sealed(svc, ses, L.SUBMIT, use_record(1))[0]
+    assert f.kind == L.SUBMIT | L.RESPONSE and len(svc.node.pending) == 1
+
+
+def test_open_for_an_unknown_phone_is_unpaired():
+    svc, auth, st = node()
+    paired_phone(svc, auth)
+    assert one(svc, L.OPEN, b"\x00" * 4 + bytes(16)).payload[0] == L.E_UNPAIRED
+
+
+def test_sealed_before_open_is_unpaired_and_tampered_is_auth():
+    svc, auth, st = node()
+    psk = paired_phone(svc, auth)
+    other = A.Session(psk, b"x" * 16, b"y" * 16, b"phone")
+    assert one(svc, L.SEALED, other.seal(b"abc")).payload[0] == L.E_UNPAIRED
+    ses = opened(svc, psk)
+    assert one(svc, L.SEALED, other.seal(L.encode(L.STATUS, 1))).payload[0] == L.E_AUTH
+    assert sealed(svc, ses, L.STATUS)[0].kind == L.STATUS | L.RESPONSE
+
+
+def test_a_new_session_makes_the_old_sessions_frames_useless():
+    svc, auth, st = node()
+    psk = paired_phone(svc, auth)
+    ses = opened(svc, psk)
+    old = ses.seal(L.encode(L.SUBMIT, 1, use_record(1)))
+    opened(svc, psk)
+    assert one(svc, L.SEALED, old).payload[0] == L.E_AUTH
+    assert not svc.node.pending
+
+
+def test_pairing_kinds_inside_a_sealed_frame_are_refused():
+    svc, auth, st = node()
+    ses = opened(svc, paired_phone(svc, auth))
+    f = sealed(svc, ses, L.OPEN, bytes(20))[0]
+    assert (f.kind, f.payload[0]) == (L.ERROR, L.E_UNKNOWN_KIND)
+
+
+def test_events_wait_for_the_session_and_go_out_sealed():
+    svc, auth, st = node()
+    psk = paired_phone(svc, auth)
+    svc.node.events.append(("receipt-record", b"R" * 70))
+    assert svc.poll(1000) == b""  # no session: held, not sent in the clear
+    nonce = os.urandom(16)
+    wire = svc.feed(L.encode(L.OPEN, 1, sign.kid(PHONE) + nonce), 1000)
+    frames = L.Decoder().feed(wire)
+    ses = A.Session(psk, nonce, frames[0].payload[:16], b"phone")
+    inner = L.Decoder().feed(ses.open(frames[1].payload))
+    assert inner[0].kind == L.EV_RECEIPT and inner[0].payload == b"R" * 70
