@@ -18,8 +18,8 @@ its downlink goes on air to nobody. The custody journal is a file
 time.ticks_ms(). The simulator's radio medium over UDP is medium_node.py.
 
 --pair FILE: the link needs pairing (pen_node.pairing; its state in FILE).
-The node prints a pairing code on stderr (its console) when no phone is
-paired yet, or always with --new-code.
+The node prints its open pairing code on stderr (its console): a new one
+when no phone is paired and none is open, or with --new-code.
 --air UDP_PORT: a radio stand-in: every frame the node sends goes as a
 datagram b"T" + frame to 127.0.0.1:UDP_PORT (first a b"H" so the other side
 knows where we are); datagrams rssi (1, signed) | snr x4 (1) | frame come
@@ -121,8 +121,10 @@ def pairing(o):
     import os
     from pen_node.pairing import LinkAuth, FileStore
     auth = LinkAuth(FileStore(o["pair"]), os.urandom)
-    if o["new_code"] or not auth.paired():
-        sys.stderr.write("pairing code: %s\n" % auth.new_code())
+    if o["new_code"] or (not auth.paired() and auth.code is None):
+        auth.new_code()
+    if auth.code is not None:  # still open (its attempts left are in FILE)
+        sys.stderr.write("pairing code: %s\n" % auth.code)
     return auth
 
 
