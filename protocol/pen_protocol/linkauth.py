@@ -231,6 +231,22 @@ def _aes_ecb(key):
         return enc.update
 
 
+class HashRand:
+    """rand(n) for golden vectors and tests only: SHA-256 chained from a
+    seed, the same bytes on every runtime. Never for keys: a node is given
+    os.urandom."""
+
+    def __init__(self, seed):
+        self.s = hashlib.sha256(b"pen/1/vector-rand\x00" + seed).digest()
+
+    def __call__(self, n):
+        out = b""
+        while len(out) < n:
+            self.s = hashlib.sha256(self.s).digest()
+            out += self.s
+        return out[:n]
+
+
 class Session:
     """Sealing for one link session. role is b"phone" or b"node": each
     direction has its own keys, so a frame cannot be reflected back."""

@@ -1,7 +1,6 @@
 """Pairing and sealed sessions (pen_protocol.linkauth, pen_node.pairing) on
 CPython: each test tries what an attacker on the link would and asserts the
 exact refusal; the MicroPython run is test_linkauth_mpy.py."""
-import hashlib
 import hmac as std_hmac
 import os
 
@@ -23,18 +22,8 @@ from meshkit import use_record
 PHONE = bytes(range(32))
 
 
-class Rand:
-    """Deterministic bytes for tests (the node takes rand as an argument)."""
-
-    def __init__(self, seed=b"t"):
-        self.s = hashlib.sha256(seed).digest()
-
-    def __call__(self, n):
-        out = b""
-        while len(out) < n:
-            self.s = hashlib.sha256(self.s).digest()
-            out += self.s
-        return out[:n]
+def Rand():
+    return A.HashRand(b"t")  # deterministic bytes (the node takes rand as an argument)
 
 
 def test_x25519_matches_rfc7748_and_libcrypto():
