@@ -40,6 +40,7 @@ class MemoryPort:
         self.peer = None
         self.closed = False
         self.on_write = None
+        self.on_poll = None  # the far end's own output (a node's poll: events)
 
     def write(self, data):
         if self.closed:
@@ -52,6 +53,10 @@ class MemoryPort:
             self.peer.inbox.append(bytes(data))
 
     def read(self, timeout_s):
+        if not self.inbox and self.on_poll is not None:
+            out = self.on_poll()
+            if out:
+                self.inbox.append(out)
         if self.inbox:
             out = b"".join(self.inbox)
             self.inbox.clear()
@@ -71,11 +76,13 @@ def memory_pair(clock, names=("a", "b")):
     return a, b
 
 
-def served_port(clock, feed, faults=None, name="memory"):
+def served_port(clock, feed, faults=None, name="memory", poll=None):
     """A port whose far end is feed(bytes) -> bytes (a node's LinkService
-    with its clock), through optional fault hooks."""
+    with its clock), through optional fault hooks; poll() -> bytes, if
+    given, is asked on every read (the node's events)."""
     p = MemoryPort(clock, name)
     p.on_write = (lambda data: feed(faults(data))) if faults is not None else feed
+    p.on_poll = poll
     return p
 
 

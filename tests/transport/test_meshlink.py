@@ -1,0 +1,63 @@
+"""MeshLink (pen.transport.meshtastic) sans-IO: Pen frames cut into
+Meshtastic payloads and put back together, with Pen's own acks, on a
+virtual clock."""
+from pen.transport import meshtastic as M
+
+
+def pump(a, b, items, drop=lambda i, p: False, now=0):
+    """Deliver [(peer, payload)] from a to b (and b's answers back) until
+    quiet; returns what b delivered."""
+    got = b""
+    queue = [("ab", p) for _, p in items]
+    n = 0
+    while queue:
+        way, p = queue.pop(0)
+        n += 1
+        if drop(n, p):
+            continue
+        src, dst = (a, b) if way == "ab" else (b, a)
+        data, tx = dst.receive("x", p, now)
+        if way == "ab":
+            got += data
+        queue += [("ba" if way == "ab" else "ab", q) for _, q in tx]
+    return got
+
+
+def test_a_long_frame_is_cut_into_233_byte_payloads_and_rejoined():
+    a, b = M.MeshLink(), M.MeshLink()
+    data = bytes(range(256)) * 12 + b"\x00"
+    out = a.send("x", data, 0)
+    assert max(len(p) for _, p in out) == M.MAX_PAYLOAD and len(out) == 14
+    assert pump(a, b, out) == data and not a.busy()  # acked: nothing left to resend
+
+
+def test_a_lost_fragment_is_resent_alone_after_the_timeout():
+    a, b = M.MeshLink(retry_ms=1000), M.MeshLink()
+    out = a.send("x", b"y" * 700, 0)
+    assert pump(a, b, out, drop=lambda i, p: i == 2) == b""
+    assert a.poll(500) == []
+    again = a.poll(1000)
+    assert [p[3] for _, p in again] == [1]  # only the missing index
+    assert pump(a, b, again, now=1000) == b"y" * 700 and not a.busy()
+
+
+def test_a_message_resent_after_a_lost_ack_is_acked_again_not_delivered_twice():
+    a, b = M.MeshLink(retry_ms=1000), M.MeshLink()
+    out = a.send("x", b"z" * 100, 0)
+    assert pump(a, b, out, drop=lambda i, p: p[0] == M.T_ACK) == b"z" * 100
+    assert pump(a, b, a.poll(1000), now=1000) == b""  # the duplicate
+    assert b.stats["dups"] == 1 and not a.busy()
+
+
+def test_the_sender_gives_up_after_its_tries():
+    a = M.MeshLink(retry_ms=100, tries=3)
+    a.send("x", b"q", 0)
+    sent = [len(a.poll(t)) for t in (100, 200, 300, 400)]
+    assert sent == [1, 1, 0, 0] and a.stats["given_up"] == 1 and not a.busy()
+
+
+def test_foreign_or_malformed_payloads_are_counted_and_ignored():
+    b = M.MeshLink()
+    for p in (b"", b"\x50\x00\x01\x05\x02x", b"\x50\x00\x01\x00\x00x", b"\x50\x00\x01\x00\x11x", b"hello"):
+        assert b.receive("x", p, 0) == (b"", [])
+    assert b.stats["bad"] == 5
