@@ -82,3 +82,43 @@ def test_resume_sends_only_what_is_not_accounted(tmp_path):
     sc.outbox.mark(b.id, ACCOUNTED, 2, b"r")
     done = sc.resume(wait_s=0.5)
     assert [p.id for p in done] == [a.id] and done[0].state == SENT and svc.stats["link_submits"] == 1
+
+
+def test_after_the_node_loses_the_session_the_store_opens_a_new_one(tmp_path):
+    import os
+    from pen.transport.secure import open_session, pair
+    from pen_node.pairing import LinkAuth, MemStore
+    clock = VirtualClock()
+    svc = LinkService(MeshNode(5, PRESETS["eu868-sf9"], Journal(MemStorage(8192)), XorShift(5)),
+                      LinkAuth(MemStore(), os.urandom))
+    code = svc.auth.new_code()
+    port = served_port(clock, lambda d: svc.feed(d, clock.ms()), poll=lambda: svc.poll(clock.ms()))
+    client = open_session(port, pair(port, code, USER.public_key))
+    sc = StoreClient(port, Outbox(tmp_path / "o.sqlite"), [CTB_KEY.public_key], client=client, clock=clock,
+                     wall=clock)
+    assert sc.check(token(1)).kind == 0
+    svc.auth.session = None  # the node rebooted: its session is gone, the pairing is not
+    assert sc.check(token(1)).kind == 0
+    assert [f.payload[0] for f in client.refusals] == [L.E_UNPAIRED] and not client.lost
+
+
+def test_an_error_in_the_clear_never_answers_a_sealed_request(tmp_path):
+    import os
+    from pen.transport.secure import open_session, pair
+    from pen.storeclient import NoAnswer
+    from pen_node.pairing import LinkAuth, MemStore
+    clock = VirtualClock()
+    svc = LinkService(MeshNode(5, PRESETS["eu868-sf9"], Journal(MemStorage(8192)), XorShift(5)),
+                      LinkAuth(MemStore(), os.urandom))
+    code = svc.auth.new_code()
+    port = served_port(clock, lambda d: svc.feed(d, clock.ms()))
+    client = open_session(port, pair(port, code, USER.public_key))
+    seq, _ = client.request(L.STATUS)
+    forged = L.error(seq + 1, L.E_REFUSED, "journal full")  # someone on the line, guessing the next seq
+    assert [type(x).__name__ for x in client.feed(forged)] == ["LinkError"]
+    port.on_write = lambda d: forged  # a line that only ever answers with forged refusals
+    sc = StoreClient(port, Outbox(tmp_path / "o.sqlite"), [CTB_KEY.public_key], client=client, clock=clock,
+                     wall=clock)
+    with pytest.raises(NoAnswer):
+        sc.pay(use(9).raw, wait_s=5)
+    assert sc.outbox.get(use(9).id).state == SIGNED

@@ -26,8 +26,9 @@ class LinkClient:
         self.seq = 0
 
     def request(self, kind, payload=b""):
-        """-> (seq, bytes to write)."""
-        self.seq = (self.seq + 1) & 0xFF
+        """-> (seq, bytes to write). Seqs run 1..255: 0 is what the node puts
+        on an error about a frame too broken to have a seq, never an answer."""
+        self.seq = self.seq % 255 + 1
         return self.seq, L.encode(kind, self.seq, payload)
 
     def feed(self, data):

@@ -130,6 +130,8 @@ class StoreClient:
         answer; events that arrive meanwhile are taken in."""
         end = self.clock() + timeout_s
         while self.clock() < end:
+            if getattr(self.client, "lost", False):  # the node rebooted: a new session
+                self.client.reopen(self.port)
             seq, data = self.client.request(kind, payload)
             self.port.write(data)
             again = min(end, self.clock() + self.resend_s)

@@ -65,14 +65,27 @@ def pair(port, code, phone_pk, rand=os.urandom, timeout_s=10.0):
 
 
 class SecureClient:
-    """LinkClient's shape, every request sealed, sealed answers opened."""
+    """LinkClient's shape, every request sealed, sealed answers opened.
 
-    def __init__(self, paired, nonce_p, nonce_n):
-        self.session = A.Session(paired.psk, nonce_p, nonce_n, b"phone")
+    Only what arrives sealed is an answer or an event: anything else on the
+    line (an ERROR in the clear, a plain frame) is unauthenticated, so it
+    comes out as a LinkError and can never pass for the answer to a sealed
+    request. An unpaired refusal in the clear means the node lost our
+    session (it rebooted): `lost` is set and reopen(port) opens a new one."""
+
+    def __init__(self, paired, nonce_p, nonce_n, rand=os.urandom):
+        self.paired = paired
+        self.rand = rand
         self.plain = LinkClient()  # numbers inner requests
+        self.lost = False
+        self.refusals = []  # ERROR frames in the clear (auth, replay, unpaired) seen
+        self._start(nonce_p, nonce_n)
+
+    def _start(self, nonce_p, nonce_n):
+        self.session = A.Session(self.paired.psk, nonce_p, nonce_n, b"phone")
         self.outer = L.Decoder()
         self.inner = L.Decoder()
-        self.refusals = []  # outer ERROR frames (auth, replay, unpaired) seen
+        self.lost = False
 
     def request(self, kind, payload=b""):
         seq, inner = self.plain.request(kind, payload)
@@ -81,25 +94,38 @@ class SecureClient:
     def feed(self, data):
         out = []
         for f in self.outer.feed(data):
-            if isinstance(f, L.Frame) and f.kind == NODE_SEALED:
+            if not isinstance(f, L.Frame):
+                out.append(f)
+            elif f.kind == NODE_SEALED:
                 inner = self.session.open(f.payload)
                 if isinstance(inner, int):
                     out.append(L.LinkError(inner))  # forged or replayed by someone on the line
                     continue
                 out.extend(self.inner.feed(inner))
+            elif f.kind == L.ERROR and f.payload:
+                self.refusals.append(f)
+                if f.payload[0] == L.E_UNPAIRED:
+                    self.lost = True
+                out.append(L.LinkError(f.payload[0]))
             else:
-                if isinstance(f, L.Frame) and f.kind == L.ERROR:
-                    self.refusals.append(f)
-                out.append(f)
+                out.append(L.LinkError(L.E_AUTH))
         return out
 
+    def reopen(self, port, timeout_s=10.0):
+        nonce_p, nonce_n = _open(port, self.paired, self.rand, timeout_s)
+        self._start(nonce_p, nonce_n)
 
-def open_session(port, paired, rand=os.urandom, timeout_s=10.0):
-    """OPEN: fresh session keys; checks the node holds the pairing secret."""
+
+def _open(port, paired, rand, timeout_s):
     nonce_p = rand(A.NONCE_LEN)
     f = refused(ask(port, L.OPEN, paired.kid + nonce_p, timeout_s))
     p = bytes(f.payload)
     if len(p) < A.OPEN_ANSWER_LEN or not A.equal(A.open_proof(paired.psk, paired.kid, nonce_p, p[:16]), p[16:32]):
         raise LinkRefused(L.E_AUTH, "the node does not hold our pairing")
-    client = SecureClient(paired, nonce_p, p[:16])
-    return client
+    return nonce_p, p[:16]
+
+
+def open_session(port, paired, rand=os.urandom, timeout_s=10.0):
+    """OPEN: fresh session keys; checks the node holds the pairing secret."""
+    nonce_p, nonce_n = _open(port, paired, rand, timeout_s)
+    return SecureClient(paired, nonce_p, nonce_n, rand)
