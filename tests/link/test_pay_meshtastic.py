@@ -29,7 +29,7 @@ STORE, BRIDGE = 0x0A11CE01, 0x0B0B0B02
 def mesh_bridge(tmp_path):
     mesh = FakeMesh()
     store_radio, bridge_radio = FakeRadio(mesh, STORE), FakeRadio(mesh, BRIDGE)
-    srv, ctb, uses = ctb_node(tmp_path / "ctb.sqlite", 3)
+    srv, ctb, uses = ctb_node(tmp_path / "ctb.sqlite", 4)
     p = subprocess.Popen(PEN + ["--home", str(tmp_path / "bridge"), "bridge", "--meshtastic",
                                 "tcp:127.0.0.1:%d" % bridge_radio.port, "--peer", srv.url,
                                 "--db", str(tmp_path / "bridge.sqlite")],
@@ -64,6 +64,18 @@ def test_store_pays_over_meshtastic_and_verifies_the_receipt(mesh_bridge, tmp_pa
     bridge_bytes = sum(n for f, t, n in mesh.carried if f == BRIDGE)
     print("meshtastic payload bytes for one payment + check: store %d, bridge %d, packets %d"
           % (store_bytes, bridge_bytes, len(mesh.carried)))
+
+
+def test_store_pays_through_a_radio_on_usb_serial(mesh_bridge, tmp_path):
+    mesh, store_radio, uses, bridge = mesh_bridge
+    usb = FakeRadio(mesh, 0x0A11CE03, on="pty")  # SerialInterface on a pty, as on /dev/ttyACM0
+    port = open_link("meshtastic:serial:%s@!%08x" % (usb.path, BRIDGE), retry_ms=1500)
+    try:
+        sc = StoreClient(port, Outbox(tmp_path / "outbox.sqlite"), [node_key()])
+        assert sc.pay(uses[3].raw, wait_s=30).state == ACCOUNTED
+    finally:
+        port.close()
+        usb.close()
 
 
 def test_store_pays_over_a_lossy_mesh_with_pens_own_acks(mesh_bridge, tmp_path):

@@ -50,16 +50,29 @@ class FakeMesh:
 
 
 class FakeRadio:
-    def __init__(self, mesh, num):
+    """A radio on TCP (like a device's port 4403: .port) or on a pty (like
+    its USB serial: .path, for SerialInterface)."""
+
+    def __init__(self, mesh, num, on="tcp"):
         self.mesh = mesh
         self.num = num
         mesh.radios[num] = self
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.conn = None
         self.wlock = threading.Lock()
         self.handshakes = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.write = None
+        if on == "pty":
+            import os
+            import tty
+            self.master, slave = os.openpty()
+            tty.setraw(slave)
+            self.path = os.ttyname(slave)
+            self._slave = slave  # kept open: the line stays up between the library's opens
+            self.write = lambda b: os.write(self.master, b)
+            threading.Thread(target=self._read, args=(lambda: os.read(self.master, 4096),), daemon=True).start()
+        else:
+            self.srv = socket.create_server(("127.0.0.1", 0))
+            self.port = self.srv.getsockname()[1]
+            threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
         while True:
@@ -67,24 +80,23 @@ class FakeRadio:
                 c, _ = self.srv.accept()
             except OSError:
                 return
-            self.conn = c
-            threading.Thread(target=self._read, args=(c,), daemon=True).start()
+            self.write = c.sendall
+            threading.Thread(target=self._read, args=(lambda: c.recv(4096),), daemon=True).start()
 
     def _send(self, msg):
-        c = self.conn
-        if c is None:
+        if self.write is None:
             return
         with self.wlock:
             try:
-                c.sendall(frame(msg))
+                self.write(frame(msg))
             except OSError:
                 pass
 
-    def _read(self, c):
+    def _read(self, recv):
         buf = b""
         while True:
             try:
-                d = c.recv(4096)
+                d = recv()
             except OSError:
                 return
             if not d:
@@ -128,6 +140,9 @@ class FakeRadio:
         self._send(mesh_pb2.FromRadio(packet=pkt))
 
     def close(self):
-        self.srv.close()
-        if self.conn is not None:
-            self.conn.close()
+        import os
+        if hasattr(self, "srv"):
+            self.srv.close()
+        else:
+            os.close(self.master)
+            os.close(self._slave)
