@@ -78,6 +78,7 @@ def test_store_pays_through_a_radio_on_usb_serial(mesh_bridge, tmp_path):
         usb.close()
 
 
+@pytest.mark.slow  # ~17 s: the bridge resends a lost answer after Meshtastic's 8 s
 def test_store_pays_over_a_lossy_mesh_with_pens_own_acks(mesh_bridge, tmp_path):
     mesh, store_radio, uses, bridge = mesh_bridge
     import random

@@ -74,6 +74,7 @@ def test_pay_killed_between_sign_and_ack_resumes_over_a_paired_link(tmp_path):
     assert "accounted" in pen(home, "store", "receipts").stdout
 
 
+@pytest.mark.slow  # ~9 s: it waits out the receipt it must refuse
 def test_a_receipt_from_an_unpinned_key_is_not_accepted(tmp_path):
     home = tmp_path / "home"
     pen(home, "keys", "new", "carlos")
