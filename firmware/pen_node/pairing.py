@@ -81,9 +81,17 @@ class LinkAuth:
         self.session = None
         self.held = []
         self.dec = L.Decoder()  # frames inside sealed ones
+        self.damaged = False
         raw = storage.load()
         if raw:
-            self.code, self.attempts, self.phones = cbor.loads(raw)
+            try:
+                self.code, self.attempts, self.phones = cbor.loads(raw)
+            except (ValueError, TypeError):
+                # a damaged file (power cut mid-write on a filesystem that
+                # does not rename atomically): no pairing is trusted and no
+                # code is open; the operator shows a new one, phones re-pair
+                self.code, self.attempts, self.phones = None, 0, []
+                self.damaged = True
 
     def _save(self):
         self.storage.save(cbor.dumps([self.code, self.attempts, self.phones]))

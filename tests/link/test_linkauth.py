@@ -239,3 +239,12 @@ def test_events_wait_for_the_session_and_go_out_sealed():
     ses = A.Session(psk, nonce, frames[0].payload[:16], b"phone")
     inner = L.Decoder().feed(ses.open(frames[1].payload))
     assert inner[0].kind == L.EV_RECEIPT and inner[0].payload == b"R" * 70
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xff", b"\x83\x00", b"\x80", b"garbage"])
+def test_a_damaged_pairing_file_trusts_no_one_and_opens_no_code(junk):
+    svc, auth, st = node(MemStore(junk))
+    assert auth.damaged and auth.paired() == [] and auth.code is None
+    f = one(svc, L.PAIR_START, A.Pairing("000000", PHONE, os.urandom).start())
+    assert f.payload[0] == L.E_LOCKED
+    assert one(svc, L.OPEN, sign.kid(PHONE) + bytes(16)).payload[0] == L.E_UNPAIRED
