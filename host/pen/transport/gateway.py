@@ -25,11 +25,14 @@ from . import meshtastic as M
 
 VERSION = "gateway-0.1"
 _PFX_ORIGIN = "mt-origin:"  # token ref hex -> the Meshtastic peer that submitted its USE
-_PFX_SENT = "mt-receipt:"  # receipt id hex -> sent to the peer
+_PFX_SENT = "mt-receipt:"  # token ref hex -> its receipt was sent to the peer
 
 
 class LinkGateway:
-    """Sans-IO: feed(peer, bytes) -> bytes for that peer; poll() -> [(peer, bytes)]."""
+    """Sans-IO: feed(peer, bytes) -> bytes for that peer; poll() -> [(peer, bytes)].
+
+    Receipts are found by reading the queue's downlink forward from the last
+    row seen (its seq), once: neither SPENT nor poll rescans the table."""
 
     def __init__(self, queue, addr, on_record=None):
         self.queue = queue
@@ -37,6 +40,9 @@ class LinkGateway:
         self.on_record = on_record or (lambda: None)
         self.decoders = {}
         self.ev_seq = 0
+        self.last_row = 0  # downlink seq read up to
+        self.receipt_of = {}  # token ref -> receipt bytes (downlink ACCOUNTED)
+        self.unsent = set()  # token refs whose receipt is due to a Meshtastic store
         self.stats = {"frames": 0, "errors": 0, "submits": 0, "receipts_sent": 0}
 
     def feed(self, peer, data):
@@ -73,53 +79,53 @@ class LinkGateway:
             return self._err(f, L.E_BAD_PAYLOAD, "not a record: %s" % e.reason)
         if rec.type != R.USE:
             return self._err(f, L.E_REFUSED, "stores submit payments (USE) here")
+        ref = rec.fields[0]
         self.queue.accept(rec.raw)  # durable on return
-        self.queue.meta_set(_PFX_ORIGIN + rec.fields[0].hex(), str(peer))
-        for rid, raw in self._receipts(rec.fields[0]):  # submitted again: its receipt may have been lost
-            self.queue.db.execute("DELETE FROM meta WHERE key=?", (_PFX_SENT + rid.hex(),))
+        self.queue.meta_set(_PFX_ORIGIN + ref.hex(), str(peer))
+        self._scan()
+        if ref in self.receipt_of:  # submitted again: its receipt may have been lost on the way
+            self.unsent.add(ref)
         self.stats["submits"] += 1
         self.on_record()
         return L.encode(f.kind | L.RESPONSE, f.seq, rec.id)
 
-    def _receipts(self, ref=None):
-        rows = self.queue.db.execute("SELECT id, raw FROM downlink").fetchall()
-        out = []
-        for rid, raw in rows:
+    def _scan(self):
+        rows = self.queue.db.execute("SELECT seq, raw FROM downlink WHERE seq > ? ORDER BY seq",
+                                     (self.last_row,)).fetchall()
+        for seq, raw in rows:
+            self.last_row = seq
             raw = bytes(raw)
-            if raw[0] == R.ACCOUNTED:
-                r = R.parse(raw)
-                if ref is None or r.fields[0] == ref:
-                    out.append((bytes(rid), raw))
-        return out
+            if raw[:1] != bytes((R.ACCOUNTED,)):
+                continue
+            ref = R.parse(raw).fields[0]
+            self.receipt_of[ref] = raw
+            sent = self.queue.meta_get(_PFX_SENT + ref.hex()) is not None
+            if not sent and self.queue.meta_get(_PFX_ORIGIN + ref.hex()) is not None:
+                self.unsent.add(ref)
 
     def _spent(self, ref):
-        if self._receipts(ref):
+        self._scan()
+        if ref in self.receipt_of:
             return 2
         return 1 if self.queue.meta_get(_PFX_ORIGIN + ref.hex()) is not None else 0
 
     def poll(self):
         """EV_RECEIPT for each receipt in the downlink whose payment came
-        from a Meshtastic peer and has not been sent to it yet."""
+        from a Meshtastic store and has not been sent to it yet."""
+        self._scan()
         out = []
-        for rid, raw in self._receipts():
-            if self.queue.meta_get(_PFX_SENT + rid.hex()) is not None:
-                continue
-            peer = self.queue.meta_get(_PFX_ORIGIN + raw_ref(raw).hex())
-            if peer is None:
-                continue
+        for ref in sorted(self.unsent):
+            peer = self.queue.meta_get(_PFX_ORIGIN + ref.hex())
             self.ev_seq = (self.ev_seq + 1) & 0xFF
-            out.append((int(peer), L.encode(L.EV_RECEIPT, self.ev_seq, raw)))
-            self.queue.meta_set(_PFX_SENT + rid.hex(), "%.3f" % time.time())
+            out.append((int(peer), L.encode(L.EV_RECEIPT, self.ev_seq, self.receipt_of[ref])))
+            self.queue.meta_set(_PFX_SENT + ref.hex(), "%.3f" % time.time())
             self.stats["receipts_sent"] += 1
+        self.unsent.clear()
         return out
 
     def _err(self, f, reason, text):
         self.stats["errors"] += 1
         return L.error(f.seq, reason, text)
-
-
-def raw_ref(raw):
-    return R.parse(raw).fields[0]
 
 
 def run(spec, queue, log, stop, on_record=None, poll_s=0.5, retry_ms=M.RETRY_MS):
