@@ -138,3 +138,55 @@ def pairing_code(console, timeout_s=20):
 def stop(proc):
     proc.kill()
     proc.wait(5)
+
+
+class AirNode:
+    """The store's own node, in process: the firmware's MeshNode (CPython)
+    and LinkService on the same UDP air as an AirBridge (the protocol
+    unix_node --air speaks), for transports whose far end runs in this
+    process (BLE over bumble). feed() is the link side; events the node
+    has for the phone go to on_events(bytes)."""
+
+    def __init__(self, air_port, auth=None, addr=8):
+        from pen_node.service import LinkService
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.dest = ("127.0.0.1", air_port)
+        self.node = MeshNode(addr, PRESETS["eu868-sf9"], Journal(MemStorage(16384)), random.Random(addr))
+        self.svc = LinkService(self.node, auth)
+        self.lock = threading.Lock()
+        self.on_events = None
+        self.stop = False
+        self.t0 = time.monotonic()
+        self.sock.sendto(b"H", self.dest)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _ms(self):
+        return int((time.monotonic() - self.t0) * 1000)
+
+    def feed(self, data):
+        with self.lock:
+            return self.svc.feed(data, self._ms())
+
+    def _run(self):
+        while not self.stop:
+            r, _, _ = select.select([self.sock], [], [], 0.02)
+            with self.lock:
+                now = self._ms()
+                if r:
+                    d = self.sock.recv(512)
+                    self.node.on_frame(d[2:], d[0] - 256 if d[0] > 127 else d[0], d[1], now)
+                f = self.node.next_tx(now)
+                while f is not None:
+                    self.sock.sendto(b"T" + f, self.dest)
+                    self.node.on_tx_done(now)
+                    f = self.node.next_tx(now)
+                ev = self.svc.poll(now)
+            if ev and self.on_events is not None:
+                self.on_events(ev)
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()

@@ -26,7 +26,8 @@ from pen_node.mesh import MeshNode  # noqa: E402
 from pen_node.pairing import LinkAuth, MemStore  # noqa: E402
 from pen_node.service import LinkService  # noqa: E402
 from medium_node import XorShift  # noqa: E402
-from kit import USER, CTB_KEY, use  # noqa: E402
+from kit import USER, CTB_KEY, AirBridge, AirNode, use  # noqa: E402
+from pen.storeclient import ACCOUNTED  # noqa: E402
 
 
 def node():
@@ -54,6 +55,25 @@ def test_pair_and_pay_over_bumble_gatt(mtu, tmp_path):
             assert max(node_side.writes) == 20  # the 20-byte worst case was exercised
     finally:
         link.close()
+
+
+def test_pay_over_ble_and_get_the_verified_receipt_back_through_the_mesh(tmp_path):
+    air = AirBridge()
+    node = AirNode(air.port, LinkAuth(MemStore(), os.urandom))
+    code = node.svc.auth.new_code()
+    link = GattLink(BumbleAdapter(node.feed), "ble:bumble")
+    node.on_events = link.adapter.node.push  # receipts arrive as notifications
+    try:
+        client = open_session(link, pair(link, code, USER.public_key))
+        u = use(6)
+        air.users[u.fields[0]] = USER.public_key
+        sc = StoreClient(link, Outbox(tmp_path / "o.sqlite"), [CTB_KEY.public_key], client=client)
+        p = sc.pay(u.raw, wait_s=30)
+        assert p.state == ACCOUNTED and p.receipt == air.receipts[0]
+    finally:
+        link.close()
+        node.close()
+        air.close()
 
 
 def test_a_wrong_code_over_ble_is_refused():

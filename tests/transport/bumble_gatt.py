@@ -26,9 +26,17 @@ class BumbleNode:
         self.out = asyncio.Queue()
         self.writes = []
         self.notified = []
-        asyncio.get_running_loop().create_task(self._notifier())
+        self.conn = None
+        self.loop = asyncio.get_running_loop()
+        self.loop.create_task(self._notifier())
+
+    def push(self, data):
+        """Bytes the node sends on its own (events), from any thread."""
+        if self.conn is not None:
+            self.loop.call_soon_threadsafe(self.out.put_nowait, (self.conn, bytes(data)))
 
     def _on_write(self, connection, value):
+        self.conn = connection
         self.writes.append(len(value))
         data = self.feed(bytes(value))
         if data:
