@@ -248,3 +248,25 @@ def test_a_damaged_pairing_file_trusts_no_one_and_opens_no_code(junk):
     f = one(svc, L.PAIR_START, A.Pairing("000000", PHONE, os.urandom).start())
     assert f.payload[0] == L.E_LOCKED
     assert one(svc, L.OPEN, sign.kid(PHONE) + bytes(16)).payload[0] == L.E_UNPAIRED
+
+
+def test_output_longer_than_one_sealed_frame_is_cut_at_frame_ends():
+    svc, auth, st = node()
+    ses = opened(svc, paired_phone(svc, auth))
+    for i in range(40):
+        svc.node.events.append(("receipt-record", bytes([i + 1]) * 100))
+    outer = L.Decoder().feed(svc.poll(1000))
+    assert len(outer) == 2 and all(len(f.payload) <= A.MAX_INNER + A.SEAL_OVERHEAD for f in outer)
+    inner = []
+    for f in outer:
+        inner += L.Decoder().feed(ses.open(f.payload))
+    assert [f.payload[0] for f in inner] == list(range(1, 41))
+
+
+def test_events_held_without_a_session_stay_under_their_cap():
+    svc, auth, st = node()
+    paired_phone(svc, auth)
+    for i in range(60):
+        svc.node.events.append(("receipt-record", bytes([i + 1]) * 100))
+        svc.poll(1000)
+    assert sum(len(h) for h in auth.held) <= 2048 and auth.held  # the newest kept
