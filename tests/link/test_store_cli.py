@@ -13,6 +13,7 @@ import pytest
 
 from conftest import MICROPYPATH
 from kit import AirBridge, CTB_KEY, node_command, pairing_code, start_node, stop, token
+from pen.commands._common import fmt_ref
 
 pytestmark = pytest.mark.micropython
 PEN = [sys.executable, "-c", "import sys; from pen.cli import main; sys.exit(main())"]
@@ -68,10 +69,13 @@ def test_pay_killed_between_sign_and_ack_resumes_over_a_paired_link(tmp_path):
     assert r.stdout.count("payment ") == 1 and " signed" in r.stdout, r.stdout
     # a later boot of the store resumes it through the paired node (a new session, the node rebooted too)
     r = pen(home, "store", "resume", "--link", link, "--wait", "40")
-    air.close()
     assert r.returncode == 0 and "accounted (receipt verified" in r.stdout, (r.stdout, r.stderr)
     assert len(air.receipts) == 1
     assert "accounted" in pen(home, "store", "receipts").stdout
+    r = pen(home, "store", "check", "--link", link, "--token", ref.hex())  # over the paired link too
+    air.close()
+    assert r.returncode == 0 and r.stdout.startswith("token %s:" % fmt_ref(ref)), (r.stdout, r.stderr)
+    assert "in the village" in r.stdout
 
 
 @pytest.mark.slow  # ~9 s: it waits out the receipt it must refuse

@@ -5,6 +5,8 @@ whose other side is a node process this bridge started (--pty-command).
 
 Every transport has read(timeout_s) -> bytes (b"" when nothing came) and
 write(data); the driver (pen.bridge.driver) wraps them all the same way.
+TCP, BLE and Meshtastic transports, pairing and sealed sessions are in
+pen.transport (open_link opens any of them from a link string).
 """
 import os
 import select
