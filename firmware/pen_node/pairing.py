@@ -13,7 +13,8 @@ power does not give an attacker his attempts back; a run that fails or is
 abandoned is still spent. After MAX_ATTEMPTS the code is dead until the
 operator shows a new one. Pairing consumes the code (one phone per code).
 
-What an attacker can do: with 5 attempts per code shown and a 6-digit code,
+Attempts are also spaced: after the n-th the next waits 2**n s (ERROR locked,
+"too soon"). What an attacker can do: with 5 attempts per code shown and a 6-digit code,
 guess it with probability 5 / 10**6 per code the operator shows; listening
 to a pairing gives nothing to test offline (CPace). He can always jam the
 link or reset a session (OPEN) — denial of service, never a forged frame.
@@ -31,6 +32,10 @@ from pen_protocol import linkauth as A
 from pen_protocol import sign
 
 MAX_ATTEMPTS = const(5)
+# after the n-th attempt on a code the next waits 2**n s (2, 4, 8, 16): a
+# person who mistyped barely notices, a script gets its 5 tries in 30 s at
+# best. In RAM (a reboot resets the wait, never the count)
+_GAP_MS = const(1000)
 MAX_PHONES = const(8)  # pairings kept; the oldest goes first
 # events buffered while no session is open (a receipt arriving while the
 # phone is away waits for it); beyond this the oldest go
@@ -82,6 +87,7 @@ class LinkAuth:
         self.held = []
         self.dec = L.Decoder()  # frames inside sealed ones
         self.damaged = False
+        self.next_try_ms = None  # no PAIR_START before this (None: any time)
         raw = storage.load()
         if raw:
             try:
@@ -101,6 +107,7 @@ class LinkAuth:
         n = int.from_bytes(self.rand(4), "big") % 1000000
         self.code = ("000000" + str(n))[-A.CODE_DIGITS:]
         self.attempts = MAX_ATTEMPTS
+        self.next_try_ms = None
         self._save()
         return self.code
 
@@ -116,7 +123,7 @@ class LinkAuth:
         if k == L.HELLO:
             return request(f, now_ms)
         if k == L.PAIR_START:
-            return self._start(f)
+            return self._start(f, now_ms)
         if k == L.PAIR_FINISH:
             return self._finish(f)
         if k == L.OPEN:
@@ -125,14 +132,17 @@ class LinkAuth:
             return self._sealed(f, now_ms, request)
         return L.error(f.seq, L.E_UNPAIRED, "pair, then open a session")
 
-    def _start(self, f):
+    def _start(self, f, now_ms):
         p = bytes(f.payload)
         if len(p) != A.START_LEN:
             return L.error(f.seq, L.E_BAD_PAYLOAD, "pair start is 80 bytes")
         if self.code is None or self.attempts <= 0:
             return L.error(f.seq, L.E_LOCKED, "no pairing code open: show one on the node")
+        if self.next_try_ms is not None and now_ms - self.next_try_ms < 0:
+            return L.error(f.seq, L.E_LOCKED, "too soon: try again in %d s" % ((self.next_try_ms - now_ms + 999) // 1000))
         self.attempts -= 1
         self._save()  # before answering: a reboot gives no attempt back
+        self.next_try_ms = now_ms + (_GAP_MS << (MAX_ATTEMPTS - self.attempts))
         run = A.Pairing(self.code, p[:32], self.rand)
         ans = run.answer(p)
         if ans is None:

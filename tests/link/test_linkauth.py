@@ -119,8 +119,8 @@ def node(store=None):
     return LinkService(n, auth), auth, st
 
 
-def one(svc, kind, payload, seq=3):
-    out = L.Decoder().feed(svc.feed(L.encode(kind, seq, payload), 1000))
+def one(svc, kind, payload, seq=3, now=1000):
+    out = L.Decoder().feed(svc.feed(L.encode(kind, seq, payload), now))
     return out[0]
 
 
@@ -172,7 +172,22 @@ def test_an_attempt_is_saved_before_the_node_answers_so_a_reboot_gives_none_back
         svc, auth, st = node(st)  # power cut right after the answer
         assert auth.attempts == left
     f = one(svc, L.PAIR_START, A.Pairing(auth.code, PHONE, os.urandom).start())
-    assert f.payload[0] == L.E_LOCKED
+    assert f.payload[0] == L.E_LOCKED and b"no pairing code open" in f.payload
+
+
+def test_attempts_are_spaced_2_4_8_16_seconds_then_the_code_is_dead():
+    svc, auth, st = node()
+    code = auth.new_code()
+    now = 1000
+    for gap_s in (2, 4, 8, 16):
+        assert one(svc, L.PAIR_START, A.Pairing("999999", PHONE, os.urandom).start(), now=now).kind != L.ERROR
+        f = one(svc, L.PAIR_START, A.Pairing(code, PHONE, os.urandom).start(), now=now + gap_s * 1000 - 1)
+        assert (f.payload[0], bytes(f.payload[1:])) == (L.E_LOCKED, b"too soon: try again in 1 s")
+        now += gap_s * 1000
+    assert auth.attempts == 1  # the early tries cost nothing
+    assert one(svc, L.PAIR_START, A.Pairing("999999", PHONE, os.urandom).start(), now=now).kind != L.ERROR
+    f = one(svc, L.PAIR_START, A.Pairing(code, PHONE, os.urandom).start(), now=now + 10 ** 6)
+    assert f.payload[0] == L.E_LOCKED and auth.attempts == 0
 
 
 def test_a_wrong_confirmation_fails_and_ends_the_run():
