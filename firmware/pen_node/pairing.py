@@ -31,7 +31,7 @@ from pen_protocol import link as L
 from pen_protocol import linkauth as A
 from pen_protocol import sign
 
-MAX_ATTEMPTS = const(5)
+MAX_ATTEMPTS = const(5)  # pen_protocol.linkauth.state_bytes(code, 5, []) is a provisioned node's file
 # after the n-th attempt on a code the next waits 2**n s (2, 4, 8, 16): a
 # person who mistyped barely notices, a script gets its 5 tries in 30 s at
 # best. In RAM (a reboot resets the wait, never the count)
@@ -100,12 +100,11 @@ class LinkAuth:
                 self.damaged = True
 
     def _save(self):
-        self.storage.save(cbor.dumps([self.code, self.attempts, self.phones]))
+        self.storage.save(A.state_bytes(self.code, self.attempts, self.phones))
 
     def new_code(self):
         """A fresh code with MAX_ATTEMPTS attempts (the console shows it)."""
-        n = int.from_bytes(self.rand(4), "big") % 1000000
-        self.code = ("000000" + str(n))[-A.CODE_DIGITS:]
+        self.code = A.new_code(self.rand)
         self.attempts = MAX_ATTEMPTS
         self.next_try_ms = None
         self._save()

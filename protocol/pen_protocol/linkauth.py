@@ -216,6 +216,22 @@ class Pairing:
         return True
 
 
+def state_bytes(code, attempts, phones):
+    """A node's pairing state as it keeps it (firmware/pen_node/pairing.py):
+    CBOR [code or None, attempts left, [[kid, public key, secret]...]].
+    Provisioning writes one with a fresh code and prints the code, for a
+    board whose console is the link itself."""
+    from . import cbor
+    return cbor.dumps([code, attempts, phones])
+
+
+def new_code(rand):
+    """CODE_DIGITS decimal digits from rand(4) (the bias of 2**32 mod 10**6
+    is below 10**-3 per code)."""
+    n = int.from_bytes(rand(4), "big") % 1000000
+    return ("000000" + str(n))[-CODE_DIGITS:]
+
+
 def open_proof(psk, kid, nonce_p, nonce_n):
     """The node's answer to OPEN proves it holds the pairing secret."""
     return derive(psk, b"open", kid, nonce_p, nonce_n)[:TAG_LEN]

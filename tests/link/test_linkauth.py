@@ -285,3 +285,11 @@ def test_events_held_without_a_session_stay_under_their_cap():
         svc.node.events.append(("receipt-record", bytes([i + 1]) * 100))
         svc.poll(1000)
     assert sum(len(h) for h in auth.held) <= 2048 and auth.held  # the newest kept
+
+
+def test_a_provisioned_pairing_file_opens_its_code_on_the_node():
+    code = A.new_code(A.HashRand(b"prov"))
+    svc, auth, st = node(MemStore(A.state_bytes(code, MAX_ATTEMPTS, [])))
+    assert auth.code == code and auth.attempts == MAX_ATTEMPTS and len(code) == 6 and code.isdigit()
+    paired_phone(svc, auth, code)
+    assert auth.paired() == [sign.kid(PHONE)]
