@@ -70,6 +70,7 @@ def test_pay_killed_between_sign_and_ack_resumes_over_a_paired_link(tmp_path):
     # a later boot of the store resumes it through the paired node (a new session, the node rebooted too)
     r = pen(home, "store", "resume", "--link", link, "--wait", "40")
     assert r.returncode == 0 and "accounted (receipt verified" in r.stdout, (r.stdout, r.stderr)
+    assert "in the node's custody; waiting up to 40 s for its receipt" in r.stderr  # said while it waits
     assert len(air.receipts) == 1
     assert "accounted" in pen(home, "store", "receipts").stdout
     r = pen(home, "store", "check", "--link", link, "--token", ref.hex())  # over the paired link too

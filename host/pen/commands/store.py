@@ -3,6 +3,7 @@ node over a link (serial, tcp, pty, ble, meshtastic), receipts verified
 against pinned CTB node keys, a durable outbox (docs/store.md)."""
 import json
 import os
+import sys
 
 from pen import build as B
 from pen.cli import PenError
@@ -99,7 +100,14 @@ def _store_client(args, need_keys=True):
     if need_keys and not keys:
         raise PenError("no CTB node key pinned: pen store trust PUBLIC_KEY (receipts cannot be verified)")
     port = _open(args)
-    return StoreClient(port, Outbox(_dir(args) / "outbox.sqlite"), keys, client=_client(args, port))
+    wait = getattr(args, "wait", None)
+
+    def progress(p):
+        if p.state == "sent" and wait:
+            print("payment %s is in the node's custody; waiting up to %d s for its receipt ..." % (
+                p.id.hex()[:12], wait), file=sys.stderr, flush=True)
+    return StoreClient(port, Outbox(_dir(args) / "outbox.sqlite"), keys, client=_client(args, port),
+                       on_state=progress)
 
 
 def _show(p):

@@ -62,7 +62,7 @@ def receipt_problem(raw, use, ctb_keys):
 
 class StoreClient:
     def __init__(self, port, outbox, ctb_keys, client=None, clock=time.monotonic, wall=time.time,
-                 resend_s=RESEND_S):
+                 resend_s=RESEND_S, on_state=None):
         self.port = port
         self.outbox = outbox
         self.ctb_keys = [bytes(k) for k in ctb_keys]
@@ -71,6 +71,7 @@ class StoreClient:
         self.wall = wall
         self.resend_s = resend_s
         self.rejected = []  # (receipt bytes, why) for receipts that did not verify
+        self.on_state = on_state or (lambda payment: None)  # each state a payment reaches (progress)
 
     # -- the API --------------------------------------------------------------
 
@@ -119,6 +120,7 @@ class StoreClient:
             if bytes(f.payload) != use.id:
                 raise LinkRefused(L.E_BAD_PAYLOAD, "the node named another record id")
             p = self.outbox.mark(use.id, SENT, self.wall())
+            self.on_state(p)
         end = self.clock() + wait_s
         while p.state != ACCOUNTED and self.clock() < end:
             self._pump(lambda f: False)
@@ -166,6 +168,6 @@ class StoreClient:
         for p in self.outbox.by_token(ref):
             why = receipt_problem(raw, R.parse(p.record), self.ctb_keys)
             if why is None:
-                self.outbox.mark(p.id, ACCOUNTED, self.wall(), raw)
+                self.on_state(self.outbox.mark(p.id, ACCOUNTED, self.wall(), raw))
                 return
         self.rejected.append((raw, why))
