@@ -11,9 +11,9 @@ a payment lands in the queue's downlink the gateway sends it back to the
 store that submitted it as EV_RECEIPT. The store verifies it against its
 pinned CTB keys, as over any link.
 
-Not here: pairing. Meshtastic's channel key encrypts and authenticates the
-air between radios that share it; the store's receipts are verified end to
-end anyway; a record a stranger submits is only as good as its signature.
+Not here: pairing. The store's receipts are verified end to end anyway and
+a record a stranger submits is only as good as its signature; what is
+missing is privacy on a public channel (docs/store.md).
 """
 import time
 
