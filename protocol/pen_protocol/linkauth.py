@@ -24,6 +24,10 @@ Wire (payloads of link kinds, see docs/link.md):
     PAIR_FINISH phone_kid (4) | confirm_phone (16)    -> empty (paired)
     OPEN        phone_kid (4) | nonce (16)             -> nonce (16) | proof (16)
     SEALED      ctr (4, big-endian) | AES-CTR(encoded link frames) | tag (16)
+
+LinkAuth is the serving side (a node: firmware/pen_node/pairing.py adds its
+file storage; the bridge's Meshtastic gateway): storage and randomness
+are passed in, frames in, bytes out.
 """
 
 import hashlib
@@ -34,6 +38,7 @@ except ImportError:
     def const(x):
         return x
 
+from . import cbor
 from . import link as L
 from . import sign
 
@@ -221,7 +226,6 @@ def state_bytes(code, attempts, phones):
     CBOR [code or None, attempts left, [[kid, public key, secret]...]].
     Provisioning writes one with a fresh code and prints the code, for a
     board whose console is the link itself."""
-    from . import cbor
     return cbor.dumps([code, attempts, phones])
 
 
@@ -323,3 +327,186 @@ class Session:
             return False
         self.rx_seen |= 1 << back
         return True
+
+
+# -- the serving side: a node (or the bridge's Meshtastic gateway) ------------
+
+MAX_ATTEMPTS = const(5)  # state_bytes(code, 5, []) is a provisioned node's file
+# after the n-th attempt on a code the next waits 2**n s (2, 4, 8, 16): a
+# person who mistyped barely notices, a script gets its 5 tries in 30 s at
+# best. In RAM (a reboot resets the wait, never the count)
+_GAP_MS = const(1000)
+MAX_PHONES = const(8)  # pairings kept; the oldest goes first
+# events buffered while no session is open (a receipt arriving while the
+# phone is away waits for it); beyond this the oldest go
+_HELD_BYTES = const(2048)
+_NODE_SEALED = const(0x4B)  # L.SEALED | L.RESPONSE
+
+
+class MemStore:
+    def __init__(self, data=None):
+        self.data = data
+
+    def load(self):
+        return self.data
+
+    def save(self, data):
+        self.data = bytes(data)
+
+
+class LinkAuth:
+    def __init__(self, storage, rand):
+        self.storage = storage
+        self.rand = rand  # rand(n) -> n random bytes (os.urandom on a board)
+        self.code = None
+        self.attempts = 0
+        self.phones = []  # [kid, pk, psk]
+        self.run = None  # the pairing run in progress
+        self.session = None
+        self.held = []
+        self.dec = L.Decoder()  # frames inside sealed ones
+        self.damaged = False
+        self.next_try_ms = None  # no PAIR_START before this (None: any time)
+        self.reload()
+
+    def reload(self):
+        """Read the state again (the bridge's gateway keeps one LinkAuth per
+        Meshtastic peer over one file: each reads what the others saved)."""
+        raw = self.storage.load()
+        if raw:
+            try:
+                self.code, self.attempts, self.phones = cbor.loads(raw)
+            except (ValueError, TypeError):
+                # a damaged file (power cut mid-write on a filesystem that
+                # does not rename atomically): no pairing is trusted and no
+                # code is open; the operator shows a new one, phones re-pair
+                self.code, self.attempts, self.phones = None, 0, []
+                self.damaged = True
+
+    def _save(self):
+        self.storage.save(state_bytes(self.code, self.attempts, self.phones))
+
+    def new_code(self):
+        """A fresh code with MAX_ATTEMPTS attempts (the console shows it)."""
+        self.code = new_code(self.rand)
+        self.attempts = MAX_ATTEMPTS
+        self.next_try_ms = None
+        self._save()
+        return self.code
+
+    def paired(self):
+        return [p[0] for p in self.phones]
+
+    # -- serving ------------------------------------------------------------
+
+    def serve(self, f, now_ms, request):
+        """One frame from the link. request(frame, now_ms) -> answer bytes is
+        the service's own dispatch. Returns the bytes to write."""
+        k = f.kind
+        if k == L.HELLO:
+            return request(f, now_ms)
+        if k == L.PAIR_START:
+            return self._start(f, now_ms)
+        if k == L.PAIR_FINISH:
+            return self._finish(f)
+        if k == L.OPEN:
+            return self._open(f)
+        if k == L.SEALED:
+            return self._sealed(f, now_ms, request)
+        return L.error(f.seq, L.E_UNPAIRED, "pair, then open a session")
+
+    def _start(self, f, now_ms):
+        p = bytes(f.payload)
+        if len(p) != START_LEN:
+            return L.error(f.seq, L.E_BAD_PAYLOAD, "pair start is 80 bytes")
+        if self.code is None or self.attempts <= 0:
+            return L.error(f.seq, L.E_LOCKED, "no pairing code open: show one on the node")
+        if self.next_try_ms is not None and now_ms - self.next_try_ms < 0:
+            return L.error(f.seq, L.E_LOCKED, "too soon: try again in %d s" % ((self.next_try_ms - now_ms + 999) // 1000))
+        self.attempts -= 1
+        self._save()  # before answering: a reboot gives no attempt back
+        self.next_try_ms = now_ms + (_GAP_MS << (MAX_ATTEMPTS - self.attempts))
+        run = Pairing(self.code, p[:32], self.rand)
+        ans = run.answer(p)
+        if ans is None:
+            self.run = None
+            return L.error(f.seq, L.E_PAIR, "bad share")
+        self.run = run
+        return L.encode(L.PAIR_START | L.RESPONSE, f.seq, ans)
+
+    def _finish(self, f):
+        run = self.run
+        self.run = None  # one confirmation per run, right or wrong
+        if run is None or not run.confirm(f.payload):
+            return L.error(f.seq, L.E_PAIR, "pairing failed: wrong code?")
+        kid = sign.kid(run.phone_pk)
+        self.phones = [p for p in self.phones if p[0] != kid][-(MAX_PHONES - 1):]
+        self.phones.append([kid, run.phone_pk, run.psk])
+        self.code = None  # one pairing per code shown
+        self.attempts = 0
+        self._save()
+        return L.encode(L.PAIR_FINISH | L.RESPONSE, f.seq, b"")
+
+    def _open(self, f):
+        p = bytes(f.payload)
+        if len(p) != OPEN_LEN:
+            return L.error(f.seq, L.E_BAD_PAYLOAD, "open is 20 bytes")
+        for kid, pk, psk in self.phones:
+            if kid == p[:4]:
+                nonce_n = self.rand(NONCE_LEN)
+                self.session = Session(psk, p[4:], nonce_n, b"node")
+                self.dec = L.Decoder()
+                out = L.encode(L.OPEN | L.RESPONSE, f.seq, nonce_n + open_proof(psk, kid, p[4:], nonce_n))
+                held = b"".join(self.held)
+                self.held = []
+                return out + self.seal(held)
+        return L.error(f.seq, L.E_UNPAIRED, "this phone is not paired here")
+
+    def _sealed(self, f, now_ms, request):
+        if self.session is None:
+            return L.error(f.seq, L.E_UNPAIRED, "no session open")
+        inner = self.session.open(f.payload)
+        if inner == AUTH:
+            return L.error(f.seq, L.E_AUTH, "sealed frame does not verify")
+        if inner == REPLAY:
+            return L.error(f.seq, L.E_REPLAY, "sealed frame seen before")
+        out = []
+        for item in self.dec.feed(inner):
+            if isinstance(item, L.LinkError):
+                out.append(L.error(0, item.reason, L.REASONS.get(item.reason, "")))
+            elif item.kind in (L.PAIR_START, L.PAIR_FINISH, L.OPEN, L.SEALED):
+                out.append(L.error(item.seq, L.E_UNKNOWN_KIND, "not inside a sealed frame"))
+            else:
+                out.append(request(item, now_ms))
+        return self.seal(b"".join(out))
+
+    def seal(self, data):
+        """Bytes for the phone -> sealed frames (several when long). With no
+        session open, events wait (at most _HELD_BYTES)."""
+        if not data:
+            return b""
+        if self.session is None:
+            self.held.append(bytes(data))
+            while sum(len(h) for h in self.held) > _HELD_BYTES and len(self.held) > 1:
+                del self.held[0]
+            return b""
+        out = []
+        for chunk in _chunks(data, MAX_INNER):
+            out.append(L.encode(_NODE_SEALED, 0, self.session.seal(chunk)))
+        return b"".join(out)
+
+
+def _chunks(data, n):
+    """Cut a run of encoded frames at frame ends into pieces of at most n
+    bytes (a frame longer than n is cut anyway: the decoder rejoins it)."""
+    out = []
+    start = 0
+    while start < len(data):
+        end = min(start + n, len(data))
+        if end < len(data):
+            z = data.rfind(b"\x00", start, end)
+            if z >= start:
+                end = z + 1
+        out.append(data[start:end])
+        start = end
+    return out
