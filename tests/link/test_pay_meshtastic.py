@@ -25,25 +25,57 @@ PEN = [sys.executable, "-c", "import sys; from pen.cli import main; sys.exit(mai
 STORE, BRIDGE = 0x0A11CE01, 0x0B0B0B02
 
 
-@pytest.fixture
-def mesh_bridge(tmp_path):
+def start_bridge(tmp_path, *extra):
     mesh = FakeMesh()
     store_radio, bridge_radio = FakeRadio(mesh, STORE), FakeRadio(mesh, BRIDGE)
     srv, ctb, uses = ctb_node(tmp_path / "ctb.sqlite", 4)
+    log = open(tmp_path / "bridge.log", "w")
     p = subprocess.Popen(PEN + ["--home", str(tmp_path / "bridge"), "bridge", "--meshtastic",
                                 "tcp:127.0.0.1:%d" % bridge_radio.port, "--peer", srv.url,
-                                "--db", str(tmp_path / "bridge.sqlite")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--db", str(tmp_path / "bridge.sqlite")] + list(extra),
+                         stdout=log, stderr=log, env=dict(os.environ, COLUMNS="200"))
     end = time.monotonic() + 20
     while bridge_radio.handshakes == 0 and time.monotonic() < end:
         time.sleep(0.05)
-    yield mesh, store_radio, uses, p
+    return mesh, store_radio, uses, p, srv
+
+
+def stop_bridge(p, srv):
     p.send_signal(signal.SIGTERM)
     try:
         p.wait(10)
     except subprocess.TimeoutExpired:
         p.kill()
     srv.stop()
+
+
+@pytest.fixture
+def mesh_bridge(tmp_path):
+    mesh, store_radio, uses, p, srv = start_bridge(tmp_path)
+    yield mesh, store_radio, uses, p
+    stop_bridge(p, srv)
+
+
+def test_stores_pair_with_the_bridge_and_pay_sealed_over_meshtastic(tmp_path):
+    import re
+    mesh, store_radio, uses, p, srv = start_bridge(tmp_path, "--pair", str(tmp_path / "gateway.pair"))
+    try:
+        code = re.search(r"pairing code for stores: (\d{6})", (tmp_path / "bridge.log").read_text()).group(1)
+        home = tmp_path / "store"
+        run = lambda *a: subprocess.run(PEN + ["--home", str(home)] + list(a), capture_output=True, text=True,
+                                        timeout=90)
+        link = "meshtastic:tcp:127.0.0.1:%d@!%08x" % (store_radio.port, BRIDGE)
+        assert run("keys", "new", "shop").returncode == 0
+        assert run("store", "trust", node_key().hex()).returncode == 0
+        r = run("store", "pay", "--link", link, "--record", uses[0].raw.hex(), "--wait", "5")
+        assert r.returncode == 1 and "unpaired" in r.stderr  # in the clear: refused
+        r = run("store", "pair", "--link", link, "--code", code, "--key", "shop")
+        assert r.returncode == 0, r.stderr
+        r = run("store", "resume", "--link", link, "--wait", "40")
+        assert r.returncode == 0 and "accounted (receipt verified" in r.stdout, (r.stdout, r.stderr)
+        assert uses[0].raw not in b"".join(bytes(x) for x in mesh.payloads)  # the air never saw the record
+    finally:
+        stop_bridge(p, srv)
 
 
 def node_key():

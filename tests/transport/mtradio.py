@@ -29,11 +29,13 @@ class FakeMesh:
         self.held = None
         self.rng = random.Random(seed)
         self.carried = []  # (from, to, payload length) of every packet the mesh carried
+        self.payloads = []  # and their payloads
         self.lock = threading.Lock()
 
     def carry(self, pkt):
         with self.lock:
             self.carried.append((getattr(pkt, "from"), pkt.to, len(pkt.decoded.payload)))
+            self.payloads.append(bytes(pkt.decoded.payload))
             if self.drop is not None and self.drop(pkt):
                 return
             if self.reorder and self.held is None:

@@ -61,3 +61,13 @@ def test_foreign_or_malformed_payloads_are_counted_and_ignored():
     for p in (b"", b"\x50\x00\x01\x05\x02x", b"\x50\x00\x01\x00\x00x", b"\x50\x00\x01\x00\x11x", b"hello"):
         assert b.receive("x", p, 0) == (b"", [])
     assert b.stats["bad"] == 5
+
+
+def test_a_restarted_sender_does_not_reuse_the_ids_the_far_end_remembers():
+    b = M.MeshLink()
+    first = M.MeshLink(first_msg=0)
+    assert pump(first, b, first.send("x", b"one", 0)) == b"one"
+    again = M.MeshLink(first_msg=0)  # what a fixed start would do: message 1 again
+    assert pump(again, b, again.send("x", b"two", 0)) == b""  # acked and dropped as a duplicate
+    restarted = M.MeshLink()  # the default: a random first id
+    assert pump(restarted, b, restarted.send("x", b"two", 0)) == b"two" or restarted.msg == 1

@@ -18,6 +18,9 @@ def register(sub):
     p.add_argument("--meshtastic", metavar="RADIO",
                    help="also serve Pen stores that reach this PC over a stock Meshtastic radio: serial:PORT or "
                         "tcp:HOST[:PORT] (docs/store.md)")
+    p.add_argument("--pair", metavar="FILE", help="with --meshtastic: stores must pair (the code is printed) and "
+                                                 "every frame is sealed; the pairings are kept in FILE")
+    p.add_argument("--new-code", action="store_true", help="with --pair: print a new pairing code")
     p.add_argument("--peer", action="append", default=[], metavar="URL",
                    help="CTB node to upload to (repeatable); 'local' = the CTB in this Pen folder (--ctb)")
     p.add_argument("--db", help="the bridge's queue (default: bridge.sqlite in the Pen folder)")
@@ -111,11 +114,12 @@ def _meshtastic(args, peers, log):
     from pen.transport import gateway
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    auth_store = gateway.pairing_store(args.pair, log if not args.quiet else print, args.new_code)
     try:
         if not (args.serial or args.pty_command):
-            gateway.serve(args.meshtastic, _db(args), peers, log, stop)
+            gateway.serve(args.meshtastic, _db(args), peers, log, stop, auth_store)
             return 0
-        gateway.start_thread(args.meshtastic, _db(args), log, stop)
+        gateway.start_thread(args.meshtastic, _db(args), log, stop, auth_store)
     except (OSError, ValueError) as e:
         raise PenError("Meshtastic radio %s: %s" % (args.meshtastic, e))
     args.meshtastic = None

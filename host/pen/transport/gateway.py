@@ -11,15 +11,19 @@ a payment lands in the queue's downlink the gateway sends it back to the
 store that submitted it as EV_RECEIPT. The store verifies it against its
 pinned CTB keys, as over any link.
 
-Not here: pairing. The store's receipts are verified end to end anyway and
-a record a stranger submits is only as good as its signature; what is
-missing is privacy on a public channel (docs/store.md).
+With a pairing file (`--pair FILE`), the gateway requires pairing as a node
+does (pen_protocol.linkauth.LinkAuth, one per Meshtastic peer over the one
+file): stores pair with the code the bridge prints and every frame after is
+sealed, so a public channel carries only ciphertext. Without it, anything on
+the channel reads who paid whom (receipts are still verified end to end).
 """
+import os
 import time
 
 from pen_protocol import cbor
 from pen_protocol import link as L
 from pen_protocol import records as R
+from pen_protocol.linkauth import LinkAuth
 
 from . import meshtastic as M
 
@@ -34,10 +38,13 @@ class LinkGateway:
     Receipts are found by reading the queue's downlink forward from the last
     row seen (its seq), once: neither SPENT nor poll rescans the table."""
 
-    def __init__(self, queue, addr, on_record=None):
+    def __init__(self, queue, addr, on_record=None, auth_store=None, rand=os.urandom):
         self.queue = queue
         self.addr = addr
         self.on_record = on_record or (lambda: None)
+        self.auth_store = auth_store  # load()/save(): pairing required when set
+        self.rand = rand
+        self.auths = {}  # peer -> LinkAuth (its session; the pairings are the file's)
         self.decoders = {}
         self.ev_seq = 0
         self.last_row = 0  # downlink seq read up to
@@ -45,7 +52,15 @@ class LinkGateway:
         self.unsent = set()  # token refs whose receipt is due to a Meshtastic store
         self.stats = {"frames": 0, "errors": 0, "submits": 0, "receipts_sent": 0}
 
-    def feed(self, peer, data):
+    def auth(self, peer):
+        a = self.auths.get(peer)
+        if a is None:
+            a = self.auths[peer] = LinkAuth(self.auth_store, self.rand)
+        else:
+            a.reload()  # another peer's pairing may have changed the file
+        return a
+
+    def feed(self, peer, data, now_ms=0):
         out = []
         for f in self.decoders.setdefault(peer, L.Decoder()).feed(data):
             if isinstance(f, L.LinkError):
@@ -53,7 +68,10 @@ class LinkGateway:
                 out.append(L.error(0, f.reason, L.REASONS.get(f.reason, "")))
                 continue
             self.stats["frames"] += 1
-            out.append(self._request(peer, f))
+            if self.auth_store is not None:
+                out.append(self.auth(peer).serve(f, now_ms, lambda fr, now: self._request(peer, fr)))
+            else:
+                out.append(self._request(peer, f))
         return b"".join(out)
 
     def _request(self, peer, f):
@@ -115,9 +133,13 @@ class LinkGateway:
         self._scan()
         out = []
         for ref in sorted(self.unsent):
-            peer = self.queue.meta_get(_PFX_ORIGIN + ref.hex())
+            peer = int(self.queue.meta_get(_PFX_ORIGIN + ref.hex()))
             self.ev_seq = (self.ev_seq + 1) & 0xFF
-            out.append((int(peer), L.encode(L.EV_RECEIPT, self.ev_seq, self.receipt_of[ref])))
+            ev = L.encode(L.EV_RECEIPT, self.ev_seq, self.receipt_of[ref])
+            if self.auth_store is not None:
+                ev = self.auth(peer).seal(ev)  # held for the peer's next session if none is open
+            if ev:
+                out.append((peer, ev))
             self.queue.meta_set(_PFX_SENT + ref.hex(), "%.3f" % time.time())
             self.stats["receipts_sent"] += 1
         self.unsent.clear()
@@ -128,13 +150,28 @@ class LinkGateway:
         return L.error(f.seq, reason, text)
 
 
-def run(spec, queue, log, stop, on_record=None, poll_s=0.5, retry_ms=M.RETRY_MS):
+def pairing_store(path, log, new=False):
+    """--pair FILE: the gateway's pairing state; prints the open code (a new
+    one when nothing is paired and none is open, or with new=True)."""
+    if path is None:
+        return None
+    from pen.transport.secure import PairingFile
+    store = PairingFile(path)
+    auth = LinkAuth(store, os.urandom)
+    if new or (not auth.paired() and auth.code is None):
+        auth.new_code()
+    if auth.code is not None:
+        log("pairing code for stores: %s (%d attempts)" % (auth.code, auth.attempts))
+    return store
+
+
+def run(spec, queue, log, stop, on_record=None, poll_s=0.5, retry_ms=M.RETRY_MS, auth_store=None):
     """Serve the gateway on a Meshtastic radio until stop is set."""
     import queue as Q
     from pubsub import pub
     iface = M.interface(spec)
     addr = iface.myInfo.my_node_num
-    gw = LinkGateway(queue, addr & 0xFFFF, on_record)
+    gw = LinkGateway(queue, addr & 0xFFFF, on_record, auth_store)
     core = M.MeshLink(retry_ms=retry_ms)
     inbox = Q.Queue()
 
@@ -157,7 +194,9 @@ def run(spec, queue, log, stop, on_record=None, poll_s=0.5, retry_ms=M.RETRY_MS)
                 data, acks = core.receive(peer, payload, now)
                 tx(acks)
                 if data:
-                    tx(core.send(peer, gw.feed(peer, data), now))
+                    answer = gw.feed(peer, data, now)
+                    if answer:
+                        tx(core.send(peer, answer, now))
             except Q.Empty:
                 pass
             tx(core.poll(now))
@@ -171,7 +210,7 @@ def run(spec, queue, log, stop, on_record=None, poll_s=0.5, retry_ms=M.RETRY_MS)
     return gw
 
 
-def serve(spec, db_path, peers, log, stop):
+def serve(spec, db_path, peers, log, stop, auth_store=None):
     """`pen bridge --meshtastic` with no serial node: the gateway and the
     upload worker, until stop is set."""
     from pen.bridge.driver import UploadWorker
@@ -179,18 +218,18 @@ def serve(spec, db_path, peers, log, stop):
     worker = UploadWorker(db_path, peers, log)
     worker.start()
     try:
-        return run(spec, BridgeQueue(db_path), log, stop, on_record=worker.wake.set)
+        return run(spec, BridgeQueue(db_path), log, stop, on_record=worker.wake.set, auth_store=auth_store)
     finally:
         worker.stop()
 
 
-def start_thread(spec, db_path, log, stop):
+def start_thread(spec, db_path, log, stop, auth_store=None):
     """Beside a serial bridge node: the gateway in a thread of its own (its
     own queue connection; the driver's upload worker finds its records on
     its next round)."""
     import threading
     from pen.bridge.queue import BridgeQueue
-    t = threading.Thread(target=lambda: run(spec, BridgeQueue(db_path), log, stop), name="pen-meshtastic",
-                         daemon=True)
+    t = threading.Thread(target=lambda: run(spec, BridgeQueue(db_path), log, stop, auth_store=auth_store),
+                         name="pen-meshtastic", daemon=True)
     t.start()
     return t

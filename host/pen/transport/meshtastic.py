@@ -43,10 +43,18 @@ class MeshLink:
     """Fragmentation, reassembly and end-to-end acks, sans-IO. Peers are
     whatever the carrier names them by (Meshtastic node numbers)."""
 
-    def __init__(self, retry_ms=RETRY_MS, tries=TRIES):
+    def __init__(self, retry_ms=RETRY_MS, tries=TRIES, first_msg=None):
         self.retry_ms = retry_ms
         self.tries = tries
-        self.msg = 0
+        # a random first id: a sender that restarts (a new `pen store` run)
+        # must not reuse the ids the far end remembers as done, or its first
+        # messages would be acked and dropped as duplicates. 64 remembered of
+        # 65,536: one restart in ~1,000 loses its first message, and the
+        # store's request goes again as a new one
+        if first_msg is None:
+            import os
+            first_msg = int.from_bytes(os.urandom(2), "big")
+        self.msg = first_msg & 0xFFFF
         self.out = {}  # (peer, msg) -> [fragments, acked bitmap, next try ms, tries left]
         self.reasm = {}  # (peer, msg) -> [count, {index: chunk}, first seen ms]
         self.done = {}  # peer -> [msg ids completed, oldest first]

@@ -34,6 +34,31 @@ def refused(frame):
     return frame
 
 
+class PairingFile:
+    """A serving side's pairing state on a PC (the bridge's Meshtastic
+    gateway): load() / save(bytes), replaced atomically, fsync'd, mode 600
+    (it holds the pairing secrets)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def load(self):
+        try:
+            with open(self.path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def save(self, data):
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
 class Paired:
     """What a phone keeps after pairing: its key's id and the shared secret."""
 
