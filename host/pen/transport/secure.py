@@ -9,6 +9,7 @@ SecureClient has LinkClient's shape (request, feed), so everything that
 speaks the link speaks it sealed by taking it as its client.
 """
 import os
+from pathlib import Path
 
 from pen_protocol import link as L
 from pen_protocol import linkauth as A
@@ -43,11 +44,8 @@ class PairingFile:
         self.path = str(path)
 
     def load(self):
-        try:
-            with open(self.path, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
+        p = Path(self.path)
+        return p.read_bytes() if p.exists() else None
 
     def save(self, data):
         tmp = self.path + ".tmp"
