@@ -1,6 +1,5 @@
 # Pairing and a sealed SUBMIT under the MicroPython unix port, node and phone
 # in one process on a 64 KB heap (run by test_linkauth_mpy.py).
-import gc
 import os
 import time
 
