@@ -147,6 +147,24 @@ def encode(kind, seq, payload=b""):
     return cobs_encode(body + bytes((c >> 8, c & 0xFF))) + b"\x00"
 
 
+def pieces(data, n):
+    """Cut encoded frames into pieces of at most n bytes, each ending at a
+    frame's end where one fits (a carrier that may reorder pieces then never
+    reorders the inside of a frame); a frame longer than n is cut anyway and
+    the far end's decoder rejoins it."""
+    out = []
+    start = 0
+    while start < len(data):
+        end = min(start + n, len(data))
+        if end < len(data):
+            z = data.rfind(b"\x00", start, end)
+            if z >= start:
+                end = z + 1
+        out.append(data[start:end])
+        start = end
+    return out
+
+
 def error(seq, reason, text=""):
     return encode(ERROR, seq, bytes((reason,)) + text.encode()[:60])
 

@@ -491,22 +491,6 @@ class LinkAuth:
                 del self.held[0]
             return b""
         out = []
-        for chunk in _chunks(data, MAX_INNER):
+        for chunk in L.pieces(bytes(data), MAX_INNER):
             out.append(L.encode(_NODE_SEALED, 0, self.session.seal(chunk)))
         return b"".join(out)
-
-
-def _chunks(data, n):
-    """Cut a run of encoded frames at frame ends into pieces of at most n
-    bytes (a frame longer than n is cut anyway: the decoder rejoins it)."""
-    out = []
-    start = 0
-    while start < len(data):
-        end = min(start + n, len(data))
-        if end < len(data):
-            z = data.rfind(b"\x00", start, end)
-            if z >= start:
-                end = z + 1
-        out.append(data[start:end])
-        start = end
-    return out

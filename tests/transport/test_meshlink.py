@@ -71,3 +71,17 @@ def test_a_restarted_sender_does_not_reuse_the_ids_the_far_end_remembers():
     assert pump(again, b, again.send("x", b"two", 0)) == b""  # acked and dropped as a duplicate
     restarted = M.MeshLink()  # the default: a random first id
     assert pump(restarted, b, restarted.send("x", b"two", 0)) == b"two" or restarted.msg == 1
+
+
+def test_a_long_write_is_cut_into_messages_at_frame_ends():
+    from pen_protocol import link as L
+    a = M.MeshLink(first_msg=0)
+    frames = [L.encode(L.EV_RECEIPT, i, bytes([i + 1]) * 1000) for i in range(5)]  # ~5 KB in one write
+    out = a.send("x", b"".join(frames), 0)
+    msgs = {}
+    for _, p in out:
+        msgs.setdefault((p[1] << 8) | p[2], []).append(p[M.HEADER:])
+    assert len(msgs) == 2
+    for parts in msgs.values():  # each message is whole frames
+        assert b"".join(parts).endswith(b"\x00")
+        assert len(L.Decoder().feed(b"".join(parts))) >= 1

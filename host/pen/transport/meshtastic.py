@@ -26,6 +26,8 @@ import queue
 import threading
 import time
 
+from pen_protocol import link as L
+
 PORTNUM = 256  # PRIVATE_APP: Meshtastic's port for private applications
 MAX_PAYLOAD = 233  # mesh_pb2.Constants.DATA_PAYLOAD_LEN: the library refuses more
 T_DATA = 0x50
@@ -64,10 +66,10 @@ class MeshLink:
     def send(self, peer, data, now_ms):
         """-> [(peer, payload)] to transmit now."""
         out = []
-        step = CHUNK * MAX_FRAGS
-        for start in range(0, len(data), step):
+        # a message holds whole frames where they fit: messages may complete
+        # out of order, and a frame cut across two would then be garbled
+        for part in L.pieces(bytes(data), CHUNK * MAX_FRAGS):
             self.msg = (self.msg + 1) & 0xFFFF
-            part = data[start:start + step]
             frags = [bytes((T_DATA, self.msg >> 8, self.msg & 255, i, (len(part) + CHUNK - 1) // CHUNK))
                      + part[i * CHUNK:(i + 1) * CHUNK] for i in range((len(part) + CHUNK - 1) // CHUNK)]
             self.out[(peer, self.msg)] = [frags, 0, now_ms + self.retry_ms, self.tries - 1]
