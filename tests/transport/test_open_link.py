@@ -29,3 +29,9 @@ def test_meshtastic_needs_the_serving_node_and_a_radio_kind():
 def test_a_closed_tcp_port_is_an_os_error_naming_it():
     with pytest.raises(OSError, match="cannot connect to 127.0.0.1:1"):
         open_link("tcp:127.0.0.1:1")
+
+
+def test_bridge_pair_without_meshtastic_is_refused(capsys):
+    from pen.cli import main
+    assert main(["bridge", "--serial", "/dev/null", "--peer", "http://127.0.0.1:1", "--pair", "x.pair"]) == 1
+    assert "--pair and --new-code are for stores over --meshtastic" in capsys.readouterr().err

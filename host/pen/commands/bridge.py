@@ -72,6 +72,8 @@ def cmd_run(args):
         raise PenError("give one of --serial PORT or --pty-command CMD, and/or --meshtastic RADIO")
     if not args.peer:
         raise PenError("give at least one --peer URL (records are queued until a peer takes them)")
+    if (args.pair or args.new_code) and not args.meshtastic:
+        raise PenError("--pair and --new-code are for stores over --meshtastic (a serial node pairs on the node)")
     console = Console(stderr=True)
     log = (lambda *a: None) if args.quiet else (lambda msg: console.log(msg))
     peers = _peers(args)
