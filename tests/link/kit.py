@@ -190,3 +190,14 @@ class AirNode:
         self.stop = True
         self.thread.join(2)
         self.sock.close()
+
+
+def receipt_event(record):
+    """The node's event for a receipt that reached it as the payment's
+    origin, in the form its MeshNode emits (const-tagged once
+    pen_node.downlink exists, a string tag before)."""
+    try:
+        from pen_node.downlink import EV_RECEIPT
+    except ImportError:
+        return ("receipt-record", record)
+    return (EV_RECEIPT, bytes(record[3:11]), record, False)

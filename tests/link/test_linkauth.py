@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 import kit  # noqa: F401  (firmware on sys.path)
+from kit import receipt_event
 from pen_protocol import link as L
 from pen_protocol import linkauth as A
 from pen_protocol import sign
@@ -246,7 +247,7 @@ def test_pairing_kinds_inside_a_sealed_frame_are_refused():
 def test_events_wait_for_the_session_and_go_out_sealed():
     svc, auth, st = node()
     psk = paired_phone(svc, auth)
-    svc.node.events.append(("receipt-record", b"R" * 70))
+    svc.node.events.append(receipt_event(b"R" * 70))
     assert svc.poll(1000) == b""  # no session: held, not sent in the clear
     nonce = os.urandom(16)
     wire = svc.feed(L.encode(L.OPEN, 1, sign.kid(PHONE) + nonce), 1000)
@@ -269,7 +270,7 @@ def test_output_longer_than_one_sealed_frame_is_cut_at_frame_ends():
     svc, auth, st = node()
     ses = opened(svc, paired_phone(svc, auth))
     for i in range(40):
-        svc.node.events.append(("receipt-record", bytes([i + 1]) * 100))
+        svc.node.events.append(receipt_event(bytes([i + 1]) * 100))
     outer = L.Decoder().feed(svc.poll(1000))
     assert len(outer) == 2 and all(len(f.payload) <= A.MAX_INNER + A.SEAL_OVERHEAD for f in outer)
     inner = []
@@ -282,7 +283,7 @@ def test_events_held_without_a_session_stay_under_their_cap():
     svc, auth, st = node()
     paired_phone(svc, auth)
     for i in range(60):
-        svc.node.events.append(("receipt-record", bytes([i + 1]) * 100))
+        svc.node.events.append(receipt_event(bytes([i + 1]) * 100))
         svc.poll(1000)
     assert sum(len(h) for h in auth.held) <= 2048 and auth.held  # the newest kept
 

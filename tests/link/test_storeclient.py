@@ -5,7 +5,7 @@ forward."""
 import pytest
 
 import kit  # noqa: F401
-from kit import CTB_KEY, USER, use, token
+from kit import CTB_KEY, USER, receipt_event, use, token
 from pen import build as B
 from pen.keys import Signer
 from pen.storeclient import ACCOUNTED, SENT, SIGNED, Outbox, StoreClient, receipt_problem
@@ -46,11 +46,11 @@ def test_a_forged_receipt_event_leaves_the_payment_sent(tmp_path):
     u = use(2)
     p = sc.pay(u.raw, wait_s=1)
     assert p.state == SENT
-    svc.node.events.append(("receipt-record", B.accounted(OTHER, u.fields[0], u.id, 1).raw))
+    svc.node.events.append(receipt_event(B.accounted(OTHER, u.fields[0], u.id, 1).raw))
     sc.listen(1)
     assert sc.outbox.get(u.id).state == SENT
     assert sc.rejected[-1][1] == "signed by a key not pinned as a CTB node"
-    svc.node.events.append(("receipt-record", B.accounted(CTB_KEY, u.fields[0], u.id, 1).raw))
+    svc.node.events.append(receipt_event(B.accounted(CTB_KEY, u.fields[0], u.id, 1).raw))
     sc.listen(1)
     assert sc.outbox.get(u.id).state == ACCOUNTED
 
