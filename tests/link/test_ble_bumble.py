@@ -21,7 +21,8 @@ from pen.transport.secure import LinkRefused, open_session, pair  # noqa: E402
 from pen.bridge.serial import ask  # noqa: E402
 from pen_protocol import link as L  # noqa: E402
 from pen_protocol.airtime import PRESETS  # noqa: E402
-from pen_node.journal import Journal, MemStorage  # noqa: E402
+from pen_node.journal import Journal  # noqa: E402
+from kit import MemStorage  # noqa: E402
 from pen_node.mesh import MeshNode  # noqa: E402
 from pen_node.pairing import LinkAuth, MemStore  # noqa: E402
 from pen_node.service import LinkService  # noqa: E402

@@ -13,7 +13,8 @@ from pen_protocol import link as L
 from pen_protocol import linkauth as A
 from pen_protocol import sign
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from kit import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.pairing import LinkAuth, MemStore, MAX_ATTEMPTS
 from pen_node.service import LinkService

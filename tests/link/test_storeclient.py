@@ -12,7 +12,8 @@ from pen.storeclient import ACCOUNTED, SENT, SIGNED, Outbox, StoreClient, receip
 from pen.transport.testing import VirtualClock, served_port
 from pen_protocol import link as L
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from kit import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
 from medium_node import XorShift

@@ -10,14 +10,15 @@ import time
 
 from conftest import ROOT
 
-for sub in ("firmware", "tests/mpy", "tests/transport", "tests/firmware"):
+for sub in ("firmware", "tests/mpy", "tests/transport", "tests/firmware", "tests/link"):
     if str(ROOT / sub) not in sys.path:
         sys.path.insert(0, str(ROOT / sub))
 
 from pen.bridge.serial import FdPort, open_pty  # noqa: E402
 from pen.transport.testing import FrameFaults, VirtualClock, served_port  # noqa: E402
 from pen_protocol.airtime import PRESETS  # noqa: E402
-from pen_node.journal import Journal, MemStorage  # noqa: E402
+from pen_node.journal import Journal  # noqa: E402
+from kit import MemStorage  # noqa: E402
 from pen_node.mesh import MeshNode  # noqa: E402
 from pen_node.service import LinkService  # noqa: E402
 from medium_node import XorShift  # noqa: E402
