@@ -295,3 +295,19 @@ def test_a_provisioned_pairing_file_opens_its_code_on_the_node():
     assert auth.code == code and auth.attempts == MAX_ATTEMPTS and len(code) == 6 and code.isdigit()
     paired_phone(svc, auth, code)
     assert auth.paired() == [sign.kid(PHONE)]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([L.PAIR_START, L.PAIR_FINISH, L.OPEN, L.SEALED, L.SUBMIT, L.HELLO]),
+                          st.binary(max_size=120)), max_size=6))
+def test_no_frame_sequence_from_someone_without_the_code_changes_a_paired_node(frames):
+    svc, auth, st_ = node(MemStore(A.state_bytes("123456", 1, [[sign.kid(PHONE), PHONE, bytes(32)]])))
+    before = (auth.paired(), st_.data)
+    for kind, payload in frames:
+        out = L.Decoder().feed(svc.feed(L.encode(kind, 5, payload), 1000))
+        assert all(isinstance(f, L.Frame) for f in out)
+    assert not svc.node.pending and svc.stats["link_submits"] == 0
+    assert auth.paired() == before[0]

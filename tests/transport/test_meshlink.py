@@ -85,3 +85,18 @@ def test_a_long_write_is_cut_into_messages_at_frame_ends():
     for parts in msgs.values():  # each message is whole frames
         assert b"".join(parts).endswith(b"\x00")
         assert len(L.Decoder().feed(b"".join(parts))) >= 1
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(max_size=240), max_size=20))
+def test_any_payloads_from_the_mesh_never_raise_and_never_deliver_more_than_came(payloads):
+    b = M.MeshLink()
+    got = b""
+    for p in payloads:
+        data, tx = b.receive("x", p, 0)
+        got += data
+        assert all(len(q) == M.HEADER for _, q in tx)  # only acks go back
+    assert len(got) <= sum(max(0, len(p) - M.HEADER) for p in payloads)
