@@ -135,3 +135,4 @@ def test_pen_store_pay_over_meshtastic_from_the_command_line(mesh_bridge, tmp_pa
     r = run("store", "pay", "--link", "meshtastic:tcp:127.0.0.1:%d@!%08x" % (store_radio.port, BRIDGE),
             "--record", uses[2].raw.hex(), "--wait", "40")
     assert r.returncode == 0 and "accounted (receipt verified" in r.stdout, (r.stdout, r.stderr)
+    assert "is not paired (pen store pair): frames go in the clear" in r.stderr

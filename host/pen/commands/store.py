@@ -87,6 +87,7 @@ def _client(args, port):
     from pen.transport.secure import Paired, open_session, LinkRefused
     d = _pairings(args).get(args.link)
     if d is None:
+        print("note: %s is not paired (pen store pair): frames go in the clear" % args.link, file=sys.stderr)
         return None
     try:
         return open_session(port, Paired.from_json(d))
