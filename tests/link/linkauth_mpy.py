@@ -51,7 +51,7 @@ for i in range(20):
     out = one(svc, L.SEALED, ses.seal(L.encode(L.SUBMIT, i, use)))
     inner = L.Decoder().feed(ses.open(out[0].payload))
     assert inner[0].kind == L.SUBMIT | L.RESPONSE, inner
-    print("sealed_submit_ms", time.ticks_diff(time.ticks_ms(), t) / 20)
+print("sealed_submit_ms", time.ticks_diff(time.ticks_ms(), t) / 20)
 bad = bytearray(ses.seal(L.encode(L.STATUS, 1)))
 bad[6] ^= 1
 assert one(svc, L.SEALED, bytes(bad))[0].payload[0] == L.E_AUTH
