@@ -65,7 +65,7 @@ SCHEMAS = {
 
 class PublicationError(ValueError):
     def __init__(self, detail):
-        ValueError.__init__(self, detail)
+        super().__init__(detail)
         self.detail = detail
 
 
