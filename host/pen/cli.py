@@ -18,6 +18,11 @@ COMMANDS = (
     "pen.sim.command",
     "pen.commands.node",
     "pen.commands.bridge",
+    "pen.commands.products",
+    "pen.commands.publish",
+    "pen.commands.plan",
+    "pen.commands.accounts",
+    "pen.commands.book",
 )
 
 

@@ -47,12 +47,10 @@ def register(sub):
 
 
 def _user_key(args, text):
-    if len(text) == 64:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    return load_key(args, text).public_key
+    try:
+        return keyring(args).public_key(text)  # never advises creating a key named after someone's key
+    except (KeyError, ValueError) as e:
+        raise PenError(str(e).strip('"'))
 
 
 def cmd_issue(args):
