@@ -110,8 +110,11 @@ def cmd_sums(args):
 
     def walk(node, depth):
         rows = sums[node]
-        total = sum(c for (_, _), (_, c) in rows.items())
-        print("%s%s: %d credits" % ("  " * depth, _name(plan, node), total))
+        totals = {}
+        for (side, _), (_, c) in rows.items():
+            totals[side] = totals.get(side, 0) + c
+        print("%s%s: %s" % ("  " * depth, _name(plan, node), ", ".join(
+            "%s %d credits" % kv for kv in sorted(totals.items())) or "nothing proposed"))
         for (side, cat), (q, c) in sorted(rows.items()):
             print("%s  %-7s %-12s %-32s qty %8d  %9d credits" % ("  " * depth, side, cat, plan.catalogue.name(cat)[:32],
                                                                   q, c))
