@@ -39,7 +39,7 @@ def _qr_png(text, scale=5):
 def make_pdf(path, user_name, user_kid, sealed_payload, tokens, economy=""):
     """tokens: [(ref, value, issuer name)]. Writes the PDF to path."""
     FPDF = _fpdf()
-    pdf = FPDF(format="A5")
+    pdf = FPDF(format=(148, 210))  # A5
     pdf.set_auto_page_break(False)
     pdf.set_creation_date(__import__("datetime").datetime(2026, 1, 1))  # the same bytes for the same book
     pdf.add_page()
