@@ -205,5 +205,7 @@ def test_book_refusals(fed, tmp_path):
     dora = Keyring(fed.home).sealed_payload("dora")
     assert "is not this book's" in fed.fails("book", "pay", "--book", dora, "--token", toks[0], "--product", "50",
                                              "--account", "50", stdin="pw\n")
+    assert "product 11 is not in the catalogue" in fed.fails("book", "pay", "--book", Keyring(fed.home).sealed_payload(
+        "carlos"), "--token", toks[0], "--product", "11", "--account", "11")
     assert "expected one sealed key" in fed.fails("book", "pay", "--book", "pen:key:" + "ab" * 32, "--token",
                                                   toks[0], "--product", "50", "--account", "50")
