@@ -98,17 +98,8 @@ def cmd_accounts(args):
         args.year, args.year, len(rows), total, fmt_ref(rec.fields[0])))
 
 
-def _jsonable(v):
-    if isinstance(v, bytes):
-        return v.hex()
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return v
-
-
 def cmd_list(args):
+    from pen.node.core import _jsonable  # the node's JSON form of state values (bytes as hex)
     store = open_ctb(args)
     rows = []
     for k, u in store.state_prefix(b"U"):
