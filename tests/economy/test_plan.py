@@ -104,7 +104,7 @@ def test_out_of_credits_complementary_then_year_end(fed, tmp_path):
     assert out == ("year 2027 closed: 3 excess tokens (9500 credits) accounted into 99012027; 1500 approved credits "
                    "never issued\n")
     acc = json.loads(fed.out("accounts", "--year", "2027", "--json"))
-    assert acc == {"rows": [{"account": "99012027", "name": "99012027", "credits": 9500, "tokens": 3}],
+    assert acc == {"rows": [{"account": "99012027", "name": "excess credits (year end)", "credits": 9500, "tokens": 3}],
                    "total": 9500}
     assert "year-closed" in fed.fails("token", "issue", "--key", "prod", "--value", "1", "--proposal", comp)
     assert "year-closed" in fed.fails("plan", "close", "--key", "prod", "--year", "2027")

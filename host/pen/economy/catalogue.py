@@ -16,7 +16,7 @@ hour (the seed's example: a credit is a thousandth of a medium-effort hour).
 import csv
 import io
 
-from pen_protocol import ids, publication as PUB, records as R
+from pen_protocol import ids, publication as PUB, records as R, yearend
 
 LEVEL_NAMES = {2: "segment", 4: "family", 6: "class", 8: "commodity"}
 CREDITS_PER_HOUR = 1000  # "one thousandth of a hour of work at a medium effort"
@@ -110,6 +110,8 @@ class Catalogue:
         e = self.entries.get(pid)
         if e is not None:
             return e.name
+        if pid.startswith(yearend.SPECIAL_SEGMENT):
+            return "excess credits (year end)" if pid.startswith(yearend.EXCESS_FAMILY) else "Pen special accounts"
         a = self.ancestors(pid)
         return (a[-1].name + " / " + pid) if a else pid
 

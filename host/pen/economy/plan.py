@@ -262,7 +262,7 @@ def plot_compare(rows, path, title):
     """A picture of demand against supply by category (SVG or PNG by the
     file's extension)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.5 * max(4, len(rows)) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.5 * max(4, len(rows)) + 1.5))
     labels = ["%s %s" % (r["category"], r["name"][:28]) for r in rows]
     y = list(range(len(rows)))
     cons = [r["consumers"] for r in rows]
@@ -280,7 +280,8 @@ def plot_compare(rows, path, title):
     ax.invert_yaxis()
     ax.set_xlabel("credits")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.18)  # room for the verdicts
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save(fig, path)
 
