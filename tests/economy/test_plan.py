@@ -131,6 +131,8 @@ def test_accounts_roll_up_by_level_prefix_and_year(fed, tmp_path):
     fed("publish", "accounts", "--key", "fed", "--year", "2027", "--level", "2")
     pub = json.loads(fed.out("publish", "list", "--kind", "accounts", "--json"))
     assert pub[0]["subject"] == 2027 and pub[0]["content"] == {"1": [["50", 1700]], "2": 1700}
+    assert fed.fails("token", "use", "--key", "cons", "--token", refs[0], "--product", "11", "--account", "50") == \
+        "pen: error: product 11 is not in the catalogue (see: pen products list); nothing signed"
     assert "bad --prefix" in fed.fails("accounts", "--prefix", "5a")
     assert fed.fails("accounts", "--prefix", "77", "--plot", tmp_path / "none.svg") == \
         "pen: error: no accounts to draw"

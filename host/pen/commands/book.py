@@ -96,10 +96,11 @@ def cmd_pay(args):
     except ids.ProductIdError as e:
         raise PenError("bad product id: %s" % e)
     store = open_ctb(args)
-    from pen.economy.catalogue import Catalogue
-    cat = Catalogue.from_ctb(store)
-    if len(cat) and not cat.known(args.product):
-        raise PenError("product %s is not in the catalogue (see: pen products list); nothing signed" % args.product)
+    from pen.economy.catalogue import CatalogueError, check_paid_product
+    try:
+        check_paid_product(store, args.product)
+    except CatalogueError as e:
+        raise PenError(str(e))
     t = store.get(b"T" + ref)
     try:
         pk = sealed_public_key(sealed)

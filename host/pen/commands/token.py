@@ -3,6 +3,7 @@ import time
 
 from pen import build as B
 from pen.cli import PenError
+from pen.economy.catalogue import CatalogueError, check_paid_product
 from pen_protocol import check, ctb, ids, records as R
 from pen.commands._common import (open_ctb, load_key, submit, fresh_serial, fmt_ref, parse_ref, keyring,
                                   write_bundle, read_bundle)
@@ -80,7 +81,8 @@ def cmd_use(args):
     ref = parse_ref(args.token, "token ref")
     try:
         rec = B.use(user, ref, args.product, args.account)
-    except ids.ProductIdError as e:
+        check_paid_product(store, args.product)  # a USE names a known product (docs/economy.md)
+    except (ids.ProductIdError, CatalogueError) as e:
         raise PenError(str(e))
     v = submit(store, [rec])[0]
     if v.code == ctb.CONFLICT:

@@ -203,3 +203,12 @@ def content_for(name, analogue, work, unit, line=None):
     if unit:
         content[3] = unit
     return content
+
+
+def check_paid_product(store, pid):
+    """A USE names a known product, once the economy has a catalogue: the
+    check the paying commands make before signing (see docs/economy.md for
+    why the validator does not)."""
+    cat = Catalogue.from_ctb(store)
+    if len(cat) and not cat.known(pid):
+        raise CatalogueError("product %s is not in the catalogue (see: pen products list); nothing signed" % pid)
