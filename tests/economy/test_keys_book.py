@@ -209,3 +209,16 @@ def test_book_refusals(fed, tmp_path):
         "carlos"), "--token", toks[0], "--product", "11", "--account", "11")
     assert "expected one sealed key" in fed.fails("book", "pay", "--book", "pen:key:" + "ab" * 32, "--token",
                                                   toks[0], "--product", "50", "--account", "50")
+
+
+def test_contact_and_sealed_keys_are_listed_and_certified_by_name(fed):
+    eve = Keyring(fed.home + "-eve").new("eve")
+    fed("keys", "import", "pen:key:" + eve.public_key.hex(), "--name", "eve")
+    fed("keys", "seal", "ana", stdin=PW + "\n")
+    listing = fed.out("keys", "show")
+    assert "eve" in listing and "(contact)" in listing and "(sealed)" in listing
+    fed("council", "certify", "--key", "mill", "--member", "eve")
+    assert "member     of Mill" in fed.out("keys", "memberships", "eve")
+    assert fed.out("keys", "show", "eve").splitlines()[2] == "public " + eve.public_key.hex()
+    assert "is a contact" in fed.fails("plan", "propose", "--key", "eve", "--year", "2027", "--line", "50:1:1")
+    assert "is sealed" in fed.fails("plan", "propose", "--key", "ana", "--year", "2027", "--line", "50100000:1:1")

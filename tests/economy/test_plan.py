@@ -136,3 +136,25 @@ def test_accounts_roll_up_by_level_prefix_and_year(fed, tmp_path):
     assert "bad --prefix" in fed.fails("accounts", "--prefix", "5a")
     assert fed.fails("accounts", "--prefix", "77", "--plot", tmp_path / "none.svg") == \
         "pen: error: no accounts to draw"
+
+
+def test_missing_optional_packages_give_one_clear_line(fed, tmp_path, monkeypatch):
+    _plan(fed)
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    assert fed.fails("plan", "compare", "--year", "2027", "--plot", tmp_path / "p.svg") == \
+        "pen: error: pictures need matplotlib: pip install 'pen[economy]'"
+    assert fed.fails("accounts", "--plot", tmp_path / "a.svg").startswith("pen: error: ")
+    assert not (tmp_path / "p.svg").exists()
+    monkeypatch.setitem(__import__("sys").modules, "zxingcpp", None)
+    fed("keys", "show", "ana", "--out", tmp_path / "ana.png")
+    assert fed.fails("keys", "import", tmp_path / "ana.png", "--name", "x") == \
+        "pen: error: reading QR codes needs zxing-cpp: pip install 'pen[economy]'"
+    monkeypatch.setitem(__import__("sys").modules, "fpdf", None)
+    fed("keys", "seal", "ana", stdin="pw\n")
+    prop = ref_in(fed.out("plan", "propose", "--key", "cons", "--year", "2028", "--line", "50180000:1:100"))
+    approve(fed, "cons", prop)
+    tok = ref_in(fed.out("token", "issue", "--key", "cons", "--value", "100", "--proposal", prop))
+    fed("token", "assign", "--key", "cons", "--token", tok, "--user", "ana")
+    assert fed.fails("book", "print", "--user", "ana", "--out", tmp_path / "b.pdf") == \
+        "pen: error: printing a credit book needs fpdf2: pip install 'pen[economy]'"
+    assert not (tmp_path / "b.pdf").exists()
