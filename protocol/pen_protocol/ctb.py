@@ -33,7 +33,7 @@ State keys (bytes) and values (CBOR-able lists):
   b"A"+account  credits received by an account (product id bytes)
   b"Q"+product  credits spent on a product
   b"U"+ref      publication [kind, subject, content, id] (content checked by publication.py)
-  b"M"+kid      every [council, role] of a key holding several memberships (membership.py)
+  b"R"+kid      every [council, role] of a key holding several memberships (membership.py)
   b"Y"+kid+year [closed, proposal refs, unissued] a council's plan year (yearend.py)
 A put of None deletes the key: a value that returns to nothing leaves no
 trace, so the state does not depend on the order that led there.

@@ -4,7 +4,7 @@ The seed: "a person have one relation to it's consumption council and one
 ore more relations to workers councils". One key may therefore hold several
 memberships: b"K"+kid keeps [key, council, role] of the key's smallest
 (council, role) pair, so the state does not depend on which certificate
-arrived first, and b"M"+kid lists every [council, role] once a key holds
+arrived first, and b"R"+kid lists every [council, role] once a key holds
 more than one (a key with one membership has no M entry, as before).
 
 A proposal is signed by an admitted council or by an individual: a member
@@ -23,7 +23,7 @@ def _reject(reason, detail=""):
 
 def of(st, kid):
     """Every [council, role] the key kid holds, smallest first."""
-    m = st.get(b"M" + kid)
+    m = st.get(b"R" + kid)
     if m is not None:
         return m
     k = st.get(b"K" + kid)
@@ -42,7 +42,7 @@ def add(st, kid, pk, council, role):
         raise _reject("already-member", "%s is already %s of %s" % (kid.hex(), R.ROLES[role], council.hex()))
     held = held + [pair]
     held.sort()
-    st.put(b"M" + kid, held)
+    st.put(b"R" + kid, held)
     st.put(b"K" + kid, [pk, held[0][0], held[0][1]])
 
 

@@ -78,10 +78,10 @@ def test_one_key_holds_several_memberships_in_any_order(fed):
     other = Fed()
     accept(other.led, b, a)
     for f in (fed, other):
-        held = f.st.get(b"M" + k["ana"].kid)
+        held = f.st.get(b"R" + k["ana"].kid)
         assert sorted(held) == sorted([[k["cons"].kid, R.ROLE_PROPOSER], [k["prod"].kid, R.ROLE_MEMBER]])
     assert fed.st.get(b"K" + k["ana"].kid) == other.st.get(b"K" + k["ana"].kid)
-    assert fed.st.get(b"M" + k["ana"].kid) == other.st.get(b"M" + k["ana"].kid)
+    assert fed.st.get(b"R" + k["ana"].kid) == other.st.get(b"R" + k["ana"].kid)
 
 
 def test_same_membership_twice_is_refused(fed):
