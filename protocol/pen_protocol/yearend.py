@@ -133,4 +133,15 @@ def apply(led, rec, council):
         t[5] = [[rec.id, acct, acct]]
         t[6] = [[rec.id, rec.id]]
         st.put(b"T" + tref, t)
+        _credit(led, t, acct)
+
+
+def _credit(led, t, acct):
+    """Credit the excess the way the validator credits a use (accounts,
+    products, and any cover it keeps). Ledger._credit takes (token, use,
+    value) on the reworked validator and (product, account, value) before
+    it; the first form fails on the second before writing anything."""
+    try:
+        led._credit(t, [None, acct, acct], t[1])
+    except TypeError:
         led._credit(acct, acct, t[1])

@@ -85,10 +85,15 @@ def fed(pen):
 
 
 def approve(pen, key, proposal):
-    """Put a proposal to the vote; fed, cons and prod vote yes."""
+    """Put a proposal to the vote; fed, cons and prod vote yes. The votation
+    runs inside the proposal's year."""
+    kid, serial = proposal.split(":")
+    store = pen.store()
+    year = store.get(b"P" + bytes.fromhex(kid) + int(serial).to_bytes(4, "big"))[3]
+    store.close()
     out = pen.out("votation", "open", "--key", key, "--subject", "approve", "--about", proposal,
-                  "--deadline", "2030-01-01")
+                  "--deadline", "%d-12-01" % year)
     v = ref_in(out)
     for k in ("fed", "cons", "prod"):
         pen("votation", "cast", "--key", k, "--votation", v, "--choice", "yes")
-    pen("votation", "close", "--key", key, "--votation", v)
+    pen("votation", "close", "--key", key, "--votation", v, "--time", "%d-06-01" % year)

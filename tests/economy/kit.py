@@ -4,6 +4,14 @@ from pen.keys import Signer
 from pen_protocol import ctb, records as R
 
 
+DAY = 86400
+
+
+def mid_year(year):
+    """A unix time in the middle of year (UTC)."""
+    return int((year - 1970) * 365.2425 * DAY) + 180 * DAY
+
+
 def snapshot(st):
     return repr(sorted(st.kv.items())), sorted(st.recs)
 
@@ -45,10 +53,12 @@ class Fed:
         return self._serial
 
     def approve(self, owner, prop):
-        op = B.votation_open(owner, self.serial(), "approve", prop.fields[0], self.electorate, 10)
+        """A votation inside the proposal's year (deadline and close)."""
+        op = B.votation_open(owner, self.serial(), "approve", prop.fields[0], self.electorate,
+                             mid_year(prop.fields[1]) + 30 * DAY)
         votes = [B.vote(s, op.fields[0], "yes") for s in self.electorate[:3]]
         accept(self.led, op, *votes)
-        accept(self.led, B.votation_close(owner, op, votes, 5))
+        accept(self.led, B.votation_close(owner, op, votes, mid_year(prop.fields[1])))
 
     def plan(self, council, year, lines, approve=True):
         prop = B.proposal(council, self.serial(), year, lines)

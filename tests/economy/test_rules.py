@@ -7,7 +7,7 @@ from pen import build as B
 from pen.keys import Signer
 from pen_protocol import cbor, ctb, ids, publication as PUB, records as R, yearend
 
-from .kit import Fed, accept, rejected, tokens_state
+from .kit import Fed, accept, mid_year, rejected, tokens_state
 
 P = ids.pack
 
@@ -115,7 +115,7 @@ def test_individual_proposer_files_a_consumption_proposal(fed):
     accept(fed.led, prop)
     assert fed.st.get(b"P" + prop.fields[0])[:2] == [3000, False]
     # an individual cannot put it to the vote: only councils own votations
-    op = B.votation_open(k["ana"], 1, "approve", prop.fields[0], fed.electorate, 10)
+    op = B.votation_open(k["ana"], 1, "approve", prop.fields[0], fed.electorate, mid_year(2026))
     rejected(fed.led, fed.st, op, "unknown-council")
 
 
@@ -207,9 +207,9 @@ def test_year_end_in_one_batch_in_any_order_gives_one_state(fed):
     k = fed.k
     prod = k["prod"]
     prop = B.proposal(prod, 90, 2026, [("40", 1, 500)])
-    op = B.votation_open(prod, 91, "approve", prop.fields[0], fed.electorate, 10)
+    op = B.votation_open(prod, 91, "approve", prop.fields[0], fed.electorate, mid_year(2026) + 30 * 86400)
     votes = [B.vote(s, op.fields[0], "yes") for s in fed.electorate[:3]]
-    close = B.votation_close(prod, op, votes, 5)
+    close = B.votation_close(prod, op, votes, mid_year(2026))
     t = B.issue(prod, 92, 200, prop.fields[0])
     ye = B.publication(prod, 93, "year-end", 2026, {1: [t.fields[0]], 2: 300})
     batch = [ye, t, close, prop, op] + votes
