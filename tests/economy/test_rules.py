@@ -237,3 +237,48 @@ held.sort()
 print(held[0][1], yearend.excess_account(2026))
 """, heap="128k")
     assert out.split("\n")[:2] == ["refused total 6 is not the sum of the accounts (5)", "0 99012026"]
+
+
+def test_year_end_cannot_take_another_years_token(fed):
+    prod = fed.k["prod"]
+    p26 = fed.plan(prod, 2026, [("40", 1, 100)])
+    p27 = fed.plan(prod, 2027, [("40", 1, 100)])
+    t27 = fed.token(prod, p27, 100)
+    fed.token(prod, p26, 100)
+    v = rejected(fed.led, fed.st, _year_end(fed, prod, 2026, [t27], 0), "not-excess")
+    assert "2026 plan" in v.detail
+
+
+def test_publication_by_a_member_key_is_refused(fed):
+    accept(fed.led, B.member(fed.k["cons"], fed.k["ana"], "proposer"))
+    rejected(fed.led, fed.st, B.publication(fed.k["ana"], 1, "price", P("50"), {1: 1}), "unknown-council")
+
+
+def test_any_order_of_an_economy_batch_gives_one_state():
+    """Certificates, individual and council proposals, votations, issues and
+    a year end, shuffled: every order is accepted and ends in one state."""
+    import random
+    k = Fed().k
+    prod, cons = k["prod"], k["cons"]
+    base = Fed()
+    prop = B.proposal(prod, 50, 2026, [("40", 1, 500)])
+    op = B.votation_open(prod, 51, "approve", prop.fields[0], base.electorate, mid_year(2026) + 30 * 86400)
+    votes = [B.vote(s, op.fields[0], "yes") for s in base.electorate[:3]]
+    close = B.votation_close(prod, op, votes, mid_year(2026))
+    toks = [B.issue(prod, 60 + i, 100, prop.fields[0]) for i in range(3)]
+    batch = [prop, op, close, B.member(cons, k["ana"], "proposer"), B.member(k["mill"], k["ana"], "member"),
+             B.member(prod, k["ana"], "proposer"), B.proposal(k["ana"], 1, 2026, [("50", 2, 40)]),
+             B.set_user(prod, toks[2].fields[0], prod),
+             B.publication(prod, 70, "year-end", 2026, {1: sorted(t.fields[0] for t in toks[:2]), 2: 200})]
+    batch += votes + toks
+    digests = set()
+    rnd = random.Random(12)
+    for _ in range(12):
+        order = batch[:]
+        rnd.shuffle(order)
+        f = Fed()
+        ov, verdicts = ctb.apply_batch(f.st, order)
+        assert all(v.code == ctb.ACCEPTED for v in verdicts), [v for v in verdicts if not v.ok]
+        f.st.absorb(ov)
+        digests.add(tuple((kk, cbor.dumps(v)) for kk, v in sorted(f.st.kv.items())))
+    assert len(digests) == 1
