@@ -70,6 +70,8 @@ def test_proposal_refusals(fed):
     assert fed.fails("plan", "propose", "--key", "cons", "--year", "2028", "--complementary",
                      "--line", "50100000:1:1") == "pen: error: nothing to complement: no proposal for 2028 yet"
     assert "bad line '40:x:1'" in fed.fails("plan", "propose", "--key", "cons", "--year", "2027", "--line", "40:x:1")
+    assert "bad line '40:1:18446744073709551616'" in fed.fails("plan", "propose", "--key", "cons", "--year", "2027",
+                                                               "--line", "40:1:18446744073709551616")
     assert "bad line '40:-1:1'" in fed.fails("plan", "propose", "--key", "cons", "--year", "2027",
                                              "--line", "40:-1:1")
     assert "--plot writes a .svg or .png" in fed.fails("plan", "compare", "--year", "2027", "--plot", "x.pdf")

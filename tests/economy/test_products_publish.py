@@ -66,7 +66,9 @@ def test_publish_refusals(fed):
     assert "bad product id '5x'" in fed.fails("publish", "price", "--key", "prod", "--product", "5x",
                                               "--credits", "1")
     assert fed.fails("publish", "price", "--key", "prod", "--product", "50", "--credits", "-1") == \
-        "pen: error: the price cannot be negative"
+        "pen: error: the price must be a whole number from 0 to 2^64-1"
+    assert fed.fails("publish", "limit", "--key", "cons", "--product", "50", "--quantity", str(2 ** 64)) == \
+        "pen: error: the limit must be a whole number from 0 to 2^64-1"
     assert fed.fails("publish", "council", "--key", "prod", "--description", "x" * 65) == \
         "pen: error: --description must be 1 to 64 bytes"
     assert "no key named 'nobody'" in fed.fails("publish", "council", "--key", "nobody", "--description", "x")

@@ -44,6 +44,9 @@ def register(sub):
     cl.set_defaults(func=cmd_close)
 
 
+MAX_AMOUNT = 2 ** 64 - 1  # the largest CBOR unsigned integer a record carries
+
+
 def check_level(level):
     if level is not None and not ids.MIN_DIGITS <= level <= ids.MAX_DIGITS:
         raise PenError("--level must be %d to %d digits" % (ids.MIN_DIGITS, ids.MAX_DIGITS))
@@ -60,11 +63,12 @@ def _line(text):
         p, q, c = text.split(":")
         ids.pack(p)
         q, c = int(q), int(c)
-        if q < 0 or c < 0:
+        if not (0 <= q <= MAX_AMOUNT and 0 <= c <= MAX_AMOUNT):
             raise ValueError
         return p, q, c
     except (ValueError, ids.ProductIdError):
-        raise PenError("bad line %r: expected PRODUCT:QTY:CREDITS (a 2-12 digit product id, numbers >= 0)" % text)
+        raise PenError("bad line %r: expected PRODUCT:QTY:CREDITS (a 2-12 digit product id, whole numbers from 0 to "
+                       "2^64-1)" % text)
 
 
 def cmd_propose(args):

@@ -7,6 +7,7 @@ from pen import build as B
 from pen.cli import PenError
 from pen.commands._common import open_ctb, load_key, submit, fresh_serial, fmt_ref
 from pen.economy import accounts as ACC
+from pen.commands.plan import MAX_AMOUNT
 from pen.economy.plan import PlanError
 from pen_protocol import ids, records as R
 
@@ -61,8 +62,8 @@ def cmd_amount(args):
         packed = ids.pack(args.product)
     except ids.ProductIdError as e:
         raise PenError("bad product id %r: %s" % (args.product, e))
-    if args.amount < 0:
-        raise PenError("the %s cannot be negative" % ("price" if args.kind == "price" else "limit"))
+    if not 0 <= args.amount <= MAX_AMOUNT:
+        raise PenError("the %s must be a whole number from 0 to 2^64-1" % ("price" if args.kind == "price" else "limit"))
     content = {1: args.amount}
     if _text(args.unit, "--unit"):
         content[2] = args.unit
