@@ -420,6 +420,8 @@ class Ledger:
         total = 0
         for line in lines:
             total += line[2]
+        if total > 0xFFFFFFFFFFFFFFFF:  # the state stores it as a CBOR uint (an individual could sign one)
+            raise Reject("bad-field", "proposal total exceeds 2^64-1 credits")
         self._verify(rec, pk, "the proposing council" if is_council else "the proposing member")
         if is_council:
             yearend.index_proposal(st, ref, year)

@@ -286,3 +286,14 @@ def test_any_order_of_an_economy_batch_gives_one_state():
         f.st.absorb(ov)
         digests.add(tuple((kk, cbor.dumps(v)) for kk, v in sorted(f.st.kv.items())))
     assert len(digests) == 1
+
+
+def test_proposal_total_beyond_a_cbor_uint_is_refused_not_a_crash(fed):
+    """Two lines of 2^64-1 credits made the store fail encoding the state
+    (CBORError out of submit) instead of a verdict; individuals can sign
+    proposals now, so it matters more."""
+    accept(fed.led, B.member(fed.k["cons"], fed.k["ana"], "proposer"))
+    big = 2 ** 64 - 1
+    v = rejected(fed.led, fed.st, B.proposal(fed.k["ana"], 9, 2026, [("40", 1, big), ("41", 1, big)]), "bad-field")
+    assert v.detail == "proposal total exceeds 2^64-1 credits"
+    accept(fed.led, B.proposal(fed.k["ana"], 10, 2026, [("40", 1, big)]))
