@@ -3,6 +3,8 @@ disagree (table, JSON, picture), complementary proposals, limits, year end;
 and pen accounts."""
 import json
 
+import pytest
+
 from .conftest import approve, ref_in
 
 
@@ -160,3 +162,18 @@ def test_missing_optional_packages_give_one_clear_line(fed, tmp_path, monkeypatc
     assert fed.fails("book", "print", "--user", "ana", "--out", tmp_path / "b.pdf") == \
         "pen: error: printing a credit book needs fpdf2: pip install 'pen[economy]'"
     assert not (tmp_path / "b.pdf").exists()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (("plan", "sums", "--year", "2027", "--tree", "consumption", "--level", "1"), "--level must be 2 to 12 digits"),
+    (("plan", "status", "--key", "nobody", "--year", "2027"), "no key named 'nobody'"),
+    (("products", "list", "--under", "4x"), "bad product id '4x'"),
+    (("keys", "memberships", "pen:key:12"), "bad pen:key: payload"),
+    (("keys", "memberships", "stranger"), "unknown key 'stranger'"),
+    (("keys", "cert", "stranger", "--out", "x.txt"), "unknown key 'stranger'"),
+    (("accounts", "--level", "0"), "--level must be 2 to 12 digits"),
+    (("publish", "accounts", "--key", "fed", "--year", "2027", "--prefix", "x"), "bad --prefix 'x'"),
+    (("demo", "--year", "--out", "/proc/no-such/dir"), "cannot make the folder /proc/no-such/dir"),
+])
+def test_bad_input_is_one_line_and_stores_nothing(fed, argv, msg):
+    assert msg in fed.fails(*argv)

@@ -343,7 +343,12 @@ def run(folder, say):
 
 
 def cmd_year(args, story):
+    from pen.cli import PenError
     folder = args.out or "pen-year"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PenError("cannot make the folder %s: %s" % (folder, e.strerror))
     summary = run(folder, story)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
