@@ -222,3 +222,43 @@ def test_contact_and_sealed_keys_are_listed_and_certified_by_name(fed):
     assert fed.out("keys", "show", "eve").splitlines()[2] == "public " + eve.public_key.hex()
     assert "is a contact" in fed.fails("plan", "propose", "--key", "eve", "--year", "2027", "--line", "50:1:1")
     assert "is sealed" in fed.fails("plan", "propose", "--key", "ana", "--year", "2027", "--line", "50100000:1:1")
+
+
+class _FakeCamera:
+    """cv2.VideoCapture's shape: blank frames first, then one showing a QR."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+        self.released = False
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if not self.frames:
+            return False, None
+        return True, self.frames.pop(0)
+
+    def release(self):
+        self.released = True
+
+
+def test_import_from_a_camera(fed, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import numpy as np
+    from PIL import Image
+    pk = "ab" * 32
+    qr.save_qr("pen:key:" + pk, tmp_path / "seen.png", scale=5)
+    qr_frame = np.asarray(Image.open(tmp_path / "seen.png").convert("RGB"))[:, :, ::-1]  # BGR, as a camera gives
+    blank = np.full_like(qr_frame, 255)
+    cam = _FakeCamera([blank, blank, qr_frame])
+    fake = types.SimpleNamespace(VideoCapture=lambda dev: cam, COLOR_BGR2RGB=4,
+                                 cvtColor=lambda frame, code: frame[:, :, ::-1].copy())
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    assert fed.out("keys", "import", "--camera", "--name", "seen").startswith("imported contact seen")
+    assert Keyring(fed.home).public_key("seen").hex() == pk and cam.released
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    assert fed.fails("keys", "import", "--camera", "--name", "x") == \
+        "pen: error: reading from a camera needs OpenCV: pip install opencv-python-headless"
