@@ -4,7 +4,7 @@ from pen.cli import PenError
 from pen.commands._common import open_ctb, keyring, submit, parse_ref, fmt_ref
 from pen.commands.keys import read_password
 from pen.keys import SealError, unseal_payload, sealed_public_key, SEALED_PAYLOAD
-from pen_protocol import ctb, ids, sign
+from pen_protocol import check, ctb, ids, sign
 
 
 def register(sub):
@@ -108,6 +108,11 @@ def cmd_pay(args):
         raise PenError(str(e))
     if t is not None and t[4] != pk:
         raise PenError("token %s is not this book's (its user is another key)" % fmt_ref(ref))
+    # the attendant checks the token with the latest copy of the CTB before Carlos types his password
+    ans = check.check_token(store, ref, [])
+    if ans.verdict == check.INVALID:
+        raise PenError("token %s is invalid here: %s%s; nothing signed" % (
+            fmt_ref(ref), ans.reason, " (" + ans.detail + ")" if ans.detail else ""))
     pw = read_password("password: ")
     try:
         user = unseal_payload(sealed, pw)
@@ -118,5 +123,5 @@ def cmd_pay(args):
     v = submit(store, [rec])[0]
     if v.code == ctb.CONFLICT:
         raise PenError("double spend: token %s was already used; both uses are kept as evidence" % fmt_ref(ref))
-    print("token %s USED for product %s, credited to account %s, signed with the book's key" % (
-        fmt_ref(ref), args.product, args.account))
+    print("token %s (%s before paying: %s) USED for product %s, credited to account %s, signed with the book's key"
+          % (fmt_ref(ref), ans.verdict, ans.reason, args.product, args.account))
