@@ -42,7 +42,7 @@ def test_compare_demand_and_supply_by_category(fed, tmp_path):
     assert (tmp_path / "plan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_sums_up_both_trees(fed):
+def test_sums_up_both_trees(fed, tmp_path):
     _plan(fed)
     cons = json.loads(fed.out("plan", "sums", "--year", "2027", "--tree", "consumption", "--json"))
     by = {(r["node"], r["category"]): r["credits"] for r in cons}
@@ -52,6 +52,10 @@ def test_sums_up_both_trees(fed):
     rows = {(r["node"], r["side"], r["category"]): r["quantity"] for r in prod}
     assert rows[("Fed", "output", "5018")] == 800 and rows[("Mill", "output", "5010")] == 30
     assert ("Cons", "output", "5018") not in rows
+    fed("plan", "sums", "--year", "2027", "--tree", "production", "--plot", tmp_path / "tree.svg")
+    assert "Production tree 2027" in (tmp_path / "tree.svg").read_text()
+    assert fed.fails("plan", "sums", "--year", "2031", "--tree", "consumption", "--plot", tmp_path / "t.svg") == \
+        "pen: error: no consumption proposals for 2031: nothing to draw"
     text = fed.out("plan", "sums", "--year", "2027", "--tree", "production")
     assert text.splitlines()[1] == "the economy: input 13000 credits, output 34600 credits"
 

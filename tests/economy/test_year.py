@@ -20,8 +20,9 @@ def test_year_runs_balances_and_is_reproducible(tmp_path, capsys):
     rc = main(["demo", "--year", "--json", "--out", str(tmp_path / "a")])
     summary = json.loads(capsys.readouterr().out)
     assert rc == 0 and summary["balanced"]
-    assert summary["files"] == ["accounts-2027.svg", "carlos-book-2.pdf", "carlos-book.pdf", "plan-2027.svg"]
-    for name in ("accounts-2027.svg", "plan-2027.svg"):
+    assert summary["files"] == ["accounts-2027.svg", "carlos-book-2.pdf", "carlos-book.pdf", "plan-2027.svg",
+                                "tree-consumption-2027.svg", "tree-production-2027.svg"]
+    for name in ("accounts-2027.svg", "plan-2027.svg", "tree-consumption-2027.svg", "tree-production-2027.svg"):
         assert "<svg" in (tmp_path / "a" / name).read_text()
     assert summary["credit_book"] == {"wrong_password": "refused", "change_left": 9000, "tokens_read_back": 3}
     assert summary["late_issue"] == "year-closed"

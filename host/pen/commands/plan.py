@@ -26,6 +26,7 @@ def register(sub):
     su.add_argument("--tree", choices=("consumption", "production"), required=True)
     su.add_argument("--level", type=int, default=2, help="category digits (2 segment ... 8 commodity)")
     su.add_argument("--json", action="store_true")
+    su.add_argument("--plot", metavar="FILE", help="write a picture of the tree's sums (.svg or .png)")
     su.set_defaults(func=cmd_sums)
     co = s.add_parser("compare", help="where consumption and production disagree, by category")
     co.add_argument("--year", type=int, required=True)
@@ -98,8 +99,16 @@ def _name(plan, kid):
 
 def cmd_sums(args):
     check_level(args.level)
+    check_plot(args.plot)
     plan = PL.Plan(open_ctb(args), args.year)
     tree, sums = plan.sums(args.tree, args.level)
+    if args.plot:
+        if not any(sums[PL.ECONOMY].values()):
+            raise PenError("no %s proposals for %d: nothing to draw" % (args.tree, args.year))
+        try:
+            PL.plot_tree(plan, args.tree, args.level, args.plot)
+        except PL.PlanError as e:
+            raise PenError(str(e))
     if args.json:
         out = []
         for node in [PL.ECONOMY] + sorted(tree):
@@ -108,24 +117,16 @@ def cmd_sums(args):
                             "side": side, "category": cat, "quantity": q, "credits": c})
         print(json.dumps(out, indent=1))
         return 0
-    children = {}
-    for n, parent in tree.items():
-        children.setdefault(parent, []).append(n)
-
-    def walk(node, depth):
-        rows = sums[node]
+    print("%s tree, %d, by %d-digit category" % (args.tree, args.year, args.level))
+    for depth, name, rows in PL.tree_rows(plan, args.tree, args.level):
         totals = {}
         for (side, _), (_, c) in rows.items():
             totals[side] = totals.get(side, 0) + c
-        print("%s%s: %s" % ("  " * depth, _name(plan, node), ", ".join(
-            "%s %d credits" % kv for kv in sorted(totals.items())) or "nothing proposed"))
+        print("%s%s: %s" % ("  " * depth, name, ", ".join("%s %d credits" % kv for kv in sorted(totals.items()))
+                             or "nothing proposed"))
         for (side, cat), (q, c) in sorted(rows.items()):
-            print("%s  %-7s %-12s %-32s qty %8d  %9d credits" % ("  " * depth, side, cat, plan.catalogue.name(cat)[:32],
-                                                                  q, c))
-        for ch in sorted(children.get(node, []), key=lambda k: plan.councils[k][1]):
-            walk(ch, depth + 1)
-    print("%s tree, %d, by %d-digit category" % (args.tree, args.year, args.level))
-    walk(PL.ECONOMY, 0)
+            print("%s  %-7s %-12s %-32s qty %8d  %9d credits" % ("  " * depth, side, cat,
+                                                                  plan.catalogue.name(cat)[:32], q, c))
 
 
 def cmd_compare(args):

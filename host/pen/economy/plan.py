@@ -286,6 +286,49 @@ def plot_compare(rows, path, title):
     save(fig, path)
 
 
+def tree_rows(plan, which, level):
+    """[(depth, node name, {(side, category): [quantity, credits]})] in tree order."""
+    tree, sums = plan.sums(which, level)
+    children = {}
+    for n, parent in tree.items():
+        children.setdefault(parent, []).append(n)
+    out = []
+
+    def walk(node, depth):
+        name = "the economy" if node == ECONOMY else plan.councils[node][1]
+        out.append((depth, name, sums[node]))
+        for ch in sorted(children.get(node, []), key=lambda k: plan.councils[k][1]):
+            walk(ch, depth + 1)
+    walk(ECONOMY, 0)
+    return out
+
+
+def plot_tree(plan, which, level, path):
+    """One bar per node of a tree (indented by depth), stacked by category:
+    the sums every node holds for its whole subtree."""
+    plt = pyplot()
+    rows = tree_rows(plan, which, level)
+    cats = sorted({k for _, _, d in rows for k in d})
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(4, len(rows)) + 1.5))
+    y = list(range(len(rows)))
+    left = [0] * len(rows)
+    colours = plt.get_cmap("tab20")
+    for i, key in enumerate(cats):
+        vals = [d.get(key, [0, 0])[1] for _, _, d in rows]
+        side, cat = key
+        ax.barh(y, vals, left=left, color=colours(i % 20), hatch="//" if side == INPUT else None,
+                label="%s %s %s" % (side, cat, plan.catalogue.name(cat)[:24]))
+        left = [a + b for a, b in zip(left, vals)]
+    ax.set_yticks(y)
+    ax.set_yticklabels(["\u00b7 " * d + n for d, n, _ in rows], fontsize=8)  # a dot per level below the root
+    ax.invert_yaxis()
+    ax.set_xlabel("credits")
+    ax.set_title("%s tree %d, by %d-digit category" % (which.capitalize(), plan.year, level))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    save(fig, path)
+
+
 def pyplot():
     try:
         import matplotlib

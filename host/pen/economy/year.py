@@ -26,7 +26,7 @@ from pen_protocol import ctb, ids, records as R, yearend
 from . import accounts as ACC
 from . import book as BOOK
 from .catalogue import read_csv, work_credits
-from .plan import Plan, plot_compare
+from .plan import Plan, plot_compare, plot_tree
 from .qr import decode_image, parse_token_payload
 
 YEAR = 2027
@@ -157,8 +157,11 @@ class Year:
             self.say.step("%-2s %-38s demand %6d  supply %6d  %s" % (r["category"], r["name"][:38], r["demand"],
                                                                    r["supply"], r["verdict"]))
         plot_compare(plan.compare(8), self.folder / "plan-2027.svg", "Plan %d: demand and supply" % YEAR)
+        for which in ("consumption", "production"):
+            plot_tree(plan, which, 4, self.folder / ("tree-%s-2027.svg" % which))
         self.facts["plan"] = rows
-        self.say.step("picture: plan-2027.svg (demand against supply by commodity)")
+        self.say.step("pictures: plan-2027.svg (demand against supply by commodity), tree-consumption-2027.svg and "
+                      "tree-production-2027.svg (the sums at every node of both trees)")
 
     def approve(self):
         self.say.say("\n4. Votations: Proof of Majority for each council's proposal")
