@@ -261,3 +261,15 @@ def test_import_from_a_camera(fed, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     assert fed.fails("keys", "import", "--camera", "--name", "x") == \
         "pen: error: reading from a camera needs OpenCV: pip install opencv-python-headless"
+
+
+def test_print_and_forget_leaves_only_the_book(fed, tmp_path):
+    toks = _book_world(fed, tmp_path)
+    kr = Keyring(fed.home)
+    sealed = kr.sealed_payload("carlos")
+    out = fed.out("book", "print", "--user", "carlos", "--tokens", toks[0], "--out", tmp_path / "b2.pdf", "--forget")
+    assert "the sealed key left this machine" in out
+    assert not kr.sealed_path("carlos").exists() and kr.public_key("carlos") == unseal_payload(sealed, PW).public_key
+    assert _pdf_qrs(tmp_path / "b2.pdf")[0] == sealed
+    assert "no sealed key named 'carlos'" in fed.fails("book", "print", "--user", "carlos", "--out", tmp_path / "b3.pdf")
+

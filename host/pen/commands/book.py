@@ -15,6 +15,8 @@ def register(sub):
     pr.add_argument("--user", required=True, help="the holder's sealed key name (pen keys seal NAME)")
     pr.add_argument("--tokens", nargs="+", help="token refs (default: every token USABLE by the holder)")
     pr.add_argument("--out", required=True, metavar="FILE.pdf")
+    pr.add_argument("--forget", action="store_true",
+                    help="then remove the sealed key from this machine: the book holds the only copy")
     pr.set_defaults(func=cmd_print)
     pa = s.add_parser("pay", help="at a store: sign a USE from a credit book with the holder's password")
     pa.add_argument("--book", required=True, help="the book's key QR: an image, a pen:sealed: payload or a file")
@@ -67,6 +69,11 @@ def cmd_print(args):
         raise PenError("cannot write %s: %s" % (args.out, e.strerror))
     print("credit book for %s: %d tokens, %d credits -> %s" % (args.user, len(rows), sum(r[1] for r in rows),
                                                                args.out))
+    if args.forget:
+        kr = keyring(args)
+        kr.sealed_path(args.user).unlink()
+        kr.import_public(args.user, pk)
+        print("the sealed key left this machine; %s stays as a contact (public key only)" % args.user)
 
 
 def _one(source, prefix, what):
