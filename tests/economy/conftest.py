@@ -67,10 +67,28 @@ def pen(tmp_path, capsys):
     return Pen(tmp_path / "home", capsys)
 
 
+@pytest.fixture(scope="session")
+def fed_home(tmp_path_factory):
+    """The federation made once (through the command) and copied for each test."""
+    import gc
+    home = tmp_path_factory.mktemp("fed") / "home"
+    capsys = type("NoCapture", (), {"readouterr": lambda self: ("", "")})()
+    _found(Pen(home, capsys))
+    gc.collect()  # close the stores the commands opened before copying their files
+    return home
+
+
 @pytest.fixture
-def fed(pen):
+def fed(pen, fed_home):
     """fed (federation) over cons (consumption), prod and mill (production);
     the sample catalogue; ana a proposer of cons."""
+    import shutil
+    shutil.copytree(fed_home, pen.home)
+    pen.capsys.readouterr()  # drop what making the template printed, if it ran under this test's capture
+    return pen
+
+
+def _found(pen):
     for k in ("fed", "cons", "prod", "mill", "ana"):
         pen("keys", "new", k)
     pen("council", "create", "--key", "fed", "--name", "Fed", "--kind", "federation")
