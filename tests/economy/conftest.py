@@ -13,6 +13,7 @@ class Pen:
     def __init__(self, home, capsys):
         self.home = str(home)
         self.capsys = capsys
+        os.makedirs(self.home, exist_ok=True)  # a Pen folder exists before the first command (as after pen init)
 
     def __call__(self, *argv, ok=True, stdin=None):
         old = sys.stdin
@@ -83,7 +84,7 @@ def fed(pen, fed_home):
     """fed (federation) over cons (consumption), prod and mill (production);
     the sample catalogue; ana a proposer of cons."""
     import shutil
-    shutil.copytree(fed_home, pen.home)
+    shutil.copytree(fed_home, pen.home, dirs_exist_ok=True)
     pen.capsys.readouterr()  # drop what making the template printed, if it ran under this test's capture
     return pen
 
