@@ -231,6 +231,9 @@ class Keyring:
         p.unlink()
         return payload
 
+    def is_sealed(self, name):
+        return self.sealed_path(name).exists() and not self.path(name).exists()
+
     def sealed_payload(self, name):
         try:
             return self.sealed_path(name).read_text().strip()

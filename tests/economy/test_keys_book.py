@@ -220,7 +220,11 @@ def test_contact_and_sealed_keys_are_listed_and_certified_by_name(fed):
     assert "member     of Mill" in fed.out("keys", "memberships", "eve")
     assert fed.out("keys", "show", "eve").splitlines()[2] == "public " + eve.public_key.hex()
     assert "is a contact" in fed.fails("plan", "propose", "--key", "eve", "--year", "2027", "--line", "50:1:1")
-    assert "is sealed" in fed.fails("plan", "propose", "--key", "ana", "--year", "2027", "--line", "50100000:1:1")
+    # a sealed key signs wherever a key is asked for, once its password is typed
+    assert fed.fails("plan", "propose", "--key", "ana", "--year", "2027", "--line", "50100000:1:1",
+                     stdin="wrong\n") == "pen: error: wrong password (or a damaged sealed key)"
+    assert "summed into Cons" in fed.out("plan", "propose", "--key", "ana", "--year", "2027",
+                                         "--line", "50100000:1:1", stdin=PW + "\n")
 
 
 class _FakeCamera:
