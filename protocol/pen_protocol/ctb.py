@@ -598,7 +598,7 @@ _RULES = {
 DEPENDENCY = ("unknown-council", "council-not-admitted", "unknown-proposal", "not-approved",
               "unknown-votation", "unknown-vote", "unknown-token", "not-usable", "unknown-use",
               "unknown-record", "no-exchange-allowance", "exchange-not-covered", "not-a-ctb-node",
-              "unknown-signer", "bad-parent")
+              "unknown-signer", "bad-parent", "not-a-proposer")
 
 
 def apply_batch(base, raws, verify=None):

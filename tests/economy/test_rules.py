@@ -297,3 +297,22 @@ def test_proposal_total_beyond_a_cbor_uint_is_refused_not_a_crash(fed):
     v = rejected(fed.led, fed.st, B.proposal(fed.k["ana"], 9, 2026, [("40", 1, big), ("41", 1, big)]), "bad-field")
     assert v.detail == "proposal total exceeds 2^64-1 credits"
     accept(fed.led, B.proposal(fed.k["ana"], 10, 2026, [("40", 1, big)]))
+
+
+def test_individual_proposal_with_its_councils_admission_in_one_batch():
+    """The proposer's council is admitted by a close later in type order:
+    not-a-proposer is retried like the other missing dependencies."""
+    from pen_protocol import ctb as C
+    f = Fed()
+    k = f.k
+    late = Signer.from_phrase("eco-test/late-village")
+    council = B.council(late, "Late Village", "consumption", k["fed"])
+    accept(f.led, council, B.member(k["cons"], k["ana"], "member"))  # a member already, not yet a proposer
+    # the admit votation names the council by kid, or (ledger branch) by its record id and an attempt
+    about = B.membership_about(council) if hasattr(B, "membership_about") else late.kid
+    op = B.votation_open(k["fed"], 1, "admit", about, f.electorate, mid_year(2026))
+    votes = [B.vote(s, op.fields[0], "yes") for s in f.electorate[:3]]
+    batch = [B.proposal(k["ana"], 1, 2026, [("50", 1, 10)]), B.member(late, k["ana"], "proposer"), op] + votes + [
+        B.votation_close(k["fed"], op, votes, mid_year(2026))]
+    ov, verdicts = C.apply_batch(f.st, batch)
+    assert [v.code for v in verdicts] == [C.ACCEPTED] * len(batch), verdicts
