@@ -57,6 +57,7 @@ def plot(rows, path, title):
     ax.invert_yaxis()
     for i, r in enumerate(rows):
         ax.annotate("%d" % r["credits"], (r["credits"], i), xytext=(3, -3), textcoords="offset points", fontsize=8)
+    ax.margins(x=0.1)  # room for the figures at the bars' ends
     ax.set_xlabel("credits")
     ax.set_title(title)
     fig.tight_layout()
