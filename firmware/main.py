@@ -86,31 +86,43 @@ def node_address(cfg):
     return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
 
 
-async def rx_task(node, modem, clock, wake):
+async def rx_task(node, modem, clock, wake, power=None):
     """Listen all the time (the driver resumes RX by itself after each send)
     and hand every good frame to the node; wake the tx loop, since an ack
     may now be due within tens of ms."""
     async for rx in modem.recv_continuous():
         if rx.valid_crc:
-            node.on_frame(rx, rx.rssi, rx.snr, clock())
+            now = clock()
+            node.on_frame(rx, rx.rssi, rx.snr, now)
+            if power is not None:
+                power.heard(now)
             wake.set()
 
 
-async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
+async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=None):
     """Send what the node has for the air; otherwise sleep until its next
-    timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
+    timer, a frame arriving, or LINK_POLL_MS (events for the link). A board
+    on battery (power.sleeper) light-sleeps instead (pen_node/sleep.py): the
+    wake sources are DIO1, the link pin and the timer, so no poll is needed."""
     while True:
         now = clock()
         frame = node.next_tx(now)
         if frame is not None:
+            if power is not None:
+                power.before_send(frame)
             await modem.send(frame)
             done = clock()
             node.on_tx_done(done)
+            if power is not None:
+                power.sent(now, done)
             if duty_record is not None:
                 duty_record.maybe_save(node.duty, done)
             continue
         if emit is not None:
             emit(now)
+        if power is not None and power.nap(now, node.next_wakeup_ms(now)):
+            await asyncio.sleep(0)  # what a wake source readied (the rx task, the link) runs now
+            continue
         wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
         wake.clear()
         try:
@@ -133,15 +145,16 @@ def stdout_write(data):
         sys.stdout.buffer.write(data)
 
 
-async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None):
+async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None,
+                power=None):
     """The node's tasks around the sans-IO core (a host test runs them over
     an async radio double)."""
     wake = asyncio.Event()
-    tasks = [rx_task(node, modem, clock, wake)]
+    tasks = [rx_task(node, modem, clock, wake, power)]
     if link is None:
-        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record))
+        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record, power=power))
     else:
-        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record))
+        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record, power))
         tasks.append(link_reader(link, clock, write))
     await asyncio.gather(*tasks)
 
@@ -152,14 +165,17 @@ async def run():
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
     modem = make_radio(board, preset)
+    from pen_node.sleep import board_power, channel_busy_for  # board-only: not in the unix port's import
+    power = board_power(cfg, board, preset, modem, clock, LinkService is not None)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
-    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
+                    channel_busy=channel_busy_for(board, preset, modem))
     gc.collect()
     journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
     duty_record.restore(node.duty, clock())
     await serve(node, modem, clock, LinkService(node) if LinkService is not None else None,
-                duty_record=duty_record)
+                duty_record=duty_record, power=power)
 
 
 if __name__ == "__main__":

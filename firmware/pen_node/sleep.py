@@ -1,0 +1,198 @@
+"""Light sleep between events, and the leaf's duty-cycled listening.
+
+The board's loop (main.tx_task) asks Sleeper.nap(until_ms) when it has
+nothing to send: the ESP32 light-sleeps until the radio's DIO1 goes high (a
+frame received: the SX126x keeps receiving into its own buffer while the CPU
+sleeps), a link wake pin, or until_ms (next_wakeup_ms, a timer). Then the
+tasks run again.
+
+Why a frame is never missed: DIO1 is armed as a *level* wake source
+(WAKEUP_ANY_HIGH), not an edge. A frame that completed between the last
+check and lightsleep() leaves DIO1 high, so the CPU does not sleep at all;
+and after any wake the driver's ISR is run by hand when DIO1 is high, since
+its edge may have come while the CPU was asleep (lora.modem._radio_isr only
+timestamps and sets the async driver's flag: safe to call twice).
+
+machine, esp32 and the clock are passed in (tests/power/machinedouble.py is
+the test double, on both runtimes).
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from .power import M_ACTIVE, M_SLEEP, R_RXDC
+
+MIN_SLEEP_MS = const(10)  # hardware/power.json firmware.min_sleep_ms: a shorter nap costs more than it saves
+
+
+class Sleeper:
+    def __init__(self, machine, esp32, clock, dio1, on_dio1, meter, sleep_ms, link_pin=None,
+                 min_sleep_ms=MIN_SLEEP_MS):
+        self.machine = machine
+        self.sleep_ms = sleep_ms  # time.sleep_ms: an awake wait for gaps too short to sleep
+        self.clock = clock
+        self.dio1 = dio1
+        self.on_dio1 = on_dio1
+        self.meter = meter
+        self.min_sleep_ms = min_sleep_ms
+        self.link_pin = link_pin
+        self.woke_at = clock()
+        self.tx_ms = 0  # radio TX while awake (the CPU waits, it is not active)
+        esp32.wake_on_ext0(dio1, esp32.WAKEUP_ANY_HIGH)
+        if link_pin is not None:
+            # a link's first byte (its start bit pulls RX low) wakes the CPU;
+            # that byte is lost, the link's framing sends it again (docs/link.md)
+            esp32.wake_on_ext1((link_pin,), esp32.WAKEUP_ALL_LOW)
+
+    def sent(self, ms):
+        self.tx_ms += ms
+
+    def nap(self, until_ms):
+        """Sleep until until_ms or a wake source; returns the ms slept (0:
+        the radio has news or the gap is too short to be worth it)."""
+        now = self.clock()
+        self.meter.add(M_ACTIVE, now - self.woke_at - self.tx_ms)
+        self.tx_ms = 0
+        self.woke_at = now
+        if self.dio1.value():
+            self.on_dio1(self.dio1)
+            return 0
+        if until_ms - now < self.min_sleep_ms:
+            self.sleep_ms(max(1, until_ms - now))  # awake: a timer (an ack) is due within ms
+            self.woke_at = self.clock()  # that wait was idle, not active
+            return 0
+        self.machine.lightsleep(until_ms - now)
+        after = self.clock()
+        self.meter.add(M_SLEEP, after - now)
+        self.meter.wakes += 1
+        self.woke_at = after
+        if self.dio1.value():
+            self.on_dio1(self.dio1)
+        return after - now
+
+
+class LeafListen:
+    """A node that relays for no one listens in RX duty cycle, except for a
+    window after each of its own transmissions (its hop's ack comes then,
+    with an ordinary preamble): the driver resumes continuous RX after a
+    send by itself, and this arms the duty cycle again once the window is
+    over (and after any frame, which leaves the chip in standby)."""
+
+    def __init__(self, arm, meter, window_ms, now_ms):
+        self.arm = arm  # arm(): start the RX duty cycle (sx126x.start_rx_duty_cycle with the periods)
+        self.meter = meter
+        self.window_ms = window_ms
+        self.listen_until = now_ms + window_ms
+        self.duty_since = -1  # ms the duty cycle was armed at, -1 = continuous RX now
+
+    def sent(self, now_ms):
+        self._leave_duty(now_ms)
+        self.listen_until = now_ms + self.window_ms
+
+    def heard(self, now_ms):
+        self._leave_duty(now_ms)
+
+    def _leave_duty(self, now_ms):
+        if self.duty_since >= 0:
+            self.meter.add(R_RXDC, now_ms - self.duty_since)
+            self.duty_since = -1
+
+    def due(self, now_ms, until_ms):
+        """Arm the duty cycle if the window is over; returns when the loop
+        must wake for this (the window's end) or until_ms."""
+        if self.duty_since < 0:
+            if now_ms >= self.listen_until:
+                self.arm()
+                self.duty_since = now_ms
+            else:
+                return min(until_ms, self.listen_until)
+        return until_ms
+
+    def close(self, now_ms):
+        self._leave_duty(now_ms)
+
+
+class NodePower:
+    """What main.py's tasks tell about power: the Meter they fill, the TX
+    power they send at, and (a board on battery) the Sleeper and LeafListen."""
+
+    def __init__(self, meter, tx_dbm, sleeper=None, leaf=None):
+        self.meter = meter
+        self.tx_dbm = tx_dbm
+        self.sleeper = sleeper
+        self.leaf = leaf
+        self.preamble = None  # sx126x.PreambleByDestination toward sleepy leaves
+
+    def sent(self, start_ms, end_ms):
+        self.meter.tx(self.tx_dbm, end_ms - start_ms)
+        if self.sleeper is not None:
+            self.sleeper.sent(end_ms - start_ms)
+        if self.leaf is not None:
+            self.leaf.sent(end_ms)
+
+    def heard(self, now_ms):
+        self.meter.frames += 1
+        if self.leaf is not None:
+            self.leaf.heard(now_ms)
+
+    def nap(self, now_ms, until_ms):
+        """False: this board does not sleep (the loop waits as before)."""
+        if self.sleeper is None:
+            return False
+        if self.leaf is not None:
+            until_ms = self.leaf.due(now_ms, until_ms)
+        self.sleeper.nap(until_ms)
+        return True
+
+    def before_send(self, frame):
+        if self.preamble is not None:
+            self.preamble.set_for(frame)
+
+
+def board_power(cfg, board, preset, modem, clock, has_link):
+    """NodePower for a board from /pen.json:
+    "sleep": light-sleep between events (default: yes, except on a bridge,
+      which its PC powers); with a link, only if "link_wake_pin" names the
+      link's RX GPIO (else link bytes would be lost while asleep);
+    "leaf": this node relays for no one: listen in RX duty cycle (SX126x);
+    "sleepy": addresses of leaves, sent to with the long preamble."""
+    import machine
+    import esp32
+    import time
+    from .power import Meter, load_budget
+    from . import sx126x
+    meter = Meter()
+    power = NodePower(meter, min(preset.power_dbm, board.get("max_power_dbm", preset.power_dbm)))
+    if board["radio"] != "sx1262":
+        return power  # no CAD, RX duty cycle or DC-DC switch for the SX127x here yet
+    sx126x.prepare(modem)
+    leaf = load_budget(board["id"]).leaf
+    sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
+    if cfg.get("sleepy"):
+        power.preamble = sx126x.PreambleByDestination(
+            modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
+            set(cfg["sleepy"]))
+    link_pin = cfg.get("link_wake_pin")
+    if not cfg.get("sleep", not cfg.get("bridge", False)) or (has_link and link_pin is None):
+        return power
+    dio1 = machine.Pin(board["pins"]["dio1"], machine.Pin.IN)
+    power.sleeper = Sleeper(machine, esp32, clock, dio1, modem._radio_isr, meter, time.sleep_ms,
+                            None if link_pin is None else machine.Pin(link_pin, machine.Pin.IN))
+    if cfg.get("leaf"):
+        rx_us, sl_us = leaf["rx_symbols"] * sym_us, leaf["sleep_symbols"] * sym_us
+        power.leaf = LeafListen(lambda: sx126x.start_rx_duty_cycle(modem, rx_us, sl_us), meter,
+                                leaf["listen_after_tx_ms"], clock())
+    return power
+
+
+def channel_busy_for(board, preset, modem):
+    """Listen before talk for MeshNode: CAD on an SX126x, None elsewhere."""
+    if board["radio"] != "sx1262":
+        return None
+    import time
+    from . import sx126x
+    sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
+    return lambda now_ms: sx126x.channel_busy(modem, preset.sf, sym_us, time.sleep_us)

@@ -1,0 +1,125 @@
+"""Light sleep between events (pen_node/sleep.py) through firmware/main.py's
+own tasks, on a machine double in virtual time (tests/power/machinedouble.py),
+on CPython and under the unix port: no frame missed, no payment or receipt
+late because the board slept."""
+import pytest
+
+import sleep_village as V
+from machinedouble import Air, AsyncRadioDouble, MachineDouble, Esp32Double, NEVER
+from pen_node.power import Meter, M_SLEEP, R_RXDC, load_budget
+from pen_node.sleep import Sleeper, LeafListen, NodePower
+
+DEADLINE_MS = 120000  # host/pen/sim/engine.py DEADLINE_S
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return V.run("sleep"), V.run("awake")
+
+
+def test_a_sleeping_leaf_delivers_and_gets_every_receipt_like_an_awake_one(runs):
+    s, a = runs
+    assert s["delivered"] == a["delivered"] == V.PAYMENTS
+    assert s["receipts"] == a["receipts"] == V.PAYMENTS and s["held"] == a["held"] == 0
+    for t0, ts, ta in zip(s["submitted_ms"], s["receipt_ms"], a["receipt_ms"]):
+        assert ts - t0 < DEADLINE_MS
+        assert ts - ta <= 1000  # a wake costs no more than one contention window here
+
+
+def test_the_board_really_sleeps_and_every_wake_has_a_source(runs):
+    s, _ = runs
+    assert s["slept_ms"] > 0.99 * s["elapsed_ms"]
+    assert s["dio1_wakes"] >= 2 * V.PAYMENTS  # each hop ack and each receipt woke it
+    assert s["link_wakes"] == V.PAYMENTS and s["timer_wakes"] >= 1
+    assert s["armed"] == ["ext0", "ext1"]
+    # the edge came while the CPU slept: the ISR ran by hand after each DIO1 wake
+    assert s["isr_by_hand"] >= s["dio1_wakes"]
+
+
+def test_the_leaf_listens_in_duty_cycle_between_its_windows(runs):
+    s, _ = runs
+    assert s["duty_arms"] == V.PAYMENTS  # armed again after each send window
+    assert s["rxdc_ms"] > 0.9 * s["elapsed_ms"]
+    assert s["missed"] > 0  # the bridge's beacons (short preamble) go unheard; receipts do not
+
+
+def test_modelled_current_of_the_sleeping_leaf_is_within_the_target(runs):
+    s, _ = runs
+    b = load_budget("heltec-v3")
+    m = b.sleeping_meter(s["elapsed_ms"], {22: s["tx_ms"]}, s["dio1_wakes"] + 2,
+                         s["dio1_wakes"] + s["timer_wakes"] + s["link_wakes"], s["rxdc_ms"])
+    assert b.average_ma(m, s["elapsed_ms"]) <= 1.5
+
+
+class _Rig:
+    def __init__(self, min_sleep_ms=10):
+        self.air = Air(None, V.P)
+        self.air.peer_t = NEVER
+        self.radio = AsyncRadioDouble(self.air)
+        self.machine, self.esp32, self.meter = MachineDouble(self.air), Esp32Double(), Meter()
+        self.waits = []
+        self.s = Sleeper(self.machine, self.esp32, self.air.clock, self.radio.dio1, self.radio._radio_isr,
+                         self.meter, self.waits.append, min_sleep_ms=min_sleep_ms)
+
+
+def test_a_frame_that_came_just_before_the_nap_keeps_the_board_awake():
+    r = _Rig()
+    r.radio.inbox.append(b"frame")  # RX_DONE latched, DIO1 high, its IRQ already served or not
+    assert r.s.nap(60000) == 0
+    assert r.machine.sleeps == [] and r.radio.isr_runs == 1
+
+
+def test_a_frame_during_sleep_wakes_at_its_end_and_the_isr_runs_by_hand():
+    r = _Rig()
+    r.air.flying.append([1234, b"\x21\x00\x00\x01\xff\xff\x00\x01x", False])
+    assert r.s.nap(60000) == 1234
+    assert r.machine.sleeps == [(60000, 1234, "dio1")]
+    assert r.radio.isr_runs == 1 and r.meter.ms[M_SLEEP] == 1234 and r.meter.wakes == 1
+
+
+def test_a_gap_too_short_to_sleep_is_waited_awake():
+    r = _Rig()
+    assert r.s.nap(9) == 0
+    assert r.machine.sleeps == [] and r.waits == [9]
+
+
+def test_ext0_is_armed_on_dio1_as_a_level_not_an_edge():
+    r = _Rig()
+    assert r.esp32.armed == [("ext0", r.radio.dio1, Esp32Double.WAKEUP_ANY_HIGH)]
+
+
+def test_leaf_listens_continuously_for_the_window_then_arms_and_counts_duty_time():
+    arms = []
+    m = Meter()
+    leaf = LeafListen(lambda: arms.append(1), m, 4000, 0)
+    assert leaf.due(1000, 60000) == 4000 and arms == []  # listening after boot
+    assert leaf.due(4000, 60000) == 60000 and arms == [1]
+    leaf.heard(10000)  # a long-preamble frame: the chip left the duty cycle
+    assert m.ms[R_RXDC] == 6000
+    assert leaf.due(10000, 60000) == 60000 and arms == [1, 1]  # window over: armed again at once
+    leaf.sent(20000)
+    assert m.ms[R_RXDC] == 16000 and leaf.due(21000, 60000) == 24000
+
+
+def test_a_node_that_does_not_sleep_says_so():
+    assert NodePower(Meter(), 22).nap(0, 1000) is False
+
+
+def _mpy_line(mpy, mode):
+    from conftest import ROOT
+    here = str(ROOT / "tests" / "power")
+    code = ("import sys\nsys.path.append('%s')\n" % here
+            + open(here + "/sleep_village.py").read().split("if __name__")[0]
+            + "r = run('%s')\nprint(r['delivered'], r['receipts'], r['held'], r['receipt_ms'], r['dio1_wakes'], "
+              "r['store_sent'])\n" % mode)
+    return mpy(code, heap="192k").strip()
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("mode", ["sleep", "awake"])
+def test_the_same_sleep_run_under_the_unix_port(mpy, runs, mode):
+    r = runs[0] if mode == "sleep" else runs[1]
+    # the same frames at the same virtual ms (how long the last nap ran after the
+    # last receipt depends on the two asyncio schedulers' task order, so not compared)
+    assert _mpy_line(mpy, mode) == "%d %d %d %s %d %s" % (
+        r["delivered"], r["receipts"], r["held"], r["receipt_ms"], r["dio1_wakes"], r["store_sent"])
