@@ -91,7 +91,7 @@ async def rx_task(node, modem, clock, wake, power=None):
     and hand every good frame to the node; wake the tx loop, since an ack
     may now be due within tens of ms."""
     async for rx in modem.recv_continuous():
-        if rx.valid_crc:
+        if rx.valid_crc and (power is None or not power.ignores(rx)):
             now = clock()
             node.on_frame(rx, rx.rssi, rx.snr, now)
             if power is not None:
@@ -108,8 +108,9 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
         now = clock()
         frame = node.next_tx(now)
         if frame is not None:
-            if power is not None:
-                power.before_send(frame)
+            if power is not None and not power.before_send(frame):
+                node.on_tx_done(now)  # kept off the air (a leaf's beacon)
+                continue
             await modem.send(frame)
             done = clock()
             node.on_tx_done(done)

@@ -7,7 +7,7 @@ them with one board's figures from hardware/power.json (on a board
 modelled current follows what the node's loop really did: a board that never
 sleeps is charged its awake MCU current, not a light-sleep figure.
 
-charge = sum(state time x state current) + board overheads x elapsed
+average = (sum over states of time x current) / elapsed + board overheads
 """
 
 try:
@@ -102,6 +102,9 @@ class Budget:
         self.solar = figs["solar"]
         self._tx = sorted((int(k), v) for k, v in self.radio["tx_ma"].items())
 
+    PARTS = ("radio_tx", "radio_rx", "radio_rx_duty_cycle", "radio_sleep", "mcu_active", "mcu_idle",
+             "mcu_light_sleep", "board")
+
     def tx_ma(self, dbm):
         """The chip's current at the lowest table step at or above dbm (the PA
         is set to at most its top step)."""
@@ -116,21 +119,28 @@ class Budget:
         rx, sl = self.leaf["rx_symbols"], self.leaf["sleep_symbols"]
         return (rx * self.radio["rx_ma"] + sl * self.radio["sleep_ua"] / 1000) / (rx + sl)
 
-    def charge_mams(self, m, elapsed_ms):
-        """Charge in mA x ms for a Meter over elapsed_ms."""
+    def parts(self, m, elapsed_ms):
+        """Average mA of each part over elapsed_ms: (radio TX, radio RX,
+        radio RX duty cycle, radio sleep, MCU active, MCU idle, MCU light
+        sleep, board overheads). Their sum is the node's current."""
+        if elapsed_ms <= 0:
+            return (0.0,) * 8
         ms = m.ms
         tx = m.tx_total()
-        rx_rest = max(0, elapsed_ms - tx - ms[R_RXDC] - ms[R_SLEEP])
-        q = sum(t * self.tx_ma(p) for p, t in m.tx_ms.items())
-        q += rx_rest * self.radio["rx_ma"] + ms[R_RXDC] * self.rx_duty_ma()
-        q += ms[R_SLEEP] * self.radio["sleep_ua"] / 1000
+        rx = max(0, elapsed_ms - tx - ms[R_RXDC] - ms[R_SLEEP])
         idle = max(0, elapsed_ms - ms[M_ACTIVE] - ms[M_SLEEP])
-        q += ms[M_ACTIVE] * self.mcu["active_ma"] + idle * self.mcu["idle_ma"]
-        q += ms[M_SLEEP] * self.mcu["light_sleep_ma"]
-        return q + elapsed_ms * self.overhead_ma
+        e = elapsed_ms
+        return (sum(t * self.tx_ma(p) for p, t in m.tx_ms.items()) / e,
+                rx * self.radio["rx_ma"] / e,
+                ms[R_RXDC] * self.rx_duty_ma() / e,
+                ms[R_SLEEP] * self.radio["sleep_ua"] / 1000 / e,
+                ms[M_ACTIVE] * self.mcu["active_ma"] / e,
+                idle * self.mcu["idle_ma"] / e,
+                ms[M_SLEEP] * self.mcu["light_sleep_ma"] / e,
+                self.overhead_ma)
 
     def average_ma(self, m, elapsed_ms):
-        return self.charge_mams(m, elapsed_ms) / elapsed_ms if elapsed_ms > 0 else 0.0
+        return sum(self.parts(m, elapsed_ms))
 
     def sleeping_meter(self, elapsed_ms, tx_ms_by_dbm, frames, wakes, rxdc_ms=0):
         """The Meter of a node whose loop light-sleeps between events: active

@@ -148,8 +148,32 @@ class NodePower:
         return True
 
     def before_send(self, frame):
+        """False: a leaf keeps this frame off the air (leaf_quiet)."""
+        if self.leaf is not None and leaf_quiet(frame):
+            return False
         if self.preamble is not None:
             self.preamble.set_for(frame)
+        return True
+
+    def ignores(self, frame):
+        return self.leaf is not None and leaf_deaf(frame)
+
+
+# A leaf relays for no one. Until MeshNode has a leaf flag (docs/power.md,
+# "for mesh.py"), the driver layer makes it so: it never advertises a route
+# (its beacons stay off the air, so no neighbour picks it as parent and
+# sends it frames it would sleep through) and it ignores offers to "any node
+# with a route" (it would take custody, then have to relay).
+_T_BEACON = const(0x21)  # pen_protocol.frame.T_BEACON
+_ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE
+
+
+def leaf_quiet(frame):
+    return frame[0] == _T_BEACON
+
+
+def leaf_deaf(frame):
+    return len(frame) > 5 and ((frame[4] << 8) | frame[5]) == _ANY_ROUTE
 
 
 def board_power(cfg, board, preset, modem, clock, has_link):

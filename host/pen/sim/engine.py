@@ -7,6 +7,7 @@ import random
 from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode
 
+from pen.sim import power as simpower
 from pen.sim.baseline import FloodNode
 from pen.sim.medium import Medium
 
@@ -47,7 +48,7 @@ class Payments:
 
 class Run:
     def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None,
-                 payments=None, on_bridge=None):
+                 payments=None, on_bridge=None, leaves=()):
         """payments: [(time_ms, node index, USE record)] instead of a Poisson
         load; on_bridge(records, now_ms) -> receipts: what the bridge PC does
         with delivered records (upload), returning ACCOUNTED receipts to send
@@ -72,6 +73,7 @@ class Run:
                 node = FloodNode(i + 1, topo.preset, r, is_bridge=i in topo.bridges,
                                  hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1, channel_busy=cad)
             self.nodes.append(node)
+        self.power = simpower.attach(self, leaves)  # leaves: nodes listening in RX duty cycle
         self.events = []
         self.seq = 0
         self.wake_ver = [0] * topo.n
@@ -235,6 +237,7 @@ class Run:
             "collisions": self.medium.collisions,
             "tx_frames": sum(n.stats["tx_frames"] for n in self.nodes),
             "limits": self.limits(dur_ms),
+            "power": self.power.report(dur_ms),
         }
 
     def limits(self, dur_ms):
