@@ -113,6 +113,11 @@ class Budget:
                 return ma
         return self._tx[-1][1]
 
+    def top_dbm(self):
+        """The radio's highest output power (a preset may allow more: 27 dBm
+        in EU868's 869.4-869.65 MHz sub-band; an SX1262 gives 22)."""
+        return self._tx[-1][0]
+
     def rx_duty_ma(self):
         """Average radio current in RX duty cycle, listening rx_symbols out of
         every rx_symbols + sleep_symbols (DS 13.1.7)."""

@@ -130,20 +130,27 @@ class SimPower:
             return "bridge"
         return "leaf" if i in self.leaves else "relay"
 
-    def node(self, i, dur_ms):
-        """(role, average mA, awake fraction) of node i over dur_ms."""
+    def meter(self, i, dur_ms):
+        """Node i's pen_node.power.Meter over dur_ms, as its loop had it
+        with light sleep between events."""
         b = self.budget
         node = self.run.nodes[i]
         tx_ms = (node.stats["tx_airtime_us"] - self.quiet_us[i]) // 1000
-        dbm = min(self.run.t.preset.power_dbm, 22 if b.radio_name == "sx1262" else 17)
-        role = self.role(i)
+        p = self.run.t.preset
+        dbm = min(p.power_dbm, b.top_dbm())
         rxdc = 0
-        if role == "leaf":
+        role = self.role(i)
+        if role == "leaf" and b.radio.get("rx_duty_cycle"):
             rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - tx_ms)
         m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc)
         if role == "bridge":  # on its PC's USB power: it never sleeps, its MCU idles awake
             m.ms[M_SLEEP] = 0
-        return role, b.average_ma(m, dur_ms), m.awake_fraction(dur_ms), m.ms[R_RXDC]
+        return m
+
+    def node(self, i, dur_ms):
+        """(role, average mA, awake fraction, ms in RX duty cycle) of node i."""
+        m = self.meter(i, dur_ms)
+        return self.role(i), self.budget.average_ma(m, dur_ms), m.awake_fraction(dur_ms), m.ms[R_RXDC]
 
     def report(self, dur_ms):
         roles = {}
