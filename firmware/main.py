@@ -31,7 +31,7 @@ from pen_protocol.airtime import PRESETS
 from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
 from pen_node.mesh import MeshNode, custody_room
-from pen_node.radio import make_radio
+from pen_node.radio import make_radio, channel_busy_for
 
 try:
     from pen_node.service import LinkService
@@ -166,7 +166,7 @@ async def run():
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
     modem = make_radio(board, preset)
-    from pen_node.sleep import board_power, channel_busy_for  # board-only: not in the unix port's import
+    from pen_node.sleep import board_power  # board-only: not in the unix port's import
     power = board_power(cfg, board, preset, modem, clock, LinkService is not None)
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),

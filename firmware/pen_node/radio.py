@@ -14,10 +14,12 @@ Semtech formula, the same numbers the driver computes, plus channel_busy(),
 the listen-before-talk hook MeshNode takes (what CAD would report).
 
 Channel activity detection on a board: micropython-lib's SX126x driver has no
-CAD call (command 0x94 is reachable only through its private _cmd), so a
-board node runs with channel_busy=None (always clear) and relies on the
-mesh's jittered, SNR-scaled timing; the simulators pass SimRadio's or their
-medium's channel_busy.
+CAD call, so pen_node/sx126x.py issues SetCadParams/SetCad through the
+driver's own command path and reads CadDone/CadDetected; channel_busy_for()
+gives MeshNode that as its listen-before-talk hook. An SX127x board still
+runs with channel_busy=None (always clear: its CAD is not wrapped yet) and
+relies on the mesh's jittered, SNR-scaled timing; the simulators pass
+SimRadio's or their medium's channel_busy.
 """
 
 try:
@@ -116,6 +118,19 @@ def make_radio(board, preset, use_async=True):
         return Chip(spi, pin(p["cs"]), dio0=pin(p["dio0"]), dio1=pin(p["dio1"]) if p.get("dio1") else None,
                     reset=pin(p["reset"]), lora_cfg=cfg)
     raise ValueError("unknown radio " + board["radio"])
+
+
+def channel_busy_for(board, preset, modem, sleep_us=None):
+    """MeshNode's listen-before-talk hook, channel_busy(now_ms) -> bool: CAD
+    on an SX126x (pen_node.sx126x), None (always clear) on an SX127x."""
+    if board["radio"] != "sx1262":
+        return None
+    from . import sx126x
+    if sleep_us is None:
+        import time
+        sleep_us = time.sleep_us
+    sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
+    return lambda now_ms: sx126x.channel_busy(modem, preset.sf, sym_us, sleep_us)
 
 
 # -- host test double ---------------------------------------------------------

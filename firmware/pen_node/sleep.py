@@ -211,12 +211,3 @@ def board_power(cfg, board, preset, modem, clock, has_link):
                                 leaf["listen_after_tx_ms"], clock())
     return power
 
-
-def channel_busy_for(board, preset, modem):
-    """Listen before talk for MeshNode: CAD on an SX126x, None elsewhere."""
-    if board["radio"] != "sx1262":
-        return None
-    import time
-    from . import sx126x
-    sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
-    return lambda now_ms: sx126x.channel_busy(modem, preset.sf, sym_us, time.sleep_us)

@@ -105,3 +105,11 @@ def test_pen_power_on_an_sx1276_board_has_leaves_that_listen_all_the_time(capsys
 def test_pen_power_refuses_bad_input_in_one_line(capsys, argv, msg):
     rc, out, err = pen(capsys, "power", *argv)
     assert rc == 1 and out == "" and err.strip() == msg
+
+
+def test_bench_sizes_counts_the_long_preamble_toward_a_leaf(capsys):
+    rc, out, err = pen(capsys, "bench", "sizes", "--json")
+    t = json.loads(out)["to_leaf"]
+    # 29 symbols instead of 8 at SF9/BW125 (4.096 ms each), instead of 16 at SF11/BW250 (8.192 ms)
+    assert t["preamble_symbols"] == 29
+    assert t["extra_ms"] == {"sf9-bw125": 86.0, "sf11-bw250": 106.5}

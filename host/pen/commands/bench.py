@@ -45,8 +45,11 @@ def frame_sizes():
 
 def cmd_sizes(args):
     sizes = frame_sizes()
+    from pen.sim.power import leaf_preamble_cost
+    to_leaf = leaf_preamble_cost(SETTINGS)
     if args.json:
-        print(json.dumps({"frames": sizes, "settings": SETTINGS, "header_bytes": F.HEADER_LEN}, indent=1))
+        print(json.dumps({"frames": sizes, "settings": SETTINGS, "header_bytes": F.HEADER_LEN,
+                          "to_leaf": to_leaf}, indent=1))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -60,6 +63,8 @@ def cmd_sizes(args):
     for name, s in sizes.items():
         t.add_row(name, str(s["record_bytes"] or "-"), str(s["bytes"]), str(s["frames"]),
                   "%.1f" % s["airtime_ms"]["sf9-bw125"], "%.1f" % s["airtime_ms"]["sf11-bw250"])
+    t.add_row("+ to a leaf", "", "", "", "+%.1f" % to_leaf["extra_ms"]["sf9-bw125"],
+              "+%.1f" % to_leaf["extra_ms"]["sf11-bw250"])
     Console().print(t)
     return 0
 

@@ -183,3 +183,18 @@ def relays_for_no_one(run):
         if i not in run.t.bridges and not s.get("custody_in", 0) and not s.get("floods_relayed", 0):
             out.append(i)
     return out
+
+
+def leaf_preamble_cost(settings):
+    """What a frame to a leaf in RX duty cycle pays on air: {setting: extra
+    ms} for each of `pen bench sizes`' radio settings (the preamble grows from
+    the setting's to pen_node.sx126x.leaf_preamble symbols; the extra is the
+    same for every frame length)."""
+    b = load_budget(BOARD)
+    n = leaf_preamble(b.leaf["rx_symbols"], b.leaf["sleep_symbols"])
+    out = {}
+    for k, v in settings.items():
+        long_ = dict(v, preamble=max(n, v["preamble"]))
+        out[k] = round((time_on_air_us(16, **long_) - time_on_air_us(16, **v)) / 1000, 1)
+    return {"preamble_symbols": n, "extra_ms": out,
+            "note": "frames to a leaf outside its listen window (hardware/power.json leaf_rx, docs/power.md)"}

@@ -1,0 +1,118 @@
+"""How a board's /pen.json turns into its power setup (sleep.board_power)
+and its listen-before-talk (radio.channel_busy_for), over machine, esp32 and
+SPI doubles: which nodes sleep, on which wake sources, which listen in RX
+duty cycle, and who gets the long preamble."""
+import json
+import sys
+import types
+
+import pytest
+
+from conftest import ROOT
+from pen_protocol.airtime import PRESETS
+from pen_node import radio as R, sleep as S
+from pen_node.sx126x import IRQ_CAD_DONE
+from machinedouble import Esp32Double
+from spidouble import SpiDouble, ModemDouble
+
+P = PRESETS["eu868-sf9"]
+
+
+def board(name):
+    return json.loads((ROOT / "hardware" / "boards" / (name + ".json")).read_text())
+
+
+@pytest.fixture
+def rig(monkeypatch):
+    machine = types.ModuleType("machine")
+
+    class Pin:
+        IN = 0
+
+        def __init__(self, n, mode=None):
+            self.n = n
+
+        def value(self):
+            return 0
+
+    machine.Pin = Pin
+    machine.lightsleep = lambda ms: None
+    esp32 = Esp32Double()
+    mod = types.ModuleType("esp32")
+    mod.WAKEUP_ANY_HIGH, mod.WAKEUP_ALL_LOW = 1, 0
+    mod.wake_on_ext0, mod.wake_on_ext1 = esp32.wake_on_ext0, esp32.wake_on_ext1
+    monkeypatch.setitem(sys.modules, "machine", machine)
+    monkeypatch.setitem(sys.modules, "esp32", mod)
+    import time
+    monkeypatch.setattr(time, "sleep_ms", lambda ms: None, raising=False)  # MicroPython's
+    # power.load_budget on a board reads /hardware; here the checkout's
+    monkeypatch.setattr("pen_node.power._BOARD_HW", str(ROOT / "hardware"))
+    spi = SpiDouble()
+    m = ModemDouble(spi)
+    m._radio_isr = lambda pin: None
+    return esp32, m, spi
+
+
+def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False)
+    assert spi.log[:2] == ["9601", "0803d7020300000000"]
+    assert p.sleeper is not None and p.leaf is None and p.preamble is None
+    assert [(a[0], a[1].n, a[2]) for a in esp32.armed] == [("ext0", 14, 1)]
+    assert p.tx_dbm == 22  # the preset allows 27 dBm, the SX1262 gives 22
+
+
+def test_a_bridge_does_not_sleep_its_pc_powers_it(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"bridge": True}, board("heltec-v3"), P, m, lambda: 0, True)
+    assert p.sleeper is None and esp32.armed == []
+
+
+def test_a_node_with_a_link_sleeps_only_if_the_link_can_wake_it(rig):
+    esp32, m, spi = rig
+    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, True).sleeper is None
+    p = S.board_power({"link_wake_pin": 44}, board("heltec-v3"), P, m, lambda: 0, True)
+    assert [(a[0], getattr(a[1], "n", None) or a[1][0].n, a[2]) for a in esp32.armed] == [
+        ("ext0", 14, 1), ("ext1", 44, 0)]
+
+
+def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False)
+    assert p.leaf is not None
+    p.leaf.due(4000, 60000)  # the boot window is over: arm
+    assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
+
+
+def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True)
+    to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
+    assert p.before_send(to_leaf) is True and m.configured == [{"preamble_len": 29}]
+
+
+def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False)
+    beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
+    any_route = bytes((10, 0x1B, 0, 5, 0xFF, 0xFE, 0, 5, 0))
+    to_it = bytes((11, 0x1B, 0, 5, 0x00, 0x02, 0, 1, 0))
+    assert p.before_send(beacon) is False and p.ignores(any_route) is True
+    assert p.ignores(to_it) is False and p.before_send(to_it) is True
+    relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False)
+    assert relay.before_send(beacon) is True and relay.ignores(any_route) is False
+
+
+def test_an_sx1276_board_gets_no_sx126x_commands_and_no_cad(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False)
+    assert spi.log == [] and p.sleeper is None and p.tx_dbm == 17
+    assert R.channel_busy_for(board("ttgo-lora32-v2.1"), P, m) is None
+
+
+def test_listen_before_talk_on_an_sx1262_is_a_cad(rig):
+    esp32, m, spi = rig
+    spi.irqs = [0, IRQ_CAD_DONE]
+    slept = []
+    busy = R.channel_busy_for(board("heltec-v3"), P, m, slept.append)
+    assert busy(1234) is False and "c5" in spi.log and slept == [3 * 4096]
