@@ -95,7 +95,7 @@ async def rx_task(node, modem, clock, wake, power=None):
             now = clock()
             node.on_frame(rx, rx.rssi, rx.snr, now)
             if power is not None:
-                power.heard(now)
+                power.heard(rx, now)
             wake.set()
 
 
@@ -108,7 +108,7 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
         now = clock()
         frame = node.next_tx(now)
         if frame is not None:
-            if power is not None and not power.before_send(frame):
+            if power is not None and not power.before_send(frame, now):
                 node.on_tx_done(now)  # kept off the air (a leaf's beacon)
                 continue
             await modem.send(frame)

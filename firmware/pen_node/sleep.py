@@ -133,10 +133,12 @@ class NodePower:
         if self.leaf is not None:
             self.leaf.sent(end_ms)
 
-    def heard(self, now_ms):
+    def heard(self, frame, now_ms):
         self.meter.frames += 1
         if self.leaf is not None:
             self.leaf.heard(now_ms)
+        if self.preamble is not None:
+            self.preamble.heard(frame, now_ms)
 
     def nap(self, now_ms, until_ms):
         """False: this board does not sleep (the loop waits as before)."""
@@ -147,12 +149,12 @@ class NodePower:
         self.sleeper.nap(until_ms)
         return True
 
-    def before_send(self, frame):
+    def before_send(self, frame, now_ms):
         """False: a leaf keeps this frame off the air (leaf_quiet)."""
         if self.leaf is not None and leaf_quiet(frame):
             return False
         if self.preamble is not None:
-            self.preamble.set_for(frame)
+            self.preamble.set_for(frame, now_ms)
         return True
 
     def ignores(self, frame):
@@ -198,7 +200,7 @@ def board_power(cfg, board, preset, modem, clock, has_link):
     if cfg.get("sleepy"):
         power.preamble = sx126x.PreambleByDestination(
             modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
-            set(cfg["sleepy"]))
+            set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
     link_pin = cfg.get("link_wake_pin")
     if not cfg.get("sleep", not cfg.get("bridge", False)) or (has_link and link_pin is None):
         return power

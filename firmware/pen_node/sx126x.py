@@ -119,25 +119,44 @@ def start_rx_duty_cycle(modem, rx_us, sleep_us_):
     modem._cmd(">BBHBH", _CMD_SET_RX_DUTY_CYCLE, rx >> 16, rx & 0xFFFF, sl >> 16, sl & 0xFFFF)
 
 
+# a frame to a leaf goes with the ordinary preamble while the sender knows the
+# leaf is listening: it heard the leaf's own frame less than the leaf's window
+# ago, less this margin for its own contention and airtime
+LISTEN_MARGIN_MS = const(1500)
+
+
 class PreambleByDestination:
     """Sends with a long preamble to the addresses in `sleepy` (leaves in RX
-    duty cycle), the preset's preamble to everyone else: wraps the modem's
-    send, switching the packet's preamble through the driver's configure()
-    (SetPacketParams, DS 13.4.6) only when it changes."""
+    duty cycle) unless the leaf was heard within its listen window (window_ms
+    after its own frame), the preset's preamble to everyone else: switches
+    the packet's preamble through the driver's configure() (SetPacketParams,
+    DS 13.4.6) only when it changes."""
 
-    def __init__(self, modem, preamble, long_preamble, sleepy):
+    def __init__(self, modem, preamble, long_preamble, sleepy, window_ms):
         self.modem = modem
         self.preamble = preamble
         self.long_preamble = long_preamble
         self.sleepy = sleepy
+        self.window_ms = window_ms
+        self.heard_at = {}  # leaf address -> ms its last frame was heard
         self.current = preamble
 
-    def preamble_for(self, frame):
-        dst = (frame[4] << 8) | frame[5]  # pen_protocol.frame header: type, ctl, src, dst, origin
-        return self.long_preamble if dst in self.sleepy else self.preamble
+    def heard(self, frame, now_ms):
+        src = (frame[2] << 8) | frame[3]  # pen_protocol.frame header: type, ctl, src, dst, origin
+        if src in self.sleepy:
+            self.heard_at[src] = now_ms
 
-    def set_for(self, frame):
-        want = self.preamble_for(frame)
+    def preamble_for(self, frame, now_ms):
+        dst = (frame[4] << 8) | frame[5]
+        if dst not in self.sleepy:
+            return self.preamble
+        t = self.heard_at.get(dst)
+        if t is not None and now_ms <= t + self.window_ms - LISTEN_MARGIN_MS:
+            return self.preamble  # it is still in the window after its own frame
+        return self.long_preamble
+
+    def set_for(self, frame, now_ms):
+        want = self.preamble_for(frame, now_ms)
         if want != self.current:
             self.modem.configure({"preamble_len": want})
             self.current = want

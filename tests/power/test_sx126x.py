@@ -88,11 +88,25 @@ def test_leaf_preamble_covers_a_sleep_and_two_windows():
 
 def test_long_preamble_only_toward_sleepy_destinations_and_only_on_change():
     m, spi = modem()
-    p = X.PreambleByDestination(m, 8, 29, {0x0102})
+    p = X.PreambleByDestination(m, 8, 29, {0x0102}, 4000)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x01, 0x02, 0, 1)) + b"x"
     to_relay = bytes((10, 0x1B, 0, 1, 0x00, 0x07, 0, 1)) + b"x"
-    assert [p.set_for(f) for f in (to_relay, to_leaf, to_leaf, to_relay)] == [8, 29, 29, 8]
+    assert [p.set_for(f, 0) for f in (to_relay, to_leaf, to_leaf, to_relay)] == [8, 29, 29, 8]
     assert m.configured == [{"preamble_len": 29}, {"preamble_len": 8}]
+
+
+def test_a_leaf_heard_within_its_window_gets_the_short_preamble():
+    m, spi = modem()
+    p = X.PreambleByDestination(m, 8, 29, {0x0102}, 4000)
+    from_leaf = bytes((10, 0x1B, 0x01, 0x02, 0x00, 0x07, 0x01, 0x02)) + b"x"
+    from_other = bytes((10, 0x1B, 0x00, 0x09, 0x00, 0x07, 0x00, 0x09)) + b"x"
+    ack_to_leaf = bytes((0x20, 0x00, 0x00, 0x07, 0x01, 0x02, 0x00, 0x07)) + b"abcd"
+    p.heard(from_other, 1000)
+    assert p.preamble_for(ack_to_leaf, 1100) == 29  # nothing heard from the leaf itself
+    p.heard(from_leaf, 10000)
+    assert p.preamble_for(ack_to_leaf, 10050) == 8  # its window is open: the ack goes short
+    assert p.preamble_for(ack_to_leaf, 10000 + 4000 - X.LISTEN_MARGIN_MS) == 8
+    assert p.preamble_for(ack_to_leaf, 10000 + 4000 - X.LISTEN_MARGIN_MS + 1) == 29  # too close to its end
 
 
 SCRIPT = ("from spidouble import SpiDouble, ModemDouble\nfrom pen_node import sx126x as X\n"

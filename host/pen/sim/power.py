@@ -22,13 +22,9 @@ from pen_protocol.airtime import time_on_air_us
 
 from pen_node.power import load_budget, M_SLEEP, R_RXDC
 from pen_node.sleep import leaf_quiet, leaf_deaf
-from pen_node.sx126x import leaf_preamble
+from pen_node.sx126x import leaf_preamble, LISTEN_MARGIN_MS
 
 BOARD = "heltec-v3"
-# a frame to a leaf goes with the ordinary preamble while the sender knows the
-# leaf is listening: it heard the leaf's own frame less than the window ago
-# (less this margin for its own contention and airtime)
-LISTEN_MARGIN_MS = 1500
 
 
 def _dst(frame):
@@ -63,7 +59,7 @@ class SimPower:
 
     def _stretch(self, medium, p):
         """Frames to a leaf that is not in its listen window carry the long
-        preamble (what PreambleByDestination decides on a board): the
+        preamble (the rule of sx126x.PreambleByDestination on a board): the
         medium's airtime for them grows."""
         plain_start = medium.start
         extra = {}
