@@ -121,7 +121,9 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
             continue
         if emit is not None:
             emit(now)
-        if power is not None and power.nap(now, node.next_wakeup_ms(now)):
+        if power is not None and power.sleeper is not None:
+            gc.collect()  # before sleeping, as after each wait below: the heap must not fragment
+            power.nap(clock(), node.next_wakeup_ms(now))
             await asyncio.sleep(0)  # what a wake source readied (the rx task, the link) runs now
             continue
         wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))

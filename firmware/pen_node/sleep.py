@@ -141,13 +141,11 @@ class NodePower:
             self.preamble.heard(frame, now_ms)
 
     def nap(self, now_ms, until_ms):
-        """False: this board does not sleep (the loop waits as before)."""
-        if self.sleeper is None:
-            return False
+        """Light-sleep (self.sleeper is set: a board on battery) until until_ms
+        or a wake source; a leaf's duty cycle is armed first when due."""
         if self.leaf is not None:
             until_ms = self.leaf.due(now_ms, until_ms)
-        self.sleeper.nap(until_ms)
-        return True
+        return self.sleeper.nap(until_ms)
 
     def before_send(self, frame, now_ms):
         """False: a leaf keeps this frame off the air (leaf_quiet)."""

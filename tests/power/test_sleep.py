@@ -101,8 +101,9 @@ def test_leaf_listens_continuously_for_the_window_then_arms_and_counts_duty_time
     assert m.ms[R_RXDC] == 16000 and leaf.due(21000, 60000) == 24000
 
 
-def test_a_node_that_does_not_sleep_says_so():
-    assert NodePower(Meter(), 22).nap(0, 1000) is False
+def test_a_node_without_a_sleeper_is_left_to_wait_awake():
+    p = NodePower(Meter(), 22)
+    assert p.sleeper is None and p.before_send(b"\x0a\x1b\x00\x01\x00\x02\x00\x01x", 0) is True
 
 
 def _mpy_line(mpy, mode):
