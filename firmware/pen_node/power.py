@@ -1,7 +1,7 @@
 """Power model: average current from the time each part spends in each state.
 
-The firmware counts the states as it goes (Meter: radio TX by power level,
-RX, RX in duty cycle, sleep; MCU active, idle, light sleep); Budget prices
+The firmware counts the states as it goes (sleep.Meter: radio TX by power
+level, RX, RX in duty cycle, sleep; MCU active, idle, light sleep); Budget prices
 them with one board's figures from hardware/power.json (on a board
 /hardware/power.json), which the simulator and `pen power` read too. So the
 modelled current follows what the node's loop really did: a board that never
@@ -10,24 +10,14 @@ sleeps is charged its awake MCU current, not a light-sleep figure.
 average = (sum over states of time x current) / elapsed + board overheads
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
 import json
 
 DEFAULT_BOARD = "heltec-v3"
 _BOARD_HW = "/hardware"  # where package.json installs hardware/ on a board
 
-# Meter slots, radio side then MCU side (integers: ms, no floats on the hot path)
-R_RX = const(0)  # continuous receive
-R_RXDC = const(1)  # receive in duty cycle (SetRxDutyCycle)
-R_SLEEP = const(2)
-M_ACTIVE = const(3)
-M_SLEEP = const(4)  # light sleep; MCU idle is whatever is left of the elapsed time
-_SLOTS = const(5)
+# the Meter (what the node's loop did) lives with the loop that fills it, so a
+# board that only counts does not load the pricing below
+from .sleep import Meter, R_RX, R_RXDC, R_SLEEP, M_ACTIVE, M_SLEEP  # noqa: F401
 
 
 def hardware_dir():
@@ -54,31 +44,6 @@ def load_budget(board=DEFAULT_BOARD, hw=None):
     except OSError:
         raise ValueError("unknown board " + str(board))
     return Budget(_load(hw + "/power.json"), profile)
-
-
-class Meter:
-    """What the node's loop did, in ms per state (and TX by dBm). The node
-    adds as it goes; nothing here reads a clock."""
-
-    def __init__(self):
-        self.ms = [0] * _SLOTS
-        self.tx_ms = {}  # dBm -> ms on air
-        self.wakes = 0
-        self.frames = 0
-
-    def add(self, slot, ms):
-        if ms > 0:
-            self.ms[slot] += ms
-
-    def tx(self, dbm, ms):
-        if ms > 0:
-            self.tx_ms[dbm] = self.tx_ms.get(dbm, 0) + ms
-
-    def tx_total(self):
-        return sum(self.tx_ms.values())
-
-    def awake_fraction(self, elapsed_ms):
-        return 1 - self.ms[M_SLEEP] / elapsed_ms if elapsed_ms > 0 else 1.0
 
 
 class Budget:

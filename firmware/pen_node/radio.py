@@ -52,19 +52,24 @@ def lora_cfg(preset, power_dbm=None):
 
 _AXP192_ADDR = const(0x34)  # AXP192 DS 9.1: I2C address
 _AXP192_POWER_OUT = const(0x12)  # REG 12H: output enables; bit 2 = LDO2
+_AXP192_LDO3_ON = const(0x08)  # REG 12H bit 3
 _AXP192_LDO23_MV = const(0x28)  # REG 28H: LDO2 voltage in bits 7-4, 1.8-3.3 V in 100 mV steps
 
 
 def _axp192_ldo(machine, rail):
-    """Switch on an AXP192 LDO (the T-Beam v1.1 feeds its radio from LDO2)."""
+    """Switch on an AXP192 LDO (the T-Beam v1.1 feeds its radio from LDO2),
+    and off the one named by off_ldo (its GPS on LDO3: ~45 mA, more than a
+    relay's whole budget; docs/power.md)."""
     i2c = machine.I2C(0, sda=machine.Pin(rail["i2c"]["sda"]), scl=machine.Pin(rail["i2c"]["scl"]))
     if rail["ldo"] != 2:
         raise ValueError("only AXP192 LDO2 is wired to a radio on the boards here")
     step = (rail["mv"] - 1800) // 100
     v = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_LDO23_MV, 1)[0]
     i2c.writeto_mem(_AXP192_ADDR, _AXP192_LDO23_MV, bytes(((step << 4) | (v & 0x0F),)))
-    on = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_POWER_OUT, 1)[0]
-    i2c.writeto_mem(_AXP192_ADDR, _AXP192_POWER_OUT, bytes((on | 0x04,)))
+    on = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_POWER_OUT, 1)[0] | 0x04
+    if rail.get("off_ldo") == 3:
+        on &= ~_AXP192_LDO3_ON
+    i2c.writeto_mem(_AXP192_ADDR, _AXP192_POWER_OUT, bytes((on,)))
 
 
 def _power_rails(board, machine):

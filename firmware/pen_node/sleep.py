@@ -23,9 +23,41 @@ except ImportError:
     def const(x):
         return x
 
-from .power import M_ACTIVE, M_SLEEP, R_RXDC
+# Meter slots, radio side then MCU side (integers: ms, no floats on the hot path)
+R_RX = const(0)  # continuous receive
+R_RXDC = const(1)  # receive in duty cycle (SetRxDutyCycle)
+R_SLEEP = const(2)
+M_ACTIVE = const(3)
+M_SLEEP = const(4)  # light sleep; MCU idle is whatever is left of the elapsed time
+_SLOTS = const(5)
 
 MIN_SLEEP_MS = const(10)  # hardware/power.json firmware.min_sleep_ms: a shorter nap costs more than it saves
+
+
+class Meter:
+    """What the node's loop did, in ms per state (and TX by dBm), for
+    pen_node.power.Budget to price. The loop adds as it goes; nothing here
+    reads a clock."""
+
+    def __init__(self):
+        self.ms = [0] * _SLOTS
+        self.tx_ms = {}  # dBm -> ms on air
+        self.wakes = 0
+        self.frames = 0
+
+    def add(self, slot, ms):
+        if ms > 0:
+            self.ms[slot] += ms
+
+    def tx(self, dbm, ms):
+        if ms > 0:
+            self.tx_ms[dbm] = self.tx_ms.get(dbm, 0) + ms
+
+    def tx_total(self):
+        return sum(self.tx_ms.values())
+
+    def awake_fraction(self, elapsed_ms):
+        return 1 - self.ms[M_SLEEP] / elapsed_ms if elapsed_ms > 0 else 1.0
 
 
 class Sleeper:
@@ -176,8 +208,9 @@ def leaf_deaf(frame):
     return len(frame) > 5 and ((frame[4] << 8) | frame[5]) == _ANY_ROUTE
 
 
-def board_power(cfg, board, preset, modem, clock, has_link):
-    """NodePower for a board from /pen.json:
+def board_power(cfg, board, preset, modem, clock, has_link, leaf):
+    """NodePower for a board from /pen.json (leaf: hardware/power.json's
+    leaf_rx, the RX duty cycle's periods and window):
     "sleep": light-sleep between events (default: yes, except on a bridge,
       which its PC powers); with a link, only if "link_wake_pin" names the
       link's RX GPIO (else link bytes would be lost while asleep);
@@ -186,14 +219,12 @@ def board_power(cfg, board, preset, modem, clock, has_link):
     import machine
     import esp32
     import time
-    from .power import Meter, load_budget
     from . import sx126x
     meter = Meter()
     power = NodePower(meter, min(preset.power_dbm, board.get("max_power_dbm", preset.power_dbm)))
     if board["radio"] != "sx1262":
         return power  # no CAD, RX duty cycle or DC-DC switch for the SX127x here yet
     sx126x.prepare(modem)
-    leaf = load_budget(board["id"]).leaf
     sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
     if cfg.get("sleepy"):
         power.preamble = sx126x.PreambleByDestination(

@@ -60,6 +60,8 @@ def test_every_board_profile_is_complete():
         assert b["radio"] in radios["radios"] and b["mcu"] in radios["mcus"]
         for rail in b["rails"]:
             assert "pin" in rail and rail["on"] in (0, 1) or rail["pmu"] == "axp192" and rail["ldo"] == 2
+            if rail.get("pmu"):
+                assert rail["off_ldo"] == 3  # a T-Beam's GPS: off
         if b["radio"] == "sx1262":
             # BUSY and DIO1 are how the driver talks to an SX126x; these modules all run a 1.8 V TCXO
             assert None not in (b["pins"]["busy"], b["pins"]["dio1"])
@@ -192,7 +194,7 @@ class _Recorder:
         self.kw = kw
 
 
-def _stand_in_board_modules(monkeypatch):
+def _stand_in_board_modules(monkeypatch, power_out=0x01):
     calls = []
     machine = types.ModuleType("machine")
 
@@ -216,7 +218,7 @@ def _stand_in_board_modules(monkeypatch):
 
     class I2C:
         def __init__(self, bus, sda, scl):
-            self.regs = {0x28: 0x0C, 0x12: 0x01}
+            self.regs = {0x28: 0x0C, 0x12: power_out}
 
         def readfrom_mem(self, addr, reg, n):
             return bytes((self.regs[reg],))
@@ -255,8 +257,15 @@ def test_make_radio_builds_an_sx1276_on_pa_boost_after_the_pmu_rail(monkeypatch)
     assert modem.kw["dio0"] == Pin(26) and modem.kw["dio1"] == Pin(33) and modem.kw["reset"] == Pin(23)
     assert modem.kw["lora_cfg"]["tx_ant"] == "PA_BOOST"
     assert modem.kw["lora_cfg"]["output_power"] == min(p.power_dbm, 17)
-    # AXP192: LDO2 set to 3.3 V (step 15 in the high nibble, LDO3 kept) then enabled (bit 2 of 12H)
+    # AXP192: LDO2 set to 3.3 V (step 15 in the high nibble, LDO3's voltage kept) then enabled (bit 2 of
+    # 12H), and LDO3 (the GPS) off in the same write (bit 3, already off in this stand-in)
     assert calls[:2] == [("i2c", 0x34, 0x28, 0xFC), ("i2c", 0x34, 0x12, 0x05)]
+
+
+def test_make_radio_switches_the_t_beams_gps_off_with_the_radio_rail_on(monkeypatch):
+    calls, Pin = _stand_in_board_modules(monkeypatch, power_out=0x4D)  # AXP192 power-up: DC-DCs, LDO2, LDO3 on
+    R.make_radio(board("tbeam-v1.1-sx1262"), PRESETS["eu868-sf9"])
+    assert calls[1] == ("i2c", 0x34, 0x12, 0x45)  # LDO2 kept on, LDO3 (bit 3) cleared, the rest untouched
 
 
 def test_make_radio_refuses_an_unknown_chip(monkeypatch):

@@ -54,17 +54,17 @@ class MachineDouble:
 class Air:
     """The node under test (its AsyncRadioDouble) and one peer MeshNode."""
 
-    def __init__(self, peer, preset, sleepy=(), long_preamble=None):
+    def __init__(self, peer, preset, policy=None):
         self.now = 0
         self.peer = peer
         self.p = preset
         self.radio = None
         self.flying = []  # [end_ms, frame, long_preamble] toward the node under test
         self.peer_t = 0
-        self.sleepy = sleepy
-        self.long_preamble = long_preamble
+        self.policy = policy  # the peer's sx126x.PreambleByDestination, or None: the preset's preamble always
         self.missed = 0  # frames a duty-cycled receiver slept through
         self.peer_sent = []
+        self.long_sent = 0  # frames the peer sent with the long preamble
         self.link_at = []  # times a link byte arrives (a store's phone hands in a payment)
         self.link_due = []
 
@@ -80,10 +80,11 @@ class Air:
         if f is None:
             self.peer_t = self.peer.next_wakeup_ms(t)
             return
-        dst = (f[4] << 8) | f[5]
-        long_pre = dst in self.sleepy
-        end = t + self.airtime_ms(len(f), self.long_preamble if long_pre else None)
+        pre = self.policy.set_for(f, t) if self.policy is not None else self.p.preamble
+        long_pre = pre != self.p.preamble
+        end = t + self.airtime_ms(len(f), pre)
         self.flying.append([end, bytes(f), long_pre])
+        self.long_sent += long_pre
         self.peer_sent.append((t, bytes(f)))
         self.peer.on_tx_done(end)
         self.peer_t = max(end, self.peer.next_wakeup_ms(end))
@@ -156,6 +157,8 @@ class AsyncRadioDouble:
         self.duty = False
         self.air.advance(t0 + self.air.airtime_ms(len(packet)), transmitting=True)
         self.air.peer.on_frame(bytes(packet), LINK[0], LINK[1], self.air.now)
+        if self.air.policy is not None:
+            self.air.policy.heard(packet, self.air.now)
         self.air.peer_t = min(self.air.peer_t, self.air.peer.next_wakeup_ms(self.air.now))
         await asyncio.sleep(0)
 

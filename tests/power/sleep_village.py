@@ -14,9 +14,8 @@ from pen_protocol import cbor
 from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode
-from pen_node.power import Meter
-from pen_node.sleep import Sleeper, LeafListen, NodePower
-from pen_node.sx126x import leaf_preamble
+from pen_node.sleep import Meter, Sleeper, LeafListen, NodePower
+from pen_node.sx126x import leaf_preamble, PreambleByDestination
 from machinedouble import Air, AsyncRadioDouble, MachineDouble, Esp32Double, Pin
 
 P = PRESETS["eu868-sf9"]
@@ -34,6 +33,13 @@ class Rng:
         return (self.s >> 7) & ((1 << n) - 1)
 
 
+class Configured:
+    """The peer's modem as PreambleByDestination sees it: configure() only."""
+
+    def configure(self, cfg):
+        pass
+
+
 def use(i):
     ref = bytes((0, 0, 0, 1, 0, 0, 0, i))
     return bytes([10]) + cbor.dumps([ref, b"\x12\x34\x56\x78", b"\x12\x34\x56\x79"]) + bytes(64)
@@ -47,7 +53,10 @@ def receipt(i):
 def run(mode="sleep", payments=PAYMENTS):
     bridge = MeshNode(BRIDGE, P, Journal(MemStorage(8192)), Rng(1), is_bridge=True)
     store = MeshNode(STORE, P, Journal(MemStorage(8192)), Rng(2))
-    air = Air(bridge, P, sleepy=(STORE,) if mode == "sleep" else (), long_preamble=leaf_preamble(4, 21))
+    policy = None
+    if mode == "sleep":  # the bridge knows the store is a leaf ("sleepy" in its /pen.json)
+        policy = PreambleByDestination(Configured(), P.preamble, leaf_preamble(4, 21), {STORE}, 4000)
+    air = Air(bridge, P, policy)
     radio = AsyncRadioDouble(air)
     machine, esp32 = MachineDouble(air), Esp32Double()
     meter = Meter()
@@ -105,7 +114,7 @@ def run(mode="sleep", payments=PAYMENTS):
             "dio1_wakes": wakes.get("dio1", 0), "timer_wakes": wakes.get("timer", 0),
             "link_wakes": wakes.get("link", 0), "armed": [a[0] for a in esp32.armed],
             "isr_by_hand": radio.isr_runs, "duty_arms": radio.duty_arms, "missed": air.missed,
-            "rxdc_ms": meter.ms[1], "active_ms": meter.ms[3], "tx_ms": meter.tx_total(),
+            "rxdc_ms": meter.ms[1], "long_sent": air.long_sent, "active_ms": meter.ms[3], "tx_ms": meter.tx_total(),
             "store_sent": [t for t, f in radio.sent], "held": len(store.journal.live),
             "receipt_ms": receipts, "submitted_ms": [submitted[k] for k in sorted(submitted)]}
 

@@ -16,6 +16,7 @@ from machinedouble import Esp32Double
 from spidouble import SpiDouble, ModemDouble
 
 P = PRESETS["eu868-sf9"]
+LEAF = json.loads((ROOT / "hardware" / "power.json").read_text())["leaf_rx"]
 
 
 def board(name):
@@ -45,8 +46,6 @@ def rig(monkeypatch):
     monkeypatch.setitem(sys.modules, "esp32", mod)
     import time
     monkeypatch.setattr(time, "sleep_ms", lambda ms: None, raising=False)  # MicroPython's
-    # power.load_budget on a board reads /hardware; here the checkout's
-    monkeypatch.setattr("pen_node.power._BOARD_HW", str(ROOT / "hardware"))
     spi = SpiDouble()
     m = ModemDouble(spi)
     m._radio_isr = lambda pin: None
@@ -55,7 +54,7 @@ def rig(monkeypatch):
 
 def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
     esp32, m, spi = rig
-    p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False)
+    p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
     assert spi.log[:2] == ["9601", "0803d7020300000000"]
     assert p.sleeper is not None and p.leaf is None and p.preamble is None
     assert [(a[0], a[1].n, a[2]) for a in esp32.armed] == [("ext0", 14, 1)]
@@ -64,21 +63,21 @@ def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
 
 def test_a_bridge_does_not_sleep_its_pc_powers_it(rig):
     esp32, m, spi = rig
-    p = S.board_power({"bridge": True}, board("heltec-v3"), P, m, lambda: 0, True)
+    p = S.board_power({"bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, LEAF)
     assert p.sleeper is None and esp32.armed == []
 
 
 def test_a_node_with_a_link_sleeps_only_if_the_link_can_wake_it(rig):
     esp32, m, spi = rig
-    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, True).sleeper is None
-    p = S.board_power({"link_wake_pin": 44}, board("heltec-v3"), P, m, lambda: 0, True)
+    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, True, LEAF).sleeper is None
+    p = S.board_power({"link_wake_pin": 44}, board("heltec-v3"), P, m, lambda: 0, True, LEAF)
     assert [(a[0], getattr(a[1], "n", None) or a[1][0].n, a[2]) for a in esp32.armed] == [
         ("ext0", 14, 1), ("ext1", 44, 0)]
 
 
 def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False)
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
     assert p.leaf is not None
     p.leaf.due(4000, 60000)  # the boot window is over: arm
     assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
@@ -86,7 +85,7 @@ def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
 
 def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
     esp32, m, spi = rig
-    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True)
+    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, LEAF)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
     assert p.before_send(to_leaf, 0) is True and m.configured == [{"preamble_len": 29}]
     p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
@@ -95,19 +94,19 @@ def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
 
 def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False)
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
     beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
     any_route = bytes((10, 0x1B, 0, 5, 0xFF, 0xFE, 0, 5, 0))
     to_it = bytes((11, 0x1B, 0, 5, 0x00, 0x02, 0, 1, 0))
     assert p.before_send(beacon, 0) is False and p.ignores(any_route) is True
     assert p.ignores(to_it) is False and p.before_send(to_it, 0) is True
-    relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False)
+    relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
     assert relay.before_send(beacon, 0) is True and relay.ignores(any_route) is False
 
 
 def test_an_sx1276_board_gets_no_sx126x_commands_and_no_cad(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False)
+    p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False, LEAF)
     assert spi.log == [] and p.sleeper is None and p.tx_dbm == 17
     assert R.channel_busy_for(board("ttgo-lora32-v2.1"), P, m) is None
 
