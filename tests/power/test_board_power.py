@@ -2,6 +2,7 @@
 and its listen-before-talk (radio.channel_busy_for), over machine, esp32 and
 SPI doubles: which nodes sleep, on which wake sources, which listen in RX
 duty cycle, and who gets the long preamble."""
+import powerpath  # noqa: F401
 import json
 import sys
 import types

@@ -1,5 +1,6 @@
 """pen_node.power: the firmware's model prices the time a node spent in each
 state with one board's figures from hardware/power.json."""
+import powerpath  # noqa: F401
 import json
 
 import pytest

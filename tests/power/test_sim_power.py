@@ -2,6 +2,7 @@
 firmware's model priced over what each node's loop did in the 50-node
 village, seed 1; leaves in RX duty cycle change neither delivery nor the
 receipts, and p95 by a few per cent."""
+import powerpath  # noqa: F401
 import json
 
 import pytest

@@ -2,6 +2,7 @@
 own tasks, on a machine double in virtual time (tests/power/machinedouble.py),
 on CPython and under the unix port: no frame missed, no payment or receipt
 late because the board slept."""
+import powerpath  # noqa: F401
 import pytest
 
 import sleep_village as V

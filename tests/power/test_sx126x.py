@@ -1,5 +1,6 @@
 """pen_node.sx126x against a recorded SPI command sequence (SX1261/2 DS rev
 2.1 section 13 layouts), on CPython and under the unix port."""
+import powerpath  # noqa: F401
 import pytest
 
 from pen_node import sx126x as X

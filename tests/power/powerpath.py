@@ -1,3 +1,4 @@
+"""Puts protocol/, firmware/ and this directory on sys.path (imported first by the tests here)."""
 import sys
 from pathlib import Path
 
