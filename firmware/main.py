@@ -40,7 +40,7 @@ except ImportError:  # a build without the link service: the node still relays
 
 CONFIG = "/pen.json"
 BOARDS = "/hardware/boards/%s.json"
-POWER = "/hardware/power.json"  # pen_node.power's figures; the board reads its leaves' RX duty cycle here
+POWER = "/hardware/power.json"  # pen_node.power's figures: the leaves' RX duty cycle, the pins that wake the MCU
 JOURNAL = "/pen_journal.bin"
 JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
 DUTY = "/pen_duty.bin"  # the last hour's airtime, so a reboot does not reset the law's budget
@@ -170,7 +170,7 @@ async def run():
     clock = Clock()
     modem = make_radio(board, preset)
     from pen_node.sleep import board_power  # board-only: not in the unix port's import
-    power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER)["leaf_rx"])
+    power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER))
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
                     channel_busy=channel_busy_for(board, preset, modem))

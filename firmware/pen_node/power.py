@@ -20,6 +20,12 @@ _BOARD_HW = "/hardware"  # where package.json installs hardware/ on a board
 from .sleep import Meter, R_RX, R_RXDC, R_SLEEP, M_ACTIVE, M_SLEEP  # noqa: F401
 
 
+def irq_pin(profile):
+    """The GPIO the radio driver's RX/TX-done interrupt arrives on: DIO1 on
+    an SX126x, DIO0 on an SX127x (micropython-lib's drivers)."""
+    return profile["pins"]["dio1" if profile["radio"] == "sx1262" else "dio0"]
+
+
 def hardware_dir():
     """hardware/: on a board at /hardware, in a checkout next to firmware/."""
     import os
@@ -59,6 +65,8 @@ class Budget:
         self.mcu_name = profile["mcu"]
         self.radio = figs["radios"][self.radio_name]
         self.mcu = figs["mcus"][self.mcu_name]
+        # light sleep needs the radio's RX-done line on a pin that can wake the MCU (pen_node/sleep.py)
+        self.can_sleep = irq_pin(profile) in self.mcu["rtc_gpios"]
         self.fw = figs["firmware"]
         self.leaf = figs["leaf_rx"]
         self.overhead_ma = b["regulator_iq_ma"] + b["vext_ma"] + b["always_ma"]

@@ -208,37 +208,45 @@ def leaf_deaf(frame):
     return len(frame) > 5 and ((frame[4] << 8) | frame[5]) == _ANY_ROUTE
 
 
-def board_power(cfg, board, preset, modem, clock, has_link, leaf):
-    """NodePower for a board from /pen.json (leaf: hardware/power.json's
-    leaf_rx, the RX duty cycle's periods and window):
+def board_power(cfg, board, preset, modem, clock, has_link, figs):
+    """NodePower for a board from /pen.json and hardware/power.json (figs):
     "sleep": light-sleep between events (default: yes, except on a bridge,
-      which its PC powers); with a link, only if "link_wake_pin" names the
-      link's RX GPIO (else link bytes would be lost while asleep);
+      which its PC powers); with a link, only if "link_wake_pin" names an
+      RTC GPIO wired to the link's RX line (else link bytes would be lost
+      while asleep: the UARTs' own RX pins cannot wake the CPU);
     "leaf": this node relays for no one: listen in RX duty cycle (SX126x);
-    "sleepy": addresses of leaves, sent to with the long preamble."""
+    "sleepy": addresses of leaves, sent to with the long preamble.
+    A board whose radio IRQ is not on an RTC GPIO stays awake, and says so."""
     import machine
     import esp32
     import time
-    from . import sx126x
     meter = Meter()
     power = NodePower(meter, min(preset.power_dbm, board.get("max_power_dbm", preset.power_dbm)))
-    if board["radio"] != "sx1262":
-        return power  # no CAD, RX duty cycle or DC-DC switch for the SX127x here yet
-    sx126x.prepare(modem)
-    sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
-    if cfg.get("sleepy"):
-        power.preamble = sx126x.PreambleByDestination(
-            modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
-            set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
+    leaf = figs["leaf_rx"]
+    sx = board["radio"] == "sx1262"
+    if sx:
+        from . import sx126x
+        sx126x.prepare(modem)
+        if cfg.get("sleepy"):
+            power.preamble = sx126x.PreambleByDestination(
+                modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
+                set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
+    rtc = figs["mcus"][board["mcu"]]["rtc_gpios"]
     link_pin = cfg.get("link_wake_pin")
+    if link_pin is not None and link_pin not in rtc:
+        raise ValueError("link_wake_pin %d cannot wake a %s (not an RTC GPIO)" % (link_pin, board["mcu"]))
     if not cfg.get("sleep", not cfg.get("bridge", False)) or (has_link and link_pin is None):
         return power
-    dio1 = machine.Pin(board["pins"]["dio1"], machine.Pin.IN)
-    power.sleeper = Sleeper(machine, esp32, clock, dio1, modem._radio_isr, meter, time.sleep_ms,
+    irq = board["pins"]["dio1" if sx else "dio0"]  # where the driver's RX-done IRQ arrives
+    if irq not in rtc:
+        print("pen: no light sleep: the radio IRQ on GPIO%d cannot wake a %s" % (irq, board["mcu"]))
+        return power
+    pin = machine.Pin(irq, machine.Pin.IN)
+    power.sleeper = Sleeper(machine, esp32, clock, pin, modem._radio_isr, meter, time.sleep_ms,
                             None if link_pin is None else machine.Pin(link_pin, machine.Pin.IN))
-    if cfg.get("leaf"):
+    if cfg.get("leaf") and sx:
+        sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
         rx_us, sl_us = leaf["rx_symbols"] * sym_us, leaf["sleep_symbols"] * sym_us
         power.leaf = LeafListen(lambda: sx126x.start_rx_duty_cycle(modem, rx_us, sl_us), meter,
                                 leaf["listen_after_tx_ms"], clock())
     return power
-

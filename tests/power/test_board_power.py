@@ -17,7 +17,7 @@ from machinedouble import Esp32Double
 from spidouble import SpiDouble, ModemDouble
 
 P = PRESETS["eu868-sf9"]
-LEAF = json.loads((ROOT / "hardware" / "power.json").read_text())["leaf_rx"]
+FIGS = json.loads((ROOT / "hardware" / "power.json").read_text())
 
 
 def board(name):
@@ -55,7 +55,7 @@ def rig(monkeypatch):
 
 def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
     esp32, m, spi = rig
-    p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
+    p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
     assert spi.log[:2] == ["9601", "0803d7020300000000"]
     assert p.sleeper is not None and p.leaf is None and p.preamble is None
     assert [(a[0], a[1].n, a[2]) for a in esp32.armed] == [("ext0", 14, 1)]
@@ -64,21 +64,35 @@ def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
 
 def test_a_bridge_does_not_sleep_its_pc_powers_it(rig):
     esp32, m, spi = rig
-    p = S.board_power({"bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, LEAF)
+    p = S.board_power({"bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
     assert p.sleeper is None and esp32.armed == []
 
 
 def test_a_node_with_a_link_sleeps_only_if_the_link_can_wake_it(rig):
     esp32, m, spi = rig
-    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, True, LEAF).sleeper is None
-    p = S.board_power({"link_wake_pin": 44}, board("heltec-v3"), P, m, lambda: 0, True, LEAF)
+    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, True, FIGS).sleeper is None
+    p = S.board_power({"link_wake_pin": 21}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
     assert [(a[0], getattr(a[1], "n", None) or a[1][0].n, a[2]) for a in esp32.armed] == [
-        ("ext0", 14, 1), ("ext1", 44, 0)]
+        ("ext0", 14, 1), ("ext1", 21, 0)]
+
+
+def test_a_link_wake_pin_that_cannot_wake_the_mcu_is_refused(rig):
+    esp32, m, spi = rig
+    with pytest.raises(ValueError, match="link_wake_pin 44 cannot wake a esp32s3"):
+        S.board_power({"link_wake_pin": 44}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)  # UART0 RX
+    assert esp32.armed == []
+
+
+def test_a_board_whose_radio_irq_cannot_wake_the_mcu_stays_awake_and_says_so(rig, capsys):
+    esp32, m, spi = rig
+    p = S.board_power({}, board("t3-s3"), P, m, lambda: 0, False, FIGS)  # DIO1 on GPIO33 of an ESP32-S3
+    assert p.sleeper is None and esp32.armed == []
+    assert capsys.readouterr().out == "pen: no light sleep: the radio IRQ on GPIO33 cannot wake a esp32s3\n"
 
 
 def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
     assert p.leaf is not None
     p.leaf.due(4000, 60000)  # the boot window is over: arm
     assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
@@ -86,7 +100,7 @@ def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
 
 def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
     esp32, m, spi = rig
-    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, LEAF)
+    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
     assert p.before_send(to_leaf, 0) is True and m.configured == [{"preamble_len": 29}]
     p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
@@ -95,20 +109,21 @@ def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
 
 def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
     beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
     any_route = bytes((10, 0x1B, 0, 5, 0xFF, 0xFE, 0, 5, 0))
     to_it = bytes((11, 0x1B, 0, 5, 0x00, 0x02, 0, 1, 0))
     assert p.before_send(beacon, 0) is False and p.ignores(any_route) is True
     assert p.ignores(to_it) is False and p.before_send(to_it, 0) is True
-    relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, LEAF)
+    relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
     assert relay.before_send(beacon, 0) is True and relay.ignores(any_route) is False
 
 
-def test_an_sx1276_board_gets_no_sx126x_commands_and_no_cad(rig):
+def test_an_sx1276_board_sleeps_on_dio0_without_sx126x_commands_cad_or_duty_cycle(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False, LEAF)
-    assert spi.log == [] and p.sleeper is None and p.tx_dbm == 17
+    p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False, FIGS)
+    assert spi.log == [] and p.leaf is None and p.tx_dbm == 17
+    assert [(a[0], a[1].n) for a in esp32.armed] == [("ext0", 26)]  # the SX127x driver's RX-done line
     assert R.channel_busy_for(board("ttgo-lora32-v2.1"), P, m) is None
 
 

@@ -73,3 +73,11 @@ def test_the_model_gives_the_same_figure_under_the_unix_port(mpy, b):
               "print('%%.6f' %% b.average_ma(m, 3600000))\n" % HW)
     m = b.sleeping_meter(3600000, {22: 36000}, 1000, 1500, 600000)
     assert out.strip() == "%.6f" % b.average_ma(m, 3600000)
+
+
+def test_a_board_sleeps_only_if_its_radio_irq_can_wake_the_mcu():
+    can = {name: P.load_budget(name, HW).can_sleep for name in
+           ("heltec-v3", "t3-s3", "tbeam-v1.1-sx1262", "tbeam-v1.1-sx1276", "ttgo-lora32-v2.1")}
+    # the T3-S3 wires DIO1 to GPIO33, not an RTC GPIO on an ESP32-S3
+    assert can == {"heltec-v3": True, "t3-s3": False, "tbeam-v1.1-sx1262": True, "tbeam-v1.1-sx1276": True,
+                   "ttgo-lora32-v2.1": True}

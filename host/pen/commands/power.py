@@ -90,6 +90,7 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
         "village": {"delivery_ratio": m["delivery_ratio"], "p95_latency_s": m["p95_latency_s"],
                     "leaves_in_duty_cycle": len(pw.leaves) if b.radio.get("rx_duty_cycle") else 0},
     }
+    out["can_sleep"] = b.can_sleep
     # what a node that listens all the time draws before it sends or handles anything
     out["listening_floor_ma"] = round(b.radio["rx_ma"] + b.mcu["light_sleep_ma"] + b.overhead_ma, 3)
     if role in TARGETS_MA:
@@ -115,6 +116,8 @@ def cmd_power(args):
             print("    %-20s %.3f mA" % (k, v))
     if "target_ma" in out:
         print("  target           <= %.1f mA: %s" % (out["target_ma"], "met" if out["meets_target"] else "NOT met"))
+    if not out["can_sleep"]:
+        print("  no light sleep   the radio's IRQ pin cannot wake this board's MCU (not an RTC GPIO)")
     if out["role"] != "leaf" or not out["parts_ma"]["radio_rx_duty_cycle"]:
         print("  listening floor  %.2f mA (radio RX + MCU light sleep + board), before any frame" % (
             out["listening_floor_ma"]))

@@ -139,7 +139,7 @@ class SimPower:
         if role == "leaf" and b.radio.get("rx_duty_cycle"):
             rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - tx_ms)
         m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc)
-        if role == "bridge":  # on its PC's USB power: it never sleeps, its MCU idles awake
+        if role == "bridge" or not b.can_sleep:  # a bridge is on its PC's USB power; some boards cannot sleep
             m.ms[M_SLEEP] = 0
         return m
 
