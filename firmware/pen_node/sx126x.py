@@ -70,12 +70,17 @@ def channel_busy(modem, sf, sym_us, sleep_us):
     """Listen before talk on an SX126x that is receiving continuously.
 
     A frame already arriving (preamble or header latched, not yet done) is
-    busy without touching the chip: a CAD would abort that reception. Else
-    the chip leaves RX for one CAD (2 symbols: 8 ms at SF9/BW125) and
-    receives again. CAD misses a frame whose preamble has passed and can
-    false-alarm (REFERENCE.md); the mesh's jittered timing covers both."""
+    busy without touching the chip: a CAD would abort that reception. So is
+    a frame received that the driver has not read yet (RxDone latched): its
+    IRQ is the driver's to clear, and clearing it for a CAD would lose the
+    frame. Else the chip leaves RX for one CAD (2 symbols: 8 ms at
+    SF9/BW125) and receives again. CAD misses a frame whose preamble has
+    passed and can false-alarm (REFERENCE.md); the mesh's jittered timing
+    covers both."""
     flags = modem._get_irq()
-    if flags & _ARRIVING and not flags & IRQ_RX_DONE:
+    if flags & IRQ_RX_DONE:
+        return True
+    if flags & _ARRIVING:
         modem._cmd(">BH", _CMD_CLR_IRQ_STATUS, flags & _ARRIVING)  # at most one stale "busy"
         return True
     modem._standby()  # the private one: the driver still believes it is receiving
