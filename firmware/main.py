@@ -169,7 +169,7 @@ async def run():
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
     modem = make_radio(board, preset)
-    from pen_node.sleep import board_power  # board-only: not in the unix port's import
+    from pen_node.boardsleep import board_power  # board-only: not in the unix port's import
     power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER))
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),

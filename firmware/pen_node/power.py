@@ -69,6 +69,7 @@ class Budget:
         self.can_sleep = irq_pin(profile) in self.mcu["rtc_gpios"]
         self.fw = figs["firmware"]
         self.leaf = figs["leaf_rx"]
+        self.relay_rx = figs["relay_rx"]
         self.overhead_ma = b["regulator_iq_ma"] + b["vext_ma"] + b["always_ma"]
         self.battery_mah = b["battery_mah"]
         self.battery_v = b["battery_v"]
@@ -91,10 +92,10 @@ class Budget:
         in EU868's 869.4-869.65 MHz sub-band; an SX1262 gives 22)."""
         return self._tx[-1][0]
 
-    def rx_duty_ma(self):
-        """Average radio current in RX duty cycle, listening rx_symbols out of
-        every rx_symbols + sleep_symbols (DS 13.1.7)."""
-        rx, sl = self.leaf["rx_symbols"], self.leaf["sleep_symbols"]
+    def rx_duty_ma(self, duty=None):
+        """Average radio current in RX duty cycle, listening rx out of every
+        rx + sleep symbols (DS 13.1.7); duty (rx, sleep), default the leaves'."""
+        rx, sl = duty or (self.leaf["rx_symbols"], self.leaf["sleep_symbols"])
         return (rx * self.radio["rx_ma"] + sl * self.radio["sleep_ua"] / 1000) / (rx + sl)
 
     def parts(self, m, elapsed_ms):
@@ -110,7 +111,7 @@ class Budget:
         e = elapsed_ms
         return (sum(t * self.tx_ma(p) for p, t in m.tx_ms.items()) / e,
                 rx * self.radio["rx_ma"] / e,
-                ms[R_RXDC] * self.rx_duty_ma() / e,
+                ms[R_RXDC] * self.rx_duty_ma(m.duty) / e,
                 ms[R_SLEEP] * self.radio["sleep_ua"] / 1000 / e,
                 ms[M_ACTIVE] * self.mcu["active_ma"] / e,
                 idle * self.mcu["idle_ma"] / e,
@@ -120,7 +121,7 @@ class Budget:
     def average_ma(self, m, elapsed_ms):
         return sum(self.parts(m, elapsed_ms))
 
-    def sleeping_meter(self, elapsed_ms, tx_ms_by_dbm, frames, wakes, rxdc_ms=0):
+    def sleeping_meter(self, elapsed_ms, tx_ms_by_dbm, frames, wakes, rxdc_ms=0, duty=None):
         """The Meter of a node whose loop light-sleeps between events: active
         for each frame handled and each wake, asleep the rest (what
         pen_node/sleep.py does on a board; the simulator and `pen power` use it)."""
@@ -132,7 +133,7 @@ class Budget:
         m.add(M_ACTIVE, active)
         m.add(M_SLEEP, elapsed_ms - active)
         m.add(R_RXDC, min(rxdc_ms, elapsed_ms - m.tx_total()))
-        m.frames, m.wakes = frames, wakes
+        m.frames, m.wakes, m.duty = frames, wakes, duty
         return m
 
 _default = None

@@ -44,6 +44,7 @@ class Meter:
         self.tx_ms = {}  # dBm -> ms on air
         self.wakes = 0
         self.frames = 0
+        self.duty = None  # (rx, sleep) symbols of the RX duty cycle in R_RXDC; None: the leaves' (power.json)
 
     def add(self, slot, ms):
         if ms > 0:
@@ -106,12 +107,14 @@ class Sleeper:
         return after - now
 
 
-class LeafListen:
-    """A node that relays for no one listens in RX duty cycle, except for a
-    window after each of its own transmissions (its hop's ack comes then,
-    with an ordinary preamble): the driver resumes continuous RX after a
-    send by itself, and this arms the duty cycle again once the window is
-    over (and after any frame, which leaves the chip in standby)."""
+class DutyListen:
+    """The radio listens in RX duty cycle except for a window after each of
+    the node's own transmissions. A leaf (relays for no one) has a window:
+    its hop's ack comes then, with an ordinary preamble. A relay in RX duty
+    cycle (opt-in, "relay_rx_duty") has none: its windows are short enough
+    for the preset's own preamble. The driver resumes continuous RX after a
+    send by itself (and after any frame, which leaves the chip in standby);
+    this arms the duty cycle again once the window is over."""
 
     def __init__(self, arm, meter, window_ms, now_ms):
         self.arm = arm  # arm(): start the RX duty cycle (sx126x.start_rx_duty_cycle with the periods)
@@ -149,12 +152,14 @@ class LeafListen:
 
 class NodePower:
     """What main.py's tasks tell about power: the Meter they fill, the TX
-    power they send at, and (a board on battery) the Sleeper and LeafListen."""
+    power they send at, and (a board on battery) the Sleeper and DutyListen;
+    leaf: this node relays for no one (leaf_quiet, leaf_deaf)."""
 
-    def __init__(self, meter, tx_dbm, sleeper=None, leaf=None):
+    def __init__(self, meter, tx_dbm, sleeper=None, listen=None, leaf=False):
         self.meter = meter
         self.tx_dbm = tx_dbm
         self.sleeper = sleeper
+        self.listen = listen
         self.leaf = leaf
         self.preamble = None  # sx126x.PreambleByDestination toward sleepy leaves
 
@@ -162,33 +167,33 @@ class NodePower:
         self.meter.tx(self.tx_dbm, end_ms - start_ms)
         if self.sleeper is not None:
             self.sleeper.sent(end_ms - start_ms)
-        if self.leaf is not None:
-            self.leaf.sent(end_ms)
+        if self.listen is not None:
+            self.listen.sent(end_ms)
 
     def heard(self, frame, now_ms):
         self.meter.frames += 1
-        if self.leaf is not None:
-            self.leaf.heard(now_ms)
+        if self.listen is not None:
+            self.listen.heard(now_ms)
         if self.preamble is not None:
             self.preamble.heard(frame, now_ms)
 
     def nap(self, now_ms, until_ms):
         """Light-sleep (self.sleeper is set: a board on battery) until until_ms
-        or a wake source; a leaf's duty cycle is armed first when due."""
-        if self.leaf is not None:
-            until_ms = self.leaf.due(now_ms, until_ms)
+        or a wake source; the RX duty cycle is armed first when due."""
+        if self.listen is not None:
+            until_ms = self.listen.due(now_ms, until_ms)
         return self.sleeper.nap(until_ms)
 
     def before_send(self, frame, now_ms):
         """False: a leaf keeps this frame off the air (leaf_quiet)."""
-        if self.leaf is not None and leaf_quiet(frame):
+        if self.leaf and leaf_quiet(frame):
             return False
         if self.preamble is not None:
             self.preamble.set_for(frame, now_ms)
         return True
 
     def ignores(self, frame):
-        return self.leaf is not None and leaf_deaf(frame)
+        return self.leaf and leaf_deaf(frame)
 
 
 # A leaf relays for no one. Until MeshNode has a leaf flag (docs/power.md,
@@ -206,47 +211,3 @@ def leaf_quiet(frame):
 
 def leaf_deaf(frame):
     return len(frame) > 5 and ((frame[4] << 8) | frame[5]) == _ANY_ROUTE
-
-
-def board_power(cfg, board, preset, modem, clock, has_link, figs):
-    """NodePower for a board from /pen.json and hardware/power.json (figs):
-    "sleep": light-sleep between events (default: yes, except on a bridge,
-      which its PC powers); with a link, only if "link_wake_pin" names an
-      RTC GPIO wired to the link's RX line (else link bytes would be lost
-      while asleep: the UARTs' own RX pins cannot wake the CPU);
-    "leaf": this node relays for no one: listen in RX duty cycle (SX126x);
-    "sleepy": addresses of leaves, sent to with the long preamble.
-    A board whose radio IRQ is not on an RTC GPIO stays awake, and says so."""
-    import machine
-    import esp32
-    import time
-    meter = Meter()
-    power = NodePower(meter, min(preset.power_dbm, board.get("max_power_dbm", preset.power_dbm)))
-    leaf = figs["leaf_rx"]
-    sx = board["radio"] == "sx1262"
-    if sx:
-        from . import sx126x
-        sx126x.prepare(modem)
-        if cfg.get("sleepy"):
-            power.preamble = sx126x.PreambleByDestination(
-                modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
-                set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
-    rtc = figs["mcus"][board["mcu"]]["rtc_gpios"]
-    link_pin = cfg.get("link_wake_pin")
-    if link_pin is not None and link_pin not in rtc:
-        raise ValueError("link_wake_pin %d cannot wake a %s (not an RTC GPIO)" % (link_pin, board["mcu"]))
-    if not cfg.get("sleep", not cfg.get("bridge", False)) or (has_link and link_pin is None):
-        return power
-    irq = board["pins"]["dio1" if sx else "dio0"]  # where the driver's RX-done IRQ arrives
-    if irq not in rtc:
-        print("pen: no light sleep: the radio IRQ on GPIO%d cannot wake a %s" % (irq, board["mcu"]))
-        return power
-    pin = machine.Pin(irq, machine.Pin.IN)
-    power.sleeper = Sleeper(machine, esp32, clock, pin, modem._radio_isr, meter, time.sleep_ms,
-                            None if link_pin is None else machine.Pin(link_pin, machine.Pin.IN))
-    if cfg.get("leaf") and sx:
-        sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
-        rx_us, sl_us = leaf["rx_symbols"] * sym_us, leaf["sleep_symbols"] * sym_us
-        power.leaf = LeafListen(lambda: sx126x.start_rx_duty_cycle(modem, rx_us, sl_us), meter,
-                                leaf["listen_after_tx_ms"], clock())
-    return power

@@ -14,7 +14,7 @@ from pen_protocol import cbor
 from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, MemStorage
 from pen_node.mesh import MeshNode
-from pen_node.sleep import Meter, Sleeper, LeafListen, NodePower
+from pen_node.sleep import Meter, Sleeper, DutyListen, NodePower
 from pen_node.sx126x import leaf_preamble, PreambleByDestination
 from machinedouble import Air, AsyncRadioDouble, MachineDouble, Esp32Double, Pin
 
@@ -69,13 +69,13 @@ def run(mode="sleep", payments=PAYMENTS):
 
     if mode == "sleep":
         sleeper = Sleeper(machine, esp32, air.clock, radio.dio1, radio._radio_isr, meter, awake_wait, link_pin)
-        leaf = LeafListen(radio.arm_duty_cycle, meter, 4000, 0)
+        leaf = DutyListen(radio.arm_duty_cycle, meter, 4000, 0)
     else:  # the same loop, never sleeping: every wait is an awake one, any frame interrupts it
         sleeper = Sleeper(machine, esp32, air.clock, radio.dio1, radio._radio_isr, meter, awake_wait,
                           min_sleep_ms=1 << 40)
         machine.lightsleep = None
         leaf = None
-    power = NodePower(meter, 22, sleeper, leaf)
+    power = NodePower(meter, 22, sleeper, leaf, leaf is not None)
     got = []
     receipts = []
     submitted = {}

@@ -1,4 +1,4 @@
-"""How a board's /pen.json turns into its power setup (sleep.board_power)
+"""How a board's /pen.json turns into its power setup (boardsleep.board_power)
 and its listen-before-talk (radio.channel_busy_for), over machine, esp32 and
 SPI doubles: which nodes sleep, on which wake sources, which listen in RX
 duty cycle, and who gets the long preamble."""
@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from pen_protocol.airtime import PRESETS
-from pen_node import radio as R, sleep as S
+from pen_node import radio as R, boardsleep as S
 from pen_node.sx126x import IRQ_CAD_DONE
 from machinedouble import Esp32Double
 from spidouble import SpiDouble, ModemDouble
@@ -57,7 +57,7 @@ def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
     esp32, m, spi = rig
     p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
     assert spi.log[:2] == ["9601", "0803d7020300000000"]
-    assert p.sleeper is not None and p.leaf is None and p.preamble is None
+    assert p.sleeper is not None and p.listen is None and not p.leaf and p.preamble is None
     assert [(a[0], a[1].n, a[2]) for a in esp32.armed] == [("ext0", 14, 1)]
     assert p.tx_dbm == 22  # the preset allows 27 dBm, the SX1262 gives 22
 
@@ -93,9 +93,21 @@ def test_a_board_whose_radio_irq_cannot_wake_the_mcu_stays_awake_and_says_so(rig
 def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
     esp32, m, spi = rig
     p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert p.leaf is not None
-    p.leaf.due(4000, 60000)  # the boot window is over: arm
+    assert p.leaf and p.listen is not None and p.meter.duty == (4, 21)
+    p.listen.due(4000, 60000)  # the boot window is over: arm
     assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
+
+
+def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"relay_rx_duty": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    assert not p.leaf and p.meter.duty == (2, 4)
+    p.listen.due(0, 60000)  # no window: armed at once
+    assert spi.log[-1] == "9400020c000418"  # 8.192 ms = 524 steps, 16.384 ms = 1048 steps
+    p.sent(1000, 1500)  # after a send the driver listens continuously; the next nap arms again
+    p.listen.due(1500, 60000)
+    assert spi.log[-1] == "9400020c000418" and p.listen.duty_since == 1500
+    assert p.before_send(bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0)), 0) is True  # a relay beacons
 
 
 def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
@@ -122,7 +134,7 @@ def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
 def test_an_sx1276_board_sleeps_on_dio0_without_sx126x_commands_cad_or_duty_cycle(rig):
     esp32, m, spi = rig
     p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False, FIGS)
-    assert spi.log == [] and p.leaf is None and p.tx_dbm == 17
+    assert spi.log == [] and p.listen is None and p.tx_dbm == 17
     assert [(a[0], a[1].n) for a in esp32.armed] == [("ext0", 26)]  # the SX127x driver's RX-done line
     assert R.channel_busy_for(board("ttgo-lora32-v2.1"), P, m) is None
 

@@ -27,6 +27,9 @@ def register(sub):
     p.add_argument("--sun-hours", type=float, default=1.5,
                    help="peak sun hours per day in the worst month at the site (default 1.5: a northern European "
                         "December is ~0.5-1.5, the tropics ~4-5)")
+    p.add_argument("--relay-rx-duty", action="store_true",
+                   help="relays listen in RX duty cycle at the preset's own preamble (opt-in, unverified on a "
+                        "board: docs/power.md checklist step 6)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_power)
 
@@ -53,7 +56,8 @@ def village(board, load, nodes, seed, minutes):
     return run, m
 
 
-def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None, sun_hours=1.5):
+def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None, sun_hours=1.5,
+           relay_rx_duty=False):
     from pen_node.power import Budget
     from pen.sim.engine import DEADLINE_S
     board = board.replace("_", "-")
@@ -64,6 +68,7 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
     except ValueError as e:
         raise PenError(str(e))
     pw = run.power
+    pw.relay_duty = relay_rx_duty
     dur = minutes * 60000 + DEADLINE_S * 1000
     picked = [i for i in range(run.t.n) if pw.role(i) == role]
     if not picked:
@@ -78,6 +83,7 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
     daily_wh = ma / 1000.0 * 24 * b.battery_v
     out = {
         "board": board, "role": role, "load_per_hour": load, "nodes": nodes, "seed": seed,
+        "relay_rx_duty": relay_rx_duty,
         "nodes_in_role": len(picked),
         "average_ma": round(ma, 3), "mean_ma_in_role": round(mean_ma, 3),
         "awake_fraction": round(worst[2], 4),
@@ -103,12 +109,13 @@ def cmd_power(args):
     if not 2 <= args.nodes <= 400 or args.load < 0 or args.minutes < 1:
         raise PenError("--nodes must be 2 to 400, --load >= 0, --minutes >= 1")
     out = budget(args.board, args.role, args.load, args.nodes, args.seed, args.minutes, args.battery_mah,
-                 args.sun_hours)
+                 args.sun_hours, args.relay_rx_duty)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    print("%s as %s, %g payments/h in a %d-node village (seed %d): busiest of %d" % (
-        out["board"], out["role"], out["load_per_hour"], out["nodes"], out["seed"], out["nodes_in_role"]))
+    print("%s as %s%s, %g payments/h in a %d-node village (seed %d): busiest of %d" % (
+        out["board"], out["role"], " in RX duty cycle (opt-in, unverified)" if out["relay_rx_duty"] else "",
+        out["load_per_hour"], out["nodes"], out["seed"], out["nodes_in_role"]))
     print("  average current  %.2f mA (mean of the role %.2f mA), awake %.2f %% of the time" % (
         out["average_ma"], out["mean_ma_in_role"], 100 * out["awake_fraction"]))
     for k, v in out["parts_ma"].items():
@@ -118,7 +125,7 @@ def cmd_power(args):
         print("  target           <= %.1f mA: %s" % (out["target_ma"], "met" if out["meets_target"] else "NOT met"))
     if not out["can_sleep"]:
         print("  no light sleep   the radio's IRQ pin cannot wake this board's MCU (not an RTC GPIO)")
-    if out["role"] != "leaf" or not out["parts_ma"]["radio_rx_duty_cycle"]:
+    if not out["parts_ma"]["radio_rx_duty_cycle"]:
         print("  listening floor  %.2f mA (radio RX + MCU light sleep + board), before any frame" % (
             out["listening_floor_ma"]))
     print("  battery          %g mAh lasts %.1f days (using %d %% of it)" % (

@@ -43,6 +43,8 @@ class SimPower:
         self.leaf_addrs = {i + 1 for i in self.leaves}
         n = run.t.n
         self.wakes = [0] * n
+        self.rx_busy_ms = [0] * n  # time spent receiving frames it heard (at full RX current)
+        self.relay_duty = False  # price relays in RX duty cycle at the preset's preamble (opt-in, unverified)
         self.slept_through = [False] * n  # the last frame offered was slept through: no wake
         self.quiet_us = [0] * n  # airtime MeshNode charged for frames a leaf kept off the air
         self.heard = [0] * n
@@ -107,6 +109,7 @@ class SimPower:
                 self.slept_through[i] = True
                 return None
             self.heard[i] += 1
+            self.rx_busy_ms[i] += self.run.medium.airtime_us(frame) // 1000
             src = (frame[2] << 8) | frame[3]
             if src in self.leaf_addrs:
                 self.heard_leaf[i][src] = now_ms
@@ -134,11 +137,16 @@ class SimPower:
         tx_ms = (node.stats["tx_airtime_us"] - self.quiet_us[i]) // 1000
         p = self.run.t.preset
         dbm = min(p.power_dbm, b.top_dbm())
-        rxdc = 0
+        rxdc, duty = 0, None
         role = self.role(i)
-        if role == "leaf" and b.radio.get("rx_duty_cycle"):
-            rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - tx_ms)
-        m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc)
+        busy = tx_ms + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
+        if b.radio.get("rx_duty_cycle"):
+            if role == "leaf":
+                rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - busy)
+            elif role == "relay" and self.relay_duty:
+                rxdc = max(0, dur_ms - busy)
+                duty = (b.relay_rx["rx_symbols"], b.relay_rx["sleep_symbols"])
+        m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc, duty)
         if role == "bridge" or not b.can_sleep:  # a bridge is on its PC's USB power; some boards cannot sleep
             m.ms[M_SLEEP] = 0
         return m
