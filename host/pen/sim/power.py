@@ -7,7 +7,7 @@ stays out of the engine. attach() wraps each node's calls the engine makes:
 - next_tx: one call per wake of the node's loop (firmware/main.py's tx task
   runs next_tx once each time it wakes), so wakes are counted, not guessed;
 - on_tx_done / on_frame: for leaves (nodes that relay for no one) listening
-  in RX duty cycle (pen_node/sleep.py LeafListen): a frame reaches a leaf
+  in RX duty cycle (pen_node/sleep.py DutyListen): a frame reaches a leaf
   outside its listen window only if it was sent to that leaf (whose senders
   stretch the preamble, pen_node/sx126x.PreambleByDestination); anything
   else (a beacon, a flood, an ANY_ROUTE offer) is slept through. The medium's
