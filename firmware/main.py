@@ -173,7 +173,7 @@ async def run():
     power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER))
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
-                    channel_busy=channel_busy_for(board, preset, modem))
+                    channel_busy=power.lbt(channel_busy_for(board, preset, modem)))
     gc.collect()
     journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))

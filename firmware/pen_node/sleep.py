@@ -192,6 +192,19 @@ class NodePower:
             self.preamble.set_for(frame, now_ms)
         return True
 
+    def lbt(self, channel_busy):
+        """MeshNode's listen-before-talk hook, told to the duty cycle: a CAD
+        takes the chip out of RX duty cycle (any SPI access wakes it) and
+        leaves it in continuous RX, so the next nap arms the duty cycle again."""
+        if channel_busy is None or self.listen is None:
+            return channel_busy
+        listen = self.listen
+
+        def busy(now_ms):
+            listen.heard(now_ms)
+            return channel_busy(now_ms)
+        return busy
+
     def ignores(self, frame):
         return self.leaf and leaf_deaf(frame)
 

@@ -145,3 +145,17 @@ def test_listen_before_talk_on_an_sx1262_is_a_cad(rig):
     slept = []
     busy = R.channel_busy_for(board("heltec-v3"), P, m, slept.append)
     assert busy(1234) is False and "c5" in spi.log and slept == [3 * 4096]
+
+
+def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_again(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    p.listen.due(5000, 60000)
+    assert p.listen.duty_since == 5000
+    spi.irqs = [0, IRQ_CAD_DONE]
+    busy = p.lbt(R.channel_busy_for(board("heltec-v3"), P, m, lambda us: None))
+    assert busy(9000) is False and spi.log[-1] == "82ffffff"  # the CAD left the chip in continuous RX
+    assert p.listen.duty_since == -1 and p.meter.ms[1] == 4000  # 4 s in duty cycle counted, no more
+    p.listen.due(9000, 60000)
+    assert spi.log[-1] == "94000418001581"
+    assert p.lbt(None) is None and S.NodePower(p.meter, 22).lbt(busy) is busy
