@@ -77,7 +77,8 @@ class Sleeper:
         esp32.wake_on_ext0(dio1, esp32.WAKEUP_ANY_HIGH)
         if link_pin is not None:
             # a link's first byte (its start bit pulls RX low) wakes the CPU;
-            # that byte is lost, the link's framing sends it again (docs/link.md)
+            # that frame is lost, and the PC sends a request it had no answer
+            # to again after 2 s (docs/link.md, pen.bridge.driver.RESEND_S)
             esp32.wake_on_ext1((link_pin,), esp32.WAKEUP_ALL_LOW)
 
     def sent(self, ms):
