@@ -159,3 +159,25 @@ def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_aga
     p.listen.due(9000, 60000)
     assert spi.log[-1] == "94000418001581"
     assert p.lbt(None) is None and S.NodePower(p.meter, 22).lbt(busy) is busy
+
+
+@pytest.mark.micropython
+def test_the_board_wiring_runs_under_the_unix_port(mpy):
+    # machine and esp32 doubles put in sys.modules, as the board's own modules would be found
+    here = str(ROOT / "tests" / "power")
+    out = mpy("import sys, json\nsys.path.append('%s')\n" % here
+              + "class Pin:\n IN = 0\n def __init__(self, n, mode=None): self.n = n\n def value(self): return 0\n"
+              "class Machine:\n Pin = Pin\n def lightsleep(self, ms): pass\n"
+              "from machinedouble import Esp32Double\n"
+              "e = Esp32Double()\nsys.modules['machine'] = Machine()\nsys.modules['esp32'] = e\n"
+              "import time\n"
+              "from spidouble import SpiDouble, ModemDouble\n"
+              "from pen_protocol.airtime import PRESETS\nfrom pen_node.boardsleep import board_power\n"
+              "s = SpiDouble()\nm = ModemDouble(s)\nm._radio_isr = lambda pin: None\n"
+              "figs = json.load(open('%s/hardware/power.json'))\n" % ROOT
+              + "b = json.load(open('%s/hardware/boards/heltec-v3.json'))\n" % ROOT
+              + "p = board_power({'leaf': True}, b, PRESETS['eu868-sf9'], m, lambda: 0, False, figs)\n"
+              "p.nap(5000, 60000)\n"
+              "print(p.leaf, p.meter.duty, [(a[0], a[1].n) for a in e.armed], ' '.join(s.log))\n", heap="128k")
+    assert out.strip() == "True (4, 21) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
+                          "8c000800ff0100 82ffffff 8001 02ffff 94000418001581"
