@@ -50,7 +50,9 @@ def receipt(i):
     return bytes([11]) + cbor.dumps([ref, bytes(16), b"\x01\x02\x03\x04", 1700000000]) + bytes(64)
 
 
-def run(mode="sleep", payments=PAYMENTS):
+def run(mode="sleep", payments=PAYMENTS, isr_by_hand=True):
+    """isr_by_hand=False: a Sleeper that trusts the IRQ edge (the mistake
+    pen_node/sleep.py avoids), to show the harness catches it."""
     bridge = MeshNode(BRIDGE, P, Journal(MemStorage(8192)), Rng(1), is_bridge=True)
     store = MeshNode(STORE, P, Journal(MemStorage(8192)), Rng(2))
     policy = None
@@ -68,7 +70,8 @@ def run(mode="sleep", payments=PAYMENTS):
         air.advance(air.now + ms, stop=mode == "awake")
 
     if mode == "sleep":
-        sleeper = Sleeper(machine, esp32, air.clock, radio.dio1, radio._radio_isr, meter, awake_wait, link_pin)
+        sleeper = Sleeper(machine, esp32, air.clock, radio.dio1,
+                          radio._radio_isr if isr_by_hand else (lambda pin: None), meter, awake_wait, link_pin)
         leaf = DutyListen(radio.arm_duty_cycle, meter, 4000, 0)
     else:  # the same loop, never sleeping: every wait is an awake one, any frame interrupts it
         sleeper = Sleeper(machine, esp32, air.clock, radio.dio1, radio._radio_isr, meter, awake_wait,
@@ -77,13 +80,20 @@ def run(mode="sleep", payments=PAYMENTS):
         leaf = None
     power = NodePower(meter, 22, sleeper, leaf, leaf is not None)
     got = []
+    stuck = []
     receipts = []
     submitted = {}
 
     async def village():
         task = asyncio.create_task(main.serve(store, radio, air.clock, power=power))
         k = 0
+        last, spins = -1, 0
         while air.now < payments * GAP_MS + 600000 and len(receipts) < payments:
+            spins = spins + 1 if air.now == last else 0
+            last = air.now
+            if spins > 200:  # virtual time stands still: the loop spins without ever sleeping
+                stuck.append(air.now)
+                break
             while air.link_due:  # the link task hands the phone's payment to the node
                 k += 1
                 submitted[k] = air.link_due.pop(0)
@@ -110,7 +120,7 @@ def run(mode="sleep", payments=PAYMENTS):
     wakes = {}
     for s in machine.sleeps if mode == "sleep" else ():  # noqa: B007
         wakes[s[2]] = wakes.get(s[2], 0) + 1
-    return {"delivered": len(got), "receipts": len(receipts), "elapsed_ms": elapsed, "slept_ms": slept,
+    return {"delivered": len(got), "receipts": len(receipts), "stuck": bool(stuck), "elapsed_ms": elapsed, "slept_ms": slept,
             "dio1_wakes": wakes.get("dio1", 0), "timer_wakes": wakes.get("timer", 0),
             "link_wakes": wakes.get("link", 0), "armed": [a[0] for a in esp32.armed],
             "isr_by_hand": radio.isr_runs, "duty_arms": radio.duty_arms, "missed": air.missed,

@@ -20,6 +20,7 @@ def runs():
 
 def test_a_sleeping_leaf_delivers_and_gets_every_receipt_like_an_awake_one(runs):
     s, a = runs
+    assert not s["stuck"] and not a["stuck"]
     assert s["delivered"] == a["delivered"] == V.PAYMENTS
     assert s["receipts"] == a["receipts"] == V.PAYMENTS and s["held"] == a["held"] == 0
     for t0, ts, ta in zip(s["submitted_ms"], s["receipt_ms"], a["receipt_ms"]):
@@ -35,6 +36,16 @@ def test_the_board_really_sleeps_and_every_wake_has_a_source(runs):
     assert s["armed"] == ["ext0", "ext1"]
     # the edge came while the CPU slept: the ISR ran by hand after each DIO1 wake
     assert s["isr_by_hand"] >= s["dio1_wakes"]
+
+
+def test_a_sleeper_that_trusts_the_irq_edge_loses_the_frames_that_woke_it():
+    # regression guard for the design: without the ISR run by hand after a
+    # DIO1 wake, the rx task never reads the frame that woke it (here the
+    # bridge's first beacon), DIO1 stays high and the loop spins awake (on a
+    # board: at ~22 mA, deaf to everything after): nothing is ever delivered
+    r = V.run("sleep", payments=1, isr_by_hand=False)
+    assert r["stuck"] and r["dio1_wakes"] == 1 and r["isr_by_hand"] == 0
+    assert r["delivered"] == r["receipts"] == 0 and r["store_sent"] == []
 
 
 def test_the_leaf_listens_in_duty_cycle_between_its_windows(runs):
