@@ -6,6 +6,7 @@ firmware's own MeshNode; wakes, frames and airtime as its loop had them),
 priced by the firmware's model (pen_node.power) with hardware/power.json:
 the same figures `pen sim --json` reports under "power". Leaves listen in
 RX duty cycle where the radio has one (SX126x)."""
+import functools
 import json
 
 from pen.cli import PenError
@@ -34,9 +35,12 @@ def register(sub):
     p.set_defaults(func=cmd_power)
 
 
+@functools.lru_cache(maxsize=4)
 def village(board, load, nodes, seed, minutes):
     """One simulated village with its leaves in RX duty cycle: (run, metrics).
-    A first run finds which nodes relay for no one at this load."""
+    A first run finds which nodes relay for no one at this load. Kept for the
+    next call with the same arguments (a test, or several roles in one process):
+    pricing it again changes nothing in it but SimPower.relay_duty."""
     from pen.sim.scenario import topology
     from pen.sim.engine import Run
     from pen.sim.power import relays_for_no_one
