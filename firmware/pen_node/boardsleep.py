@@ -7,6 +7,12 @@ small on the heap; tested over machine, esp32 and SPI doubles
 from .sleep import Meter, NodePower, Sleeper, DutyListen
 
 
+def irq_pin(profile):
+    """The GPIO the radio driver's RX/TX-done interrupt arrives on: DIO1 on
+    an SX126x, DIO0 on an SX127x (micropython-lib's drivers)."""
+    return profile["pins"]["dio1" if profile["radio"] == "sx1262" else "dio0"]
+
+
 def board_power(cfg, board, preset, modem, clock, has_link, figs):
     """NodePower for a board from /pen.json and hardware/power.json (figs):
     "sleep": light-sleep between events (default: yes, except on a bridge,
@@ -38,13 +44,14 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
         raise ValueError("link_wake_pin %d cannot wake a %s (not an RTC GPIO)" % (link_pin, board["mcu"]))
     if not cfg.get("sleep", not cfg.get("bridge", False)) or (has_link and link_pin is None):
         return power
-    irq = board["pins"]["dio1" if sx else "dio0"]  # where the driver's RX-done IRQ arrives
+    irq = irq_pin(board)
     if irq not in rtc:
         print("pen: no light sleep: the radio IRQ on GPIO%d cannot wake a %s" % (irq, board["mcu"]))
         return power
     pin = machine.Pin(irq, machine.Pin.IN)
     power.sleeper = Sleeper(machine, esp32, clock, pin, modem._radio_isr, meter, time.sleep_ms,
-                            None if link_pin is None else machine.Pin(link_pin, machine.Pin.IN))
+                            None if link_pin is None else machine.Pin(link_pin, machine.Pin.IN),
+                            figs["firmware"]["min_sleep_ms"])
     power.leaf = bool(cfg.get("leaf"))
     duty = leaf if power.leaf else figs["relay_rx"] if cfg.get("relay_rx_duty") else None
     if duty is not None and sx:

@@ -18,12 +18,7 @@ _BOARD_HW = "/hardware"  # where package.json installs hardware/ on a board
 # the Meter (what the node's loop did) lives with the loop that fills it, so a
 # board that only counts does not load the pricing below
 from .sleep import Meter, R_RX, R_RXDC, R_SLEEP, M_ACTIVE, M_SLEEP  # noqa: F401
-
-
-def irq_pin(profile):
-    """The GPIO the radio driver's RX/TX-done interrupt arrives on: DIO1 on
-    an SX126x, DIO0 on an SX127x (micropython-lib's drivers)."""
-    return profile["pins"]["dio1" if profile["radio"] == "sx1262" else "dio0"]
+from .boardsleep import irq_pin
 
 
 def hardware_dir():

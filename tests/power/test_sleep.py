@@ -145,7 +145,7 @@ def test_the_sleep_path_fits_beside_a_node_on_a_64k_heap(mpy, tmp_path):
     # what a sleeping board adds (sleep, sx126x; not power's pricing) next to a
     # MeshNode with the rings of tests/firmware/node_loop_mpy.py and its journal
     # in a file, loaded from .mpy as mip installs them (frozen, they cost no
-    # heap): measured 7.1 KB of the 14 KB that node leaves free; and a few
+    # heap): measured 7.3 KB of the 14 KB that node leaves free; and a few
     # hundred naps, sends and wakes allocate nothing that stays
     out = mpy("import gc\nfrom pen_protocol.airtime import PRESETS\n"
               "from pen_node.journal import Journal, FileStorage\nfrom pen_node.mesh import MeshNode\n"
