@@ -132,6 +132,9 @@ def cmd_power(args):
     if not out["parts_ma"]["radio_rx_duty_cycle"]:
         print("  listening floor  %.2f mA (radio RX + MCU light sleep + board), before any frame" % (
             out["listening_floor_ma"]))
+    v = out["village"]
+    print("  village          delivery %.3f, p95 %s s, %d leaves in RX duty cycle" % (
+        v["delivery_ratio"], v["p95_latency_s"], v["leaves_in_duty_cycle"]))
     print("  battery          %g mAh lasts %.1f days (using %d %% of it)" % (
         out["battery_mah"], out["battery_days"], 100 * DEPTH_OF_DISCHARGE))
     print("  solar            %.2f W panel for %.3f Wh/day at %g sun hours in the worst month; "
