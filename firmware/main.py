@@ -33,7 +33,7 @@ from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
 from pen_node.custody import custody_room
 from pen_node.mesh import MeshNode
-from pen_node.radio import make_radio
+from pen_node.radio import make_radio, channel_busy_for
 
 try:
     from pen_node.service import LinkService
@@ -42,6 +42,7 @@ except ImportError:  # a build without the link service: the node still relays
 
 CONFIG = "/pen.json"
 BOARDS = "/hardware/boards/%s.json"
+POWER = "/hardware/power.json"  # pen_node.power's figures: the leaves' RX duty cycle, the pins that wake the MCU
 JOURNAL = "/pen_journal.bin"
 JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
 DUTY = "/pen_duty.bin"  # the last hour's airtime, so a reboot does not reset the law's budget
@@ -114,7 +115,7 @@ def survived(node, task, e):
     gc.collect()  # a MemoryError leaves garbage behind
 
 
-async def rx_task(node, modem, clock, wake):
+async def rx_task(node, modem, clock, wake, power=None):
     """Listen all the time (the driver resumes RX by itself after each send)
     and hand every good frame to the node; wake the tx loop, since an ack
     may now be due within tens of ms. A driver fault ends one listening
@@ -122,9 +123,12 @@ async def rx_task(node, modem, clock, wake):
     while True:
         try:
             async for rx in modem.recv_continuous():
-                if rx.valid_crc:
+                if rx.valid_crc and (power is None or not power.ignores(rx)):
+                    now = clock()
                     try:
-                        node.on_frame(rx, rx.rssi, rx.snr, clock())
+                        node.on_frame(rx, rx.rssi, rx.snr, now)
+                        if power is not None:
+                            power.heard(rx, now)
                     except Exception as e:
                         survived(node, "rx", e)
                     wake.set()
@@ -134,22 +138,34 @@ async def rx_task(node, modem, clock, wake):
             await asyncio.sleep(ERROR_PAUSE_MS / 1000)
 
 
-async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
+async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=None):
     """Send what the node has for the air; otherwise sleep until its next
-    timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
+    timer, a frame arriving, or LINK_POLL_MS (events for the link). A board
+    on battery (power.sleeper) light-sleeps instead (pen_node/sleep.py): the
+    wake sources are DIO1, the link pin and the timer, so no poll is needed."""
     while True:
         now = clock()
         try:
             frame = node.next_tx(now)
             if frame is not None:
+                if power is not None and not power.before_send(frame, now):
+                    node.on_tx_done(now)  # kept off the air (a leaf's beacon)
+                    continue
                 await modem.send(frame)
                 done = clock()
                 node.on_tx_done(done)
+                if power is not None:
+                    power.sent(now, done)
                 if duty_record is not None:
                     duty_record.maybe_save(node.duty, done)
                 continue
             if emit is not None:
                 emit(now)
+            if power is not None and power.sleeper is not None:
+                gc.collect()  # before sleeping, as after each wait below: the heap must not fragment
+                power.nap(clock(), node.next_wakeup_ms(now))
+                await asyncio.sleep(0)  # what a wake source readied (the rx task, the link) runs now
+                continue
             wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
         except Exception as e:
             survived(node, "tx", e)
@@ -179,15 +195,16 @@ def stdout_write(data):
         sys.stdout.buffer.write(data)
 
 
-async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None):
+async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None,
+                power=None):
     """The node's tasks around the sans-IO core (a host test runs them over
     an async radio double)."""
     wake = asyncio.Event()
-    tasks = [rx_task(node, modem, clock, wake)]
+    tasks = [rx_task(node, modem, clock, wake, power)]
     if link is None:
-        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record))
+        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record, power=power))
     else:
-        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record))
+        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record, power))
         tasks.append(link_reader(link, clock, write))
     await asyncio.gather(*tasks)
 
@@ -198,15 +215,17 @@ async def run():
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
     modem = make_radio(board, preset)
+    from pen_node.boardsleep import board_power  # board-only: not in the unix port's import
+    power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER))
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
-                    net_key=net_secret(cfg))
+                    net_key=net_secret(cfg), channel_busy=power.lbt(channel_busy_for(board, preset, modem)))
     gc.collect()
     journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
     duty_record.restore(node.duty, clock())
     await serve(node, modem, clock, LinkService(node) if LinkService is not None else None,
-                duty_record=duty_record)
+                duty_record=duty_record, power=power)
 
 
 if __name__ == "__main__":

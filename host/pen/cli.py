@@ -24,6 +24,7 @@ COMMANDS = (
     "pen.commands.plan",
     "pen.commands.accounts",
     "pen.commands.book",
+    "pen.commands.power",
 )
 
 

@@ -55,9 +55,11 @@ def _on_air(frames, record_bytes):
 
 def cmd_sizes(args):
     sizes = frame_sizes()
+    from pen.sim.power import leaf_preamble_cost
+    to_leaf = leaf_preamble_cost(SETTINGS)
     if args.json:
         print(json.dumps({"frames": sizes, "settings": SETTINGS, "header_bytes": F.HEADER_LEN,
-                          "tag_bytes": F.TAG_LEN}, indent=1))
+                          "tag_bytes": F.TAG_LEN, "to_leaf": to_leaf}, indent=1))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -75,6 +77,8 @@ def cmd_sizes(args):
         t.add_row(name, str(s["record_bytes"] or "-"), str(s["bytes"]), str(s["frames"]), str(s["mac_bytes"]),
                   "%.1f" % s["mac_airtime_ms"]["sf9-bw125"],
                   "%.1f" % s["airtime_ms"]["sf9-bw125"], "%.1f" % s["airtime_ms"]["sf11-bw250"])
+    t.add_row("+ to a leaf", "", "", "", "", "", "+%.1f" % to_leaf["extra_ms"]["sf9-bw125"],
+              "+%.1f" % to_leaf["extra_ms"]["sf11-bw250"])
     Console().print(t)
     return 0
 

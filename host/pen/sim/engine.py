@@ -10,6 +10,7 @@ from pen_node.mesh import MeshNode
 from pen_protocol.identity import record_id
 
 from pen.bridge.driver import BridgeCore, MemQueue
+from pen.sim import power as simpower
 from pen.sim.baseline import BASELINES
 from pen.sim.medium import Medium
 
@@ -61,9 +62,10 @@ class Payments:
 
 class Run:
     def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None,
-                 payments=None, on_bridge=None, bridge_queue=None, oracle=None):
+                 payments=None, on_bridge=None, bridge_queue=None, oracle=None, leaves=()):
         """scheme: "pen" or a baseline (pen.sim.baseline.BASELINES; "flooding"
-        is the older name of flooding-2.5). payments: [(time_ms, node index, USE record)] instead of a Poisson
+        is the older name of flooding-2.5); leaves: nodes listening in RX duty
+        cycle (pen.sim.power). payments: [(time_ms, node index, USE record)] instead of a Poisson
         load; on_bridge(records, now_ms) -> receipts: what the bridge PC does
         with delivered records once they are stored (upload), returning
         ACCOUNTED receipts to send down; bridge_queue: the bridge PC's queue
@@ -96,6 +98,7 @@ class Run:
                                          hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1,
                                          channel_busy=cad)
             self.nodes.append(node)
+        self.power = simpower.attach(self, leaves)  # leaves: nodes listening in RX duty cycle
         self.events = []
         self.seq = 0
         self.wake_ver = [0] * topo.n
@@ -280,6 +283,7 @@ class Run:
             "collisions": self.medium.collisions,
             "tx_frames": sum(n.stats["tx_frames"] for n in self.nodes),
             "limits": self.limits(dur_ms),
+            "power": self.power.report(dur_ms),
         }
 
     def receipts_ratio(self):
