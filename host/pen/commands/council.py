@@ -2,7 +2,7 @@
 from pen import build as B
 from pen.cli import PenError
 from pen_protocol import ctb, ids, records as R
-from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, fresh_serial, fmt_ref)
+from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, fresh_serial, fmt_ref, in_range)
 
 STATUS = ("registered", "admitted", "dismembered")
 
@@ -76,9 +76,11 @@ def _line(text):
     try:
         p, q, c = text.split(":")
         ids.pack(p)
-        return p, int(q), int(c)
+        q, c = int(q), int(c)
     except (ValueError, ids.ProductIdError):
         raise PenError("bad line %r: expected PRODUCT:QTY:CREDITS with a 2-12 digit product id" % text)
+    return p, in_range("the quantity in line %r" % text, q, "units"), in_range("the credits in line %r" % text, c,
+                                                                                "credits")
 
 
 def cmd_propose(args):
