@@ -56,6 +56,8 @@ def sentence(e):
     if isinstance(e, sqlite3.Error):
         return "the CTB database cannot be used: %s" % msg
     if isinstance(e, cbor.CBORError):
+        if "64-bit range" in msg:
+            return "a number is too large to record (at most 18446744073709551615)"
         return "the data is not valid Pen data: %s" % msg
     if isinstance(e, records.RecordError):
         return "a record is malformed: %s" % msg
@@ -66,6 +68,11 @@ def sentence(e):
     if type(e).__module__.startswith("psycopg"):
         return "the PostgreSQL database cannot be used: %s" % msg
     return "something went wrong: %s (PEN_DEBUG=1 shows where)" % msg
+
+
+def one_line(text):
+    """An error line is one line, however many the message had."""
+    return " ".join(text.split())
 
 
 def main(argv=None):
@@ -80,7 +87,7 @@ def main(argv=None):
     except Exception as e:  # never a traceback for the user, unless asked
         if os.environ.get("PEN_DEBUG") and not isinstance(e, PenError):
             raise
-        print("pen: error: %s" % sentence(e), file=sys.stderr)
+        print("pen: error: %s" % one_line(sentence(e)), file=sys.stderr)
         return 1
     return rc or 0
 

@@ -156,7 +156,7 @@ def write_bundle(path, raws):
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise PenError("cannot write %s: %s" % (path, e.strerror or e))
+        raise PenError("cannot write %s: %s" % (path, (e.strerror or str(e)).lower()))
 
 
 def read_bundle(path):
