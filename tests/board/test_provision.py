@@ -79,8 +79,10 @@ def test_relay_is_laid_out_where_main_py_runs_and_boots(fake, index, village, ca
                    "village": "Vila Nova", "ctb_keys": [CTB_KEY]}
     assert "node ready: relay heltec-v3 eu868-sf9" in out
     assert fake.wait_resets(1) == 1 and fake.chunks[-1].rstrip().endswith("machine.reset()")
-    for i, title in enumerate(("stage", "install", "write /main.py", "check", "reset"), 1):
-        assert "[%d/5] %s" % (i, title) in out
+    for i, title in enumerate(("reset the board so", "stage", "install", "write /main.py", "check",
+                               "reset the board: the node starts"), 1):
+        assert "[%d/6] %s" % (i, title) in out
+    assert "has no reset line: if a node runs on it, press the board's RST button now" in out  # a pty has none
     # the boot path, from exactly that flash: config, profile, radio, journal and duty files
     boot = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(HERE / "boot_mp.py"), str(fake.root),
                            "1500"], capture_output=True, text=True, timeout=60)
@@ -121,7 +123,7 @@ def test_dry_run_prints_the_esptool_lines_and_touches_nothing(fake, village, cap
     py = sys.executable
     assert "$ %s -m esptool --chip esp32s3 --port %s erase-flash" % (py, fake.port) in out
     assert "$ %s -m esptool --chip esp32s3 --port %s --baud 460800 write-flash 0x0 %s" % (py, fake.port, image) in out
-    assert "[7/7] reset the board" in out and "nothing was run" in out
+    assert "[8/8] reset the board: the node starts" in out and "nothing was run" in out
     assert fake.chunks == [] and fake.files() == [] and sorted(os.listdir(tmp_path)) == before
 
 
@@ -130,6 +132,7 @@ def test_an_esp32_image_goes_at_0x1000():
                       image=__file__)
     assert steps[1].argv[-3:] == ["write-flash", "0x1000", __file__]
     assert steps[1].argv[3:5] == ["--chip", "esp32"]
+    assert steps[0].argv[-1] == "erase-flash"
 
 
 def test_a_runner_is_never_called_on_a_dry_run():
@@ -184,8 +187,39 @@ def test_an_absent_board_is_a_sentence_naming_the_step(village, capsys, tmp_path
     rc, out, err = provision(capsys, "--board", "heltec_v3", "--port", str(tmp_path / "ttyUSB9"), "--region",
                              "eu868", "--village", str(village))
     assert rc == 1
-    assert "step 2 (install the relay modules and their drivers under /lib) failed" in err
+    assert err == "pen: error: step 1 (reset the board so a running node lets go of the serial line for 3 s) " \
+                  "failed: cannot open %s: no such file or directory\n" % (tmp_path / "ttyUSB9")
+
+
+def test_a_board_that_does_not_answer_is_a_sentence_naming_the_step(village, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "reset_board", lambda port: True)
+    rc, out, err = provision(capsys, "--board", "heltec_v3", "--port", str(tmp_path / "ttyUSB9"), "--region",
+                             "eu868", "--village", str(village))
+    assert rc == 1
+    assert "step 3 (install the relay modules and their drivers under /lib) failed" in err
     assert "the board did not answer; check the port" in err
+
+
+class Line:
+    def __init__(self, log):
+        self.log = log
+
+    def __setattr__(self, k, v):
+        if k == "log":
+            return object.__setattr__(self, k, v)
+        self.log.append((k, v))
+
+    def close(self):
+        self.log.append(("close", None))
+
+
+def test_reset_pulses_en_through_rts_with_io0_high_then_waits_for_the_grace():
+    log = []
+    assert P.reset_board("/dev/ttyUSB0", sleep=lambda s: log.append(("sleep", s)),
+                         open_serial=lambda port, baud: Line(log)) is True
+    assert log == [("dtr", False), ("rts", True), ("sleep", 0.1), ("rts", False), ("close", None),
+                   ("sleep", P.BOOT_WAIT_S)]
+    assert P.BOOT_WAIT_S * 1000 < P.REPL_GRACE_MS
 
 
 def test_village_file_holds_only_public_keys(tmp_path, capsys):

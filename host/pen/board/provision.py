@@ -42,6 +42,43 @@ CONFIG_KEYS = {
 }
 
 
+REPL_GRACE_MS = 3000  # main.py's: after a reset, how long Ctrl-C still stops the node
+BOOT_WAIT_S = 1.5  # from releasing EN to main.py sleeping in that grace (ROM boot + imports)
+
+
+def cannot_open(port, e):
+    """pyserial's error as a sentence (its text repeats the path and errno)."""
+    import os
+    why = os.strerror(e.errno) if isinstance(getattr(e, "errno", None), int) else str(e)
+    return "cannot open %s: %s" % (port, why.lower())
+
+
+def reset_board(port, sleep=None, open_serial=None):
+    """Pulse EN through RTS, as esptool's hard reset does on boards with a
+    USB-UART bridge (Heltec V3's CP2102): a running node takes the REPL's UART
+    (kbd_intr(-1)), so mpremote's Ctrl-C only works in the grace after a reset.
+    A port without modem lines (a pty, some USB-CDC) is told, not fatal."""
+    import time
+    import serial
+    sleep = sleep or time.sleep
+    try:
+        s = (open_serial or serial.Serial)(port, 115200)
+    except (serial.SerialException, OSError) as e:
+        raise RuntimeError(cannot_open(port, e))
+    try:
+        s.dtr = False  # IO0 high: boot the firmware, not the ROM loader
+        s.rts = True  # EN low: reset
+        sleep(0.1)
+        s.rts = False
+    except OSError:
+        print("      %s has no reset line: if a node runs on it, press the board's RST button now" % port)
+        return False
+    finally:
+        s.close()
+    sleep(BOOT_WAIT_S)
+    return True
+
+
 class ProvisionError(Exception):
     """Bad input, found before anything touches the board."""
 
@@ -169,6 +206,8 @@ def plan(port, board, region, village_file, stage_dir, role="relay", image=None,
         steps.append(Step("write MicroPython %s at %s" % (Path(image).name, FLASH_OFFSET[chip]),
                           esp + ["--baud", str(FLASH_BAUD), "write-flash", FLASH_OFFSET[chip], str(image)]))
     stage_dir = Path(stage_dir)
+    steps.append(Step("reset the board so a running node lets go of the serial line for %d s"
+                      % (REPL_GRACE_MS // 1000), action=lambda: reset_board(port)))
     steps.append(Step("stage the %s role, %s's profile and /pen.json in %s" % (role, board_id, stage_dir),
                       action=lambda: stage(stage_dir, role, board_id, cfg, compiled)))
     mip = MPREMOTE + ["connect", port, "mip", "install"] + (["--index", str(index)] if index else [])
@@ -184,7 +223,5 @@ def plan(port, board, region, village_file, stage_dir, role="relay", image=None,
 
 # run on the board after installing: main.py imports every module of the role
 # (the radio driver only loads when the node starts) and /pen.json parses
-CHECK_CODE = ("import json, main\n"
-              "c = json.load(open(main.CONFIG))\n"
-              "json.load(open(main.BOARDS % c['board']))\n"
-              "print('node ready:', c['role'], c['board'], c['preset'])")
+CHECK_CODE = ('import json, main; c = json.load(open(main.CONFIG)); json.load(open(main.BOARDS % c["board"])); '
+              'print("node ready:", c["role"], c["board"], c["preset"])')

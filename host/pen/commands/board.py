@@ -1,7 +1,6 @@
 """pen board provision|console|roles|village: put a Pen node on a LoRa board
 (docs/deploy.md)."""
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -57,7 +56,7 @@ def cmd_provision(args):
     tmp = None
     if stage_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="pen-stage-") if not args.dry_run else None
-        stage_dir = Path(tmp.name) if tmp else Path(tempfile.gettempdir()) / "pen-stage-(temporary)"
+        stage_dir = Path(tmp.name) if tmp else Path(tempfile.gettempdir()) / "pen-stage-XXXXXX"
     try:
         steps, cfg = P.plan(args.port, args.board, args.region, args.village, stage_dir, role=args.role,
                             image=args.image, preset=args.preset, index=args.index, addr=args.addr,
@@ -94,7 +93,7 @@ def run_steps(steps, say, dry_run=False, runner=subprocess.run):
     the rest with a sentence naming the step."""
     n = len(steps)
     for i, st in enumerate(steps, 1):
-        say.print("[bold][%d/%d][/] %s" % (i, n, st.title))
+        say.print("[bold]\\[%d/%d][/] %s" % (i, n, st.title), soft_wrap=True)
         if st.line():
             say.print("      $ " + st.line(), markup=False, soft_wrap=True)
         if dry_run:
@@ -126,8 +125,8 @@ def cmd_console(args):
     try:
         port = serial.Serial(args.port, args.baud, timeout=0.1)
     except (serial.SerialException, OSError) as e:
-        why = os.strerror(e.errno) if isinstance(getattr(e, "errno", None), int) else str(e)
-        raise PenError("cannot open %s: %s" % (args.port, why.lower()))
+        from pen.board.provision import cannot_open
+        raise PenError(cannot_open(args.port, e))
     con = Console(lambda line: print(line, flush=True))
     end = None if args.seconds is None else time.monotonic() + args.seconds
     try:
