@@ -4,6 +4,7 @@ closure plus what the role adds, and the committed per-role files
 writes (regenerate: `pen board roles --write`)."""
 import ast
 import json
+import re
 
 import boardpath  # noqa: F401
 import pytest
@@ -91,3 +92,19 @@ def test_roles_find_main_in_the_firmware_folder():
     assert layout.firmware_dir() == FW
     tree = ast.parse((FW / "main.py").read_text())
     assert any(isinstance(n, ast.ImportFrom) and n.module == "pen_node.mesh" for n in ast.walk(tree))
+
+
+def test_deploy_doc_names_every_pen_json_key_and_role():
+    from pen.board.provision import CONFIG_KEYS
+    doc = (boardpath.ROOT / "docs" / "deploy.md").read_text()
+    table = doc[doc.index("### `/pen.json`, every key"):doc.index("### Getting the REPL back")]
+    assert set(re.findall(r"^\| `(\w+)` \|", table, re.M)) == set(CONFIG_KEYS)
+    for role in roles.ROLES:
+        assert "| `%s` |" % role in doc
+
+
+def test_main_py_reads_no_pen_json_key_the_doc_does_not_name():
+    from pen.board.provision import CONFIG_KEYS
+    src = (FW / "main.py").read_text()
+    read = set(re.findall(r'cfg\.get\("(\w+)"', src)) | set(re.findall(r'cfg\["(\w+)"\]', src))
+    assert read <= set(CONFIG_KEYS), read - set(CONFIG_KEYS)

@@ -25,7 +25,8 @@ RADIO_DEPS = ("lora-sx126x", "lora-sx127x", "lora-async")
 ROLES = {
     "relay": {"adds": (), "deps": RADIO_DEPS},
     "bridge": {"adds": ("pen_node.service",), "deps": RADIO_DEPS},
-    "store-node": {"adds": ("pen_node.service", "pen_protocol.check", "pen_protocol.votation"),
+    # pen_node.ble (the link over BLE, aioble) is carried once it exists in the tree
+    "store-node": {"adds": ("pen_node.service", "pen_node.ble", "pen_protocol.check", "pen_protocol.votation"),
                    "deps": RADIO_DEPS + ("aioble",)},
 }
 ENTRY = "main.py"
