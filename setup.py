@@ -7,5 +7,5 @@ so an installed `pen` can run the simulator and provision a board."""
 from setuptools import find_packages, setup
 
 packages = (find_packages("host") + find_packages("protocol") + find_packages("firmware")
-            + ["pen.firmware", "pen.hardware"])
+            + ["pen.firmware", "pen.hardware", "pen.hardware.boards"])
 setup(packages=packages)
