@@ -232,3 +232,22 @@ def test_village_file_holds_only_public_keys(tmp_path, capsys):
     assert key.public_key.hex() in text and key.seed.hex() not in text
     assert cli.main(["--home", str(home), "board", "village", "X", "--ctb-key", "ctb", "-o", str(out)]) == 1
     assert "exists already" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("role,link", [("relay", "False"), ("bridge", "True"), ("store-node", "True")])
+def test_every_role_boots_from_its_staged_flash(tmp_path, role, link):
+    # the flash as the two mip installs lay it out (lib/ under /lib, root/ at /), without the serial part
+    import shutil
+    cfg = P.node_config("heltec-v3", "eu868-sf9", role, {"village": "V", "ctb_keys": [CTB_KEY]})
+    P.stage(tmp_path / "stage", role, "heltec-v3", cfg)
+    flash = tmp_path / "flash"
+    for pkg in ("pen_node", "pen_protocol"):
+        shutil.copytree(tmp_path / "stage" / "lib" / pkg, flash / "lib" / pkg)
+    for f in json.loads((tmp_path / "stage" / "root" / "package.json").read_text())["urls"]:
+        (flash / f[0]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "stage" / "root" / f[1], flash / f[0])
+    # 64-bit unix port: objects are about twice an ESP32's; a relay needs 112 KB here, bridge and store 128 KB
+    boot = subprocess.run([micropython_bin(), "-X", "heapsize=160k", str(HERE / "boot_mp.py"), str(flash), "800"],
+                          capture_output=True, text=True, timeout=60)
+    assert boot.returncode == 0, boot.stderr
+    assert boot.stdout.split("\n")[:2] == ["radio 869525 9", "link " + link]
