@@ -56,3 +56,22 @@ def test_console_on_a_missing_port_is_one_sentence(capsys, tmp_path):
     assert cli.main(["board", "console", "--port", str(tmp_path / "ttyUSB7"), "--seconds", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("pen: error: cannot open %s: " % (tmp_path / "ttyUSB7")) and "Errno" not in err
+
+
+def test_watching_does_not_reset_the_board(monkeypatch, capsys):
+    import serial
+    seen = {}
+
+    class Port:
+        def open(self):
+            seen.update(dtr=self.dtr, rts=self.rts, port=self.port)
+
+        def read(self, n):
+            return b""
+
+        def close(self):
+            seen["closed"] = True
+
+    monkeypatch.setattr(serial, "Serial", Port)
+    assert cli.main(["board", "console", "--port", "/dev/ttyUSB0", "--seconds", "0"]) == 0
+    assert seen == {"dtr": False, "rts": False, "port": "/dev/ttyUSB0", "closed": True}

@@ -122,8 +122,11 @@ def _hint(out):
 def cmd_console(args):
     import serial
     from pen.board.console import Console
+    port = serial.Serial()
+    port.port, port.baudrate, port.timeout = args.port, args.baud, 0.1
+    port.dtr = port.rts = False  # watching must not reset the board (RTS drives EN through the USB-UART)
     try:
-        port = serial.Serial(args.port, args.baud, timeout=0.1)
+        port.open()
     except (serial.SerialException, OSError) as e:
         from pen.board.provision import cannot_open
         raise PenError(cannot_open(args.port, e))
