@@ -171,9 +171,22 @@ def manifest_py(role):
     return "\n".join(lines) + "\n"
 
 
+def every_file():
+    """Every module of both packages: firmware/package.json, the freeze set of
+    firmware/manifest.py (a board that may take any role)."""
+    out = []
+    for pkg in PACKAGES:
+        base = layout.package_dir(pkg)
+        out += [pkg + "/" + f.relative_to(base).as_posix() for f in base.rglob("*.py")]
+    return sorted(out)
+
+
 def generated(fw_dir):
-    """{path: text} of every per-role file under firmware/."""
-    out = {}
+    """{path: text} of package.json and every per-role file under firmware/."""
+    from pen_node import VERSION
+    every = {"urls": [[d, Path(_relpath(source(d), fw_dir)).as_posix()] for d in every_file()],
+             "deps": [[d, "latest"] for d in ROLES["store-node"]["deps"]], "version": VERSION}
+    out = {Path(fw_dir) / "package.json": dumps(every)}
     for role in ROLES:
         out[Path(fw_dir) / ("package-%s.json" % role)] = dumps(package_json(role, fw_dir))
         out[Path(fw_dir) / ("manifest-%s.py" % role)] = manifest_py(role)
