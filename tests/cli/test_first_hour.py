@@ -137,6 +137,13 @@ def test_a_damaged_ctb_file_is_a_sentence(pen, tmp_path, monkeypatch):
     assert pen.fails("ctb", "status") == "the CTB database cannot be used: file is not a database"
 
 
+def test_a_ctb_path_in_a_missing_folder_is_refused_not_created(pen, tmp_path, monkeypatch):
+    monkeypatch.setenv("PEN_DB", str(tmp_path / "typo" / "ctb.sqlite"))
+    assert pen.fails("ctb", "status") == "there is no folder %s for the CTB database %s" % (
+        tmp_path / "typo", tmp_path / "typo" / "ctb.sqlite")
+    assert not (tmp_path / "typo").exists()
+
+
 @pytest.mark.parametrize("exc,text", [
     (sqlite3.OperationalError("database is locked"), "the CTB database cannot be used: database is locked"),
     (cbor.CBORError("map longer than input"), "the data is not valid Pen data: map longer than input"),

@@ -47,6 +47,8 @@ def open_ctb(args):
     if url and url.startswith(("postgres://", "postgresql://")):
         from pen.pgstore import PostgresCTB
         return PostgresCTB(url)
+    if url and url != ":memory:" and not Path(url).parent.is_dir():
+        raise PenError("there is no folder %s for the CTB database %s" % (Path(url).parent, url))
     return SQLiteCTB(url or (home(args) / "ctb.sqlite"))
 
 
