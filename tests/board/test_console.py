@@ -40,10 +40,15 @@ def test_a_line_with_no_end_is_shown_in_pieces():
     assert len(shown(b"x" * 10000)) == 3
 
 
-def test_console_command_reads_the_port(capsys):
+def test_console_command_reads_the_port(capsys, monkeypatch):
+    import serial
     master, slave = pty.openpty()
     tty.setraw(slave)
-    threading.Timer(0.2, lambda: os.write(master, b"pen node 0.1.0\r\n" + L.encode(L.EV_LOG, 0, b"up"))).start()
+    opened = threading.Event()  # pyserial drops what arrived before open(): the board speaks after it
+    real_open = serial.Serial.open
+    monkeypatch.setattr(serial.Serial, "open", lambda self: (real_open(self), opened.set()))
+    threading.Thread(target=lambda: opened.wait(10) and os.write(
+        master, b"pen node 0.1.0\r\n" + L.encode(L.EV_LOG, 0, b"up")), daemon=True).start()
     try:
         assert cli.main(["board", "console", "--port", os.ttyname(slave), "--seconds", "1"]) == 0
     finally:

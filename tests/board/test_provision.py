@@ -79,9 +79,9 @@ def test_relay_is_laid_out_where_main_py_runs_and_boots(fake, index, village, ca
                    "village": "Vila Nova", "ctb_keys": [CTB_KEY]}
     assert "node ready: relay heltec-v3 eu868-sf9" in out
     assert fake.wait_resets(1) == 1 and fake.chunks[-1].rstrip().endswith("machine.reset()")
-    for i, title in enumerate(("reset the board so", "stage", "install", "write /main.py", "check",
-                               "reset the board: the node starts"), 1):
-        assert "[%d/6] %s" % (i, title) in out
+    for i, title in enumerate(("reset the board so", "stage", "remove an earlier install", "install",
+                               "write /main.py", "check", "reset the board: the node starts"), 1):
+        assert "[%d/7] %s" % (i, title) in out
     assert "has no reset line: if a node runs on it, press the board's RST button now" in out  # a pty has none
     # the boot path, from exactly that flash: config, profile, radio, journal and duty files
     boot = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(HERE / "boot_mp.py"), str(fake.root),
@@ -105,6 +105,19 @@ def test_store_node_carries_the_validator_the_link_and_aioble(fake, index, villa
     assert "node ready: store-node" in out
 
 
+def test_provisioning_again_as_another_role_leaves_nothing_of_the_old_one(fake, index, village, capsys):
+    common = ["--board", "heltec_v3", "--port", fake.port, "--region", "eu868", "--village", str(village),
+              "--index", str(index)]
+    assert provision(capsys, *common, "--role", "store-node", "--source")[0] == 0
+    assert "/lib/pen_protocol/ctb.py" in fake.files()
+    fake.wait_resets(1)
+    rc, out, err = provision(capsys, *common, "--role", "relay")
+    assert rc == 0, out + err
+    node = [f for f in fake.files() if f.startswith(("/lib/pen_node/", "/lib/pen_protocol/"))]
+    assert sorted(node) == sorted("/lib/" + f[:-3] + ".mpy" for f in roles.files("relay"))
+    assert "Exists: /lib/lora/lora_sx126x.py" in out  # drivers whose hash matches are not sent again
+
+
 def test_bridge_config_marks_the_bridge(fake, index, village, capsys):
     rc, out, err = provision(capsys, "--board", "heltec_v3", "--port", fake.port, "--region", "eu868",
                              "--village", str(village), "--index", str(index), "--role", "bridge")
@@ -123,7 +136,7 @@ def test_dry_run_prints_the_esptool_lines_and_touches_nothing(fake, village, cap
     py = sys.executable
     assert "$ %s -m esptool --chip esp32s3 --port %s erase-flash" % (py, fake.port) in out
     assert "$ %s -m esptool --chip esp32s3 --port %s --baud 460800 write-flash 0x0 %s" % (py, fake.port, image) in out
-    assert "[8/8] reset the board: the node starts" in out and "nothing was run" in out
+    assert "[9/9] reset the board: the node starts" in out and "nothing was run" in out
     assert fake.chunks == [] and fake.files() == [] and sorted(os.listdir(tmp_path)) == before
 
 
@@ -196,7 +209,7 @@ def test_a_board_that_does_not_answer_is_a_sentence_naming_the_step(village, cap
     rc, out, err = provision(capsys, "--board", "heltec_v3", "--port", str(tmp_path / "ttyUSB9"), "--region",
                              "eu868", "--village", str(village))
     assert rc == 1
-    assert "step 3 (install the relay modules and their drivers under /lib) failed" in err
+    assert "step 3 (remove an earlier install of the node (/lib/pen_node, /lib/pen_protocol)) failed" in err
     assert "the board did not answer; check the port" in err
 
 

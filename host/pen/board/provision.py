@@ -210,6 +210,8 @@ def plan(port, board, region, village_file, stage_dir, role="relay", image=None,
                       % (REPL_GRACE_MS // 1000), action=lambda: reset_board(port)))
     steps.append(Step("stage the %s role, %s's profile and /pen.json in %s" % (role, board_id, stage_dir),
                       action=lambda: stage(stage_dir, role, board_id, cfg, compiled)))
+    steps.append(Step("remove an earlier install of the node (%s)" % ", ".join(OLD_DIRS),
+                      MPREMOTE + ["connect", port, "exec", CLEAN_CODE]))
     mip = MPREMOTE + ["connect", port, "mip", "install"] + (["--index", str(index)] if index else [])
     steps.append(Step("install the %s modules and their drivers under /lib" % role,
                       mip + ["--target", "/lib", str(stage_dir / "lib" / "package.json")]))
@@ -225,3 +227,19 @@ def plan(port, board, region, village_file, stage_dir, role="relay", image=None,
 # (the radio driver only loads when the node starts) and /pen.json parses
 CHECK_CODE = ('import json, main; c = json.load(open(main.CONFIG)); json.load(open(main.BOARDS % c["board"])); '
               'print("node ready:", c["role"], c["board"], c["preset"])')
+
+# a board provisioned before (another role, or .py where .mpy now goes: MicroPython
+# imports x.py before x.mpy) must not keep modules this role does not carry
+OLD_DIRS = ("/lib/pen_node", "/lib/pen_protocol")
+CLEAN_CODE = """import os
+def rm(p):
+    try:
+        os.stat(p)
+    except OSError:
+        return
+    for e in os.ilistdir(p):
+        q = p + "/" + e[0]
+        rm(q) if e[1] == 0x4000 else os.remove(q)
+    os.rmdir(p)
+for p in %r:
+    rm(p)""" % (OLD_DIRS,)
