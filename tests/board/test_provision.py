@@ -264,3 +264,15 @@ def test_every_role_boots_from_its_staged_flash(tmp_path, role, link):
                           capture_output=True, text=True, timeout=60)
     assert boot.returncode == 0, boot.stderr
     assert boot.stdout.split("\n")[:2] == ["radio 869525 9", "link " + link]
+
+
+def test_the_installed_esptool_accepts_the_command_lines_it_is_given(tmp_path):
+    # parsed as far as opening the port: a usage error would say "Usage:", not "Could not open"
+    image = tmp_path / "fw.bin"
+    image.write_bytes(b"\xe9" + bytes(255))
+    steps, _ = P.plan(str(tmp_path / "ttyUSB9"), "heltec_v3", "eu868", _village_file(), tmp_path / "stage",
+                      image=str(image))
+    for st in steps[:2]:
+        r = subprocess.run(st.argv, capture_output=True, text=True, timeout=60)
+        out = r.stdout + r.stderr
+        assert "Could not open %s" % (tmp_path / "ttyUSB9") in out and "Usage:" not in out, out

@@ -94,3 +94,13 @@ def test_installed_pen_runs_micropython_nodes_from_the_wheel(installed, tmp_path
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout)["runtime"] == "micropython"
     assert list((tmp_path / ".cache" / "pen" / "mpy").glob("medium_node.mpy"))
+
+
+def test_installed_pen_plans_a_provisioning_from_the_wheels_profiles(installed, tmp_path):
+    village = tmp_path / "v.json"
+    village.write_text(json.dumps({"village": "V", "ctb_keys": ["ab" * 32]}))
+    p = run_pen(installed, tmp_path, "board", "provision", "--board", "tbeam-v1.1-sx1276", "--port", "/dev/ttyUSB0",
+                "--region", "eu868", "--village", str(village), "--role", "bridge", "--dry-run")
+    assert p.returncode == 0, p.stderr
+    assert "write /main.py, /pen.json and /hardware/boards/tbeam-v1.1-sx1276.json" in p.stdout
+    assert '"bridge": true' in p.stdout
