@@ -88,6 +88,17 @@ def test_refused_commands_do_not_use_up_serials(pen):
     assert re.search(r"proposal [0-9a-f]{8}:2:", out), out
 
 
+def test_serials_picked_for_one_batch_are_all_different(pen):
+    from pen.commands import _common
+    from pen.keys import Keyring
+    store = SQLiteCTB(pen.home + "/ctb.sqlite")
+    kid = Keyring(pen.home).load("coop").kid
+    _common.begin(None)
+    assert [_common.fresh_serial(store, kid, b"T") for _ in range(3)] == [1, 2, 3]
+    _common.begin(None)  # a new command: nothing was stored, nothing was used up
+    assert _common.fresh_serial(store, kid, b"T") == 1
+
+
 def test_export_to_a_folder_is_refused_and_leaves_no_tmp(pen, tmp_path):
     d = tmp_path / "out"
     d.mkdir()

@@ -92,7 +92,8 @@ def parse_ref(text, what="ref"):
 
 
 def _kid_named(k):
-    kid = local_kid(_session["args"], k) if "args" in _session else _hex_kid(k)
+    args = _session.get("args")
+    kid = local_kid(args, k) if args is not None else _hex_kid(k)
     if kid is None:
         raise ValueError(k)
     return kid
@@ -138,10 +139,11 @@ def fresh_serial(store, kid, prefix):
     only reserved when submit() stores the batch: a refused command leaves
     the counter where it was."""
     key = "serial:%s:%s" % (kid.hex(), prefix.decode())  # store.next_serial's counter
-    n = int(store.local_get(key, "0")) + 1
+    pending = _session.setdefault("serials", {})  # picked by this command, not yet stored
+    n = max(int(store.local_get(key, "0")), pending.get(key, 0)) + 1
     while store.get(prefix + R.make_ref(kid, n)) is not None:
         n += 1
-    _session.setdefault("serials", {})[key] = n
+    pending[key] = n
     return n
 
 
