@@ -15,11 +15,21 @@ sys.path[:] = ["", ".frozen", "/lib"]
 
 
 class Pin:
-    OUT = 1
     IN = 0
+    OUT = 1
+    PULL_UP = 2
+    PULL_DOWN = 3
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
 
-    def __init__(self, n, mode=None, value=None):
+    def __init__(self, n, mode=None, pull=None, value=None):
         self.n = n
+
+    def value(self, v=None):
+        return 0  # no radio IRQ pending, link line idle
+
+    def irq(self, handler=None, trigger=None):
+        pass
 
 
 class SPI:
@@ -34,6 +44,24 @@ class Machine:
     @staticmethod
     def unique_id():
         return b"\x24\x0a\xc4\x00\x12\x34"
+
+    @staticmethod
+    def lightsleep(ms):
+        import time
+        time.sleep_ms(min(ms, 20))  # as if an event woke it: the boot test has a deadline
+
+
+class Esp32:
+    WAKEUP_ALL_LOW = 0
+    WAKEUP_ANY_HIGH = 1
+
+    @staticmethod
+    def wake_on_ext0(pin, level):
+        pass
+
+    @staticmethod
+    def wake_on_ext1(pins, level):
+        pass
 
 
 made = []
@@ -55,6 +83,12 @@ class Modem:
     async def send(self, frame):
         pass
 
+    def _cmd(self, fmt, *args):  # SPI commands (regulator, IRQ mask) go nowhere
+        pass
+
+    def _radio_isr(self, pin):
+        pass
+
 
 class Lora:
     AsyncSX1262 = Modem
@@ -63,6 +97,7 @@ class Lora:
 
 sys.modules["machine"] = Machine
 sys.modules["lora"] = Lora
+sys.modules["esp32"] = Esp32
 import main
 
 

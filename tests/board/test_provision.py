@@ -70,7 +70,7 @@ def test_relay_is_laid_out_where_main_py_runs_and_boots(fake, index, village, ca
     assert rc == 0, out + err
     files = fake.files()
     assert "/main.py" in files and "/lib/main.py" not in files and "/lib/main.mpy" not in files
-    assert "/hardware/boards/heltec-v3.json" in files
+    assert "/hardware/boards/heltec-v3.json" in files and "/hardware/power.json" in files
     assert {"/lib/" + f[:-3] + ".mpy" for f in roles.files("relay")} <= set(files)
     assert "/lib/pen_node/service.mpy" not in files and "/lib/pen_protocol/ctb.mpy" not in files
     assert "/lib/lora/lora_sx126x.py" in files and not any("aioble" in f for f in files)

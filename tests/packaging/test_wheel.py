@@ -102,5 +102,5 @@ def test_installed_pen_plans_a_provisioning_from_the_wheels_profiles(installed, 
     p = run_pen(installed, tmp_path, "board", "provision", "--board", "tbeam-v1.1-sx1276", "--port", "/dev/ttyUSB0",
                 "--region", "eu868", "--village", str(village), "--role", "bridge", "--dry-run")
     assert p.returncode == 0, p.stderr
-    assert "write /main.py, /pen.json and /hardware/boards/tbeam-v1.1-sx1276.json" in p.stdout
+    assert "write /main.py, /pen.json, /hardware/boards/tbeam-v1.1-sx1276.json and /hardware/power.json" in p.stdout
     assert '"bridge": true' in p.stdout

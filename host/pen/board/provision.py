@@ -7,6 +7,7 @@ runs nothing. The board ends up laid out as main.py expects:
     /main.py                     the node (main.py runs at boot; never under /lib)
     /pen.json                    the node's configuration (docs/deploy.md, CONFIG_KEYS)
     /hardware/boards/<id>.json   the board's profile (pins, radio, rails)
+    /hardware/power.json         power figures (light sleep, RX duty cycle)
     /lib/pen_node/..., /lib/pen_protocol/...   the role's modules (roles.py)
     /lib/lora/..., /lib/aioble/...             micropython-lib drivers (mip deps)
 
@@ -39,6 +40,12 @@ CONFIG_KEYS = {
     "addr": "mesh address 1..65533 (optional: else the low 16 bits of the chip's unique id)",
     "village": "the village's name, as its village file gives it",
     "ctb_keys": "public keys (hex) of the CTB nodes whose ACCOUNTED receipts the village trusts",
+    # light sleep (pen_node.boardsleep, docs/power.md); provisioning leaves them at their defaults
+    "sleep": "light-sleep between events (default: yes, except on a bridge, which its PC powers)",
+    "link_wake_pin": "an RTC GPIO wired to the link's RX line, so a node with a link may sleep",
+    "leaf": "this node relays for no one: it listens in RX duty cycle (SX126x)",
+    "relay_rx_duty": "a relay listens in RX duty cycle at the preset's own preamble (opt-in)",
+    "sleepy": "addresses of leaves, sent to with the long preamble",
 }
 
 
@@ -180,7 +187,9 @@ def stage(stage_dir, role, board_id, cfg, compiled=True):
     (root / profile).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(layout.hardware_dir() / "boards" / (board_id + ".json"), root / profile)
     (root / "pen.json").write_text(json.dumps(cfg, sort_keys=True) + "\n")
-    rootpkg = {"urls": [["main.py", "main.py"], ["pen.json", "pen.json"], [profile, profile]], "deps": [],
+    shutil.copyfile(layout.hardware_dir() / "power.json", root / "hardware" / "power.json")
+    rootpkg = {"urls": [["main.py", "main.py"], ["pen.json", "pen.json"], [profile, profile],
+                        ["hardware/power.json", "hardware/power.json"]], "deps": [],
                "version": pkg["version"]}
     (root / "package.json").write_text(roles.dumps(rootpkg))
 
@@ -215,7 +224,7 @@ def plan(port, board, region, village_file, stage_dir, role="relay", image=None,
     mip = MPREMOTE + ["connect", port, "mip", "install"] + (["--index", str(index)] if index else [])
     steps.append(Step("install the %s modules and their drivers under /lib" % role,
                       mip + ["--target", "/lib", str(stage_dir / "lib" / "package.json")]))
-    steps.append(Step("write /main.py, /pen.json and /hardware/boards/%s.json" % board_id,
+    steps.append(Step("write /main.py, /pen.json, /hardware/boards/%s.json and /hardware/power.json" % board_id,
                       mip + ["--target", "", str(stage_dir / "root" / "package.json")]))
     steps.append(Step("check the node imports on the board",
                       MPREMOTE + ["connect", port, "exec", CHECK_CODE]))
