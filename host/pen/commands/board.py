@@ -74,7 +74,8 @@ def cmd_provision(args):
     if args.dry_run:
         say.print("dry run: nothing was run and the board was not touched; /pen.json would be:")
     else:
-        say.print("[green]done[/]: a %s node for %s on %s; /pen.json is:" % (cfg["role"], cfg["village"], args.port))
+        say.print("[green]done[/]: a %s node for %s on %s; /pen.json is:" % tuple(
+            escape(x) for x in (cfg["role"], cfg["village"], args.port)))
     say.print(json.dumps(cfg, indent=2, sort_keys=True), markup=False)
     if not args.dry_run:
         say.print("watch it with: pen board console --port %s" % args.port)
@@ -89,12 +90,17 @@ def _needs_tools(flash):
                            "(Pen's 'board' extra)" % mod)
 
 
+def escape(text):
+    from rich.markup import escape as esc
+    return esc(text)
+
+
 def run_steps(steps, say, dry_run=False, runner=subprocess.run):
     """Print each step, then run it (unless dry_run); the first failure stops
     the rest with a sentence naming the step."""
     n = len(steps)
     for i, st in enumerate(steps, 1):
-        say.print("[bold]\\[%d/%d][/] %s" % (i, n, st.title), soft_wrap=True)
+        say.print("[bold]\\[%d/%d][/] %s" % (i, n, escape(st.title)), soft_wrap=True)
         if st.line():
             say.print("      $ " + st.line(), markup=False, soft_wrap=True)
         if dry_run:
