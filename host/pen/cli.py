@@ -14,12 +14,12 @@ COMMANDS = (
     "pen.commands.votation",
     "pen.commands.token",
     "pen.commands.ctb",
+    "pen.commands.board",
     "pen.commands.bench",
     "pen.commands.demo",
     "pen.sim.command",
     "pen.commands.node",
     "pen.commands.bridge",
-    "pen.commands.board",
 )
 
 

@@ -2,7 +2,7 @@
 from pen import build as B
 from pen.cli import PenError
 from pen_protocol import ctb, ids, records as R
-from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, fresh_serial, fmt_ref, in_range)
+from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, fresh_serial, fmt_ref)
 
 STATUS = ("registered", "admitted", "dismembered")
 
@@ -73,6 +73,7 @@ def cmd_certify(args):
 
 
 def _line(text):
+    from pen.commands._common import in_range
     try:
         p, q, c = text.split(":")
         ids.pack(p)

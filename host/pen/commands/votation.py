@@ -55,12 +55,12 @@ def _about(args, store, owner):
 
 
 def cmd_open(args):
+    if args.deadline and parse_time(args.deadline) <= parse_time(None):
+        raise PenError("the deadline %s has passed; a votation needs a deadline in the future" % args.deadline)
     owner = load_key(args, args.key)
     store = open_ctb(args)
     about = _about(args, store, owner)
     deadline = parse_time(args.deadline) if args.deadline else parse_time(None) + 7 * 86400
-    if deadline <= parse_time(None):
-        raise PenError("the deadline %s has passed; a votation needs a deadline in the future" % args.deadline)
     electorate = admitted_councils(store)
     serial = fresh_serial(store, owner.kid, b"V")
     rec = B.votation_open(owner, serial, args.subject, about, electorate, deadline)
