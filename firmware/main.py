@@ -48,6 +48,7 @@ JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half o
 DUTY = "/pen_duty.bin"  # the last hour's airtime, so a reboot does not reset the law's budget
 LINK_POLL_MS = 50  # longest a link byte waits while the radio listens
 READ_BYTES = 256
+REPL_GRACE_MS = 3000  # after a reset, before the link takes the REPL's UART (Ctrl-C ignored from then on)
 
 
 class Clock:
@@ -179,8 +180,20 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
         gc.collect()  # between frames: a long-running heap must not fragment
 
 
-async def link_task(link, clock, write):
-    reader = asyncio.StreamReader(sys.stdin.buffer)
+def repl_uart_link():
+    """The link's stream: the REPL's own UART (USB serial). On ESP32 that
+    UART's driver turns every 0x03 byte into KeyboardInterrupt, and 0x03 is
+    the SPENT request's kind and common in signatures: one such byte would
+    kill the node. kbd_intr(-1) makes it a plain byte. The REPL stays
+    reachable for REPL_GRACE_MS after a reset (docs/deploy.md)."""
+    import micropython
+    micropython.kbd_intr(-1)
+    return sys.stdin.buffer
+
+
+async def link_task(link, clock, write, grace_ms=REPL_GRACE_MS):
+    await asyncio.sleep(grace_ms / 1000)  # Ctrl-C still stops the node: `pen board` can take the REPL
+    reader = asyncio.StreamReader(repl_uart_link())
     while True:
         data = await reader.read(READ_BYTES)
         if data:

@@ -70,12 +70,15 @@ def cmd_certify(args):
 
 
 def _line(text):
+    from pen.commands._common import in_range
     try:
         p, q, c = text.split(":")
         ids.pack(p)
-        return p, int(q), int(c)
+        q, c = int(q), int(c)
     except (ValueError, ids.ProductIdError):
         raise PenError("bad line %r: expected PRODUCT:QTY:CREDITS with a 2-12 digit product id" % text)
+    return p, in_range("the quantity in line %r" % text, q, "units"), in_range("the credits in line %r" % text, c,
+                                                                                "credits")
 
 
 def cmd_propose(args):

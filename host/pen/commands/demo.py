@@ -187,7 +187,6 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
     """Section 6: villagers pay at stores with no internet; their payments
     cross a LoRa mesh of the firmware's own nodes (simulated radio) to a
     bridge PC, which uploads when the internet comes back; receipts return."""
-    import pen.sim  # noqa: F401  (firmware on the path)
     from pen.bridge.peers import LocalPeer
     from pen.bridge.queue import BridgeQueue
     from pen.bridge.uploader import PeerUnavailable, Uploader

@@ -5,7 +5,7 @@ from pen import build as B
 from pen.cli import PenError
 from pen.economy.catalogue import CatalogueError, check_paid_product
 from pen_protocol import check, ctb, ids, records as R
-from pen.commands._common import (open_ctb, load_key, submit, fresh_serial, fmt_ref, parse_ref, keyring,
+from pen.commands._common import (open_ctb, load_key, submit, fresh_serial, fmt_ref, parse_ref, keyring, in_range,
                                   write_bundle, read_bundle)
 
 
@@ -56,8 +56,7 @@ def _user_key(args, text):
 
 def cmd_issue(args):
     issuer = load_key(args, args.key)
-    if args.value <= 0:
-        raise PenError("--value must be a positive number of credits")
+    in_range("--value", args.value, "credits")
     store = open_ctb(args)
     change = args.allowance is not None
     authority = parse_ref(args.allowance if change else args.proposal, "authority ref")

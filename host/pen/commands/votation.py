@@ -55,6 +55,8 @@ def _about(args, store, owner):
 
 
 def cmd_open(args):
+    if args.deadline and parse_time(args.deadline) <= parse_time(None):
+        raise PenError("the deadline %s has passed; a votation needs a deadline in the future" % args.deadline)
     owner = load_key(args, args.key)
     store = open_ctb(args)
     about = _about(args, store, owner)

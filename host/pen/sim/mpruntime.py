@@ -15,7 +15,6 @@ from pen.sim.engine import Run
 from pen_node.downlink import EV_RECEIPT
 from pen.sim.scenario import topology
 
-ROOT = Path(__file__).resolve().parents[3]
 REPLY_TIMEOUT_S = 20
 
 
@@ -29,11 +28,8 @@ def _micropython():
 def _mpy_path():
     """Compile the firmware and protocol to .mpy (as for a board) so a 64 KB
     heap holds the node, not the compiler."""
-    sys.path.insert(0, str(ROOT / "tests" / "mpy"))
-    import build_mpy
-    out = ROOT / "build" / "mpy"
-    build_mpy.build(out)
-    return ":".join([str(out), str(ROOT / "protocol"), str(ROOT / "firmware"), ".frozen"])
+    from pen.board.layout import micropython_path
+    return micropython_path()
 
 
 class RemoteNode:
