@@ -54,8 +54,11 @@ _OK_NOT_HELD = b"\x00"
 
 
 class LinkService:
-    def __init__(self, node):
+    def __init__(self, node, auth=None):
         self.node = node
+        # auth (pen_node.pairing.LinkAuth): when set, the link serves only
+        # HELLO and pairing in the clear, everything else inside sealed frames
+        self.auth = auth
         self.dec = L.Decoder()
         self.ev_seq = 0
         self.trace = None  # trace(kind, payload) for each request served (tests: what reached the node)
@@ -75,6 +78,9 @@ class LinkService:
                 out.append(L.error(0, item.reason, L.REASONS.get(item.reason, "")))
                 continue
             self.stats["link_frames"] += 1
+            if self.auth is not None:
+                out.append(self.auth.serve(item, now_ms, self._request))
+                continue
             out.append(self._request(item, now_ms, out))
         out.append(self.poll(now_ms))
         return b"".join(out)
@@ -96,6 +102,8 @@ class LinkService:
         for ev in self.node.take_events():
             if ev[0] == "receipt-record":
                 out.append(self._event(L.EV_RECEIPT, ev[1]))
+        if self.auth is not None:
+            return self.auth.seal(b"".join(out))
         return b"".join(out)
 
     def _event(self, kind, payload):
@@ -105,7 +113,7 @@ class LinkService:
 
     # -- requests -----------------------------------------------------------
 
-    def _request(self, f, now_ms, out):
+    def _request(self, f, now_ms, out=None):
         k = f.kind
         p = f.payload
         if self.trace is not None:

@@ -18,6 +18,7 @@ COMMANDS = (
     "pen.sim.command",
     "pen.commands.node",
     "pen.commands.bridge",
+    "pen.commands.store",
 )
 
 

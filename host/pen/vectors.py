@@ -199,8 +199,9 @@ def ctb_vectors():
 
 
 def generate():
+    from pen.linkvectors import linkauth_vectors
     return {"cbor.json": cbor_vectors(), "ids.json": id_vectors(), "records.json": record_vectors(),
-            "frames.json": frame_vectors(), "ctb.json": ctb_vectors()}
+            "frames.json": frame_vectors(), "ctb.json": ctb_vectors(), "linkauth.json": linkauth_vectors()}
 
 
 def dump(cases):
