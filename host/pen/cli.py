@@ -19,6 +19,11 @@ COMMANDS = (
     "pen.commands.node",
     "pen.commands.bridge",
     "pen.commands.store",
+    "pen.commands.products",
+    "pen.commands.publish",
+    "pen.commands.plan",
+    "pen.commands.accounts",
+    "pen.commands.book",
 )
 
 

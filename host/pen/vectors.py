@@ -191,6 +191,8 @@ def ctb_vectors():
                                                                         B.use(fp, tok, "12", "12")).raw],
          "rejected", "unknown-record"),
     ]
+    from pen.economy.vectorcases import cases as economy_cases
+    cases += economy_cases(k, n)
     # the forged-signature case: flipping a signature bit gives another record with the same id (the id
     # covers content), so it is a duplicate of the genuine USE; a forged new USE is case 3.
     return [{"kind": "base", "hex": r.raw.hex()} for r in base] + \

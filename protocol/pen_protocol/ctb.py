@@ -32,7 +32,9 @@ State keys (bytes) and values (CBOR-able lists):
                        accounted [[receipt id, use id]...]]
   b"A"+account  credits received by an account (product id bytes)
   b"Q"+product  credits spent on a product
-  b"U"+ref      publication [kind, subject, content, id]
+  b"U"+ref      publication [kind, subject, content, id] (content checked by publication.py)
+  b"R"+kid      every [council, role] of a key holding several memberships (membership.py)
+  b"Y"+kid+year [closed, proposal refs, unissued] a council's plan year (yearend.py)
 A put of None deletes the key: a value that returns to nothing leaves no
 trace, so the state does not depend on the order that led there.
 """
@@ -40,6 +42,7 @@ trace, so the state does not depend on the order that led there.
 from . import records as R
 from .records import RecordError
 from . import sign
+from . import membership, publication, yearend
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -261,10 +264,14 @@ class Ledger:
         council, pk, role = rec.fields
         c = _admitted(st, council, "certifying council")
         kid = sign.kid(pk)
-        if st.get(b"C" + kid) is not None or st.get(b"K" + kid) is not None:
+        if st.get(b"C" + kid) is not None:
             raise Reject("key-exists", "key id " + kid.hex() + " is taken")
+        more = membership.check_new(st, kid, pk, council, role)  # one key, several memberships
         self._verify(rec, c[0], "the certifying council")
-        st.put(b"K" + kid, [pk, council, role])
+        if more:
+            membership.add(st, kid, pk, council, role)
+        else:
+            st.put(b"K" + kid, [pk, council, role])
 
     # -- votations ------------------------------------------------------
 
@@ -403,13 +410,21 @@ class Ledger:
     def _proposal(self, rec):
         st = self.state
         ref, year, lines = rec.fields
-        c = _admitted(st, R.ref_kid(ref), "proposing council")
+        pk = membership.proposer_key(st, R.ref_kid(ref))  # an individual's consumption proposal
+        is_council = pk is None
+        if is_council:
+            pk = _admitted(st, R.ref_kid(ref), "proposing council")[0]
         if st.get(b"P" + ref) is not None:
             raise Reject("proposal-exists")
+        yearend.on_proposal(st, ref, year, is_council)
         total = 0
         for line in lines:
             total += line[2]
-        self._verify(rec, c[0], "the proposing council")
+        if total > 0xFFFFFFFFFFFFFFFF:  # the state stores it as a CBOR uint (an individual could sign one)
+            raise Reject("bad-field", "proposal total exceeds 2^64-1 credits")
+        self._verify(rec, pk, "the proposing council" if is_council else "the proposing member")
+        if is_council:
+            yearend.index_proposal(st, ref, year)
         st.put(b"P" + ref, [total, False, 0, year])
 
     def _issue(self, rec):
@@ -432,6 +447,7 @@ class Ledger:
                 raise Reject("not-approved", "no votation majority for this proposal")
             if p[2] + value > p[0]:
                 raise Reject("over-cap", "issuing %d would exceed the approved %d (already %d)" % (value, p[0], p[2]))
+            yearend.check_issue(st, issuer, p)
             slot = 2
         else:
             key = b"X" + authority
@@ -456,6 +472,7 @@ class Ledger:
             raise Reject("unknown-token", "SET_USER needs the token in the CTB")
         if t[4] is not None:
             raise Reject("already-usable", "the token's user is already set")
+        yearend.check_set_user(st, t)
         x = None
         if t[2] == R.CHANGE:
             # change enters the economy only against normal credits the shop
@@ -480,6 +497,7 @@ class Ledger:
             raise Reject("unknown-token")
         if t[4] is None:
             raise Reject("not-usable", "the issuer has not set a user")
+        yearend.check_use(st, t, council_key(st, t[0]))
         self._verify(rec, t[4], "the token's user")
         uses = t[5]
         before = uses[0] if uses else None
@@ -519,7 +537,7 @@ class Ledger:
             raise Reject("unknown-use", "no such USE of this token")
         k = st.get(b"K" + node)
         if k is not None:
-            if k[2] != R.ROLE_NODE or not is_admitted(st, k[1]):
+            if not [1 for c, role in membership.of(st, node) if role == R.ROLE_NODE and is_admitted(st, c)]:
                 raise Reject("not-a-ctb-node", node.hex())
             pk = k[0]
         else:
@@ -537,8 +555,16 @@ class Ledger:
         c = _admitted(st, R.ref_kid(ref), "publisher")
         if st.get(b"U" + ref) is not None:
             raise Reject("publication-exists")
+        try:
+            publication.check(st, rec, R.ref_kid(ref), c)
+        except publication.PublicationError as e:
+            raise Reject("bad-publication", e.detail)
+        if kind == publication.YEAR_END:
+            yearend.check(st, rec, c)
         self._verify(rec, c[0], "the publishing council")
         st.put(b"U" + ref, [kind, subject, content, rec.id])
+        if kind == publication.YEAR_END:
+            yearend.apply(self, rec, c)
 
     def _conflict(self, rec):
         """Evidence from a peer: both records must be here already and
@@ -572,7 +598,7 @@ _RULES = {
 DEPENDENCY = ("unknown-council", "council-not-admitted", "unknown-proposal", "not-approved",
               "unknown-votation", "unknown-vote", "unknown-token", "not-usable", "unknown-use",
               "unknown-record", "no-exchange-allowance", "exchange-not-covered", "not-a-ctb-node",
-              "unknown-signer", "bad-parent")
+              "unknown-signer", "bad-parent", "not-a-proposer")
 
 
 def apply_batch(base, raws, verify=None):

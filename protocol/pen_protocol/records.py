@@ -86,7 +86,7 @@ NORMAL = const(0)
 CHANGE = const(1)
 
 # publication kinds
-PUB_KINDS = ("price", "limit", "product", "council", "accounts")
+PUB_KINDS = ("price", "limit", "product", "council", "accounts", "year-end")  # pen_protocol/publication.py
 
 # field kinds
 F_U = const(0)  # unsigned int
@@ -123,7 +123,7 @@ SCHEMA = {
 
 _ENUM_MAX = {  # (type, field index) -> largest allowed value
     (COUNCIL, 2): 3, (MEMBER, 2): 3, (VOTATION_OPEN, 1): 4, (VOTE, 2): 2,
-    (ISSUE, 3): 1, (PUBLICATION, 1): 4,
+    (ISSUE, 3): 1, (PUBLICATION, 1): 5,
 }
 
 

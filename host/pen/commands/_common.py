@@ -30,8 +30,12 @@ def keyring(args):
 
 
 def load_key(args, name):
+    kr = keyring(args)
     try:
-        return keyring(args).load(name)
+        if kr.is_sealed(name):  # a credit-book key signs only with its password (docs/economy.md)
+            from pen.commands.keys import read_password
+            return kr.unseal(name, read_password("password for %s: " % name))
+        return kr.load(name)
     except (KeyError, ValueError) as e:
         raise PenError(str(e).strip('"'))
 

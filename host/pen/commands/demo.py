@@ -24,6 +24,9 @@ def register(sub):
     p = sub.add_parser("demo", help="run the seed's payment examples end to end on an embedded CTB")
     p.add_argument("--json", action="store_true", help="print a summary object instead of the story")
     p.add_argument("--keep", metavar="DIR", help="keep the CTB files in DIR instead of a temporary folder")
+    p.add_argument("--year", action="store_true", help="a whole planning year in a small federation (economy)")
+    p.add_argument("--out", metavar="DIR", help="--year: folder for the CTB, pictures and credit books "
+                                                 "(default ./pen-year)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -267,6 +270,9 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
 
 
 def cmd_demo(args):
+    if args.year:
+        from pen.economy.year import cmd_year
+        return cmd_year(args, Story(args.json))
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         folder = args.keep

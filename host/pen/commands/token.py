@@ -3,6 +3,7 @@ import time
 
 from pen import build as B
 from pen.cli import PenError
+from pen.economy.catalogue import CatalogueError, check_paid_product
 from pen_protocol import check, ctb, ids, records as R
 from pen.commands._common import (open_ctb, load_key, submit, fresh_serial, fmt_ref, parse_ref, keyring,
                                   write_bundle, read_bundle)
@@ -47,12 +48,10 @@ def register(sub):
 
 
 def _user_key(args, text):
-    if len(text) == 64:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    return load_key(args, text).public_key
+    try:
+        return keyring(args).public_key(text)  # never advises creating a key named after someone's key
+    except (KeyError, ValueError) as e:
+        raise PenError(str(e).strip('"'))
 
 
 def cmd_issue(args):
@@ -82,7 +81,8 @@ def cmd_use(args):
     ref = parse_ref(args.token, "token ref")
     try:
         rec = B.use(user, ref, args.product, args.account)
-    except ids.ProductIdError as e:
+        check_paid_product(store, args.product)  # a USE names a known product (docs/economy.md)
+    except (ids.ProductIdError, CatalogueError) as e:
         raise PenError(str(e))
     v = submit(store, [rec])[0]
     if v.code == ctb.CONFLICT:
