@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pen.keys import SealError
+from pen.keys import SealError, sealed_public_key
 from pen_protocol import check
 
 from .core import Refused, read_scan
@@ -88,10 +88,9 @@ def make_app(reg, day_start=None):
         try:
             owe, picks = reg.change_for(value, price)
             if d.get("give"):
-                book = read_scan(str(d.get("book", "")))
+                book = read_scan(str(d.get("book", ""))) if d.get("book") else ("none",)
                 if book[0] != "sealed":
                     raise Refused("need-book")
-                from pen.keys import sealed_public_key
                 reg.give_change(sealed_public_key(book[1]), picks)
         except Refused as e:
             return _refused(e)

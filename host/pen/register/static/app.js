@@ -108,7 +108,7 @@ async function start() {
     $("give").hidden = !d.tokens.length; };
   $("give").onclick = async () => {
     const [ok, d] = await post("/change", {value: $("cvalue").value, price: $("cprice").value, give: true, book: $("book").value});
-    say($("changeout"), ok ? L.owe + ": " + d.owe + " ✓" : d.words, ok ? "valid" : "invalid"); $("give").hidden = true; };
+    say($("changeout"), ok ? L.owe + ": " + d.owe + " — " + L.given : d.words, ok ? "valid" : "invalid"); $("give").hidden = true; };
   $("refresh").onclick = day;
   day(); setInterval(day, 1000);
 }
