@@ -8,6 +8,7 @@ import pytest
 
 from pen import build as B
 from pen.economy import qr
+from pen_protocol import records as R
 from world import ANA, CARLOS, FOOD, PASSWORD, sealed_book
 from browser import browser, page, shot, till  # noqa: F401  (fixtures)
 
@@ -26,7 +27,7 @@ def _scan_photo(page, path):
 
 
 def _row(page, token):
-    return page.locator("#payments tbody tr", has_text=token.hex())
+    return page.locator("#payments tbody tr", has_text="%s:%d" % (token[:4].hex(), R.ref_serial(token)))
 
 
 def _wait_state(page, token, state, seconds):

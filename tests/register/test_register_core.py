@@ -5,7 +5,7 @@ import pytest
 from pen import build as B
 from pen.economy import qr
 from pen.register.core import Refused, Register, read_scan
-from pen_protocol import check, ctb
+from pen_protocol import check, ctb, ids, records as R
 from world import ANA, CARLOS, EXCHANGE, FOOD, PASSWORD, SHOP, build, sealed_book
 
 
@@ -60,7 +60,8 @@ def test_change_for_a_book_token_taken_into_exchange(reg):
     assert owe == 7000 and [v for _, v in picks] == [5000, 2000]
     e = _refused("change-refused", r.give_change, CARLOS.public_key, picks)  # nothing taken in yet
     assert e.detail == "exchange-not-covered"
-    r.pay_book(sealed_book(), toks["book1"], PASSWORD, FOOD, exchange=True)
+    _, p = r.pay_book(sealed_book(), toks["book1"], PASSWORD, FOOD, exchange=True)
+    assert R.parse(p.record).fields[1:] == [ids.pack(EXCHANGE)] * 2  # product and account: the exchange
     r.give_change(CARLOS.public_key, picks)
     assert [ctb.token_state(r.copy.get(b"T" + ref)) for ref, _ in picks] == [ctb.USABLE] * 2
     assert r.copy.get(b"T" + picks[0][0])[4] == CARLOS.public_key
@@ -85,6 +86,7 @@ def test_the_day_totals_and_conflict(reg):
     other = B.use(ANA, toks["ana1"], "501000000002", FOOD)  # spent elsewhere too: the copy learns it at sync
     r.copy.submit([other.raw])
     d = r.day(0)
-    assert {p["token"]: p["state"] for p in d["payments"]} == {toks["ana1"].hex(): "conflict",
-                                                                  toks["ana2"].hex(): "pending"}
+    ref = lambda t: "%s:%d" % (t[:4].hex(), R.ref_serial(t))  # noqa: E731
+    assert {p["token"]: p["state"] for p in d["payments"]} == {ref(toks["ana1"]): "conflict",
+                                                                  ref(toks["ana2"]): "pending"}
     assert d["totals"] == {FOOD: 3000} and d["outstanding"] == 1 and d["queue"] == 2

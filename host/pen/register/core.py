@@ -130,6 +130,8 @@ class Register:
             raise Refused("wrong-password")
         if exchange and not self.exchange:
             raise Refused("no-shop-key")
+        if exchange:  # a token taken in for change buys the exchange itself (seed, example 2)
+            product = self.exchange
         rec = B.use(user, ref, product, self.exchange if exchange else self.account)
         del user
         return self.pay_use(rec.raw)
@@ -185,7 +187,7 @@ class Register:
             product = ids.unpack(rec.fields[1])
             if value is not None and state != "conflict":
                 totals[product] = totals.get(product, 0) + value
-            rows.append({"id": p.id.hex(), "token": p.token.hex(), "product": product, "value": value,
+            rows.append({"id": p.id.hex(), "token": "%s:%d" % (p.token[:4].hex(), R.ref_serial(p.token)), "product": product, "value": value,
                          "state": state, "sent": p.state, "time": p.created})
         return {"payments": rows, "totals": totals,
                 "outstanding": sum(1 for r in rows if r["state"] == "pending"),
