@@ -142,6 +142,26 @@ def browser():
         b.close()
 
 
+def y4m(png, path, frames=10):
+    """A still picture as a Y4M video (grey: U and V at 128), for Chromium's
+    fake camera (--use-file-for-fake-video-capture)."""
+    from PIL import Image
+    img = Image.open(png).convert("L")
+    w, h = img.size
+    canvas = Image.new("L", (640, 480), 255)
+    canvas.paste(img, ((640 - w) // 2, (480 - h) // 2))
+    frame = b"FRAME\n" + canvas.tobytes() + bytes([128]) * (640 * 480 // 2)
+    Path(path).write_bytes(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n" + frame * frames)
+    return path
+
+
+def camera_browser(browser, video):
+    """A second Chromium whose camera films `video` (its permission prompt answered yes)."""
+    return browser.browser_type.launch(executable_path=chromium_path(), headless=True, args=[
+        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        "--use-file-for-fake-video-capture=%s" % video])
+
+
 @pytest.fixture
 def page(browser, till):
     ctx = browser.new_context(viewport={"width": 320, "height": 640})

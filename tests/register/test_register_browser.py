@@ -10,7 +10,7 @@ from pen import build as B
 from pen.economy import qr
 from pen_protocol import records as R
 from world import ANA, CARLOS, FOOD, PASSWORD, sealed_book
-from browser import browser, page, shot, till  # noqa: F401  (fixtures)
+from browser import browser, camera_browser, page, shot, till, y4m  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.micropython
 
@@ -176,3 +176,25 @@ def test_320px_layout_and_axe(page, till):
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
     shot(page, "320px", doc=True)
+
+
+def test_camera_scan_to_receipt(browser, till, tmp_path):
+    """The camera path: Chromium's fake camera films the customer's QR; the
+    page's bundled decoder reads the frames."""
+    ref = till.tokens["ana4"]
+    till.air.users[ref] = ANA.public_key
+    use = B.use(ANA, ref, FOOD, FOOD)
+    video = y4m(_qr_png(tmp_path, qr.record_payload(use.raw), "cam"), tmp_path / "cam.y4m")
+    cam = camera_browser(browser, video)
+    try:
+        page = cam.new_page(viewport={"width": 320, "height": 640})
+        page.set_default_timeout(15000)
+        page.goto(till.url)
+        page.click("#cam")
+        page.wait_for_selector("#payuse:not([hidden])")
+        assert page.input_value("#qrtext") == qr.record_payload(use.raw)
+        assert page.is_hidden("#video")  # the camera stops once a code is read
+        page.click("#payuse button")
+        _wait_state(page, ref, "accounted", 40)
+    finally:
+        cam.close()

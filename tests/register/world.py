@@ -43,7 +43,7 @@ def build(path):
     recs += allow
     toks = {}
     for n, (name, user, value) in enumerate((("book1", CARLOS, 10000), ("book2", CARLOS, 1000),
-                                             ("ana1", ANA, 2000), ("ana2", ANA, 3000), ("ana3", ANA, 500))):
+                                             ("ana1", ANA, 2000), ("ana2", ANA, 3000), ("ana3", ANA, 500), ("ana4", ANA, 700))):
         t = B.issue(FORMOSA, n + 1, value, prop.fields[0])
         recs += [t, B.set_user(FORMOSA, t.fields[0], user)]
         toks[name] = t.fields[0]
