@@ -66,10 +66,11 @@ function row(cells, tag) {
 async function day() {
   const d = await (await fetch("/day")).json();
   const head = $("payments").tHead, body = $("payments").tBodies[0];
-  head.replaceChildren(row([L.col.time, L.col.token, L.col.product, L.col.value, L.col.state], "th"));
+  head.replaceChildren(row([L.col.time, L.col.state, L.col.value, L.col.product, L.col.token], "th"));
   body.replaceChildren(...d.payments.map((p) => {
-    const tr = row([new Date(p.time * 1000).toLocaleTimeString(), p.token, p.product, p.value === null ? "?" : p.value,
-                     L.state[p.state]], "td");
+    const hhmm = new Date(p.time * 1000).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", hour12: false});
+    const tr = row([hhmm, L.short[p.state], p.value === null ? "?" : p.value, p.product, p.token], "td");
+    tr.children[1].title = L.state[p.state];
     tr.dataset.state = p.state; tr.dataset.id = p.id; return tr;
   }));
   $("totals").replaceChildren(...Object.entries(d.totals).map(([k, v]) => {
