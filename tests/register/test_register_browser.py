@@ -52,6 +52,8 @@ def test_payment_from_scan_to_receipt_then_double_spend_refused(page, till, tmp_
     page.wait_for_selector("#answer.pending")
     _wait_state(page, ref, "pending", 5)
     _wait_state(page, ref, "accounted", 40)
+    page.wait_for_selector("#answer.valid")
+    assert page.inner_text("#answer") == "accounted (receipt verified)"
     p = till.outbox().get(use.id)
     assert p.state == "accounted" and p.receipt == till.air.receipts[-1]
     assert page.inner_text("#link-0") == "yes"
@@ -135,11 +137,13 @@ def test_cut_link_and_reload_keep_the_payment_then_it_goes(page, till, tmp_path)
     page.reload()
     _wait_state(page, ref, "pending", 5)
     page.wait_for_function("document.querySelector('#link-0').textContent === 'no'")
+    page.wait_for_function("document.querySelector('#link-4').textContent === 'link cut (test)'")
     assert page.inner_text("#link-2") == "1"  # the queue to the node
     shot(page, "offline", doc=True)
     till.cut.clear()
     _wait_state(page, ref, "accounted", 40)
     assert page.inner_text("#link-2") == "0"
+    page.wait_for_function("document.querySelector('#link-4').textContent === 'none'")
 
 
 def test_keyboard_only_payment(page, till):

@@ -1,6 +1,6 @@
 // The register page: every sentence from /lang, every rule on the server.
 "use strict";
-let L = {}, scanned = null, change = null;
+let L = {}, scanned = null, change = null, waiting = null;
 const $ = (id) => document.getElementById(id);
 const say = (el, text, cls) => { el.textContent = text; el.className = cls || ""; };
 
@@ -32,6 +32,7 @@ async function pay(body) {
   if (!ok) { say($("answer"), d.words + (d.detail ? " (" + d.detail + ")" : ""), "invalid"); return false; }
   say($("answer"), L.verdict[d.answer.verdict] + ": " + d.answer.words + " — " + L.state.pending, "pending");
   $("payuse").hidden = true; $("paybook").hidden = true; $("password").value = "";
+  waiting = d.id;
   day();
   return true;
 }
@@ -73,11 +74,16 @@ async function day() {
     tr.children[1].title = L.state[p.state];
     tr.dataset.state = p.state; tr.dataset.id = p.id; return tr;
   }));
+  const mine = d.payments.find((p) => p.id === waiting);
+  if (mine && mine.state !== "pending") {  // the receipt came (or a conflict): say so where the shopkeeper looks
+    say($("answer"), L.state[mine.state], mine.state === "accounted" ? "valid" : "invalid"); waiting = null;
+  }
   $("totals").replaceChildren(...Object.entries(d.totals).map(([k, v]) => {
     const li = document.createElement("li"); li.textContent = k + ": " + v; return li; }));
   const heard = d.link.heard ? new Date(d.link.heard * 1000).toLocaleTimeString() : L.never;
   const dl = $("link"); dl.replaceChildren();
-  [[L.paired, d.link.paired ? L.yes : L.no], [L.heard, heard], [L.queue, d.queue], [L.outstanding, d.outstanding]]
+  [[L.paired, d.link.paired ? L.yes : L.no], [L.heard, heard], [L.queue, d.queue], [L.outstanding, d.outstanding],
+   [L.linkerror, d.link.error || L.none]]
     .forEach(([k, v]) => { const dt = document.createElement("dt"), dd = document.createElement("dd");
       dt.textContent = k; dd.textContent = v; dd.id = "link-" + dl.children.length / 2; dl.append(dt, dd); });
 }
