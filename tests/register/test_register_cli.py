@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -68,6 +69,14 @@ def test_serves_the_page_with_the_link_down(tmp_path):
             assert urllib.request.urlopen(base + src, timeout=5).status == 200
         day = json.loads(urllib.request.urlopen(base + "/day", timeout=5).read())
         assert day["link"]["paired"] is False and day["queue"] == 0
+        # a form post from another web page (no preflight): refused before it is read
+        req = urllib.request.Request(base + "/change", data=b'{"value": 10, "price": 1, "give": true}',
+                                     headers={"Content-Type": "text/plain"})
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            raise AssertionError("a text/plain post was taken")
+        except urllib.error.HTTPError as e:
+            assert e.code == 415
         time.sleep(1.5)
         day = json.loads(urllib.request.urlopen(base + "/day", timeout=5).read())
         assert day["link"]["error"]  # the worker says why the link is down (connection refused)

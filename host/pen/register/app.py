@@ -28,6 +28,10 @@ def _refused(e):
 
 
 async def _body(request):
+    # JSON only: another web page in the shop's browser cannot send this
+    # without a CORS preflight, which the register never grants
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="application/json only")
     try:
         d = await request.json()
     except ValueError:

@@ -146,10 +146,8 @@ class Register:
         if price < 0 or price > value:
             raise Refused("bad-price")
         owe = value - price
-        given = {bytes(p.token) for p in self.outbox.all()}
         mine = sorted(((t[1], k[1:]) for k, t in self.copy.state_prefix(b"T")
-                       if t[0] == self.shop.kid and t[2] and ctb.token_state(t) == ctb.ISSUED
-                       and k[1:] not in given), reverse=True)
+                       if t[0] == self.shop.kid and t[2] and ctb.token_state(t) == ctb.ISSUED), reverse=True)
         pick, left = [], owe
         for v, ref in mine:
             if v <= left:
