@@ -30,7 +30,8 @@ def start_bridge(tmp_path, *extra):
     store_radio, bridge_radio = FakeRadio(mesh, STORE), FakeRadio(mesh, BRIDGE)
     srv, ctb, uses = ctb_node(tmp_path / "ctb.sqlite", 4)
     log = open(tmp_path / "bridge.log", "w")
-    p = subprocess.Popen(PEN + ["--home", str(tmp_path / "bridge"), "bridge", "--meshtastic",
+    # --home where ctb_node put the bridge's key (the CTB node takes only the bridge's signed uploads)
+    p = subprocess.Popen(PEN + ["--home", str(tmp_path), "bridge", "--meshtastic",
                                 "tcp:127.0.0.1:%d" % bridge_radio.port, "--peer", srv.url,
                                 "--db", str(tmp_path / "bridge.sqlite")] + list(extra),
                          stdout=log, stderr=log, env=dict(os.environ, COLUMNS="200"))
