@@ -83,6 +83,7 @@ class Till:
         from pen.register.worker import Worker
         self.worker = Worker(self.opener, self.tmp / "outbox.sqlite", [CTB_KEY.public_key], self.reg.link)
         self.worker.start()
+        self.reg.spent = self.worker.ask_spent
 
     def stop_worker(self):
         self.worker.stop()

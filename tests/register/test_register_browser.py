@@ -66,6 +66,16 @@ def test_payment_from_scan_to_receipt_then_double_spend_refused(page, till, tmp_
     assert page.is_hidden("#payuse")
     assert till.outbox().get(again.id) is None
     shot(page, "double-spend", doc=True)
+    # another store's register (its own outbox, a copy synced before): the village node has seen it spent
+    from pen.register.core import Refused, Register
+    from world import build
+    other = Register(build(tmp_path / "copy2.sqlite")[0], tmp_path / "other.sqlite", FOOD,
+                     spent=till.worker.ask_spent)
+    assert till.worker.ask_spent(ref) is True and till.worker.ask_spent(till.tokens["ana4"]) is False
+    with pytest.raises(Refused) as e:
+        other.pay_use(again.raw)
+    assert (e.value.key, e.value.detail) == ("spent-in-village", "the village node has seen it spent")
+    assert other.outbox.all() == []
 
 
 def test_credit_book_wrong_then_right_password(page, till):

@@ -51,6 +51,7 @@ def cmd_register(args):
         raise PenError("--shop and --exchange go together (change needs both)")
     reg = Register(open_ctb(args), outbox, args.account, shop, args.exchange)
     w = Worker(link_opener(args), outbox, keys, reg.link)
+    reg.spent = w.ask_spent
     w.start()
     print("register on http://%s:%s/ (home %s)" % (host, port, home(args)), flush=True)
     try:

@@ -59,8 +59,10 @@ class Register:
     store client's outbox; product/account: what this till sells into;
     shop: the store council's Signer (gives change tokens), or None."""
 
-    def __init__(self, copy, outbox_path, account, shop=None, exchange=None, clock=time.time):
+    def __init__(self, copy, outbox_path, account, shop=None, exchange=None, clock=time.time, spent=None):
+        """spent(ref) -> True/False/None: the village node's spent set (Worker.ask_spent)."""
         self.copy = copy
+        self.spent = spent
         self.outbox = Outbox(outbox_path)
         self.account = account
         self.exchange = exchange  # the shop's exchange account: a token taken in for change goes there
@@ -71,8 +73,9 @@ class Register:
 
     # -- the offline answer ------------------------------------------------
 
-    def answer(self, ref, chain=(), spent=None):
-        a = check.check_token(self.copy, ref, list(chain), spent=spent)
+    def answer(self, ref, chain=()):
+        seen = self.spent(ref) if self.spent else None
+        a = check.check_token(self.copy, ref, list(chain), spent={bytes(ref)} if seen else None)
         mine = [p for p in self.outbox.by_token(ref) if not chain or p.record != bytes(chain[-1])]
         if mine and a.verdict != check.INVALID:  # this till took it already (the copy is not synced yet)
             a = check.Answer(check.INVALID, "already-spent", "this register took this token today", ref)

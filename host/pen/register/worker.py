@@ -2,6 +2,7 @@
 open payment in the outbox (StoreClient.resume), listens for receipts, and
 reports the link's state. A lost link is opened again after a pause; nothing
 is lost meanwhile because the outbox is on disk."""
+import queue
 import threading
 import time
 
@@ -21,6 +22,30 @@ class Worker(threading.Thread):
         self.wait_s = wait_s
         self.clock = clock
         self.stopping = threading.Event()
+        self.asks = queue.Queue()
+
+    def ask_spent(self, ref, timeout_s=3.0):
+        """Has the village node seen the token spent (its SPENT set, the one
+        `pen token check --spent-from` asks)? True / False, or None when
+        the link cannot say now. Any thread may ask; the worker sends it."""
+        if not self.state.get("paired") or not self.is_alive():
+            return None
+        box = {"done": threading.Event(), "spent": None}
+        self.asks.put((bytes(ref), box))
+        box["done"].wait(timeout_s)
+        return box["spent"]
+
+    def _answer_asks(self, sc):
+        while True:
+            try:
+                ref, box = self.asks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                s = sc.check(ref, timeout_s=2.0)
+                box["spent"] = s.spent
+            finally:
+                box["done"].set()
 
     def stop(self):
         self.stopping.set()
@@ -43,6 +68,7 @@ class Worker(threading.Thread):
                     return f
                 sc._pump = pump
                 while not self.stopping.is_set():
+                    self._answer_asks(sc)
                     if ob.open_payments():
                         sc.resume(wait_s=self.wait_s)
                         self.state["heard"] = self.clock()
