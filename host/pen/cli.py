@@ -21,6 +21,7 @@ COMMANDS = (
     "pen.commands.node",
     "pen.commands.bridge",
     "pen.commands.store",
+    "pen.commands.register",
     "pen.commands.products",
     "pen.commands.publish",
     "pen.commands.plan",
