@@ -15,7 +15,8 @@ import pytest
 
 from pen_protocol import link as L, cbor
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
 from medium_node import XorShift

@@ -13,10 +13,7 @@ from pen_protocol import sign
 from pen_protocol.airtime import PRESETS
 from pen_node.ble import BleLink, _RX
 from pen_node.journal import Journal
-try:  # its own module once the mesh split lands
-    from pen_node.memstorage import MemStorage
-except ImportError:
-    from pen_node.journal import MemStorage
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.pairing import LinkAuth, MemStore
 from pen_node.service import LinkService

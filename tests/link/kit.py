@@ -28,10 +28,7 @@ from pen.keys import Signer  # noqa: E402
 from pen_protocol import records as R, sign  # noqa: E402
 from pen_protocol.airtime import PRESETS  # noqa: E402
 from pen_node.journal import Journal  # noqa: E402
-try:  # its own module once the mesh split lands
-    from pen_node.memstorage import MemStorage  # noqa: E402
-except ImportError:
-    from pen_node.journal import MemStorage  # noqa: E402
+from pen_node.memstorage import MemStorage  # noqa: E402
 from pen_node.mesh import MeshNode  # noqa: E402
 
 T0 = 1795000000

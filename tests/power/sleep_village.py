@@ -12,7 +12,8 @@ import sys
 import main
 from pen_protocol import cbor
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.sleep import Meter, Sleeper, DutyListen, NodePower
 from pen_node.sx126x import leaf_preamble, PreambleByDestination
