@@ -65,6 +65,7 @@ def test_stores_pair_with_the_bridge_and_pay_sealed_over_meshtastic(tmp_path):
         home = tmp_path / "store"
         run = lambda *a: subprocess.run(PEN + ["--home", str(home)] + list(a), capture_output=True, text=True,
                                         timeout=90)
+        assert run("init").returncode == 0
         link = "meshtastic:tcp:127.0.0.1:%d@!%08x" % (store_radio.port, BRIDGE)
         assert run("keys", "new", "shop").returncode == 0
         assert run("store", "trust", node_key().hex()).returncode == 0
@@ -132,6 +133,7 @@ def test_pen_store_pay_over_meshtastic_from_the_command_line(mesh_bridge, tmp_pa
     home = tmp_path / "store"
     run = lambda *a: subprocess.run(PEN + ["--home", str(home)] + list(a), capture_output=True, text=True,
                                     timeout=90)
+    assert run("init").returncode == 0
     assert run("store", "trust", node_key().hex()).returncode == 0
     r = run("store", "pay", "--link", "meshtastic:tcp:127.0.0.1:%d@!%08x" % (store_radio.port, BRIDGE),
             "--record", uses[2].raw.hex(), "--wait", "40")

@@ -20,6 +20,8 @@ PEN = [sys.executable, "-c", "import sys; from pen.cli import main; sys.exit(mai
 
 def pen(home, *args, timeout=90):
     env = dict(os.environ, MICROPYPATH=MICROPYPATH)
+    if not home.exists():  # a store PC's home is made once, as a user does (pen init)
+        subprocess.run(PEN + ["--home", str(home), "init"], check=True, capture_output=True, env=env)
     return subprocess.run(PEN + ["--home", str(home)] + list(args), capture_output=True, text=True,
                           timeout=timeout, env=env)
 
