@@ -74,7 +74,8 @@ def test_payment_from_scan_to_receipt_then_double_spend_refused(page, till, tmp_
     assert till.worker.ask_spent(ref) is True and till.worker.ask_spent(till.tokens["ana4"]) is False
     with pytest.raises(Refused) as e:
         other.pay_use(again.raw)
-    assert (e.value.key, e.value.detail) == ("spent-in-village", "the village node has seen it spent")
+    assert (e.value.key, e.value.detail) == ("spent-in-village",
+                                             "the village node has heard it spent (unverified: cannot know yet)")
     assert other.outbox.all() == []
 
 

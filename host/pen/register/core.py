@@ -54,6 +54,14 @@ def read_scan(text):
     raise Refused("unknown-qr")
 
 
+def refuses(a):
+    """The till's policy on an offline answer: INVALID is refused, and so is
+    a token the village node has heard spent. That word is hearsay (cannot
+    know yet, check.py), but taking the token risks the shop's goods while
+    refusing costs the customer only a wait until the copies meet."""
+    return a.verdict == check.INVALID or a.reason == "spent-in-village"
+
+
 class Register:
     """copy: the store's CTB copy (synchronised daily); outbox_path: the
     store client's outbox; product/account: what this till sells into;
@@ -101,7 +109,7 @@ class Register:
             raise Refused("wrong-account", ids.unpack(rec.fields[2]))
         with self.lock:
             a = self.answer(rec.fields[0], [rec.raw])
-            if a.verdict == check.INVALID:
+            if refuses(a):
                 raise Refused(a.reason, a.detail)
             p = self.outbox.add(rec.id, rec.fields[0], rec.raw, self.clock())
             # "the token is then added to the local blockchain copy for later
@@ -125,7 +133,7 @@ class Register:
         if t is not None and t[4] != pk:
             raise Refused("not-this-book")
         a = self.answer(ref)
-        if a.verdict == check.INVALID:
+        if refuses(a):
             raise Refused(a.reason, a.detail)
         try:
             user = unseal_payload(sealed, password)
