@@ -9,6 +9,17 @@ def receipts_for(store, verdicts, node_key, now):
     """ACCOUNTED records for USEs accepted in this batch that are the
     token's effective use and not yet accounted. Stores them (a batch of
     its own) and returns them."""
+    out = make_receipts(store, verdicts, node_key, now)
+    if out:
+        store.submit([r.raw for r in out])
+    return [r.raw for r in out]
+
+
+def make_receipts(store, verdicts, node_key, now):
+    """The ACCOUNTED Records receipts_for would store, made and not stored:
+    store is any State (get) that reads the CTB as the batch left it (a
+    store's submit_follow passes its batch's overlay, so the receipts go in
+    the batch's own transaction)."""
     if node_key is None:
         return []
     out = []
@@ -20,6 +31,4 @@ def receipts_for(store, verdicts, node_key, now):
         if t is None or t[5][0][0] != rec.id or any(a[1] == rec.id for a in t[6]):
             continue
         out.append(B.accounted(node_key, rec.fields[0], rec.id, int(now)))
-    if out:
-        store.submit([r.raw for r in out])
-    return [r.raw for r in out]
+    return out

@@ -133,39 +133,67 @@ class SQLStore:
     def submit(self, raws):
         """Validate and store a batch atomically. Returns the verdicts; raises
         BatchRejected (nothing stored) if any record is rejected."""
+        return self.submit_follow(raws, None)[0]
+
+    def submit_follow(self, raws, follow):
+        """submit(), and in the same transaction the records follow(state,
+        verdicts) makes from the batch's outcome (a node's ACCOUNTED receipts
+        for the USEs it took; state reads the CTB as the batch left it): one
+        commit instead of two, which is what a single-record upload waits
+        for. If the store refuses any of them, none is kept and the batch
+        is stored without them, as if they had been submitted after it.
+        Returns (verdicts, the follow-up Records stored)."""
         self._begin()
         try:
-            recs = _parsed(raws)
-            view = _BatchView(self, recs)
-            ov = None
-            if self.verifier is not None:
-                # optimistic: record each signature (a verifier's collect() ships them to its
-                # workers as they come), write, check them all at once
-                sigs = self.verifier.collect() if hasattr(self.verifier, "collect") else []
-                self._exec("SAVEPOINT optimistic", ())
-                ov, verdicts = ctb.apply_batch(view, recs, lambda pk, m, sig: sigs.append((pk, m, sig)) or True)
-                ok = all(v.code != ctb.REJECTED for v in verdicts)
-                if not (ok and self.verifier.all_valid(sigs, lambda: self._write(ov))):
-                    self._exec("ROLLBACK TO SAVEPOINT optimistic", ())
-                    ov = None
-            if ov is None:
-                ov, verdicts = ctb.apply_batch(view, recs)
-                for i, v in enumerate(verdicts):
-                    if v.code == ctb.REJECTED:
-                        raise BatchRejected(i, v, verdicts)
-                self._write(ov)
+            ov, verdicts = self._apply(_parsed(raws))
+            added = list(ov.added)
+            more = follow(ov, verdicts) if follow is not None else []
+            if more:
+                self._exec("SAVEPOINT follow", ())
+                try:
+                    added += self._apply(more)[0].added
+                except BatchRejected:
+                    self._exec("ROLLBACK TO SAVEPOINT follow", ())
+                    more = []
             self._wrote()
             self._commit()
         except BaseException:
             self._rollback()
             self._cache.clear()
             raise
+        if added:
+            for fn in self.listeners:
+                fn(added)
+        return verdicts, more
+
+    def _apply(self, recs):
+        """Validate parsed records over the CTB as this transaction sees it
+        and write them; raises BatchRejected, having written nothing of
+        them. The decoded-state cache takes the batch's values at once
+        (a follow-up batch reads them; a rollback clears the cache)."""
+        view = _BatchView(self, recs)
+        ov = None
+        if self.verifier is not None:
+            # optimistic: record each signature (a verifier's collect() ships them to its
+            # workers as they come), write, check them all at once
+            sigs = self.verifier.collect() if hasattr(self.verifier, "collect") else []
+            self._exec("SAVEPOINT optimistic", ())
+            ov, verdicts = ctb.apply_batch(view, recs, lambda pk, m, sig: sigs.append((pk, m, sig)) or True)
+            ok = all(v.code != ctb.REJECTED for v in verdicts)
+            if not (ok and self.verifier.all_valid(sigs, lambda: self._write(ov))):
+                self._exec("ROLLBACK TO SAVEPOINT optimistic", ())
+                ov = None
+            else:
+                self._exec("RELEASE SAVEPOINT optimistic", ())
+        if ov is None:
+            ov, verdicts = ctb.apply_batch(view, recs)
+            for i, v in enumerate(verdicts):
+                if v.code == ctb.REJECTED:
+                    raise BatchRejected(i, v, verdicts)
+            self._write(ov)
         for k, v in ov.kv.items():
             self._cache_put(k, v)
-        if ov.added:
-            for fn in self.listeners:
-                fn(ov.added)
-        return verdicts
+        return ov, verdicts
 
     # -- decoded state kept between batches ---------------------------------
 

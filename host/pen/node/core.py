@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 
-from pen.accounting import receipts_for
+from pen.accounting import make_receipts
 from pen.peering import MAX_RECEIPT_ASKS, NodeError, receipts_in, refusal  # noqa: F401  (NodeError re-exported)
 from pen.store import BatchRejected
 from pen.sync import Reconciler, SetIndex
@@ -32,7 +32,25 @@ SESSION_TTL_S = 60
 # a sync catches the index up first, so it never sees a stale one.
 INDEX_LAG = 4096
 
+# Group commits tried before the batches left go one by one: each refusal
+# takes the batches it names out, so two tries cover a group with bad records
+# (the second try can only fail on a record the first did not reach).
+GROUP_TRIES = 2
+
 PEER_KEY = "peer:"  # local bookkeeping: peer URL -> JSON of its last sync
+
+
+def _without_refused(batches, todo, verdicts):
+    """The batches of todo none of whose records the group refused
+    (verdicts: the group's, in todo's order)."""
+    keep = []
+    at = 0
+    for i in todo:
+        n = len(batches[i])
+        if all(v.code != ctb.REJECTED for v in verdicts[at:at + n]):
+            keep.append(i)
+        at += n
+    return keep
 
 
 def _verdicts(verdicts):
@@ -113,46 +131,60 @@ class Node:
         """A batch through the one validator. Returns the bridge's peer
         contract (pen.bridge.peers): {"ok": True, "verdicts": [...],
         "receipts": [raw...]} or {"ok": False, "index", "reason", "detail",
-        "rejected"}."""
+        "rejected"}. The receipts are stored in the batch's transaction."""
         if len(raws) > MAX_BATCH_RECORDS:
             raise NodeError("too-many-records", "at most %d records a batch" % MAX_BATCH_RECORDS, 413)
         with self.lock:
             try:
-                verdicts = self.store.submit(raws)
+                verdicts, made = self.store.submit_follow(raws, self._receipts if receipts else None)
             except BatchRejected as e:
                 return refusal(e)
-            made = receipts_for(self.store, verdicts, self.node_key, self.clock()) if receipts else []
-        return {"ok": True, "verdicts": _verdicts(verdicts), "receipts": made}
+        return {"ok": True, "verdicts": _verdicts(verdicts), "receipts": [r.raw for r in made]}
+
+    def _receipts(self, state, verdicts):
+        return make_receipts(state, verdicts, self.node_key, self.clock())
 
     def submit_group(self, batches):
         """Several small batches (from different requests) stored in one
-        transaction, their receipts in one more: a transaction has a fixed
-        cost (commit, WAL sync, lock), so single-record uploads arriving
-        together share it (group commit). Each batch gets exactly the answer submit()
-        would give it alone: if the group is refused, each batch is
-        submitted on its own, so one client's bad record never refuses
-        another's. Returns one answer per batch, in order."""
+        transaction with their receipts: a transaction has a fixed cost
+        (commit, WAL sync, lock), so single-record uploads arriving together
+        share it (group commit). Each batch gets the answer submit() would
+        give it alone: batches holding a record the group refused are
+        taken out and submitted alone after the rest, so one client's bad
+        record never refuses another's, nor makes the others commit one
+        by one. Returns one answer per batch, in order."""
         if sum(len(b) for b in batches) > MAX_BATCH_RECORDS:
             raise NodeError("too-many-records", "at most %d records a group" % MAX_BATCH_RECORDS, 413)
-        if len(batches) == 1:
-            return [self.submit(batches[0])]
+        out = [None] * len(batches)
+        todo = list(range(len(batches)))
         with self.lock:
-            try:
-                verdicts = self.store.submit([raw for b in batches for raw in b])
-            except BatchRejected:
-                return [self.submit(b) for b in batches]
-            made = receipts_for(self.store, verdicts, self.node_key, self.clock())
-        by_use = {}
-        for raw in made:
-            by_use.setdefault(R.parse(raw).fields[1], []).append(raw)
-        out = []
-        at = 0
-        for b in batches:
-            mine = verdicts[at:at + len(b)]
-            at += len(b)
-            got = [r for v in mine if v.record is not None for r in by_use.pop(v.record.id, [])]
-            out.append({"ok": True, "verdicts": _verdicts(mine), "receipts": got})
+            for _ in range(GROUP_TRIES):
+                if len(todo) < 2:
+                    break
+                try:
+                    self._commit_group(batches, todo, out)
+                    todo = []
+                except BatchRejected as e:
+                    if e.verdicts is None:
+                        break
+                    todo = _without_refused(batches, todo, e.verdicts)
+            for i, b in enumerate(batches):  # what no group took: alone, in order
+                if out[i] is None:
+                    out[i] = self.submit(b)
         return out
+
+    def _commit_group(self, batches, todo, out):
+        """The batches numbered in todo in one transaction; fills their answers."""
+        verdicts, made = self.store.submit_follow([raw for i in todo for raw in batches[i]], self._receipts)
+        by_use = {}
+        for r in made:
+            by_use.setdefault(r.fields[1], []).append(r.raw)
+        at = 0
+        for i in todo:
+            mine = verdicts[at:at + len(batches[i])]
+            at += len(batches[i])
+            got = [r for v in mine if v.record is not None for r in by_use.pop(v.record.id, [])]
+            out[i] = {"ok": True, "verdicts": _verdicts(mine), "receipts": got}
 
     # -- records ----------------------------------------------------------
 
