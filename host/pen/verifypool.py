@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 from pen_protocol import sign
 
@@ -30,16 +31,29 @@ MIN_SHARED = 64
 STREAM_CHUNK = 64
 # CPU a record costs this process apart from its signature (parse, validate,
 # write) and a signature check, per record, measured with process_time on
-# the bench workload (23 and 37 us). A stream keeps the share of chunks that
-# makes this process and each worker finish together: with one worker, one
-# chunk in five (main 23 + 0.19 x 37 = worker 0.81 x 37 = 30 us a record,
-# against 38 us with whole-batch shares); with two or more, none.
-OTHER_US = 23.0
-VERIFY_US = 37.0
+# the bench workload (16-18 and 41 us, issue 14). A stream starts by keeping
+# the share of chunks that makes this process and each worker finish
+# together: with one worker, (41 - 17) / (41 + 41) = 0.29 of them; with two or
+# more, none. Then it follows the machine (KEEP_STEP).
+OTHER_US = 17.0
+VERIFY_US = 41.0
+# After each streamed batch the kept share moves by this much: up when this
+# process had to wait for a worker's answers (the workers had too much), down
+# when it did not (they may have idled), so both finish together whatever
+# else runs on the machine. A wait under WAIT_S is reading the pipe, not
+# waiting for work (an answer byte takes ~20 us to come through).
+KEEP_STEP = 0.02
+KEEP_MAX = 0.9
+WAIT_S = 0.0005
 # Each worker checks this many signatures for every one this process keeps:
 # this process also writes the batch meanwhile (~8 us a record against
 # ~55 us a verify), so one worker takes 55 % of a batch.
 WORKER_WEIGHT = 1.2
+
+
+def initial_keep(workers):
+    """The share of a stream's chunks this process checks itself, at first."""
+    return max(0.0, (VERIFY_US / workers - OTHER_US) / (VERIFY_US + VERIFY_US / workers))
 
 
 def verify_all(triples):
@@ -90,7 +104,12 @@ def worker_main():
 
 
 class ParallelVerifier:
-    def __init__(self, workers=1):
+    """workers: processes beside this one; clock: seconds (the stream's
+    waits steer the share this process keeps)."""
+
+    def __init__(self, workers=1, clock=time.perf_counter):
+        self.clock = clock
+        self.keep = initial_keep(workers)  # share of a stream's chunks checked here
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._procs = [subprocess.Popen([sys.executable, "-m", "pen.verifypool"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env) for _ in range(workers)]
@@ -105,7 +124,7 @@ class ParallelVerifier:
         unfinished (a rejected batch) is drained when the next begins."""
         with self._lock:
             self._drain()
-            self._stream = _Stream(self._procs)
+            self._stream = _Stream(self._procs, self.keep)
             return self._stream
 
     def _drain(self):
@@ -120,7 +139,11 @@ class ParallelVerifier:
         if isinstance(triples, _Stream):
             with self._lock:
                 self._stream = None
-                return triples.finish(meanwhile)
+                ok, waited = triples.finish(meanwhile, self.clock)
+                if triples.chunks:
+                    step = KEEP_STEP if waited > WAIT_S else -KEEP_STEP
+                    self.keep = min(KEEP_MAX, max(0.0, self.keep + step))
+                return ok
         n = len(triples)
         if n < MIN_SHARED:
             if meanwhile is not None:
@@ -163,6 +186,20 @@ class ParallelVerifier:
             raise RuntimeError("a signature worker died")
         return all(a == b"\x01" for a in answers)
 
+    def cpu_s(self):
+        """CPU seconds each worker has used so far (Linux /proc; None
+        elsewhere): pen bench ingest's load-independent figures."""
+        try:
+            tick = os.sysconf("SC_CLK_TCK")
+            out = []
+            for p in self._procs:
+                with open("/proc/%d/stat" % p.pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                out.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+            return out
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+
     def close(self):
         for p in self._procs:
             p.stdin.close()
@@ -171,19 +208,18 @@ class ParallelVerifier:
 
 class _Stream:
     """One batch's signatures, shipped a chunk at a time, round robin, as
-    they are recorded; what is left under a chunk at the end is checked
-    here while the workers finish."""
+    they are recorded; a `keep` share of the chunks and what is left under
+    a chunk at the end are checked here while the workers finish."""
 
-    def __init__(self, procs):
+    def __init__(self, procs, keep):
         self.procs = procs
         self.buf = []
         self.kept = []  # chunks this process checks at the end
         self.n = 0
         self.waiting = [0] * len(procs)  # answers owed by each worker
         self.next = 0
-        w = len(procs)
-        keep = max(0.0, (VERIFY_US / w - OTHER_US) / (VERIFY_US + VERIFY_US / w))
-        self.keep_every = int(round(1 / keep)) if keep > 0 else 0  # keep chunk number k when k % this == 0
+        self.keep = keep
+        self.credit = 0.0  # kept chunks owed: + keep a chunk, - 1 a chunk kept
         self.chunks = 0
 
     def __len__(self):
@@ -194,7 +230,9 @@ class _Stream:
         self.n += 1
         if len(self.buf) >= STREAM_CHUNK:
             self.chunks += 1
-            if self.keep_every and self.chunks % self.keep_every == 0:
+            self.credit += self.keep
+            if self.credit >= 1.0:
+                self.credit -= 1.0
                 self.kept += self.buf
                 self.buf = []
                 return
@@ -205,12 +243,16 @@ class _Stream:
             self.next = (self.next + 1) % len(self.procs)
             self.buf = []
 
-    def finish(self, meanwhile):
+    def finish(self, meanwhile, clock):
+        """(True if every signature verifies, seconds spent waiting for the
+        workers after this process was done)."""
         if meanwhile is not None:
             meanwhile()
         ok = verify_all(self.kept) and verify_all(self.buf)
         self.buf, self.kept = [], []
-        return self.answers() and ok
+        t = clock()
+        ok = self.answers() and ok
+        return ok, clock() - t
 
     def answers(self):
         """Read every answer owed; True if all said valid."""

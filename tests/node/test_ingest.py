@@ -91,6 +91,44 @@ def test_bench_compares_equal_cores_and_reports_each_batch_size():
     # ones, and failed whenever rounding crossed a boundary (issue 14 item 8).
     assert res["ratio_to_verify_bound"] == round(res["records_per_s"] / res["verify_per_s"], 3)
     assert res["ratio_one_core"] == round(res["records_per_s_one_core"] / res["verify_per_s_one_core"], 3)
+    # each ratio is one round's, ingest and bound measured back to back (the median round of three)
+    assert [res["records_per_s"], res["verify_per_s"]] in res["rounds_records_and_verify_per_s"]
+    assert [res["records_per_s_one_core"], res["verify_per_s_one_core"]] in res["rounds_one_core"]
+    assert len(res["rounds_records_and_verify_per_s"]) == res["rounds"] == 1
+    # the load-independent figures: busier process's CPU a record against verify CPU x cores
+    assert res["worker_cpu_us_per_record"] is not None and res["verify_cpu_us"] > 0
+    assert res["cpu_ratio_to_verify_bound"] == round(
+        res["verify_cpu_us"] / (2 * max(res["main_cpu_us_per_record"], res["worker_cpu_us_per_record"])), 3)
+    assert res["cpu_ratio_one_core"] == round(res["verify_cpu_us"] / res["main_cpu_us_per_record_one_core"], 3)
+
+
+def test_the_median_round_is_reported_whole():
+    from pen.ingest_bench import _median_round
+    rounds = [(100, 400), (300, 400), (90, 100)]  # ratios 0.25, 0.75, 0.9
+    assert _median_round(rounds) == (300, 400)  # its own two figures, not medians taken apart
+    assert _median_round([(5, 10)]) == (5, 10)
+
+
+def test_the_stream_keeps_more_signatures_here_when_it_waited_for_a_worker(payments):
+    from pen.verifypool import KEEP_STEP, initial_keep
+    base, recs = payments
+    triples = _signers(base, recs)[:300]
+    ticks = iter([0.0, 0.5, 1.0, 1.0])  # the first batch waits half a second, the second not at all
+    p = ParallelVerifier(1, clock=lambda: next(ticks))
+    try:
+        assert abs(p.keep - initial_keep(1)) < 1e-9 and 0.2 < p.keep < 0.4
+        for want in (initial_keep(1) + KEEP_STEP, initial_keep(1)):
+            s = p.collect()
+            for t in triples:
+                s.append(t)
+            assert p.all_valid(s) and abs(p.keep - want) < 1e-9
+        s = p.collect()  # a bad signature in the stream is still found
+        for i, (pk, msg, sig) in enumerate(triples):
+            s.append((pk, msg + b"x", sig) if i == 299 else (pk, msg, sig))
+        ticks = iter([0.0, 0.0])
+        assert p.all_valid(s) is False
+    finally:
+        p.close()
 
 
 def test_the_bound_on_many_cores_checks_every_signature(pool, payments):

@@ -136,7 +136,7 @@ class Node:
             raise NodeError("too-many-records", "at most %d records a batch" % MAX_BATCH_RECORDS, 413)
         with self.lock:
             try:
-                verdicts, made = self.store.submit_follow(raws, self._receipts if receipts else None)
+                verdicts, made = self.store.submit_follow(raws, self._receipts if receipts else None, self.node_key)
             except BatchRejected as e:
                 return refusal(e)
         return {"ok": True, "verdicts": _verdicts(verdicts), "receipts": [r.raw for r in made]}
@@ -175,7 +175,8 @@ class Node:
 
     def _commit_group(self, batches, todo, out):
         """The batches numbered in todo in one transaction; fills their answers."""
-        verdicts, made = self.store.submit_follow([raw for i in todo for raw in batches[i]], self._receipts)
+        verdicts, made = self.store.submit_follow([raw for i in todo for raw in batches[i]], self._receipts,
+                                                    self.node_key)
         by_use = {}
         for r in made:
             by_use.setdefault(r.fields[1], []).append(r.raw)
