@@ -182,18 +182,25 @@ def ingest_once(base, recs, batch=BATCH, verifier=None, db=None):
     try:
         store.verifier = verifier
         store.submit([r.raw for r in base])
-        w0 = verifier.cpu_s() if verifier is not None else None
+        w0 = _workers_cpu(verifier)
         t, c = time.perf_counter(), time.process_time()
         for i in range(0, len(raws), batch):
             store.submit(raws[i:i + batch])
         dt, dc = time.perf_counter() - t, time.process_time() - c
-        w1 = verifier.cpu_s() if verifier is not None else None
+        w1 = _workers_cpu(verifier)
         if store.count() != len(base) + len(raws):
             raise RuntimeError("ingest lost records")
     finally:
         drop()
     worker = max(b - a for a, b in zip(w0, w1)) / len(raws) * 1e6 if w0 and w1 else None
     return len(raws) / dt, dc / len(raws) * 1e6, worker
+
+
+def _workers_cpu(verifier):
+    """CPU seconds of each signature worker, or None (no verifier, or one
+    that cannot tell)."""
+    cpu_s = getattr(verifier, "cpu_s", None)
+    return cpu_s() if cpu_s is not None else None
 
 
 def verify_cpu_us(triples):
