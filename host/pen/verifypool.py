@@ -29,22 +29,24 @@ MIN_SHARED = 64
 # Signatures a stream (collect()) ships to a worker at once: ~10 KB, a few
 # ms of work, small enough that the last chunk ends soon after validation.
 STREAM_CHUNK = 64
-# CPU a record costs this process apart from its signature (parse, validate,
-# write) and a signature check, per record, measured with process_time on
-# the bench workload (16-18 and 41 us, issue 14). A stream starts by keeping
-# the share of chunks that makes this process and each worker finish
-# together: with one worker, (41 - 17) / (41 + 41) = 0.29 of them; with two or
-# more, none. Then it follows the machine (KEEP_STEP).
-OTHER_US = 17.0
+# CPU a record costs this process apart from the signatures it keeps (parse,
+# validate, write, pack what it ships, and check the last part-chunk of each
+# 500-record batch), and a signature check, per record, measured with
+# process_time on the bench workload (~22 and ~41 us, issue 14). A stream
+# starts by keeping the share of chunks that makes this process and each
+# worker finish together: with one worker, (41 - 22) / (41 + 41) = 0.23 of
+# them; with two or more, none. Then it follows the machine (KEEP_STEP).
+OTHER_US = 22.0
 VERIFY_US = 41.0
-# After each streamed batch the kept share moves by this much: up when this
-# process had to wait for a worker's answers (the workers had too much), down
-# when it did not (they may have idled), so both finish together whatever
-# else runs on the machine. A wait under WAIT_S is reading the pipe, not
-# waiting for work (an answer byte takes ~20 us to come through).
+# After each streamed batch the kept share moves by KEEP_STEP: up when this
+# process waited for a worker's answers longer than half a chunk takes to
+# check (moving one chunk over would overshoot a shorter wait), down when the
+# answers were already there (the workers may have idled), else it holds; so
+# both finish together whatever else runs on the machine.
 KEEP_STEP = 0.02
 KEEP_MAX = 0.9
-WAIT_S = 0.0005
+WAIT_MORE_S = STREAM_CHUNK * VERIFY_US / 2 * 1e-6
+WAIT_NONE_S = 0.0002  # reading answers that are there: ~20 us each
 # Each worker checks this many signatures for every one this process keeps:
 # this process also writes the batch meanwhile (~8 us a record against
 # ~55 us a verify), so one worker takes 55 % of a batch.
@@ -140,8 +142,8 @@ class ParallelVerifier:
             with self._lock:
                 self._stream = None
                 ok, waited = triples.finish(meanwhile, self.clock)
-                if triples.chunks:
-                    step = KEEP_STEP if waited > WAIT_S else -KEEP_STEP
+                if triples.chunks and (waited > WAIT_MORE_S or waited < WAIT_NONE_S):
+                    step = KEEP_STEP if waited > WAIT_MORE_S else -KEEP_STEP
                     self.keep = min(KEEP_MAX, max(0.0, self.keep + step))
                 return ok
         n = len(triples)

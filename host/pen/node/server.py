@@ -57,10 +57,11 @@ RULES = {
 }
 # A submit of fewer records than this waits for the commit in progress and
 # shares the next with every other that arrived meanwhile (group commit,
-# core.Node.submit_group): each submit costs two transactions (records, then
-# receipts), a thread hop and the lock whatever its size, so single-record
-# uploads one at a time ran at ~290/s and grouped at ~900-1100/s (pen bench
-# ingest --single). Bridges send 500 at a time and go alone.
+# core.Node.submit_group): each submit costs a transaction (its records and
+# their receipts, one commit), a thread hop and the lock whatever its size, so
+# single-record uploads one at a time ran at ~290/s and grouped at ~1000-1300/s
+# (pen bench ingest --single, docs/node.md). Bridges send 500 at a time and go
+# alone.
 GROUP_RECORDS = 64
 
 # per-request storage the guard fills: the Peer (None: anonymous) and the body it checked
