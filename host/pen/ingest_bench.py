@@ -259,6 +259,51 @@ def run_ingest_bench(tokens=TOKENS, batch=BATCH, rounds=3, cores=CORES, db=None,
             "cpu_ratio_one_core": _cpu_ratio(verify, 1, alone, None)}
 
 
+def ingest_phases(tokens=TOKENS, batch=BATCH, db=None):
+    """Where one core's time goes per record, in us of CPU (process_time),
+    signatures aside (the checks answer True for the run; the bare verify is
+    measured apart): parse, the batch's lookups (ids held, token states),
+    the validator's rules, the write (state encoding and SQL), the commit."""
+    from pen_protocol import sign
+    base, recs = workload(tokens)
+    triples = _signers(base, recs)
+    store, drop = fresh_store(db)
+    spent = {"lookups": 0.0, "write": 0.0, "commit": 0.0}
+
+    def timed(name, fn):
+        def run(*a):
+            c = time.process_time()
+            try:
+                return fn(*a)
+            finally:
+                spent[name] += time.process_time() - c
+        return run
+    try:
+        store.submit([r.raw for r in base])
+        store.records_by_id = timed("lookups", store.records_by_id)
+        store._state_many = timed("lookups", store._state_many)
+        store._write = timed("write", store._write)
+        store._commit = timed("commit", store._commit)
+        sign.set_verifier(lambda pk, msg, sig: True)
+        c = time.process_time()
+        parsed = [R.parse(r.raw) for r in recs]
+        parse = time.process_time() - c
+        c = time.process_time()
+        for i in range(0, len(parsed), batch):
+            store.submit(parsed[i:i + batch])
+        total = time.process_time() - c + parse
+    finally:
+        sign.set_verifier(None)
+        drop()
+    out = {"parse": parse, "lookups": spent["lookups"], "write": spent["write"], "commit": spent["commit"]}
+    out["rules"] = total - sum(out.values())
+    us = {k: round(v / len(recs) * 1e6, 1) for k, v in out.items()}
+    us["total"] = round(total / len(recs) * 1e6, 1)
+    us["verify"] = round(verify_cpu_us(triples), 1)
+    return {"records": len(recs), "batch": batch, "database": database_kind(db), "us_per_record": us,
+            "ceiling_ratio": round(us["verify"] / (us["verify"] + us["total"]), 3)}
+
+
 def _median(xs):
     xs = sorted(x for x in xs if x is not None)
     return xs[len(xs) // 2] if xs else None
@@ -386,9 +431,15 @@ def run_single_bench(posts=SINGLE_POSTS, clients=SINGLE_CLIENTS, db=None, connec
 
 def cmd(args):
     single = getattr(args, "single", False)
-    res = (run_single_bench if single else run_ingest_bench)(db=getattr(args, "db", None))
+    phases = getattr(args, "phases", False)
+    run = run_single_bench if single else ingest_phases if phases else run_ingest_bench
+    res = run(db=getattr(args, "db", None))
     if getattr(args, "json", False):
         print(json.dumps(res))
+    elif phases:
+        print("CPU per record on one core, us (%(database)s, %(records)d records, batches of %(batch)d): " % res
+              + ", ".join("%s %.1f" % kv for kv in res["us_per_record"].items()))
+        print("so one core's best ratio to bare verify is verify / (verify + total) = %.3f" % res["ceiling_ratio"])
     elif single:
         print("single-record POSTs over HTTP (%(database)s, %(connections)d connections, signed, a receipt "
               "each): %(posts_per_s)d/s; with a commit and a sync-index update for every POST, as before: "

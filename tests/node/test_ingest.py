@@ -229,3 +229,19 @@ def test_a_stream_checks_every_signature_wherever_it_goes(pool, payments):
         s.append(t)
     ran = []
     assert pool.all_valid(s, lambda: ran.append(1)) is True and ran == [1]
+
+
+def test_phases_add_up_and_leave_the_signature_check_as_it_was(payments, tmp_path):
+    from pen.ingest_bench import ingest_phases
+    res = ingest_phases(tokens=60, batch=50)
+    us = res["us_per_record"]
+    assert set(us) == {"parse", "lookups", "rules", "write", "commit", "total", "verify"}
+    assert all(us[k] > 0 for k in ("parse", "write", "total", "verify"))
+    assert abs(sum(us[k] for k in ("parse", "lookups", "rules", "write", "commit")) - us["total"]) < 0.5
+    assert res["ceiling_ratio"] == round(us["verify"] / (us["verify"] + us["total"]), 3)
+    # the run answered True for every signature; afterwards a forged one is refused again
+    base, recs = payments
+    s = fresh(tmp_path, "after", base)
+    with pytest.raises(BatchRejected) as e:
+        s.submit([forge(recs[0])])
+    assert e.value.verdict.reason == "bad-signature"

@@ -25,6 +25,9 @@ def register(sub):
                                                        "fresh database each round; the role needs CREATEDB)")
             e.add_argument("--single", action="store_true",
                            help="single-record POSTs per second over HTTP to one node instead")
+            e.add_argument("--phases", action="store_true",
+                           help="where one core's CPU goes per record instead (parse, lookups, rules, write, "
+                                "commit; signatures aside)")
 
 
 def frame_sizes():
