@@ -164,3 +164,50 @@ def test_a_group_refused_twice_answers_each_batch_alone(tmp_path, monkeypatch):
     res = node.submit_group([[u.raw] for u in uses])
     assert [r["ok"] for r in res] == [True, True, True] and [len(r["receipts"]) for r in res] == [1, 1, 1]
     assert tries == [3, 2, 1, 1, 1]
+
+
+# A node process that dies at a given moment of an upload (os._exit: no
+# cleanup, no rollback, as a power cut or SIGKILL leaves the files).
+_DIES = r'''
+import os, sys
+from pen.node import core
+from pen.node.core import Node
+from pen.samples import economy
+from pen.store import SQLiteCTB
+path, raw, when = sys.argv[1], bytes.fromhex(sys.argv[2]), sys.argv[3]
+node = Node(SQLiteCTB(path), node_key=economy()[0]["common-node"], clock=lambda: 1795000000)
+if when == "making-receipts":  # the USE validated and written, its receipt signed, nothing committed
+    made = core.make_receipts
+    core.make_receipts = lambda *a: (made(*a), os._exit(9))
+else:  # just after the commit
+    commit = node.store._commit
+    node.store._commit = lambda: (commit(), os._exit(9))
+node.submit([raw])
+os._exit(0)
+'''
+
+
+@pytest.mark.parametrize("when", ["making-receipts", "after-commit"])
+def test_a_node_killed_mid_upload_holds_the_use_with_its_receipt_or_neither(tmp_path, when):
+    """Before, the receipts were a second transaction: a node dying between
+    the two kept a USE it had taken with no receipt, and a retry (a
+    duplicate) never made one."""
+    import subprocess
+    import sys
+    node, uses = _usable_node(tmp_path, 1)
+    path, before = node.store.path, node.store.count()
+    node.store.close()
+    p = subprocess.run([sys.executable, "-c", _DIES, path, uses[0].raw.hex(), when], capture_output=True, timeout=60)
+    assert p.returncode == 9, p.stderr.decode()[-2000:]
+    from pen.node.core import Node
+    from pen.samples import economy
+    from pen.store import SQLiteCTB
+    node = Node(SQLiteCTB(path), node_key=economy()[0]["common-node"], clock=lambda: 1795000000)
+    held = node.receipts([(uses[0].fields[0], uses[0].id)])
+    if when == "making-receipts":
+        assert node.store.count() == before and node.store.get_record(uses[0].id) is None and held == []
+        res = node.submit([uses[0].raw])  # the bridge's retry: taken now, with its receipt
+        assert res["verdicts"][0]["code"] == ctb.ACCEPTED and len(res["receipts"]) == 1
+    else:
+        assert node.store.count() == before + 2 and node.store.get_record(uses[0].id) == uses[0].raw
+        assert len(held) == 1 and R.parse(held[0]).fields[1] == uses[0].id
