@@ -211,3 +211,30 @@ def test_a_node_killed_mid_upload_holds_the_use_with_its_receipt_or_neither(tmp_
     else:
         assert node.store.count() == before + 2 and node.store.get_record(uses[0].id) == uses[0].raw
         assert len(held) == 1 and R.parse(held[0]).fields[1] == uses[0].id
+
+
+@pytest.mark.postgres
+def test_on_postgresql_receipts_share_the_commit_and_a_refused_follow_up_is_rolled_back(pg_url, monkeypatch):
+    from pen.node.core import Node
+    from pen.pgstore import PostgresCTB
+    from pen.samples import economy
+    k, ordered, n = economy()
+    node = Node(PostgresCTB(pg_url), node_key=k["common-node"], clock=lambda: 1795000000)
+    node.submit([r.raw for r in ordered[:ordered.index(n["use"])]])
+    carlos = Signer.from_phrase("carlos")
+    uses = []
+    for i in range(2):
+        t = B.issue(k["formosa-plumbing"], 500 + i, 10, n["proposal"].fields[0])
+        node.submit([t.raw, B.set_user(k["formosa-plumbing"], t.fields[0], carlos).raw])
+        uses.append(B.use(carlos, t.fields[0], "50100000", "50100000"))
+    commits = count_commits(monkeypatch, node.store)
+    before = node.store.count()
+    res = node.submit_group([[uses[0].raw], [forged(uses[1])]])
+    assert res[0]["ok"] and len(res[0]["receipts"]) == 1 and res[1]["reason"] == "bad-signature"
+    assert commits[0] == 1 and node.store.count() == before + 2
+    stranger = Signer.from_phrase("not-a-ctb-node")
+    verdicts, more = node.store.submit_follow(
+        [uses[1].raw], lambda st, v: [B.accounted(stranger, uses[1].fields[0], uses[1].id, 1795000000)], stranger)
+    assert verdicts[0].code == ctb.ACCEPTED and more == [] and node.store.count() == before + 3
+    assert node.receipts([(uses[1].fields[0], uses[1].id)]) == []
+    node.store.close()
