@@ -245,3 +245,20 @@ def test_phases_add_up_and_leave_the_signature_check_as_it_was(payments, tmp_pat
     with pytest.raises(BatchRejected) as e:
         s.submit([forge(recs[0])])
     assert e.value.verdict.reason == "bad-signature"
+
+
+def test_the_store_keeps_a_page_cache_and_a_wal_sized_for_random_ids(tmp_path):
+    from pen.store import CACHE_KIB, WAL_CHECKPOINT_PAGES
+    s = SQLiteCTB(tmp_path / "c.sqlite")
+    assert s.db.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
+    assert s.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
+    assert s.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: every commit still syncs the WAL
+    assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_grown_bench_compares_the_store_settings_with_sqlite_defaults():
+    from pen.ingest_bench import run_grown_bench
+    res = run_grown_bench(grown=2000, tokens=30, batch=30)
+    assert res["grown"] == 2000 and res["records"] == 90
+    for k in ("store", "sqlite_defaults"):
+        assert res[k]["records_per_s"] > 0 and res[k]["cpu_us_per_record"] > 0

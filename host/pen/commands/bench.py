@@ -28,6 +28,9 @@ def register(sub):
             e.add_argument("--phases", action="store_true",
                            help="where one core's CPU goes per record instead (parse, lookups, rules, write, "
                                 "commit; signatures aside)")
+            e.add_argument("--grown", type=int, metavar="N", nargs="?", const=200000,
+                           help="into a SQLite CTB whose records table already holds N rows (default 200000), "
+                                "with the store's cache settings and with SQLite's defaults")
 
 
 def frame_sizes():
