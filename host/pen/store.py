@@ -133,6 +133,9 @@ class SQLStore:
         # called after each committed batch with the Records it added (the
         # node's sync index follows the store through this)
         self.listeners = []
+        # follow-up batches the store refused (submit_follow) and the last
+        # reason: a node whose key may not sign receipts shows it here
+        self.follow_refused = (0, "")
 
     # -- the State interface the validator reads ----------------------------
 
@@ -170,8 +173,9 @@ class SQLStore:
                 self._exec("SAVEPOINT follow", ())
                 try:
                     added += self._apply(more, _made_here(signed_here))[0].added
-                except BatchRejected:
+                except BatchRejected as e:
                     self._exec("ROLLBACK TO SAVEPOINT follow", ())
+                    self.follow_refused = (self.follow_refused[0] + 1, str(e))
                     more = []
             self._wrote()
             self._commit()

@@ -70,6 +70,8 @@ def test_a_refused_follow_up_is_dropped_and_the_batch_is_stored_without_it(tmp_p
         return [B.accounted(k, uses[0].fields[0], uses[0].id, 1795000000)]
     verdicts, more = node.store.submit_follow([uses[0].raw], follow, k)
     assert [v.code for v in verdicts] == [ctb.ACCEPTED] and more == [] and commits[0] == 1
+    refused = node.status()["receipts_refused"]  # the operator sees why no receipt came
+    assert refused["count"] == 1 and "record 0 rejected: " in refused["last"]
     assert node.store.count() == before + 1 and node.store.get_record(uses[0].id) == uses[0].raw
     assert ctb.token_state(node.store.get(b"T" + uses[0].fields[0])) == ctb.USED
     # the state cache kept nothing of the dropped receipt: the node's own receipt goes in after

@@ -271,7 +271,8 @@ class Node:
         return {"records": count, "state_digest": self._digest[1], "economy": g[0] if g else None,
                 "by_type": by_type, "schema": schema,
                 "database": "postgresql" if type(self.store).__name__ == "PostgresCTB" else "sqlite",
-                "sync_sessions": len(self.sessions), "peers": self.peers()}
+                "sync_sessions": len(self.sessions), "peers": self.peers(),
+                "receipts_refused": {"count": self.store.follow_refused[0], "last": self.store.follow_refused[1]}}
 
     def token(self, ref):
         with self.lock:
