@@ -2,6 +2,7 @@
 validation with signatures checked by worker processes — each must give
 exactly the verdicts and state of the plain one-by-one path."""
 import json
+import sys
 
 import pytest
 
@@ -96,7 +97,10 @@ def test_bench_compares_equal_cores_and_reports_each_batch_size():
     assert [res["records_per_s_one_core"], res["verify_per_s_one_core"]] in res["rounds_one_core"]
     assert len(res["rounds_records_and_verify_per_s"]) == res["rounds"] == 1
     # the load-independent figures: busier process's CPU a record against verify CPU x cores
-    assert res["worker_cpu_us_per_record"] is not None and res["verify_cpu_us"] > 0
+    assert res["verify_cpu_us"] > 0
+    if not sys.platform.startswith("linux"):  # the workers' CPU comes from /proc
+        assert res["worker_cpu_us_per_record"] is None and res["cpu_ratio_to_verify_bound"] is None
+        return
     assert res["cpu_ratio_to_verify_bound"] == round(
         res["verify_cpu_us"] / (2 * max(res["main_cpu_us_per_record"], res["worker_cpu_us_per_record"])), 3)
     assert res["cpu_ratio_one_core"] == round(res["verify_cpu_us"] / res["main_cpu_us_per_record_one_core"], 3)
