@@ -500,7 +500,10 @@ def cmd(args):
               "%(verify_per_s)d/s; ratio %(ratio_to_verify_bound).3f. One core: %(records_per_s_one_core)d/s "
               "against %(verify_per_s_one_core)d/s, ratio %(ratio_one_core).3f" % res)
         print("CPU of the node process per record: %(main_cpu_us_per_record).1f us with %(verify_workers)d "
-              "workers, %(main_cpu_us_per_record_one_core).1f us alone" % res)
+              "workers, %(main_cpu_us_per_record_one_core).1f us alone; a bare verify %(verify_cpu_us).1f us" % res)
+        if res["cpu_ratio_to_verify_bound"] is not None:
+            print("on otherwise idle cores (CPU of the busiest process, worker %(worker_cpu_us_per_record).1f us): "
+                  "ratio %(cpu_ratio_to_verify_bound).3f on %(cores)d cores, %(cpu_ratio_one_core).3f on one" % res)
         print("by batch size (records/s): " + ", ".join(
             "%s: %d" % kv for kv in res["per_batch_records_per_s"].items()))
     return 0
