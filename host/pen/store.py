@@ -256,11 +256,14 @@ class SQLStore:
 
     def _write(self, ov):
         now = self.clock()
-        self._many("INSERT INTO records(id, type, token, raw, received) VALUES (?,?,?,?,?)",
-                   [(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added])
+        self._insert_records([(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added])
         self._many("INSERT INTO state(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                    [(k, cbor.dumps(v)) for k, v in ov.kv.items() if v is not None])
         self._many("DELETE FROM state WHERE key=?", [(k,) for k, v in ov.kv.items() if v is None])
+
+    def _insert_records(self, rows):
+        """(id, type, token, raw, received) rows into records, in order."""
+        self._many("INSERT INTO records(id, type, token, raw, received) VALUES (?,?,?,?,?)", rows)
 
     # -- reading --------------------------------------------------------------
 
