@@ -350,8 +350,8 @@ CACHE_KIB = 65536
 # random-id index pages far fewer times. Durability is the same: every
 # commit still syncs the WAL (synchronous=FULL). Into a table of 200 000
 # rows, bare 500-row inserts cost 17-19 us of CPU a row with both settings
-# against 22-31 us with SQLite's defaults; the whole ingest path 76-82
-# against 80-85 us a record, and 12-25 % more records/s (pen bench ingest
+# against 22-31 us with SQLite's defaults; the whole ingest path 68-82
+# against 72-85 us a record, and 4-34 % more records/s (pen bench ingest
 # --grown, docs/node.md).
 WAL_CHECKPOINT_PAGES = 10000
 
