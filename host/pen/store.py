@@ -93,13 +93,13 @@ class _BatchView:
     batch's duplicate checks and token states fetched in one query each
     instead of one per record."""
 
-    def __init__(self, store, recs):
+    def __init__(self, store, recs, recheck=True):
         self.store = store
         ids = [r.id for r in recs if isinstance(r, R.Record)]
         self.held = set(store.records_by_id(ids)) if ids else set()
         self.absent = set(ids) - self.held
         keys = {b"T" + r.token_ref for r in recs if isinstance(r, R.Record) and r.token_ref is not None}
-        self.state = store._state_many(keys)
+        self.state = store._state_many(keys, recheck)
 
     def get(self, key):
         if key in self.state:
@@ -170,11 +170,9 @@ class SQLStore:
             added = list(ov.added)
             more = follow(ov, verdicts) if follow is not None else []
             if more:
-                self._exec("SAVEPOINT follow", ())
-                try:
-                    added += self._apply(more, _made_here(signed_here))[0].added
+                try:  # a refused batch writes nothing (_apply), so no savepoint is needed
+                    added += self._apply(more, _made_here(signed_here), recheck=False)[0].added
                 except BatchRejected as e:
-                    self._exec("ROLLBACK TO SAVEPOINT follow", ())
                     self.follow_refused = (self.follow_refused[0] + 1, str(e))
                     more = []
             self._wrote()
@@ -188,13 +186,16 @@ class SQLStore:
                 fn(added)
         return verdicts, more
 
-    def _apply(self, recs, verify=None):
+    def _apply(self, recs, verify=None, recheck=True):
         """Validate parsed records over the CTB as this transaction sees it
         and write them; raises BatchRejected, having written nothing of
-        them. The decoded-state cache takes the batch's values at once
-        (a follow-up batch reads them; a rollback clears the cache).
-        verify: the signature check instead of the verifier's."""
-        view = _BatchView(self, recs)
+        them (the optimistic path's writes are rolled back to its savepoint
+        first). The decoded-state cache takes the batch's values at once (a
+        follow-up batch reads them; a rollback clears the cache). verify:
+        the signature check instead of the verifier's; recheck=False skips
+        asking whether another connection wrote (a follow-up: this
+        transaction has held the write lock since the batch's own check)."""
+        view = _BatchView(self, recs, recheck)
         ov = None
         if self.verifier is not None and verify is None:
             # optimistic: record each signature (a verifier's collect() ships them to its
@@ -225,9 +226,9 @@ class SQLStore:
             self._cache.clear()
         self._cache[key] = value
 
-    def _state_many(self, keys):
+    def _state_many(self, keys, recheck=True):
         """{key: decoded value or None} for keys, one query per 500."""
-        if self._changed_elsewhere():
+        if recheck and self._changed_elsewhere():
             self._cache.clear()
         out = {}
         todo = []
