@@ -8,8 +8,20 @@ def _kid(k):
     return k.kid if hasattr(k, "kid") else bytes(k)
 
 
-def genesis(first_founder, name, founders, time):
-    return R.encode(R.GENESIS, [name, [_kid(f) for f in founders], int(time)], first_founder)
+def genesis_consent(founder, name, founders, time):
+    """One founder's consent to a genesis (64 bytes): it signs
+    records.genesis_consent(name, founders, time)."""
+    return bytes(founder(R.genesis_consent(name, [_kid(f) for f in founders], int(time))))
+
+
+def genesis(founders, name, time, consents=None):
+    """founders: Signers in order (the first is the economy's federation and
+    signs the record). consents: {kid: 64-byte signature} for founders whose
+    keys are elsewhere; the others sign here."""
+    kids = [_kid(f) for f in founders]
+    consents = consents or {}
+    sigs = [consents[k] if k in consents else genesis_consent(f, name, kids, time) for f, k in zip(founders, kids)]
+    return R.encode(R.GENESIS, [name, kids, int(time), sigs], founders[0])
 
 
 def council(signer, name, kind, parent=None):
@@ -23,10 +35,20 @@ def member(council_signer, member_key, role):
     return R.encode(R.MEMBER, [council_signer.kid, pk, role], council_signer)
 
 
-def votation_open(owner, serial, subject, about, electorate, deadline):
+def votation_open(owner, serial, subject, about, electorate, deadline, epoch=0):
+    """electorate: the councils of membership epoch `epoch` (any order; the
+    record lists them ascending, as the validator requires)."""
     subject = R.SUBJECTS.index(subject) if isinstance(subject, str) else subject
     ref = R.make_ref(owner.kid, serial)
-    return R.encode(R.VOTATION_OPEN, [ref, subject, about, [_kid(e) for e in electorate], int(deadline)], owner)
+    return R.encode(R.VOTATION_OPEN, [ref, subject, about, sorted(_kid(e) for e in electorate), int(deadline),
+                                      int(epoch)], owner)
+
+
+def membership_about(council_record, attempt=0):
+    """about of an ADMIT or DISMEMBER votation: the council's COUNCIL record
+    id (binding its full key) and the attempt number at this epoch."""
+    rid = council_record.id if hasattr(council_record, "id") else bytes(council_record)
+    return [rid, int(attempt)]
 
 
 def exchange_about(shop, amount, account):

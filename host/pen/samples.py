@@ -23,7 +23,7 @@ def economy():
     councils = [n["council"]] + [B.council(s, name, kind, fed) for s, name, kind in (
         (fp, "Formosa Plumbing Coop", "production"), (vc, "Village Consumers", "consumption"),
         (hub, "Supply Hub", "production"), (store, "Village Store", "production"))]
-    n["genesis"] = B.genesis(fed, "Valley economy", [fed, fp, vc, hub, store], T0)
+    n["genesis"] = B.genesis([fed, fp, vc, hub, store], "Valley economy", T0)
     n["member"] = B.member(fed, k["common-node"], "node")
     electorate = [fed, fp, vc, hub, store]
     n["proposal"] = B.proposal(fp, 1, 2026, [("40141600", 200, 30000), ("40171500", 500, 25000)])

@@ -44,14 +44,18 @@ def test_close_without_its_votes_fails():
     assert not rep.ok and any(p[1] == "unknown-vote" for p in rep.problems)
 
 
-def test_double_vote_is_noted_and_voided():
+def test_double_vote_is_noted_and_only_the_lowest_id_counts():
     k, n, recs = chain()
     extra = B.vote(k["village-store"], n["votation-open"].fields[0], "no")
     extra2 = B.vote(k["village-store"], n["votation-open"].fields[0], "yes")
     rep = VT.verify([r.raw for r in recs] + [extra.raw, extra2.raw])
     assert rep.ok
-    assert rep.void == [k["village-store"].kid]
+    assert rep.double == [k["village-store"].kid]
     assert any("double-vote" in x for x in rep.notes)
+    low = min((extra, extra2), key=lambda r: r.id)
+    # late votes (after the close) are kept, not counted by the close; the
+    # live tally counts the store once, with its lowest-id vote
+    assert rep.tally == (3 + (low.fields[2] == 1), low.fields[2] == 0, 0)
 
 
 def test_missing_elector_council_is_a_problem():

@@ -13,7 +13,8 @@ def register(sub):
     i = s.add_parser("init", help="found an economy: genesis naming the founding councils")
     i.add_argument("--name", required=True)
     i.add_argument("--founder", action="append", required=True,
-                   help="founding council (key name / kid); the first signs, repeat for each")
+                   help="founding council's key name, repeat for each; the first is the economy's federation. "
+                        "Every founder signs its consent, so every founder's key must be on this machine")
     i.set_defaults(func=cmd_init)
     st = s.add_parser("status", help="what this CTB holds")
     st.set_defaults(func=cmd_status)
@@ -26,12 +27,11 @@ def register(sub):
 
 
 def cmd_init(args):
-    first = load_key(args, args.founder[0])
+    founders = [load_key(args, f) for f in args.founder]
     store = open_ctb(args)
-    kids = [resolve_kid(args, store, f) for f in args.founder]
-    rec = B.genesis(first, args.name, kids, parse_time(None))
+    rec = B.genesis(founders, args.name, parse_time(None))
     submit(store, [rec])
-    print("economy %s founded by %d councils" % (args.name, len(kids)))
+    print("economy %s founded by %d councils, each signing its consent" % (args.name, len(founders)))
 
 
 def balances(store):
@@ -39,16 +39,22 @@ def balances(store):
     issued = {"ISSUED": 0, "USABLE": 0, "USED": 0, "ACCOUNTED": 0}
     conflicts = 0
     for _, t in store.state_prefix(b"T"):
-        issued[ctb.token_state(t)] += t[1]
-        conflicts += len(t[5]) > 1
+        issued[ctb.token_state(t)] += ctb.token_value(t)
+        conflicts += len(ctb.uses(t)) > 1
     spent = issued["USED"] + issued["ACCOUNTED"]
     accounts = sum(v for _, v in store.state_prefix(b"A"))
     products = sum(v for _, v in store.state_prefix(b"Q"))
-    caps_ok = all(p[2] <= p[0] and (p[1] or p[2] == 0) for _, p in store.state_prefix(b"P"))
-    change_ok = True
+    caps_ok = all(ctb.proposal_issued(p) <= ctb.proposal_total(p) and
+                  (ctb.proposal_approved(p) or ctb.proposal_issued(p) == 0) for _, p in store.state_prefix(b"P"))
+    change_ok = all(ctb.allowance_issued(x) <= ctb.allowance_amount(x) for _, x in store.state_prefix(b"X"))
+    # conservation per exchange account, over every allowance naming it: change
+    # released never exceeds the normal credits taken into the account
+    released = {}
     for _, x in store.state_prefix(b"X"):
-        taken = store.get(b"A" + x[2]) or 0
-        change_ok = change_ok and x[3] <= x[1] and x[4] <= taken
+        acct = ctb.allowance_account(x)
+        released[acct] = released.get(acct, 0) + ctb.allowance_released(x)
+    for acct, total in released.items():
+        change_ok = change_ok and total <= (store.get(b"N" + acct) or 0)
     return {
         "tokens_by_state": issued,
         "spent": spent,
@@ -67,6 +73,8 @@ def cmd_status(args):
     print("CTB %s  schema %d  %d records" % (store.path if hasattr(store, "path") else "", store.schema_version(),
                                              store.count()))
     print("economy: %s" % (g[0] if g else "(no genesis yet)"))
+    if g:
+        print("membership epoch %d: %d councils" % (ctb.epoch(store), len(ctb.electorate_of(store, ctb.epoch(store)))))
     for name, n in store.counts_by_type().items():
         print("  %-15s %d" % (name, n))
     b = balances(store)

@@ -187,23 +187,25 @@ class Node:
         if t is None:
             raise NodeError("unknown-token", ref.hex(), 404)
         recs = [R.parse(raw) for raw in history]
+        eff = ctb.effective_use(t)
         return {
-            "ref": ref.hex(), "state": ctb.token_state(t), "issuer": t[0].hex(), "value": t[1],
-            "kind": "change" if t[2] == R.CHANGE else "normal", "authority": t[3].hex(),
-            "user": _hex(t[4]),
-            "uses": [{"id": u[0].hex(), "product": ids.unpack(u[1]), "account": ids.unpack(u[2]),
-                      "effective": i == 0} for i, u in enumerate(t[5])],
-            "accounted": [{"id": a[0].hex(), "use": a[1].hex()} for a in t[6]],
+            "ref": ref.hex(), "state": ctb.token_state(t), "issuer": ctb.token_issuer(t).hex(),
+            "value": ctb.token_value(t), "kind": "change" if ctb.token_kind(t) == R.CHANGE else "normal",
+            "authority": ctb.token_authority(t).hex(), "user": _hex(ctb.user(t)),
+            "uses": [{"id": ctb.use_id(u).hex(), "product": ids.unpack(ctb.use_product(u)),
+                      "account": ids.unpack(ctb.use_account(u)), "effective": u is eff} for u in ctb.uses(t)],
+            "accounted": [{"id": a[0].hex(), "use": a[1].hex()} for a in ctb.receipts(t)],
             "history": [{"id": r.id.hex(), "type": r.name, "raw": r.raw.hex()} for r in recs],
         }
 
     def _votation(self, ref, v):
-        closed = v[7]
+        closed = ctb.votation_result(v)
         return {
-            "ref": ref.hex(), "open": v[0].hex(), "subject": R.SUBJECTS[v[1]], "about": _jsonable(v[2]),
-            "electorate": [k.hex() for k in v[3]], "deadline": v[4],
-            "votes": {v[3][i].hex(): {"choice": R.CHOICES[c[0]], "id": c[1].hex()} for i, c in v[5].items()},
-            "void": [v[3][i].hex() for i in v[6]],
+            "ref": ref.hex(), "open": ctb.votation_open_id(v).hex(), "subject": R.SUBJECTS[ctb.votation_subject(v)],
+            "about": _jsonable(ctb.votation_about(v)), "electorate": [k.hex() for k in ctb.votation_electorate(v)],
+            "deadline": ctb.votation_deadline(v),
+            "votes": {k.hex(): {"choice": R.CHOICES[c[0]], "id": c[1].hex()} for k, c in ctb.counted_votes(v).items()},
+            "void": [k.hex() for k in ctb.double_voters(v)],
             "closed": None if closed is None else {"yes": closed[0], "no": closed[1], "abstain": closed[2],
                                                    "passed": closed[3], "close": closed[4].hex()},
         }
