@@ -147,6 +147,8 @@ def ctb_vectors():
     forged_new = bytearray(ordered[-1].raw)
     forged_new[-5] ^= 0x10
     t2 = B.issue(fp, 2, 25000, prop)
+    everyone = [fed, fp, vc, hub, shop]
+    park = B.votation_open(hub, 5, "other", "a park", everyone, 10)
     cases = [
         ("duplicate record", [n["use"].raw], "duplicate", "duplicate"),
         ("forged signature on a record already held: nothing changes", [bytes(forged)], "duplicate", "duplicate"),
@@ -177,12 +179,24 @@ def ctb_vectors():
         ("vote on an unknown votation", [B.vote(vc, R.make_ref(fp.kid, 77), "yes").raw], "rejected",
          "unknown-votation"),
         ("vote after close is kept, not counted", [B.vote(hub, vref, "no").raw], "accepted", ""),
-        ("close that misstates the tally", [B.votation_open(hub, 5, "other", "a park", [hub, fp], 10).raw,
-                                            R.encode(R.VOTATION_CLOSE, [R.make_ref(hub.kid, 5),
-                                                                        B.votation_open(hub, 5, "other", "a park",
-                                                                                        [hub, fp], 10).id,
-                                                                        1, 0, 0, [], 20], hub).raw],
+        ("close that misstates the tally", [park.raw, R.encode(R.VOTATION_CLOSE, [park.fields[0], park.id,
+                                                                                   1, 0, 0, [], 20], hub).raw],
          "rejected", "tally-mismatch"),
+        ("votation whose electorate is the opener alone", [B.votation_open(hub, 6, "other", "a park", [hub], 10).raw],
+         "rejected", "bad-electorate"),
+        ("votation pinned to a membership epoch that does not exist",
+         [B.votation_open(hub, 6, "other", "a park", everyone, 10, epoch=1).raw], "rejected", "unknown-epoch"),
+        ("ADMIT opened by a council that is not the economy's federation",
+         [B.council(stranger, "Stranger", "consumption").raw,
+          B.votation_open(hub, 6, "admit", B.membership_about(B.council(stranger, "Stranger", "consumption")),
+                          everyone, 10).raw], "rejected", "not-the-federation"),
+        ("approval votation outside the proposal's year", [B.votation_open(fp, 6, "approve", prop, everyone,
+                                                                           1830000000).raw],
+         "rejected", "wrong-year"),
+        ("receipt signed by an admitted council's own key", [B.accounted(fed, tok, n["use"].id, 5).raw],
+         "rejected", "not-a-ctb-node"),
+        ("a USE after the token was accounted: evidence, moves no credit",
+         [B.use(fp, tok, "11", "11").raw], "conflict", "double-spend"),
         ("receipt signed by a key that is not a CTB node", [B.council(stranger, "Stranger", "consumption").raw,
                                                              B.accounted(stranger, tok, n["use"].id, 5).raw],
          "rejected", "not-a-ctb-node"),
