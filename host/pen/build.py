@@ -61,10 +61,14 @@ def vote(voter, votation_ref, choice):
 
 
 def votation_close(owner, open_rec, votes, time):
-    """votes: the VOTE Records to count (the owner's view)."""
+    """votes: the VOTE Records to list (the owner's view). A council that
+    voted more than once counts once, with its lowest-id vote listed."""
     tally = [0, 0, 0]
-    for v in votes:
-        tally[v.fields[2]] += 1
+    counted = set()
+    for v in sorted(votes, key=lambda r: r.id):
+        if v.fields[0] not in counted:
+            counted.add(v.fields[0])
+            tally[v.fields[2]] += 1
     ids_ = sorted(v.id for v in votes)
     return R.encode(R.VOTATION_CLOSE, [open_rec.fields[0], open_rec.id, tally[R.YES], tally[R.NO],
                                        tally[R.ABSTAIN], ids_, int(time)], owner)

@@ -17,6 +17,7 @@ class Report:
         self.votation = None
         self.subject = None
         self.electorate = []
+        self.epoch = None
         self.tally = None  # (yes, no, abstain) recomputed from the counted votes
         self.closed = None  # (yes, no, abstain, passed) as the close states it
         self.passed = None
@@ -29,7 +30,10 @@ class Report:
         return not self.problems and self.closed is not None
 
 
-def verify(raws):
+def verify(raws, ctb_state=None):
+    """Replay a votation's records. With ctb_state (a CTB's State), also
+    check that the electorate is that CTB's councils of the pinned epoch: the
+    records alone cannot show who the councils were."""
     rep = Report()
     recs = []
     for raw in raws:
@@ -44,6 +48,14 @@ def verify(raws):
     op = opens[0]
     ref, subject, about, electorate = op.fields[0], op.fields[1], op.fields[2], op.fields[3]
     rep.votation, rep.subject, rep.electorate = ref, R.SUBJECTS[subject], electorate
+    rep.epoch = op.fields[5]
+    if ctb_state is not None:
+        real = ctb.electorate_of(ctb_state, rep.epoch)
+        if real is None:
+            rep.notes.append("this CTB has no membership epoch %d: electorate not checked" % rep.epoch)
+        elif real != electorate:
+            rep.problems.append(("votation-open", "bad-electorate",
+                                 "the electorate must be exactly the councils of epoch %d" % rep.epoch))
     st = ctb.MemoryState()
 
     def apply(kinds):

@@ -178,7 +178,11 @@ def cmd_export(args):
 
 
 def cmd_verify(args):
-    rep = VT.verify(read_bundle(args.file))
+    raws = read_bundle(args.file)
+    store = open_ctb(args)
+    # the records alone cannot show who the councils were: check the
+    # electorate against this CTB's membership when it has the epoch
+    rep = VT.verify(raws, store if ctb.epoch(store) is not None else None)
     for what, reason, detail in rep.problems:
         print("problem: %s %s %s" % (what, reason, detail))
     for n in rep.notes:
