@@ -1,0 +1,368 @@
+"""The ledger's properties, not examples: a hypothesis state machine in which
+honest councils, payers, a shop and two CTB nodes act beside an attacker who
+holds a member council's key (the Supply Hub), a registered but never admitted
+council's key and a payer's key, signs anything with them, replays, reorders
+and grinds record ids. After every step:
+
+- credits accounted <= credits approved by real majorities (a passed
+  approval has more yes votes than half of its epoch's true councils);
+- an account credited by an ACCOUNTED use never loses that credit;
+- change released against an exchange account <= normal credits retired into
+  it, up to credits moved away by a double spend that left evidence against
+  its signer (the offline risk the seed accepts);
+- every passed votation has a majority of its true electorate;
+- the state is a function of the accepted set: the accepted records, shuffled
+  and fed one by one to a fresh ledger, give the same state.
+
+Fast by default (a few seconds); PEN_PROPERTY_EXAMPLES=500 for a long run.
+"""
+import os
+import random
+
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from pen import build as B
+from pen.keys import Signer
+from pen.samples import economy, T0
+from pen_protocol import cbor, ctb, ids, records as R
+
+EXAMPLES = int(os.environ.get("PEN_PROPERTY_EXAMPLES", "40"))
+STEPS = int(os.environ.get("PEN_PROPERTY_STEPS", "40"))
+
+EXCHANGE = "841215000001"  # the village store's exchange account
+ACCOUNTS = ("401416000099", "501000000001", EXCHANGE, "841215000002")
+NEWCOMER = Signer.from_phrase("prop/newcomer")
+MALLORY = Signer.from_phrase("prop/mallory")
+CARLOS = Signer.from_phrase("prop/carlos")
+ROGUE = Signer.from_phrase("prop/rogue")
+NODE2 = Signer.from_phrase("prop/node-2")
+
+
+def _no_verify(pk, msg, sig):
+    return True  # the replay re-checks the rules; signatures were checked on first acceptance
+
+
+def replay(records, seed):
+    """Feed records one by one in a shuffled order, retrying those refused
+    for a missing dependency until nothing moves; return the ledger state."""
+    todo = list(records)
+    random.Random(seed).shuffle(todo)
+    st_ = ctb.MemoryState()
+    led = ctb.Ledger(st_, _no_verify)
+    while todo:
+        retry = []
+        for r in todo:
+            v = led.submit(r)
+            if v.code == ctb.REJECTED:
+                assert v.reason in ctb.DEPENDENCY, (r, v)
+                retry.append(r)
+        assert len(retry) < len(todo), "replay stuck on %r" % retry
+        todo = retry
+    return st_
+
+
+def _digest(st_):
+    """The state as a CTB stores it (deterministic CBOR values, so a map's
+    insertion order does not count) and the ids of every record but evidence."""
+    return (sorted((k, cbor.dumps(v)) for k, v in st_.kv.items()),
+            sorted(rid for rid, raw in st_.recs.items() if raw[0] != R.CONFLICT))
+
+
+class Ledger(RuleBasedStateMachine):
+
+    @initialize()
+    def found(self):
+        self.k, ordered, self.n = economy()
+        k = self.k
+        self.fed, self.fp, self.vc, self.hub, self.shop = (k[x] for x in (
+            "valley-federation", "formosa-plumbing", "village-consumers", "supply-hub", "village-store"))
+        self.honest_voters = [self.fed, self.fp, self.vc, self.shop]
+        self.st = ctb.MemoryState()
+        self.led = ctb.Ledger(self.st)
+        self.accepted = []
+        self.seen = []
+        self.serial = 100
+        # the test's own view of who the councils are, epoch by epoch
+        self.true_electorate = {0: sorted(s.kid for s in (self.fed, self.fp, self.vc, self.hub, self.shop))}
+        self.credited = {}  # token ref -> (account, value) when first accounted
+        self.tokens = {"carlos": [], "mallory": []}
+        self.change = []
+        for r in ordered[:-1]:
+            self._submit(r, must=True)
+        self._submit(B.council(NEWCOMER, "Newcomer", "production", self.fed), must=True)
+        self._submit(B.council(ROGUE, "Rogue", "production"), must=True)
+        self._submit(B.member(self.fed, NODE2, "node"), must=True)
+        op, votes = self._vote_on(self.shop, "exchange", B.exchange_about(self.shop, 50000, EXCHANGE))
+        self._submit(B.votation_close(self.shop, op, votes, T0 + 3600), must=True)
+        self.allowance = op.fields[0]
+
+    # -- helpers ----------------------------------------------------------
+
+    def _next(self):
+        self.serial += 1
+        return self.serial
+
+    def _submit(self, rec, must=False):
+        v = self.led.submit(rec)
+        self.seen.append(rec)
+        if must:
+            assert v.code == ctb.ACCEPTED, (rec, v)
+        if v.code in (ctb.ACCEPTED, ctb.CONFLICT):
+            self.accepted.append(rec)
+            if v.evidence is not None:
+                self.accepted.append(v.evidence)
+        return v
+
+    def _epoch(self):
+        return ctb.epoch(self.st)
+
+    def _vote_on(self, owner, subject, about, voters=None, epoch=None):
+        e = self._epoch() if epoch is None else epoch
+        op = B.votation_open(owner, self._next(), subject, about, self.true_electorate[e], T0 + 86400, e)
+        self._submit(op, must=True)
+        votes = [B.vote(s, op.fields[0], "yes") for s in (voters or self.honest_voters)]
+        for v in votes:
+            self._submit(v, must=True)
+        return op, votes
+
+    def _live_tokens(self, who):
+        return [t for t in self.tokens[who] if ctb.user(self.st.get(b"T" + t))]
+
+    # -- honest actors ----------------------------------------------------
+
+    @rule(who=st.sampled_from(["carlos", "mallory"]), value=st.integers(1, 4000))
+    def salary(self, who, value):
+        """Formosa pays a salary token under its approved proposal."""
+        t = B.issue(self.fp, self._next(), value, self.n["proposal"].fields[0])
+        if self._submit(t).code == ctb.ACCEPTED:
+            self._submit(B.set_user(self.fp, t.fields[0], CARLOS if who == "carlos" else MALLORY), must=True)
+            self.tokens[who].append(t.fields[0])
+
+    @rule(data=st.data(), account=st.sampled_from(ACCOUNTS))
+    def carlos_pays(self, data, account):
+        fresh = [t for t in self._live_tokens("carlos") if not ctb.uses(self.st.get(b"T" + t))]
+        if fresh:
+            self._submit(B.use(CARLOS, data.draw(st.sampled_from(fresh)), account, account), must=True)
+
+    @rule(node=st.sampled_from(["common-node", "node-2"]))
+    def ctb_node_accounts(self, node):
+        key = self.k["common-node"] if node == "common-node" else NODE2
+        for kk in sorted(self.st.kv):
+            t = self.st.kv[kk]
+            if kk[:1] == b"T" and ctb.uses(t) and not ctb.is_accounted(t):
+                u = ctb.effective_use(t)
+                self._submit(B.accounted(key, kk[1:], ctb.use_id(u), T0 + 7200), must=True)
+                self.credited[kk[1:]] = (ctb.use_account(u), ctb.token_value(t))
+
+    @rule(value=st.integers(1, 6000))
+    def shop_gives_change(self, value):
+        c = B.issue(self.shop, self._next(), value, self.allowance, change=True)
+        if self._submit(c).code == ctb.ACCEPTED:
+            self._submit(B.set_user(self.shop, c.fields[0], CARLOS))  # refused when not covered
+
+    @rule(credits=st.integers(1, 50000))
+    def honest_approval(self, credits):
+        p = B.proposal(self.fp, self._next(), 2026, [("40141600", 1, credits)])
+        self._submit(p, must=True)
+        op, votes = self._vote_on(self.fp, "approve", p.fields[0])
+        self._submit(B.votation_close(self.fp, op, votes, T0 + 3600), must=True)
+
+    @rule()
+    def admit_newcomer(self):
+        e = self._epoch()
+        if NEWCOMER.kid in self.true_electorate[e]:
+            return
+        rec = R.parse(self.st.get_record(next(r.id for r in self.seen if r.type == R.COUNCIL
+                                              and r.fields[0] == NEWCOMER.public_key)))
+        op, votes = self._vote_on(self.fed, "admit", B.membership_about(rec), voters=self.honest_voters)
+        self._submit(B.votation_close(self.fed, op, votes, T0 + 3600), must=True)
+        self.true_electorate[e + 1] = sorted(self.true_electorate[e] + [NEWCOMER.kid])
+        self.honest_voters = self.honest_voters + [NEWCOMER]
+
+    # -- the attacker -----------------------------------------------------
+
+    @rule(data=st.data(), tries=st.integers(1, 8))
+    def mallory_grinds(self, data, tries):
+        """Mallory pays, then signs more USEs of the same token with other
+        accounts, hoping one sorts first and takes the credit."""
+        live = self._live_tokens("mallory")
+        if not live:
+            return
+        t = data.draw(st.sampled_from(live))
+        for i in range(tries):
+            acct = "5%011d" % data.draw(st.integers(0, 10 ** 6))
+            self._submit(B.use(MALLORY, t, acct, acct))
+
+    @rule(account=st.sampled_from(ACCOUNTS), data=st.data())
+    def mallory_pays(self, account, data):
+        live = [t for t in self._live_tokens("mallory") if not ctb.uses(self.st.get(b"T" + t))]
+        if live:
+            self._submit(B.use(MALLORY, data.draw(st.sampled_from(live)), account, account))
+
+    def attack(self, kind, credits):
+        """One of ATTACKS (each is its own rule, so each is tried often)."""
+        hub = self.hub
+        e = self._epoch()
+        if kind == "self-electorate":
+            p = B.proposal(hub, self._next(), 2026, [("40141600", 1, credits)])
+            self._submit(p)
+            op = R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.APPROVE, p.fields[0], [hub.kid],
+                                            T0 + 86400, e], hub)
+            self._submit(op)
+            yes = B.vote(hub, op.fields[0], "yes")
+            self._submit(yes)
+            self._submit(B.votation_close(hub, op, [yes], T0 + 3600))
+            self._submit(B.issue(hub, self._next(), credits, p.fields[0]))
+        elif kind == "hub-approval":
+            p = B.proposal(hub, self._next(), 2026, [("40141600", 1, credits)])
+            self._submit(p)
+            op = R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.APPROVE, p.fields[0],
+                                            self.true_electorate[e], T0 + 86400, e], hub)
+            self._submit(op)
+            votes = [B.vote(hub, op.fields[0], "yes"), B.vote(hub, op.fields[0], "no")]
+            for v in votes:
+                self._submit(v)
+            self._submit(B.votation_close(hub, op, votes, T0 + 3600))
+            self._submit(B.votation_close(hub, op, votes, T0 + 86400))
+            self._submit(B.issue(hub, self._next(), credits, p.fields[0]))
+        elif kind in ("council-receipt", "mallory-receipt"):
+            signer = hub if kind == "council-receipt" else MALLORY
+            for t in self.tokens["mallory"]:
+                for u in ctb.uses(self.st.get(b"T" + t)):
+                    self._submit(B.accounted(signer, t, ctb.use_id(u), T0))
+        elif kind == "steal-set-user":
+            t = B.issue(self.fp, self._next(), 10, self.n["proposal"].fields[0])
+            if self._submit(t).code == ctb.ACCEPTED:
+                self._submit(B.set_user(hub, t.fields[0], MALLORY))
+        elif kind == "rogue-open":
+            self._submit(B.votation_open(ROGUE, self._next(), "other", "x", [ROGUE], T0 + 86400, e))
+        elif kind == "vote-twice":
+            op = R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.OTHER, "a hub party",
+                                            self.true_electorate[e], T0 + 86400, e], hub)
+            self._submit(op)
+            for c in (R.YES, R.NO, R.ABSTAIN):
+                self._submit(B.vote(hub, op.fields[0], c))
+        elif kind == "claim-account":
+            self._submit(R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.EXCHANGE,
+                                                    [hub.kid, credits, ids.pack(EXCHANGE)],
+                                                    self.true_electorate[e], T0 + 86400, e], hub))
+        elif kind == "hub-admits":
+            rec = B.council(ROGUE, "Rogue", "production")
+            self._submit(R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.ADMIT,
+                                                    B.membership_about(rec), self.true_electorate[e],
+                                                    T0 + 86400, e], hub))
+        elif kind == "over-cap":
+            self._submit(B.issue(hub, self._next(), credits, self.n["proposal"].fields[0]))
+        elif kind == "old-epoch" and e > 0:
+            # a votation pinned to an older membership: allowed by the ledger
+            # (that epoch's councils), so it passes only with that epoch's majority
+            op = R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.OTHER, "old times",
+                                            self.true_electorate[0], T0 + 86400, 0], hub)
+            self._submit(op)
+            v = B.vote(hub, op.fields[0], "yes")
+            self._submit(v)
+            self._submit(B.votation_close(hub, op, [v], T0 + 86400))
+
+    @rule(data=st.data())
+    def replay_something(self, data):
+        if self.seen:
+            rec = data.draw(st.sampled_from(self.seen))
+            before = _digest(self.st)
+            v = self.led.submit(rec)
+            assert v.code in (ctb.DUPLICATE, ctb.REJECTED), v
+            assert _digest(self.st) == before
+
+    # -- invariants -------------------------------------------------------
+
+    @invariant()
+    def passed_votations_have_a_true_majority(self):
+        for kk, v in self.st.kv.items():
+            if kk[:1] != b"V" or not ctb.votation_result(v) or not ctb.votation_result(v)[3]:
+                continue
+            e = ctb.votation_epoch(v)
+            truth = self.true_electorate[e]
+            assert ctb.votation_electorate(v) == truth
+            close = R.parse(self.st.get_record(ctb.votation_result(v)[4]))
+            yes, counted = 0, set()
+            for vid in close.fields[5]:
+                vote = R.parse(self.st.get_record(vid))
+                if vote.fields[0] not in counted:
+                    counted.add(vote.fields[0])
+                    yes += vote.fields[2] == R.YES
+            assert 2 * yes > len(truth), (kk, yes, truth)
+
+    @invariant()
+    def accounted_credits_within_real_approvals(self):
+        approved = {}
+        for kk, v in self.st.kv.items():
+            if kk[:1] == b"V" and ctb.votation_subject(v) == R.APPROVE and ctb.votation_result(v) \
+                    and ctb.votation_result(v)[3]:
+                p = self.st.get(b"P" + ctb.votation_about(v))
+                approved[ctb.votation_about(v)] = ctb.proposal_total(p)
+        by_authority = {}
+        for kk, t in self.st.kv.items():
+            if kk[:1] == b"T" and ctb.token_kind(t) == R.NORMAL:
+                a = ctb.token_authority(t)
+                by_authority[a] = by_authority.get(a, 0) + ctb.token_value(t)
+        for a, total in by_authority.items():
+            assert total <= approved.get(a, 0), (a, total)
+
+    @invariant()
+    def accounted_credit_is_never_lost(self):
+        for ref, (account, value) in self.credited.items():
+            t = self.st.get(b"T" + ref)
+            assert ctb.use_account(ctb.effective_use(t)) == account
+            assert (self.st.get(b"A" + account) or 0) >= value
+
+    @invariant()
+    def change_within_normal_credits_retired(self):
+        for kk, o in self.st.kv.items():
+            if kk[:1] != b"O":
+                continue
+            account = kk[1:]
+            moved = 0  # normal credits a double spend moved out of the account: evidence holds the spender
+            for tk, t in self.st.kv.items():
+                if tk[:1] == b"T" and ctb.token_kind(t) == R.NORMAL and len(ctb.uses(t)) > 1 \
+                        and ctb.use_account(ctb.effective_use(t)) != account \
+                        and any(ctb.use_account(u) == account for u in ctb.uses(t)):
+                    moved += ctb.token_value(t)
+            assert ctb.account_released(o) <= (self.st.get(b"N" + account) or 0) + moved
+
+    @invariant()
+    def only_ctb_node_keys_accounted(self):
+        for kk, t in self.st.kv.items():
+            if kk[:1] == b"T":
+                for rid, _ in ctb.receipts(t):
+                    node = R.parse(self.st.get_record(rid)).fields[2]
+                    assert node in (self.k["common-node"].kid, NODE2.kid)
+
+    @invariant()
+    def books_balance(self):
+        spent = sum(ctb.token_value(t) for kk, t in self.st.kv.items() if kk[:1] == b"T" and ctb.uses(t))
+        assert spent == sum(v for kk, v in self.st.kv.items() if kk[:1] == b"A")
+        assert spent == sum(v for kk, v in self.st.kv.items() if kk[:1] == b"Q")
+
+    @invariant()
+    def state_is_a_function_of_the_accepted_set(self):
+        if self.accepted:
+            assert _digest(replay(self.accepted, len(self.accepted))) == _digest(self.st)
+
+
+ATTACKS = ("self-electorate", "hub-approval", "council-receipt", "steal-set-user", "rogue-open", "vote-twice",
+           "claim-account", "mallory-receipt", "hub-admits", "over-cap", "old-epoch")
+
+
+def _attack_rule(kind):
+    def attacker(self, credits):
+        self.attack(kind, credits)
+    attacker.__name__ = "attacker_" + kind.replace("-", "_")
+    return rule(credits=st.integers(1, 10 ** 9))(attacker)
+
+
+for _kind in ATTACKS:
+    setattr(Ledger, "attacker_" + _kind.replace("-", "_"), _attack_rule(_kind))
+
+Ledger.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+test_ledger_properties = Ledger.TestCase
