@@ -42,7 +42,7 @@ def register(sub):
 def _about(args, store, owner):
     subj = args.subject
     if subj in ("admit", "dismember"):
-        return B.membership_about(_council_record(store, resolve_kid(args, store, args.about)),
+        return B.membership_about(R.parse(_council_record(store, resolve_kid(args, store, args.about))),
                                   _next_attempt(store))
     if subj == "approve":
         return parse_ref(args.about, "proposal ref")
