@@ -257,6 +257,12 @@ def token_state(t):
     return ACCOUNTED if t[6] else USED
 
 
+def economy_name(state):
+    """The name the genesis gave the economy, or None before genesis."""
+    g = state.get(b"G")
+    return g[0] if g else None
+
+
 def council_key(state, kid):
     c = state.get(b"C" + kid)
     return c[0] if c else None

@@ -236,3 +236,18 @@ def test_rejected_batch_stores_nothing(tmp_path):
     assert store.count() == 0 and list(store.state_prefix(b"C")) == []
     store.submit(good)
     assert store.count() == 6
+
+
+def test_token_state_bytes_are_unchanged_by_the_accessors(eco):
+    """Issue 14: named accessors, same stored CBOR as the positional layout
+    [issuer, value, kind, authority, user, uses, receipts] of a151bf1."""
+    from pen_protocol import cbor
+    k, n, st, led = eco
+    fp, use, acc = k["formosa-plumbing"], n["use"], n["accounted"]
+    t = st.get(b"T" + n["issue"].fields[0])
+    assert cbor.dumps(t) == cbor.dumps([fp.kid, 30000, R.NORMAL, n["proposal"].fields[0], fp.public_key,
+                                        [[use.id, use.fields[1], use.fields[2]]], [[acc.id, use.id]]])
+    assert (ctb.token_issuer(t), ctb.token_value(t), ctb.user(t)) == (fp.kid, 30000, fp.public_key)
+    assert ctb.effective_use(t) == [use.id, use.fields[1], use.fields[2]]
+    assert ctb.is_accounted(t) and ctb.receipts(t) == [[acc.id, use.id]]
+    assert ctb.token_state(t) == ctb.ACCOUNTED

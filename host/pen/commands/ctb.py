@@ -69,11 +69,10 @@ def balances(store):
 
 def cmd_status(args):
     store = open_ctb(args)
-    g = store.get(b"G")
     print("CTB %s  schema %d  %d records" % (store.path if hasattr(store, "path") else "", store.schema_version(),
                                              store.count()))
-    print("economy: %s" % (g[0] if g else "(no genesis yet)"))
-    if g:
+    print("economy: %s" % (ctb.economy_name(store) or "(no genesis yet)"))
+    if ctb.epoch(store) is not None:
         print("membership epoch %d: %d councils" % (ctb.epoch(store), len(ctb.electorate_of(store, ctb.epoch(store)))))
     for name, n in store.counts_by_type().items():
         print("  %-15s %d" % (name, n))

@@ -172,10 +172,10 @@ class Node:
             count = self.store.count()
             if self._digest[0] != count:
                 self._digest = (count, self.store.state_digest())
-            g = self.store.get(b"G")
+            economy = ctb.economy_name(self.store)
             by_type = self.store.counts_by_type()
             schema = self.store.schema_version()
-        return {"records": count, "state_digest": self._digest[1], "economy": g[0] if g else None,
+        return {"records": count, "state_digest": self._digest[1], "economy": economy,
                 "by_type": by_type, "schema": schema,
                 "database": "postgresql" if type(self.store).__name__ == "PostgresCTB" else "sqlite",
                 "sync_sessions": len(self.sessions), "peers": self.peers()}
