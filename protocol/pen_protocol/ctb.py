@@ -539,7 +539,7 @@ class Ledger:
         if electorate != snapshot:
             raise Reject("bad-electorate", "the electorate must be exactly the councils of epoch %d" % e)
         if owner not in snapshot:
-            raise Reject("council-not-admitted", "owner %s is not a council of epoch %d" % (owner.hex(), e))
+            raise Reject("not-in-electorate", "owner %s is not a council of epoch %d" % (owner.hex(), e))
         slot = self._check_subject(owner, subject, about, deadline, e)
         self._verify(rec, council_key(st, owner), "the owning council")
         if slot is not None:
@@ -591,6 +591,8 @@ class Ledger:
             raise Reject("key-exists", "key id " + kid.hex() + " is held by another key")
         if cand.fields[3] not in (None, owner):
             raise Reject("bad-subject", "the council seeks membership of another federation")
+        if kid == owner:
+            raise Reject("bad-subject", "the federation holds the membership; it cannot admit or dismember itself")
         inside = kid in electorate_of(st, e)
         if inside != (subject == R.DISMEMBER):
             raise Reject("bad-subject", "council already a member" if inside else "council not a member")

@@ -105,7 +105,7 @@ def test_rogue_council_cannot_admit_itself(eco):
              "not-the-federation")
     # the rogue itself, not a council of the epoch, cannot open anything
     rejected(led, st, B.votation_open(rogue, 1, "other", "let me in", everyone(k), T0 + 86400),
-             "council-not-admitted")
+             "not-in-electorate")
     # nor vote in a real ADMIT of itself
     fed = k["valley-federation"]
     op = B.votation_open(fed, 1, "admit", B.membership_about(council), everyone(k), T0 + 86400)
@@ -130,6 +130,13 @@ def test_dismember_needs_the_federation_and_a_majority(eco):
     ok(led, op, *votes, B.votation_close(fed, op, votes, T0 + 3600))
     assert not ctb.is_admitted(st, k["supply-hub"].kid)
     assert ctb.epoch(st) == 1 and k["supply-hub"].kid not in ctb.electorate_of(st, 1)
+    # the dismembered council can no longer open or vote at the new epoch
+    now = [s for s in everyone(k) if s is not k["supply-hub"]]
+    rejected(led, st, B.votation_open(k["supply-hub"], 7, "other", "x", now, T0 + 86400, 1), "not-in-electorate")
+    # and the federation cannot dismember itself (membership would have no holder)
+    own = B.council(fed, "Valley Federation", "federation")
+    rejected(led, st, B.votation_open(fed, 3, "dismember", B.membership_about(own), now, T0 + 86400, 1),
+             "bad-subject")
 
 
 def test_membership_votations_form_one_chain(eco):
