@@ -407,3 +407,28 @@ def test_a_late_squatter_is_refused_and_named_records_bind_the_key(eco, monkeypa
     rejected(led, st, B.votation_open(fed, 1, "admit", B.membership_about(squat), everyone(k), T0 + 86400),
              "unknown-council")
     ok(led, B.votation_open(fed, 1, "admit", B.membership_about(real), everyone(k), T0 + 86400))
+
+
+def test_forged_consent_is_refused_on_the_stores_bulk_verify_path(tmp_path):
+    """The store checks a batch's signatures in bulk (pen.verifypool): the
+    consents go through the same hook, so a forged one is found there too."""
+    from pen.store import SQLiteCTB, BatchRejected
+    from pen.verifypool import ParallelVerifier
+    k, councils = _councils()
+    founders = everyone(k)
+    good = B.genesis(founders, "Valley economy", T0)
+    sigs = list(good.fields[3])
+    sigs[2] = B.genesis_consent(founders[0], "Valley economy", founders, T0)
+    forged = R.encode(R.GENESIS, ["Valley economy", good.fields[1], T0, sigs], founders[0])
+    store = SQLiteCTB(tmp_path / "c.sqlite", clock=lambda: T0)
+    pool = ParallelVerifier(1)
+    try:
+        store.verifier = pool
+        with pytest.raises(BatchRejected) as e:
+            store.submit([r.raw for r in councils] + [forged.raw])
+        assert e.value.verdict.reason == "missing-consent"
+        assert store.count() == 0
+        store.submit([r.raw for r in councils] + [good.raw])
+        assert ctb.epoch(store) == 0
+    finally:
+        pool.close()
