@@ -195,6 +195,8 @@ def ctb_vectors():
          "rejected", "wrong-year"),
         ("receipt signed by an admitted council's own key", [B.accounted(fed, tok, n["use"].id, 5).raw],
          "rejected", "not-a-ctb-node"),
+        ("CTB node key certified by a member council", [B.member(hub, stranger, "node").raw],
+         "rejected", "not-the-federation"),
         ("a USE after the token was accounted: evidence, moves no credit",
          [B.use(fp, tok, "11", "11").raw], "conflict", "double-spend"),
         ("receipt signed by a key that is not a CTB node", [B.council(stranger, "Stranger", "consumption").raw,

@@ -28,7 +28,8 @@ The seed's rules, as enforced here (docs/protocol.md, "Ledger rules"):
   (the lowest use id among accounted ones when two CTB nodes accounted
   concurrently), else its lowest-id use. A later or ground USE is evidence
   against its signer and moves no credit once the token is accounted. Only
-  keys certified with the role "node" sign ACCOUNTED.
+  keys certified with the role "node", by the economy's federation ("the
+  common" of the seed's table), sign ACCOUNTED.
 - Change is covered per exchange account: an account belongs to the shop
   whose exchange votation first claimed it, and the change released against it
   (all allowances together) never exceeds the normal credits used into it.
@@ -519,6 +520,11 @@ class Ledger:
         st = self.state
         council, pk, role = rec.fields
         c = _admitted(st, council, "certifying council")
+        if role == R.ROLE_NODE and council != _convener(st):
+            # ACCOUNTED is final and its delegate is "the common": a council
+            # that could certify its own node could finalise its accomplice's
+            # ground USE before the shop's
+            raise Reject("not-the-federation", "only the economy's federation certifies CTB node keys")
         kid = sign.kid(pk)
         if st.get(b"C" + kid) is not None or st.get(b"K" + kid) is not None:
             raise Reject("key-exists", "key id " + kid.hex() + " is taken")

@@ -285,6 +285,18 @@ def test_receipt_signed_by_a_council_key_is_refused(eco):
     ok(led, B.accounted(k["common-node"], t.fields[0], u.id, T0))
 
 
+def test_a_member_council_cannot_certify_its_own_ctb_node(eco):
+    k, n, st, led = eco
+    hub = k["supply-hub"]
+    own_node = Signer.from_phrase("hub-node")
+    v = rejected(led, st, B.member(hub, own_node, "node"), "not-the-federation")
+    assert "node keys" in v.detail
+    ok(led, B.member(hub, own_node, "register"))  # other roles stay the council's own business
+    t = _pay_into(led, k, n, 10, 100, "401416000099")
+    u = ctb.effective_use(st.get(b"T" + t.fields[0]))
+    rejected(led, st, B.accounted(own_node, t.fields[0], ctb.use_id(u), T0), "not-a-ctb-node")
+
+
 # -- 5. every founder consents to genesis; ADMIT held by the federation -------
 
 def _councils():

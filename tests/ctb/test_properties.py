@@ -37,6 +37,7 @@ MALLORY = Signer.from_phrase("prop/mallory")
 CARLOS = Signer.from_phrase("prop/carlos")
 ROGUE = Signer.from_phrase("prop/rogue")
 NODE2 = Signer.from_phrase("prop/node-2")
+HUB_NODE = Signer.from_phrase("prop/hub-node")
 
 
 def _no_verify(pk, msg, sig):
@@ -231,6 +232,12 @@ class Ledger(RuleBasedStateMachine):
             for t in self.tokens["mallory"]:
                 for u in ctb.uses(self.st.get(b"T" + t)):
                     self._submit(B.accounted(signer, t, ctb.use_id(u), T0))
+        elif kind == "hub-node":
+            # the hub certifies its own CTB node key and accounts Mallory's ground uses with it
+            self._submit(B.member(hub, HUB_NODE, "node"))
+            for t in self.tokens["mallory"]:
+                for u in ctb.uses(self.st.get(b"T" + t)):
+                    self._submit(B.accounted(HUB_NODE, t, ctb.use_id(u), T0))
         elif kind == "steal-set-user":
             t = B.issue(self.fp, self._next(), 10, self.n["proposal"].fields[0])
             if self._submit(t).code == ctb.ACCEPTED:
@@ -350,7 +357,7 @@ class Ledger(RuleBasedStateMachine):
 
 
 ATTACKS = ("self-electorate", "hub-approval", "council-receipt", "steal-set-user", "rogue-open", "vote-twice",
-           "claim-account", "mallory-receipt", "hub-admits", "over-cap", "old-epoch")
+           "claim-account", "mallory-receipt", "hub-admits", "over-cap", "old-epoch", "hub-node")
 
 
 def _attack_rule(kind):
