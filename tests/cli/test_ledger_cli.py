@@ -54,3 +54,33 @@ def test_admit_moves_the_epoch_and_old_votations_get_no_honest_votes(pen, tmp_pa
     pen("votation", "export", vot, str(tmp_path / "admit.pen"))
     _, out, _ = pen("votation", "verify", str(tmp_path / "admit.pen"))
     assert "verified" in out
+
+
+def _kid(out):
+    return out.split("kid ")[1].split()[0]
+
+
+def test_a_founder_elsewhere_consents_with_pen_ctb_consent(tmp_path, capsys):
+    a, b = Pen(tmp_path / "a", capsys), Pen(tmp_path / "b", capsys)
+    kids = {}
+    for who, name, kind, home in (("fed", "Federation", "federation", a), ("hub", "Hub", "production", b)):
+        _, out, _ = home("keys", "new", who)
+        kids[who] = _kid(out)
+        home("council", "create", "--key", who, "--name", name, "--kind", kind)
+    b("ctb", "export", str(tmp_path / "hub.pen"))
+    a("ctb", "import", str(tmp_path / "hub.pen"))
+    founders = ["--founder", kids["fed"], "--founder", kids["hub"]]
+    _, out, _ = b("ctb", "consent", "--key", "hub", "--name", "Valley", *founders, "--time", "1795000000")
+    consent = out.strip()
+    assert consent.startswith(kids["hub"] + ":")
+    before = a.count()
+    # without the consent, or with it for another time, nothing is founded
+    assert "no --consent" in a.fails("ctb", "init", "--name", "Valley", *founders, "--time", "1795000000")
+    assert "missing-consent" in a.fails("ctb", "init", "--name", "Valley", *founders, "--time", "1795000001",
+                                        "--consent", consent)
+    assert "KID:SIGNATURE" in a.fails("ctb", "init", "--name", "Valley", *founders, "--consent", "zz:00")
+    assert a.count() == before
+    _, out, _ = a("ctb", "init", "--name", "Valley", *founders, "--time", "1795000000", "--consent", consent)
+    assert "founded by 2 councils" in out
+    _, out, _ = a("ctb", "status")
+    assert "membership epoch 0: 2 councils" in out
