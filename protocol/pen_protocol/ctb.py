@@ -599,9 +599,13 @@ class Ledger:
             raise Reject("bad-subject", "the council seeks membership of another federation")
         if kid == owner:
             raise Reject("bad-subject", "the federation holds the membership; it cannot admit or dismember itself")
-        inside = kid in electorate_of(st, e)
+        members = electorate_of(st, e)
+        inside = kid in members
         if inside != (subject == R.DISMEMBER):
             raise Reject("bad-subject", "council already a member" if inside else "council not a member")
+        if not inside and len(members) >= R.MAX_LIST:
+            # an opening lists the whole electorate, at most MAX_LIST kids
+            raise Reject("electorate-full", "%d councils is the most one votation can list" % R.MAX_LIST)
         attempt = about[1]
         slot = _slot_key(e, attempt)
         if st.get(slot) is not None:

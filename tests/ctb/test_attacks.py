@@ -444,3 +444,14 @@ def test_forged_consent_is_refused_on_the_stores_bulk_verify_path(tmp_path):
         assert ctb.epoch(store) == 0
     finally:
         pool.close()
+
+
+def test_admission_stops_where_an_opening_could_no_longer_list_the_electorate(eco, monkeypatch):
+    k, n, st, led = eco
+    fed = k["valley-federation"]
+    newcomer = Signer.from_phrase("newcomer")
+    c = B.council(newcomer, "Newcomer", "production", fed)
+    ok(led, c)
+    monkeypatch.setattr(R, "MAX_LIST", 5)  # the five founders fill it
+    rejected(led, st, B.votation_open(fed, 3, "admit", B.membership_about(c), everyone(k), T0 + 86400),
+             "electorate-full")
