@@ -10,7 +10,7 @@ rules never know which. Other modules read state through the accessors below
 
     ISSUED --SET_USER (issuer)--> USABLE --USE (user)--> USED --ACCOUNTED (CTB node)--> ACCOUNTED
 
-The seed's rules, as enforced here (docs/protocol.md, "Ledger rules"):
+The seed's rules, as enforced here (docs/protocol.md, "The CTB rules"):
 - Membership is a chain of epochs. Genesis, signed by every founder, makes
   epoch 0 (its founders). A passed ADMIT or DISMEMBER votation pinned to epoch
   e makes epoch e+1. Only the economy's federation (the first founder: "the
@@ -39,7 +39,10 @@ The seed's rules, as enforced here (docs/protocol.md, "Ledger rules"):
 Derived state is a function of the set of accepted records, not of their
 arrival order, so peers that hold the same records hold the same state
 (tests/ctb/test_properties.py replays accepted sets shuffled). Every rule
-above depends only on records being present, never on one being absent.
+above depends only on records being present, never on one being absent; the
+exceptions are a signer's own equivocation (two records for one ref, or two
+shops' allowances on one account both passing), listed under "Known limits"
+in docs/protocol.md.
 Records are applied in type order (records.py numbers types in dependency
 order), which sync and batch import do.
 
