@@ -88,7 +88,7 @@ class Ledger(RuleBasedStateMachine):
         self.true_electorate = {0: sorted(s.kid for s in (self.fed, self.fp, self.vc, self.hub, self.shop))}
         self.credited = {}  # token ref -> (account, value) when first accounted
         self.tokens = {"carlos": [], "mallory": []}
-        self.change = []
+        self.proposals = [self.n["proposal"].fields[0]]  # Formosa's approved proposals
         for r in ordered[:-1]:
             self._submit(r, must=True)
         self._submit(B.council(NEWCOMER, "Newcomer", "production", self.fed), must=True)
@@ -132,10 +132,11 @@ class Ledger(RuleBasedStateMachine):
 
     # -- honest actors ----------------------------------------------------
 
-    @rule(who=st.sampled_from(["carlos", "mallory"]), value=st.integers(1, 4000))
-    def salary(self, who, value):
-        """Formosa pays a salary token under its approved proposal."""
-        t = B.issue(self.fp, self._next(), value, self.n["proposal"].fields[0])
+    @rule(who=st.sampled_from(["carlos", "mallory"]), value=st.integers(1, 4000), data=st.data())
+    def salary(self, who, value, data):
+        """Formosa pays a salary token under one of its approved proposals
+        (refused once the proposal's approved credits are issued)."""
+        t = B.issue(self.fp, self._next(), value, data.draw(st.sampled_from(self.proposals)))
         if self._submit(t).code == ctb.ACCEPTED:
             self._submit(B.set_user(self.fp, t.fields[0], CARLOS if who == "carlos" else MALLORY), must=True)
             self.tokens[who].append(t.fields[0])
@@ -168,6 +169,7 @@ class Ledger(RuleBasedStateMachine):
         self._submit(p, must=True)
         op, votes = self._vote_on(self.fp, "approve", p.fields[0])
         self._submit(B.votation_close(self.fp, op, votes, T0 + 3600), must=True)
+        self.proposals.append(p.fields[0])
 
     @rule()
     def admit_newcomer(self):
