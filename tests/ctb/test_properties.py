@@ -29,7 +29,7 @@ from pen_protocol import cbor, ctb, ids, records as R
 
 EXAMPLES = int(os.environ.get("PEN_PROPERTY_EXAMPLES", "40"))
 STEPS = int(os.environ.get("PEN_PROPERTY_STEPS", "40"))
-REPLAYS = 3  # shuffled replays of the accepted set after every step
+REPLAYS = 2  # shuffled replays of the accepted set after every step
 
 EXCHANGE = "841215000001"  # the village store's exchange account
 ACCOUNTS = ("401416000099", "501000000001", EXCHANGE, "841215000002")
