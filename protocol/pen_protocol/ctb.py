@@ -30,9 +30,10 @@ The seed's rules, as enforced here (docs/protocol.md, "The CTB rules"):
   against its signer and moves no credit once the token is accounted. Only
   keys certified with the role "node", by the economy's federation ("the
   common" of the seed's table), sign ACCOUNTED.
-- Change is covered per exchange account: an account belongs to the shop
-  whose exchange votation first claimed it, and the change released against it
-  (all allowances together) never exceeds the normal credits used into it.
+- Change is covered per exchange account: the change released against an
+  account, by every allowance naming it together, never exceeds the normal
+  credits used into it; an account becomes a shop's exchange account only by a
+  votation a majority passed.
 - An APPROVE votation's deadline and close fall in its proposal's year; no
   clock is read: the years come from the records' own times.
 
@@ -40,9 +41,8 @@ Derived state is a function of the set of accepted records, not of their
 arrival order, so peers that hold the same records hold the same state
 (tests/ctb/test_properties.py replays accepted sets shuffled). Every rule
 above depends only on records being present, never on one being absent; the
-exceptions are a signer's own equivocation (two records for one ref, or two
-shops' allowances on one account both passing), listed under "Known limits"
-in docs/protocol.md.
+exception is a signer's own equivocation (two records for one ref), listed
+under "Known limits" in docs/protocol.md.
 Records are applied in type order (records.py numbers types in dependency
 order), which sync and batch import do.
 
@@ -57,7 +57,8 @@ State keys (bytes) and values (CBOR-able lists):
                           doubled [index...], closed None | [yes, no, abstain, passed, close id], epoch]
   b"P"+ref      proposal [total credits, approved, issued, year]
   b"X"+ref      exchange allowance (keyed by its votation) [shop kid, amount, account, issued, released]
-  b"O"+account  exchange account [owner shop kid, change released against it]
+  b"O"+account  exchange account [shops whose passed allowances name it (ascending kids), change released
+                against it by all of them]
   b"T"+ref      token [issuer kid, value, kind, authority, user key | None, uses [[use id, product, account]...],
                        accounted [[receipt id, use id]...]]
   b"A"+account  credits received by an account (product id bytes)
@@ -324,8 +325,9 @@ def allowance_released(x):
     return x[4]
 
 
-def account_owner(o):
-    """Of a b"O" value: the shop whose exchange account it is."""
+def account_shops(o):
+    """Of a b"O" value: the shops whose passed allowances name the account
+    (more than one only if a majority approved each)."""
     return o[0]
 
 
@@ -583,9 +585,6 @@ class Ledger:
                   and R.ids.is_valid(about[2]))
             if not ok:
                 raise Reject("bad-subject", "exchange about must be [own kid, amount, exchange account]")
-            o = st.get(b"O" + about[2])
-            if o is not None and o[0] != owner:
-                raise Reject("account-owned", "exchange account belongs to council " + o[0].hex())
         elif not isinstance(about, str):
             raise Reject("bad-subject", "about must be text")
         return None
@@ -720,8 +719,13 @@ class Ledger:
             st.put(b"P" + about, p)
         elif subject == R.EXCHANGE:
             st.put(b"X" + ref, [about[0], about[1], about[2], 0, 0])
-            if st.get(b"O" + about[2]) is None:
-                st.put(b"O" + about[2], [about[0], 0])
+            # an account named by several allowances shares one cover: only
+            # their sum is bounded, so a second allowance doubles nothing
+            o = st.get(b"O" + about[2]) or [[], 0]
+            if about[0] not in o[0]:
+                o[0].append(about[0])
+                o[0].sort()
+            st.put(b"O" + about[2], o)
 
     # -- plans and tokens -----------------------------------------------
 
@@ -789,8 +793,6 @@ class Ledger:
             # must be taken out)
             x = st.get(b"X" + t[3])
             o = st.get(b"O" + x[2])
-            if o[0] != x[0]:
-                raise Reject("account-owned", "exchange account belongs to council " + o[0].hex())
             took = st.get(b"N" + x[2]) or 0
             if o[1] + t[1] > took:
                 raise Reject("exchange-not-covered",

@@ -248,13 +248,24 @@ def test_two_allowances_on_one_account_cannot_double_count_the_cover(eco):
     assert ctb.account_released(st.get(b"O" + R.ids.pack("841215000001"))) == 10000
 
 
-def test_an_allowance_cannot_name_another_shops_account(eco):
+def test_another_shops_account_shares_its_cover_and_never_doubles_it(eco):
     k, n, st, led = eco
     shop, hub = k["village-store"], k["supply-hub"]
-    _exchange(led, k, shop, 1, 10000, "841215000001")
+    x1 = _exchange(led, k, shop, 1, 10000, "841215000001")
     _pay_into(led, k, n, 10, 10000, "841215000001")
-    rejected(led, st, B.votation_open(hub, 1, "exchange", B.exchange_about(hub, 10000, "841215000001"),
-                                      everyone(k), T0 + 86400), "account-owned")
+    # the hub names the store's account: an opening is only a request, and
+    # without a majority it gives the hub nothing
+    op = B.votation_open(hub, 1, "exchange", B.exchange_about(hub, 10000, "841215000001"), everyone(k),
+                         T0 + 86400)
+    alone = B.vote(hub, op.fields[0], "yes")
+    ok(led, op, alone, B.votation_close(hub, op, [alone], T0 + 86400))
+    rejected(led, st, B.issue(hub, 1, 10000, op.fields[0], change=True), "no-exchange-allowance")
+    # had a majority approved it, the account's one cover is shared, never doubled
+    x2 = _exchange(led, k, hub, 2, 10000, "841215000001")
+    assert ctb.account_shops(st.get(b"O" + R.ids.pack("841215000001"))) == sorted([shop.kid, hub.kid])
+    c1, c2 = B.issue(shop, 1, 6000, x1, change=True), B.issue(hub, 1, 6000, x2, change=True)
+    ok(led, c1, c2, B.set_user(shop, c1.fields[0], shop))
+    rejected(led, st, B.set_user(hub, c2.fields[0], hub), "exchange-not-covered")
 
 
 def test_change_paid_back_into_the_exchange_account_is_no_cover(eco):

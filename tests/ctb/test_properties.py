@@ -274,9 +274,17 @@ class Ledger(RuleBasedStateMachine):
             for c in (R.YES, R.NO, R.ABSTAIN):
                 self._submit(B.vote(hub, op.fields[0], c))
         elif kind == "claim-account":
-            self._submit(R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.EXCHANGE,
-                                                    [hub.kid, credits, ids.pack(EXCHANGE)],
-                                                    self.true_electorate[e], T0 + 86400, e], hub))
+            # the hub asks for change against the store's exchange account, votes alone, closes, issues
+            op = R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.EXCHANGE,
+                                            [hub.kid, credits, ids.pack(EXCHANGE)], self.true_electorate[e],
+                                            T0 + 86400, e], hub)
+            self._submit(op)
+            v = B.vote(hub, op.fields[0], "yes")
+            self._submit(v)
+            self._submit(B.votation_close(hub, op, [v], T0 + 86400))
+            c = B.issue(hub, self._next(), min(credits, 6000), op.fields[0], change=True)
+            self._submit(c)
+            self._submit(B.set_user(hub, c.fields[0], MALLORY))
         elif kind == "hub-admits":
             rec = B.council(ROGUE, "Rogue", "production")
             self._submit(R.encode(R.VOTATION_OPEN, [R.make_ref(hub.kid, self._next()), R.ADMIT,
