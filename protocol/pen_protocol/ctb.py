@@ -32,8 +32,9 @@ The seed's rules, as enforced here (docs/protocol.md, "The CTB rules"):
   common" of the seed's table), sign ACCOUNTED.
 - Change is covered per exchange account: the change released against an
   account, by every allowance naming it together, never exceeds the normal
-  credits used into it; an account becomes a shop's exchange account only by a
-  votation a majority passed.
+  credits used into it (each token counted once, never taken back, so a
+  release valid once stays valid); an account becomes a shop's exchange
+  account only by a votation a majority passed.
 - An APPROVE votation's deadline and close fall in its proposal's year; no
   clock is read: the years come from the records' own times.
 
@@ -62,7 +63,9 @@ State keys (bytes) and values (CBOR-able lists):
   b"T"+ref      token [issuer kid, value, kind, authority, user key | None, uses [[use id, product, account]...],
                        accounted [[receipt id, use id]...]]
   b"A"+account  credits received by an account (product id bytes)
-  b"N"+account  normal (not change) credits received by an account: the cover for change
+  b"N"+account  the cover for change: the value of every normal (not change) token with a USE into the
+                account, each token once; it only grows (a double spend that moves a use away leaves it,
+                with the evidence against the payer), so a release valid once stays valid
   b"Q"+product  credits spent on a product
   b"U"+ref      publication [kind, subject, content, id]
 A put of None deletes the key: a value that returns to nothing leaves no
@@ -816,6 +819,8 @@ class Ledger:
             raise Reject("not-usable", "the issuer has not set a user")
         self._verify(rec, t[4], "the token's user")
         before = effective_use(t)
+        if t[2] == R.NORMAL and not any(u[2] == account for u in t[5]):
+            st.put(b"N" + account, (st.get(b"N" + account) or 0) + t[1])
         t[5].append([rec.id, product, account])
         t[5].sort()
         self._move_credit(t, before)
@@ -838,8 +843,7 @@ class Ledger:
 
     def _credit(self, t, u, value):
         st = self.state
-        keys = (b"A" + u[2], b"Q" + u[1], b"N" + u[2]) if t[2] == R.NORMAL else (b"A" + u[2], b"Q" + u[1])
-        for key in keys:
+        for key in (b"A" + u[2], b"Q" + u[1]):
             # an account back at zero (a double spend's loser credited, then
             # moved to the winner) is deleted, as if never credited
             total = (st.get(key) or 0) + value

@@ -466,3 +466,36 @@ def test_admission_stops_where_an_opening_could_no_longer_list_the_electorate(ec
     monkeypatch.setattr(R, "MAX_LIST", 5)  # the five founders fill it
     rejected(led, st, B.votation_open(fed, 3, "admit", B.membership_about(c), everyone(k), T0 + 86400),
              "electorate-full")
+
+
+def test_a_double_spend_after_change_was_released_converges_with_evidence():
+    """Mallory pays the store's exchange account, gets change, then spends the
+    same token again with a lower id (before it is accounted). Whatever order
+    peers learn this in, they agree: the release stands, the cover is not
+    taken back, and the evidence names Mallory."""
+    k, ordered, n = economy()
+    shop, fp = k["village-store"], k["formosa-plumbing"]
+    mallory = Signer.from_phrase("mallory")
+    base = ctb.MemoryState()
+    led = ctb.Ledger(base)
+    ok(led, *ordered[:-1])
+    x = _exchange(led, k, shop, 1, 10000, "841215000001")
+    t = B.issue(fp, 10, 5000, n["proposal"].fields[0])
+    ok(led, t, B.set_user(fp, t.fields[0], mallory))
+    pay = B.use(mallory, t.fields[0], "841215000001", "841215000001")
+    change = B.issue(shop, 1, 5000, x, change=True)
+    release = B.set_user(shop, change.fields[0], mallory)
+    grind = next(u for u in (B.use(mallory, t.fields[0], "5%011d" % i, "5%011d" % i) for i in range(200))
+                 if u.id < pay.id)
+    states = set()
+    for order in ([pay, change, release, grind], [pay, grind, change, release], [grind, pay, change, release]):
+        st = ctb.MemoryState()
+        st.kv, st.recs = dict((kk, ctb._copy(v)) for kk, v in base.kv.items()), dict(base.recs)
+        lo = ctb.Ledger(st)
+        verdicts = [lo.submit(r) for r in order]
+        assert all(v.ok for v in verdicts), verdicts
+        assert any(v.reason == "double-spend" for v in verdicts)
+        assert st.get(b"N" + R.ids.pack("841215000001")) == 5000  # the cover stays
+        assert ctb.user(st.get(b"T" + change.fields[0])) == mallory.public_key
+        states.add(repr(sorted((kk, R.cbor.dumps(v)) for kk, v in st.kv.items())))
+    assert len(states) == 1

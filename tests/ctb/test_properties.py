@@ -359,13 +359,20 @@ class Ledger(RuleBasedStateMachine):
             if kk[:1] != b"O":
                 continue
             account = kk[1:]
-            moved = 0  # normal credits a double spend moved out of the account: evidence holds the spender
+            cover = self.st.get(b"N" + account) or 0
+            assert ctb.account_released(o) <= cover
+            # the cover exceeds the normal credits the account holds only by
+            # tokens a double spend moved away: evidence holds their spender
+            held = moved = 0
             for tk, t in self.st.kv.items():
-                if tk[:1] == b"T" and ctb.token_kind(t) == R.NORMAL and len(ctb.uses(t)) > 1 \
-                        and ctb.use_account(ctb.effective_use(t)) != account \
-                        and any(ctb.use_account(u) == account for u in ctb.uses(t)):
+                if tk[:1] != b"T" or ctb.token_kind(t) != R.NORMAL:
+                    continue
+                if ctb.use_account(ctb.effective_use(t) or [0, 0, 0]) == account:
+                    held += ctb.token_value(t)
+                elif any(ctb.use_account(u) == account for u in ctb.uses(t)):
                     moved += ctb.token_value(t)
-            assert ctb.account_released(o) <= (self.st.get(b"N" + account) or 0) + moved
+                    assert len(ctb.uses(t)) > 1
+            assert cover == held + moved
 
     @invariant()
     def only_ctb_node_keys_accounted(self):
