@@ -44,11 +44,12 @@ MIGRATIONS = [
 class BatchRejected(Exception):
     """A batch with a rejected record: nothing was stored."""
 
-    def __init__(self, index, verdict):
+    def __init__(self, index, verdict, verdicts=None):
         Exception.__init__(self, "record %d rejected: %s%s" % (
             index, verdict.reason, (" (" + verdict.detail + ")") if verdict.detail else ""))
         self.index = index
         self.verdict = verdict
+        self.verdicts = verdicts  # every record's verdict, when known: callers set all refused aside at once
 
 
 # Decoded state values kept between batches (councils, proposals, accounts:
@@ -138,8 +139,9 @@ class SQLStore:
             view = _BatchView(self, recs)
             ov = None
             if self.verifier is not None:
-                # optimistic: record each signature, write, check them all at once
-                sigs = []
+                # optimistic: record each signature (a verifier's collect() ships them to its
+                # workers as they come), write, check them all at once
+                sigs = self.verifier.collect() if hasattr(self.verifier, "collect") else []
                 self._exec("SAVEPOINT optimistic", ())
                 ov, verdicts = ctb.apply_batch(view, recs, lambda pk, m, sig: sigs.append((pk, m, sig)) or True)
                 ok = all(v.code != ctb.REJECTED for v in verdicts)
@@ -150,7 +152,7 @@ class SQLStore:
                 ov, verdicts = ctb.apply_batch(view, recs)
                 for i, v in enumerate(verdicts):
                     if v.code == ctb.REJECTED:
-                        raise BatchRejected(i, v)
+                        raise BatchRejected(i, v, verdicts)
                 self._write(ov)
             self._wrote()
             self._commit()

@@ -48,7 +48,7 @@ def village(tmp_path):
     srv, store, uses = ctb_node(tmp_path / "ctb.sqlite", 24)
     port, proc = spawn(node_command(tmp_path / "node.journal"), env=node_env())
     q = BridgeQueue(tmp_path / "bridge.sqlite")
-    peer = Cuttable(HttpPeer(srv.url))
+    peer = Cuttable(HttpPeer(srv.url, signer=srv.bridge_key))
     worker = UploadWorker(str(tmp_path / "bridge.sqlite"), [("ctb", peer)], idle_s=0)
     bridge = Bridge(port, q)
     yield bridge, worker, peer, q, store, uses

@@ -39,7 +39,15 @@ def ctb_node(path, count):
     store.submit([r.raw for r in ordered[:-3]])
     issues, users, uses = payments(count)
     store.submit([r.raw for r in issues + users])
+    # the bridge's key, in the Pen folder beside the CTB (where `pen bridge --home` finds it as "bridge"),
+    # named on the node as a bridge peer: the node takes only signed uploads
+    from pen.keys import Keyring
+    from pen.node.auth import BRIDGE, allow_peer
+    kr = Keyring(os.path.dirname(str(path)))
+    bridge_key = kr.load("bridge") if "bridge" in kr.names() else kr.new("bridge")
+    allow_peer(store, bridge_key.public_key, "bridge", BRIDGE, rate=1e6, burst=1e6)
     srv = serve_in_thread(Node(store, node_key=k["common-node"], clock=lambda: T0 + 3600))
+    srv.bridge_key = bridge_key
     return srv, store, uses
 
 

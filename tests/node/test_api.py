@@ -11,6 +11,7 @@ from pen.node.server import serve_in_thread, MAX_BATCH_BYTES
 from pen.samples import economy
 from pen.store import SQLiteCTB
 from pen_protocol import cbor, ctb, records as R
+from .world import PEER, allow, raw_request
 
 
 @pytest.fixture
@@ -18,19 +19,15 @@ def api(tmp_path):
     k, ordered, n = economy()
     store = SQLiteCTB(tmp_path / "n.sqlite", clock=lambda: 1795000000)
     node = Node(store, node_key=k["common-node"], clock=lambda: 1795000000)
+    allow(node)
     srv = serve_in_thread(node)
-    yield k, ordered, n, node, NodeClient(srv.url)
+    yield k, ordered, n, node, NodeClient(srv.url, signer=PEER)
     srv.stop()
     store.close()
 
 
 def post(url, body, ctype="application/cbor"):
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return raw_request(url, body, signer=PEER, ctype=ctype)
 
 
 def test_submit_validates_stores_and_returns_receipts(api):
@@ -63,7 +60,8 @@ def test_rejected_batch_names_the_record_and_stores_nothing(api):
     forged = bytearray(ordered[5].raw)
     forged[-1] ^= 1
     res = c.submit([ordered[1].raw, bytes(forged)])
-    assert res == {"ok": False, "index": 1, "reason": "bad-signature", "detail": "not signed by the first founder"}
+    assert res == {"ok": False, "index": 1, "reason": "bad-signature", "detail": "not signed by the first founder",
+                   "rejected": [[1, "bad-signature"]]}
     assert c.status()["state_digest"] == before and c.status()["records"] == 5
 
 
@@ -198,3 +196,85 @@ def test_initiator_records_a_peer_that_answers_garbage(tmp_path):
         sync_with(node, Garbage())
     assert e.value.reason == "malformed"
     assert node.peers()["http://garbage.invalid"]["last_error"].startswith("SyncError: malformed")
+
+
+def _usable_node(tmp_path, count):
+    """A node with count usable tokens of carlos, and carlos's USE of each."""
+    from pen import build as B
+    from pen.keys import Signer
+    k, ordered, n = economy()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    node = Node(SQLiteCTB(tmp_path / "g.sqlite"), node_key=k["common-node"], clock=lambda: 1795000000)
+    node.submit([r.raw for r in ordered[:ordered.index(n["use"])]])
+    carlos = Signer.from_phrase("carlos")
+    uses = []
+    for i in range(count):
+        t = B.issue(k["formosa-plumbing"], 500 + i, 10, n["proposal"].fields[0])
+        node.submit([t.raw, B.set_user(k["formosa-plumbing"], t.fields[0], carlos).raw])
+        uses.append(B.use(carlos, t.fields[0], "50100000", "50100000"))
+    return node, uses
+
+
+def test_a_group_commit_answers_each_batch_as_if_alone(tmp_path):
+    node, uses = _usable_node(tmp_path, 3)
+    res = node.submit_group([[uses[0].raw], [uses[1].raw, uses[2].raw]])
+    assert [r["ok"] for r in res] == [True, True]
+    assert [R.parse(x).fields[1] for x in res[0]["receipts"]] == [uses[0].id]
+    assert sorted(R.parse(x).fields[1] for x in res[1]["receipts"]) == sorted([uses[1].id, uses[2].id])
+    # two clients uploading one record at once: as in turn, the second is a duplicate, one receipt in all
+    node2, more = _usable_node(tmp_path / "two", 1)
+    res = node2.submit_group([[more[0].raw], [more[0].raw]])
+    assert [r["verdicts"][0]["code"] for r in res] == [ctb.ACCEPTED, ctb.DUPLICATE]
+    assert [len(r["receipts"]) for r in res] == [1, 0]
+
+
+def test_one_bad_record_in_a_group_refuses_only_its_own_batch(tmp_path):
+    node, uses = _usable_node(tmp_path, 2)
+    forged = bytearray(uses[1].raw)
+    forged[-1] ^= 1
+    before = node.store.count()
+    res = node.submit_group([[uses[0].raw], [bytes(forged)], [b"\x63junk"]])
+    assert res[0]["ok"] and len(res[0]["receipts"]) == 1
+    assert (res[1]["ok"], res[1]["reason"], res[1]["index"]) == (False, "bad-signature", 0)
+    assert (res[2]["ok"], res[2]["reason"]) == (False, "unknown-type")
+    assert node.store.count() == before + 2  # the good USE and its receipt
+    with pytest.raises(NodeError) as e:
+        node.submit_group([[uses[1].raw]] * (MAX_BATCH_RECORDS + 1))
+    assert e.value.reason == "too-many-records"
+
+
+def test_the_sync_index_sees_every_single_submit_it_has_not_yet_indexed(tmp_path):
+    node, uses = _usable_node(tmp_path, 3)
+    assert node.index_lag > 3
+    for u in uses:
+        node.submit([u.raw])
+    assert node._unindexed  # the index work waits ...
+    assert len(node.index) == node.store.count() and all(u.id in node.index for u in uses)  # ... not a sync
+
+
+def test_a_client_gone_mid_upload_is_one_log_line_not_a_traceback(tmp_path, capfd):
+    import socket
+    import time
+    from pen.peering import sign_request
+    node = Node(SQLiteCTB(tmp_path / "d.sqlite"))
+    allow(node)
+    lines = []
+    srv = serve_in_thread(node, log=lines.append)
+    try:
+        host = srv.url.split("//")[1]
+        body = b"\x00" * 100000
+        head = "".join("%s: %s\r\n" % kv for kv in sign_request(PEER, "POST", host, "/v1/records", body,
+                                                                 time.time()).items())
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(("POST /v1/records HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            host, len(body), head)).encode() + body[:5000])
+        time.sleep(0.2)
+        s.close()
+        deadline = time.time() + 5
+        while not lines and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        srv.stop()
+    assert len(lines) == 1 and lines[0].startswith("client 127.0.0.1 went away during POST /v1/records")
+    assert "Traceback" not in capfd.readouterr().err
+    assert node.store.count() == 0

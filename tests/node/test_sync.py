@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from pen.keys import Signer
 from pen.node.client import NodeClient
 from pen.node.core import Node
 from pen.node.server import serve_in_thread
@@ -13,7 +14,7 @@ from pen.pgstore import PostgresCTB
 from pen.store import SQLiteCTB
 from pen_protocol import ctb, records as R
 
-from .world import base_and_spends, state_of, conflicts
+from .world import BRIDGE_KEY, PEER, allow, base_and_spends, state_of, conflicts
 
 
 def make_store(kind, tmp_path, name, request):
@@ -29,6 +30,7 @@ def peers(request, tmp_path):
     for i, kind in enumerate(kinds):
         node = Node(make_store(kind, tmp_path, "p%d" % i, request))
         nodes.append(node)
+        allow(node)
         servers.append(serve_in_thread(node))
     yield nodes, [s.url for s in servers]
     for s in servers:
@@ -61,7 +63,7 @@ def test_three_peers_with_conflicts_converge(peers):
     assert len(digests) == 3  # they really did see different things
     for _ in range(3):  # rounds of pairwise syncs, each pair once, both directions of data
         for a, b in ((0, 1), (1, 2), (2, 0)):
-            sync_with(nodes[a], NodeClient(urls[b]))
+            sync_with(nodes[a], NodeClient(urls[b], signer=PEER))
     digests = {n.store.state_digest() for n in nodes}
     assert len(digests) == 1
     # the conflicts are there as evidence, naming the user's key, on every peer
@@ -82,7 +84,7 @@ def test_converged_state_equals_one_store_given_everything(peers, tmp_path):
     for i, node in enumerate(nodes):
         feed(node, base + parts[i], seed=10 + i)
     for a, b in ((0, 1), (1, 2), (2, 0), (0, 1)):
-        sync_with(nodes[a], NodeClient(urls[b]))
+        sync_with(nodes[a], NodeClient(urls[b], signer=PEER))
     ref = SQLiteCTB(tmp_path / "ref.sqlite")
     ref.submit([r.raw for r in base + parts[0] + parts[1] + parts[2]])
     for n in nodes:
@@ -96,9 +98,9 @@ def test_second_sync_finds_nothing_and_is_one_round_trip(peers):
     base, parts = base_and_spends()
     feed(nodes[0], base + parts[0], 0)
     feed(nodes[1], base + parts[1], 1)
-    first = sync_with(nodes[0], NodeClient(urls[1]))
+    first = sync_with(nodes[0], NodeClient(urls[1], signer=PEER))
     assert first["pulled"] and first["pushed"]
-    again = sync_with(nodes[0], NodeClient(urls[1]))
+    again = sync_with(nodes[0], NodeClient(urls[1], signer=PEER))
     assert again["we_lacked"] == again["they_lacked"] == 0
     assert again["round_trips"] == 1 and again["mode"] == "identical"
     st = nodes[0].peers()[urls[1]]
@@ -112,7 +114,7 @@ def test_empty_peer_gets_everything_in_dependency_order(peers):
     nodes, urls = peers
     base, parts = base_and_spends()
     feed(nodes[0], base + parts[0], 0)
-    res = sync_with(nodes[1], NodeClient(urls[0]))
+    res = sync_with(nodes[1], NodeClient(urls[0], signer=PEER))
     assert res["we_lacked"] == nodes[0].store.count() and res["refused"] == 0 and res["backlog"] == 0
     assert nodes[1].store.state_digest() == nodes[0].store.state_digest()
 
@@ -175,7 +177,7 @@ def test_pull_takes_only_the_records_asked_for(peers):
     feed(nodes[0], base, 0)
     feed(nodes[1], base + parts[1], 1)
     extra = [r.raw for r in parts[2] if r.raw not in {x.raw for x in parts[1]}]
-    res = sync_with(nodes[0], _Liar(NodeClient(urls[1]), extra))
+    res = sync_with(nodes[0], _Liar(NodeClient(urls[1], signer=PEER), extra))
     assert res["pulled"] == len(parts[1]) and res["backlog"] == 0
     assert set(nodes[0].store.record_ids()) == set(nodes[1].store.record_ids())
 
@@ -185,6 +187,7 @@ def test_serve_syncs_with_its_peers_periodically(tmp_path):
     a, b = Node(SQLiteCTB(tmp_path / "a.sqlite")), Node(SQLiteCTB(tmp_path / "b.sqlite"))
     feed(a, base + parts[0], 0)
     feed(b, base + parts[1], 1)
+    allow(b)
     srv_b = serve_in_thread(b)
     import threading
     done = threading.Event()
@@ -193,7 +196,7 @@ def test_serve_syncs_with_its_peers_periodically(tmp_path):
     def on_sync(peer, res):
         seen.append(res)
         done.set()
-    srv_a = serve_in_thread(a, peers=[srv_b.url], interval_s=0.1, on_sync=on_sync)
+    srv_a = serve_in_thread(a, peers=[srv_b.url], interval_s=0.1, on_sync=on_sync, signer=PEER)
     try:
         assert done.wait(20)
         assert isinstance(seen[0], dict) and seen[0]["peer"] == srv_b.url
@@ -212,15 +215,16 @@ def test_a_bridge_uploads_to_an_http_node_and_gets_receipts(tmp_path):
     k, ordered, n = economy()
     node = Node(SQLiteCTB(tmp_path / "n.sqlite"), node_key=k["common-node"])
     node.submit([r.raw for r in ordered[:ordered.index(n["use"])]])
+    allow(node, BRIDGE_KEY, "bridge")
     srv = serve_in_thread(node)
     try:
         q = BridgeQueue(tmp_path / "bridge.sqlite")
         q.accept(n["use"].raw)
         q.accept(n["publication"].raw)
-        sent, receipts = Uploader(q, srv.url).step(NodeClient(srv.url))
+        sent, receipts = Uploader(q, srv.url).step(NodeClient(srv.url, signer=BRIDGE_KEY))
         assert sent == 2 and len(receipts) == 1 and R.parse(receipts[0]).type == R.ACCOUNTED
         assert q.backlog(srv.url) == 0
-        assert Uploader(q, srv.url).step(NodeClient(srv.url)) == (0, [])
+        assert Uploader(q, srv.url).step(NodeClient(srv.url, signer=BRIDGE_KEY)) == (0, [])
     finally:
         srv.stop()
 
@@ -234,14 +238,18 @@ def test_three_serving_nodes_that_sync_on_their_own_converge(tmp_path):
     ports = [free_port() for _ in range(3)]
     urls = ["http://127.0.0.1:%d" % p for p in ports]
     nodes, servers = [], []
+    keys = [Signer.from_phrase("serving-node-%d" % i) for i in range(3)]
     for i in range(3):
         node = Node(SQLiteCTB(tmp_path / ("s%d.sqlite" % i)))
+        for j in range(3):
+            if j != i:  # each names the other two
+                allow(node, keys[j])
         feed(node, base + parts[i], seed=20 + i)
         nodes.append(node)
     try:
         for i in range(3):
             servers.append(serve_in_thread(nodes[i], port=ports[i], peers=[u for u in urls if u != urls[i]],
-                                           interval_s=0.05))
+                                           interval_s=0.05, signer=keys[i]))
         deadline = time.time() + 30
         while len({n.status()["state_digest"] for n in nodes}) != 1:
             assert time.time() < deadline, "did not converge"
@@ -295,3 +303,31 @@ def test_random_arrival_orders_and_sync_orders_converge(seed):
     st = nodes[0].store
     spent = sum(t[1] for _, t in st.state_prefix(b"T") if t[5])
     assert sum(v for _, v in st.state_prefix(b"A")) == spent == sum(v for _, v in st.state_prefix(b"Q"))
+
+
+class _NamesAll(_Refusing):
+    """A peer that names every refused record of a batch at once (the
+    node's answer since issue 10 item 12), and counts requests."""
+
+    def __init__(self, missing, bad):
+        _Refusing.__init__(self, missing, bad)
+        self.requests = 0
+
+    def submit(self, raws):
+        self.requests += 1
+        out = [[i, "bad-signature" if R.parse(r).id in self.bad else "unknown-token"]
+               for i, r in enumerate(raws) if R.parse(r).id in self.bad | self.missing]
+        if out:
+            return {"ok": False, "index": out[0][0], "reason": out[0][1], "detail": "", "rejected": out}
+        self.got += raws
+        return {"ok": True, "verdicts": [], "receipts": []}
+
+
+def test_deliver_sets_every_named_refusal_aside_in_one_round_trip():
+    base, parts = base_and_spends()
+    recs = base[:40]
+    peer = _NamesAll(missing={recs[3].id, recs[9].id}, bad={recs[5].id, recs[30].id, recs[31].id})
+    taken, deferred, refused = deliver([r.raw for r in recs], peer, batch=100)
+    assert taken == 35 and deferred == 2 and set(refused) == {recs[5].id, recs[30].id, recs[31].id}
+    # one refused request, one that stored the rest, one more pass for the two deferred (still lacking)
+    assert peer.requests == 3

@@ -47,3 +47,40 @@ def state_of(store):
 
 def conflicts(store):
     return [R.parse(raw) for _, raw in store.records(types=[R.CONFLICT])]
+
+
+# -- authenticated access (pen.node.auth) --------------------------------------
+
+PEER = Signer.from_phrase("test-peer-node")  # a peer node's key, allowed on the test nodes
+BRIDGE_KEY = Signer.from_phrase("test-bridge")
+
+
+def allow(node, signer=PEER, role="node", rate=1e6, burst=1e6):
+    """Put signer's key on node's allow-list (tests: an unlimited rate
+    unless a test is about the limit)."""
+    from pen.node.auth import allow_peer
+    allow_peer(node.store, signer.public_key, signer.name or "peer", role, rate, burst)
+
+
+def raw_request(url, body=None, method="POST", signer=None, ctype="application/cbor", headers=None, when=None):
+    """(status, reply) of one request, signed by signer if given; the
+    reply decoded from JSON, raw bytes when it is not JSON (CBOR)."""
+    import json
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from pen.peering import sign_request
+    h = {"Content-Type": ctype}
+    if signer is not None:
+        u = urllib.parse.urlsplit(url)
+        path = u.path + ("?" + u.query if u.query else "")
+        h.update(sign_request(signer, method, u.netloc, path, body, time.time() if when is None else when))
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=body, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            data = r.read()
+            return r.status, (json.loads(data) if r.headers.get_content_type() == "application/json" else data)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

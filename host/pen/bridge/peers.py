@@ -7,20 +7,9 @@ whose answer the bridge lost)."""
 import time
 
 from pen.accounting import receipts_for
-from pen.bridge.uploader import PeerUnavailable
+from pen.peering import MAX_RECEIPT_ASKS, PeerUnavailable, receipts_in, refusal  # noqa: F401
 from pen.store import BatchRejected
 from pen_protocol import records as R
-
-
-def receipts_in(history, use_id):
-    """The ACCOUNTED receipts for use_id among a token's records."""
-    out = []
-    for raw in history:
-        if raw[0] == R.ACCOUNTED:
-            rec = R.parse(raw)
-            if rec.fields[1] == use_id:
-                out.append(rec.raw)
-    return out
 
 
 class LocalPeer:
@@ -38,7 +27,7 @@ class LocalPeer:
         try:
             verdicts = self.store.submit(raws)
         except BatchRejected as e:
-            return {"ok": False, "index": e.index, "reason": e.verdict.reason, "detail": e.verdict.detail}
+            return refusal(e)
         receipts = receipts_for(self.store, verdicts, self.node_key, self.clock())
         return {"ok": True, "verdicts": [{"code": v.code, "reason": v.reason} for v in verdicts],
                 "receipts": receipts}
@@ -53,23 +42,19 @@ class LocalPeer:
 
 
 class HttpPeer:
-    """A CTB node over HTTP (pen.node.client.NodeClient)."""
+    """A CTB node over HTTP (pen.node.client.NodeClient); signer is the
+    bridge's key, allowed on the node with role bridge (docs/node.md)."""
 
-    def __init__(self, url, timeout_s=30.0):
+    def __init__(self, url, timeout_s=30.0, signer=None, clock=time.time):
         from pen.node.client import NodeClient
         self.url = url
-        self.client = NodeClient(url, timeout_s)
+        self.client = NodeClient(url, timeout_s, signer=signer, clock=clock)
 
     def submit(self, raws):
         return self.client.submit(raws)
 
     def receipts(self, uses):
-        from pen.node.core import NodeError
         out = []
-        for ref, use_id in uses:
-            try:
-                t = self.client.token(ref)
-            except NodeError:
-                continue
-            out += receipts_in([bytes.fromhex(h["raw"]) for h in t["history"]], use_id)
+        for i in range(0, len(uses), MAX_RECEIPT_ASKS):
+            out += self.client.receipts(uses[i:i + MAX_RECEIPT_ASKS])
         return out

@@ -20,6 +20,11 @@ def register(sub):
         e = s.add_parser(name, help=helptext)
         e.add_argument("--json", action="store_true")
         e.set_defaults(func=fn)
+        if name == "ingest":
+            e.add_argument("--db", metavar="URL", help="postgresql://... : ingest into PostgreSQL on that server (a "
+                                                       "fresh database each round; the role needs CREATEDB)")
+            e.add_argument("--single", action="store_true",
+                           help="single-record POSTs per second over HTTP to one node instead")
 
 
 def frame_sizes():

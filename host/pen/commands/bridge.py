@@ -20,6 +20,9 @@ def register(sub):
     p.add_argument("--db", help="the bridge's queue (default: bridge.sqlite in the Pen folder)")
     p.add_argument("--ctb", help="CTB database for --peer local")
     p.add_argument("--node-key", metavar="NAME", help="with --peer local: the node key that signs receipts")
+    p.add_argument("--key", metavar="NAME", default="bridge",
+                   help="the key this bridge signs its uploads with (default 'bridge'; each node lists it with "
+                        "`pen node peer add PUBLIC --role bridge`)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
     s = p.add_subparsers(dest="bridge_cmd", metavar="ACTION")
@@ -27,6 +30,11 @@ def register(sub):
     st.add_argument("--db")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
+    rl = s.add_parser("release", help="send quarantined records again (after their dependency reached the node)")
+    rl.add_argument("ids", nargs="*", help="record ids (32 hex digits); none: every quarantined record")
+    rl.add_argument("--peer", help="only for this peer (default: every configured peer)")
+    rl.add_argument("--db")
+    rl.set_defaults(func=cmd_release)
     sd = s.add_parser("send", help="queue records (digests, openings, publications) for the village")
     sd.add_argument("file", help="a Pen record file (pen token export, ...)")
     sd.add_argument("--db")
@@ -40,12 +48,19 @@ def _db(args):
 def _peers(args):
     from pen.bridge.peers import HttpPeer, LocalPeer
     out = []
+    signer = None
+    if any(u.startswith(("http://", "https://")) for u in args.peer):
+        try:
+            signer = load_key(args, args.key)
+        except PenError as e:
+            raise PenError("%s; the bridge signs its uploads with it, and each node lists its public key "
+                           "(pen node peer add KEY --role bridge)" % e)
     for url in args.peer:
         if url == "local":
             key = load_key(args, args.node_key) if args.node_key else None
             out.append(("local", LocalPeer(open_ctb(argparse_ns(args, db=args.ctb)), key)))
         elif url.startswith(("http://", "https://")):
-            out.append((url, HttpPeer(url)))
+            out.append((url, HttpPeer(url, signer=signer)))
         else:
             raise PenError("bad --peer %r: an http(s):// URL or 'local'" % url)
     return out
@@ -142,6 +157,7 @@ def cmd_status(args):
         last = st["peers"][p]["last_upload"]
         st["peers"][p]["last_upload"] = float(last) if last else None
         st["peers"][p]["rejected"] = [(i.hex(), r) for i, r in q.rejected(p)]
+        st["peers"][p]["quarantined"] = [(i.hex(), r) for i, r in q.rejected(p, "quarantined")]
     if args.json:
         print(json.dumps(st, indent=1))
         return 0
@@ -149,13 +165,13 @@ def cmd_status(args):
     from rich.table import Table
     t = Table(title="bridge %s: %d records from the village, %d waiting to go down" % (
         path, st["uplink_records"], st["downlink_backlog"]))
-    for col in ("peer", "backlog", "outcomes", "last successful upload"):
+    for col in ("peer", "backlog", "held", "outcomes", "last successful upload"):
         t.add_column(col)
     for p in peers:
         ps = st["peers"][p]
         last = ps["last_upload"]
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never"
-        t.add_row(p, str(ps["backlog"]), ", ".join("%s %d" % kv for kv in sorted(ps["outcomes"].items())), when)
+        t.add_row(p, str(ps["backlog"]), str(ps["held"]), ", ".join("%s %d" % kv for kv in sorted(ps["outcomes"].items())), when)
     Console().print(t)
     return 0
 
@@ -174,4 +190,24 @@ def cmd_send(args):
         q.queue_down(raw)
     n = len(raws)
     print("queued %d records for the village (%d waiting in all)" % (n, q.down_backlog()))
+    return 0
+
+
+def cmd_release(args):
+    from pen.bridge.queue import BridgeQueue
+    path = _db(args)
+    if not os.path.exists(path):
+        raise PenError("no bridge queue at %s" % path)
+    ids = None
+    if args.ids:
+        try:
+            ids = [bytes.fromhex(i) for i in args.ids]
+        except ValueError:
+            ids = []
+        if len(ids) != len(args.ids) or any(len(i) != 16 for i in ids):
+            raise PenError("a record id is 32 hex digits; nothing released")
+    q = BridgeQueue(path)
+    peers = [args.peer] if args.peer else [p for p in (q.meta_get("peers", "") or "").split() if p]
+    n = sum(q.release(p, ids) for p in peers)
+    print("released %d records: they go again at the next upload round" % n)
     return 0

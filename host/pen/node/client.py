@@ -2,32 +2,62 @@
 dependency). Used by peer sync, by `pen node status --url`, and by a bridge
 (its submit() is the bridge's peer contract, pen.bridge.peers)."""
 import json
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
-from pen.bridge.uploader import PeerUnavailable
-from pen.node.core import NodeError
-from pen.node.server import CBOR, SESSION_HEADER
+from pen.peering import CBOR, SESSION_HEADER, NodeError, PeerUnavailable, sign_request
 from pen_protocol import cbor
 
 # The largest reply read from a peer: a sync message (8 MiB) or a fetch of
 # MAX_FETCH_IDS records of MAX_RECORD bytes (6 MB), with room for framing.
 # A peer cannot make this client buffer more.
 MAX_REPLY = (8 << 20) + 4096
+# A rate-limited request waits 0.25 s, then twice as long each time: 8 tries
+# span ~32 s, enough for a peer's bucket (pen.node.auth) to refill.
+RATE_LIMIT_TRIES = 8
+RATE_LIMIT_FIRST_WAIT_S = 0.25
 
 
 class NodeClient:
-    def __init__(self, url, timeout_s=60.0):
+    """signer: this side's key (pen.keys.Signer); every request is then
+    signed (pen.peering) with the time clock() gives. Without one the
+    client is anonymous and may only read what the node publishes."""
+
+    def __init__(self, url, timeout_s=60.0, signer=None, clock=time.time, sleep=time.sleep):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self.signer = signer
+        self.clock = clock
+        self.sleep = sleep  # waits between tries of a rate-limited request
+        self._host = urllib.parse.urlsplit(self.url).netloc
+        self._base = urllib.parse.urlsplit(self.url).path
         self.sent_bytes = 0
         self.received_bytes = 0
+        self.requests = 0
 
     def _request(self, method, path, body=None, headers=None):
         """(status, headers, body); 4xx/5xx with a JSON reason raise NodeError
-        except 422 (a rejected batch, returned). No answer: PeerUnavailable."""
+        except 422 (a rejected batch, returned). No answer: PeerUnavailable.
+        A rate-limited request is sent again (newly signed) after a wait
+        that doubles, RATE_LIMIT_TRIES times in all."""
+        wait = RATE_LIMIT_FIRST_WAIT_S
+        for attempt in range(RATE_LIMIT_TRIES):
+            try:
+                return self._once(method, path, body, headers)
+            except NodeError as e:
+                if e.reason != "rate-limited" or attempt == RATE_LIMIT_TRIES - 1:
+                    raise
+            self.sleep(wait)
+            wait *= 2
+
+    def _once(self, method, path, body=None, headers=None):
         h = {"Content-Type": CBOR} if body is not None else {}
+        self.requests += 1
         h.update(headers or {})
+        if self.signer is not None:
+            h.update(sign_request(self.signer, method, self._host, self._base + path, body, self.clock()))
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=h)
         self.sent_bytes += len(body or b"")
         try:
@@ -69,6 +99,14 @@ class NodeClient:
         raws = cbor.loads(data)
         if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
             raise NodeError("malformed", "fetch reply is not an array of records")
+        return raws
+
+    def receipts(self, uses):
+        """ACCOUNTED receipts the node holds for [(token ref, use id)]."""
+        data = self._request("POST", "/v1/receipts", cbor.dumps([[bytes(r), bytes(u)] for r, u in uses]))[2]
+        raws = cbor.loads(data)
+        if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
+            raise NodeError("malformed", "receipts reply is not an array of records")
         return raws
 
     def record(self, rid):

@@ -9,7 +9,8 @@ the same state. A conflicting record (double spend, double vote) arrives as
 an ordinary record and each side derives the same CONFLICT evidence from it;
 evidence a peer derived from another pair is itself a record and syncs too.
 
-A record the receiver rejects for a missing dependency (ctb.DEPENDENCY: a
+A refused batch names every refused record (pen.peering.refused_records),
+all set aside at once. A record the receiver rejects for a missing dependency (ctb.DEPENDENCY: a
 member certified by a council whose admission comes later in type order) is
 deferred and sent again after the others while that makes progress; any other
 rejection is final for this sync and counted as refused.
@@ -18,6 +19,7 @@ import sqlite3
 import time
 
 from pen.node.core import MAX_FETCH_IDS
+from pen.peering import refused_records
 from pen.sync import Reconciler
 from pen_protocol import ctb, records as R
 
@@ -93,14 +95,16 @@ def deliver(staged, peer, batch=BATCH, advance=None):
                 if advance is not None:
                     advance(len(chunk))
                 continue
-            # nothing of the chunk was stored: set the culprit aside, resend the rest
-            bad = todo.pop(i + res["index"])
-            if res["reason"] in ctb.DEPENDENCY:
-                deferred.append(bad)
-            else:
-                refused[bad[0]] = res["reason"]
-                if advance is not None:
-                    advance(1)
+            # nothing of the chunk was stored: set every refused record aside, resend the rest
+            out = dict(refused_records(res))
+            for j in sorted(out, reverse=True):
+                bad = todo.pop(i + j)
+                if out[j] in ctb.DEPENDENCY:
+                    deferred.append(bad)
+                else:
+                    refused[bad[0]] = out[j]
+                    if advance is not None:
+                        advance(1)
         return progress, deferred
 
     deferred = []
