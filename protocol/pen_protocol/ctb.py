@@ -790,10 +790,10 @@ class Ledger:
             raise Reject("already-usable", "the token's user is already set")
         x = o = None
         if t[2] == R.CHANGE:
-            # change enters the economy only against normal credits the shop
-            # took into its own exchange account, counted over every allowance
-            # naming that account (the seed: the same amount of normal tokens
-            # must be taken out)
+            # change enters the economy only against normal credits taken
+            # into the allowance's exchange account, released change counted
+            # over every allowance naming that account (the seed: the same
+            # amount of normal tokens must be taken out)
             x = st.get(b"X" + t[3])
             o = st.get(b"O" + x[2])
             took = st.get(b"N" + x[2]) or 0
