@@ -476,11 +476,16 @@ class Ledger:
             self.state.add_record(evidence)
         return Verdict(CONFLICT, reason, "kept as evidence; not counted", rec, evidence)
 
-    def trust_electorate(self, e, kids, convener):
+    def trust_electorate(self, e, kids, convener, failed_attempts=0):
         """For a replay from records alone (votation.verify): take kids as
-        the councils of epoch e and convener as the economy's federation.
-        Never called on a CTB."""
+        the councils of epoch e, convener as the economy's federation and the
+        first failed_attempts membership slots of epoch e as closed without
+        passing (their records are not in the file). Never called on a CTB."""
         st = self.state
+        for a in range(failed_attempts):
+            ref = bytes(4) + a.to_bytes(4, "big")  # a placeholder no record can have: kid 0
+            st.put(_slot_key(e, a), ref)
+            st.put(b"V" + ref, [None, R.ADMIT, None, sorted(kids), 0, {}, [], [0, 0, 0, False, None], e])
         kids = sorted(kids)
         for kid in kids:
             c = st.get(b"C" + kid)

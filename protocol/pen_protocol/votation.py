@@ -77,7 +77,9 @@ def verify(raws, ctb_state=None):
         if st.get(b"C" + kid) is None:
             rep.problems.append(("council", "missing-council", "no council record for elector " + kid.hex()))
             return rep
-    ctb.Ledger(st).trust_electorate(op.fields[5], electorate, R.ref_kid(ref))
+    attempt = about[1] if subject in (R.ADMIT, R.DISMEMBER) and isinstance(about, list) and len(about) == 2 \
+        and R._uint(about[1]) else 0
+    ctb.Ledger(st).trust_electorate(op.fields[5], electorate, R.ref_kid(ref), min(attempt, R.MAX_LIST))
     apply((R.PROPOSAL, R.VOTATION_OPEN, R.VOTE, R.VOTATION_CLOSE, R.CONFLICT))
     state = st.get(b"V" + ref)
     if state is None:
