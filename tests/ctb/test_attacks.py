@@ -11,16 +11,6 @@ from pen_protocol import ctb, records as R, sign, votation as VT
 YEAR_2027 = 1798761600  # 2027-01-01T00:00:00Z
 
 
-@pytest.fixture
-def eco():
-    k, ordered, n = economy()
-    st = ctb.MemoryState()
-    led = ctb.Ledger(st)
-    for r in ordered[:-1]:  # without the sample's double spend
-        assert led.submit(r).code == ctb.ACCEPTED, r
-    return k, n, st, led
-
-
 def snapshot(st):
     return repr(sorted(st.kv.items())), sorted(st.recs)
 

@@ -12,16 +12,6 @@ from pen.store import SQLiteCTB, BatchRejected
 from pen_protocol import ctb, records as R
 
 
-@pytest.fixture
-def eco():
-    k, ordered, n = economy()
-    st = ctb.MemoryState()
-    led = ctb.Ledger(st)
-    for r in ordered[:-1]:  # without the sample's double spend
-        assert led.submit(r).code == ctb.ACCEPTED, r
-    return k, n, st, led
-
-
 def everyone(k):
     """The councils of epoch 0: the sample's five founders."""
     return [k[x] for x in ("valley-federation", "formosa-plumbing", "village-consumers", "supply-hub",
@@ -190,6 +180,36 @@ def test_exchange_tokens_need_normal_credits_taken_in(eco):
     carlos = Signer.from_phrase("carlos")
     # nothing taken into the exchange account yet: change may not enter circulation
     rejected(led, st, B.set_user(shop, c1.fields[0], carlos), "exchange-not-covered")
+
+
+
+def test_uncovered_change_waits_for_cover_and_is_released_once(eco):
+    """exchange-not-covered is a missing dependency, not a verdict for good:
+    the same SET_USER is accepted once normal credits are used into the
+    account (in either arrival order the state is the same), and only once."""
+    k, n, st, led = eco
+    shop, fed, fp, vc = (k[x] for x in ("village-store", "valley-federation", "formosa-plumbing",
+                                          "village-consumers"))
+    carlos = Signer.from_phrase("carlos")
+    op = B.votation_open(shop, 1, "exchange", B.exchange_about(shop, 1000, "841215000001"), everyone(k), 10)
+    votes = [B.vote(s, op.fields[0], "yes") for s in (fed, fp, vc)]
+    c = B.issue(shop, 1, 600, op.fields[0], change=True)
+    t = B.issue(fp, 90, 600, n["proposal"].fields[0])
+    give = B.set_user(shop, c.fields[0], carlos)
+    cover = [t, B.set_user(fp, t.fields[0], carlos), B.use(carlos, t.fields[0], "841215000001", "841215000001")]
+    for r in [op] + votes + [B.votation_close(shop, op, votes, 10), c]:
+        assert led.submit(r).code == ctb.ACCEPTED
+    rejected(led, st, give, "exchange-not-covered")
+    assert "exchange-not-covered" in ctb.DEPENDENCY
+    for r in cover + [give]:
+        assert led.submit(r).code == ctb.ACCEPTED, r
+    assert led.submit(give).code == ctb.DUPLICATE
+    assert ctb.account_released(st.get(b"O" + R.ids.pack("841215000001"))) == 600
+    other = ctb.MemoryState()
+    led2 = ctb.Ledger(other)
+    for r in economy()[1][:-1] + [op] + votes + [B.votation_close(shop, op, votes, 10), c] + cover + [give]:
+        assert led2.submit(r).code == ctb.ACCEPTED, r
+    assert snapshot(other) == snapshot(st)
 
 
 def _convergence_records():
