@@ -1,6 +1,7 @@
 """Board entry: a Pen mesh node on an ESP32 / ESP32-S3 with an SX1262 or SX1276.
 
-Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false}
+Reads /pen.json, e.g. {"board": "heltec-v3", "preset": "eu868-sf9", "addr": 17, "bridge": false,
+"net_key": "<32+ hex digits, the village network secret>"}
 (board: the name of a profile in hardware/boards/, installed as
 /hardware/boards/<name>.json; addr: optional, else the low 16 bits of
 machine.unique_id()), builds the radio (pen_node.radio.make_radio over
@@ -30,8 +31,9 @@ import time
 from pen_protocol.airtime import PRESETS
 from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
 from pen_node.journal import Journal, FileStorage
-from pen_node.mesh import MeshNode, custody_room
-from pen_node.radio import make_radio
+from pen_node.custody import custody_room
+from pen_node.mesh import MeshNode
+from pen_node.radio import make_radio, channel_busy_for
 
 try:
     from pen_node.service import LinkService
@@ -40,11 +42,13 @@ except ImportError:  # a build without the link service: the node still relays
 
 CONFIG = "/pen.json"
 BOARDS = "/hardware/boards/%s.json"
+POWER = "/hardware/power.json"  # pen_node.power's figures: the leaves' RX duty cycle, the pins that wake the MCU
 JOURNAL = "/pen_journal.bin"
 JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
 DUTY = "/pen_duty.bin"  # the last hour's airtime, so a reboot does not reset the law's budget
 LINK_POLL_MS = 50  # longest a link byte waits while the radio listens
 READ_BYTES = 256
+REPL_GRACE_MS = 3000  # after a reset, before the link takes the REPL's UART (Ctrl-C ignored from then on)
 
 
 class Clock:
@@ -77,6 +81,17 @@ def load_json(path):
         return json.load(f)
 
 
+def net_secret(cfg):
+    """The village network secret (hex in /pen.json, the same on every node of
+    the village, set at provisioning): without it a node would take any
+    frame anyone puts on air, so it does not start."""
+    s = cfg.get("net_key")
+    if not isinstance(s, str) or len(s) < 32:
+        raise ValueError("/pen.json needs net_key: the village network secret, 16 bytes or more in hex")
+    import binascii
+    return binascii.unhexlify(s)
+
+
 def node_address(cfg):
     if "addr" in cfg:
         return cfg["addr"]
@@ -86,32 +101,77 @@ def node_address(cfg):
     return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
 
 
-async def rx_task(node, modem, clock, wake):
+ERROR_PAUSE_MS = 100  # after a task's step failed: never spin on a fault that repeats
+last_error = None  # (task, repr of the exception) of the last step that failed, for a debugger
+
+
+def survived(node, task, e):
+    """A step of a task raised: no frame and no bug may stop the node (one
+    12-byte broadcast once did, issue 10 item 8). Count it (STATUS shows
+    task_errors), keep it for a debugger, and go on. The link is the USB
+    serial stdout, so nothing is printed there."""
+    global last_error
+    node.stats["task_errors"] = node.stats.get("task_errors", 0) + 1
+    last_error = (task, repr(e))
+    gc.collect()  # a MemoryError leaves garbage behind
+
+
+async def rx_task(node, modem, clock, wake, power=None):
     """Listen all the time (the driver resumes RX by itself after each send)
     and hand every good frame to the node; wake the tx loop, since an ack
-    may now be due within tens of ms."""
-    async for rx in modem.recv_continuous():
-        if rx.valid_crc:
-            node.on_frame(rx, rx.rssi, rx.snr, clock())
-            wake.set()
+    may now be due within tens of ms. A driver fault ends one listening
+    stream, not the task: it listens again."""
+    while True:
+        try:
+            async for rx in modem.recv_continuous():
+                if rx.valid_crc and (power is None or not power.ignores(rx)):
+                    now = clock()
+                    try:
+                        node.on_frame(rx, rx.rssi, rx.snr, now)
+                        if power is not None:
+                            power.heard(rx, now)
+                    except Exception as e:
+                        survived(node, "rx", e)
+                    wake.set()
+            return  # the stream ended (a test's radio double): nothing more to hear
+        except Exception as e:
+            survived(node, "radio", e)
+            await asyncio.sleep(ERROR_PAUSE_MS / 1000)
 
 
-async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
+async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=None):
     """Send what the node has for the air; otherwise sleep until its next
-    timer, a frame arriving, or LINK_POLL_MS (events for the link)."""
+    timer, a frame arriving, or LINK_POLL_MS (events for the link). A board
+    on battery (power.sleeper) light-sleeps instead (pen_node/sleep.py): the
+    wake sources are DIO1, the link pin and the timer, so no poll is needed."""
     while True:
         now = clock()
-        frame = node.next_tx(now)
-        if frame is not None:
-            await modem.send(frame)
-            done = clock()
-            node.on_tx_done(done)
-            if duty_record is not None:
-                duty_record.maybe_save(node.duty, done)
-            continue
-        if emit is not None:
-            emit(now)
-        wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        try:
+            frame = node.next_tx(now)
+            if frame is not None:
+                if power is not None and not power.before_send(frame, now):
+                    node.on_tx_done(now)  # kept off the air (a leaf's beacon)
+                    continue
+                await modem.send(frame)
+                done = clock()
+                node.on_tx_done(done)
+                if power is not None:
+                    power.sent(now, done)
+                if duty_record is not None:
+                    duty_record.maybe_save(node.duty, done)
+                continue
+            if emit is not None:
+                emit(now)
+            if power is not None and power.sleeper is not None:
+                gc.collect()  # before sleeping, as after each wait below: the heap must not fragment
+                power.nap(clock(), node.next_wakeup_ms(now))
+                await asyncio.sleep(0)  # what a wake source readied (the rx task, the link) runs now
+                continue
+            wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+        except Exception as e:
+            survived(node, "tx", e)
+            node.tx_busy = False  # a send that failed is over
+            wait_ms = ERROR_PAUSE_MS
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), wait_ms / 1000)
@@ -120,12 +180,27 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None):
         gc.collect()  # between frames: a long-running heap must not fragment
 
 
-async def link_task(link, clock, write):
-    reader = asyncio.StreamReader(sys.stdin.buffer)
+def repl_uart_link():
+    """The link's stream: the REPL's own UART (USB serial). On ESP32 that
+    UART's driver turns every 0x03 byte into KeyboardInterrupt, and 0x03 is
+    the SPENT request's kind and common in signatures: one such byte would
+    kill the node. kbd_intr(-1) makes it a plain byte. The REPL stays
+    reachable for REPL_GRACE_MS after a reset (docs/deploy.md)."""
+    import micropython
+    micropython.kbd_intr(-1)
+    return sys.stdin.buffer
+
+
+async def link_task(link, clock, write, grace_ms=REPL_GRACE_MS):
+    await asyncio.sleep(grace_ms / 1000)  # Ctrl-C still stops the node: `pen board` can take the REPL
+    reader = asyncio.StreamReader(repl_uart_link())
     while True:
         data = await reader.read(READ_BYTES)
         if data:
-            write(link.feed(data, clock()))
+            try:
+                write(link.feed(data, clock()))
+            except Exception as e:
+                survived(link.node, "link", e)
 
 
 def stdout_write(data):
@@ -133,15 +208,16 @@ def stdout_write(data):
         sys.stdout.buffer.write(data)
 
 
-async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None):
+async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None,
+                power=None):
     """The node's tasks around the sans-IO core (a host test runs them over
     an async radio double)."""
     wake = asyncio.Event()
-    tasks = [rx_task(node, modem, clock, wake)]
+    tasks = [rx_task(node, modem, clock, wake, power)]
     if link is None:
-        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record))
+        tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record, power=power))
     else:
-        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record))
+        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record, power))
         tasks.append(link_reader(link, clock, write))
     await asyncio.gather(*tasks)
 
@@ -152,14 +228,17 @@ async def run():
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
     modem = make_radio(board, preset)
+    from pen_node.boardsleep import board_power  # board-only: not in the unix port's import
+    power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER))
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
-    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False))
+    node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
+                    net_key=net_secret(cfg), channel_busy=power.lbt(channel_busy_for(board, preset, modem)))
     gc.collect()
     journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
     duty_record.restore(node.duty, clock())
     await serve(node, modem, clock, LinkService(node) if LinkService is not None else None,
-                duty_record=duty_record)
+                duty_record=duty_record, power=power)
 
 
 if __name__ == "__main__":

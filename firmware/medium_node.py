@@ -23,7 +23,9 @@ import sys
 
 from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal, FileStorage
-from pen_node.mesh import MeshNode, custody_room
+from pen_node.downlink import EV_RECEIPT
+from pen_node.custody import custody_room
+from pen_node.mesh import MeshNode
 
 
 class XorShift:
@@ -100,7 +102,7 @@ def main(argv):
                 sock.sendto(b"V" + rec, medium)
                 node.host_ack(rec)
         for ev in node.take_events():
-            if ev[0] == "receipt":
+            if ev[0] == EV_RECEIPT:
                 sock.sendto(b"E\x01" + ev[1], medium)
         sock.sendto(b"W" + node.next_wakeup_ms(now).to_bytes(8, "big"), medium)
 

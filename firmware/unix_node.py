@@ -4,6 +4,7 @@ would drive a board over USB serial.
 
     micropython unix_node.py --link stdio [--bridge] [--addr N] [--journal FILE]
                              [--journal-size BYTES] [--preset NAME] [--trace FILE]
+                             [--pair FILE [--new-code]] [--air UDP_PORT]
 
 --link stdio: the link is stdin/stdout (binary). Under a pty the other side
 must be in raw mode (no echo, no line editing): with --link pty the node
@@ -15,6 +16,14 @@ payments arrive by SUBMIT on the link (the store and the bridge on one node),
 its downlink goes on air to nobody. The custody journal is a file
 (FileStorage), so what the node accepted survives a restart. Time is
 time.ticks_ms(). The simulator's radio medium over UDP is medium_node.py.
+
+--pair FILE: the link needs pairing (pen_node.pairing; its state in FILE).
+The node prints its open pairing code on stderr (its console): a new one
+when no phone is paired and none is open, or with --new-code.
+--air UDP_PORT: a radio stand-in: every frame the node sends goes as a
+datagram b"T" + frame to 127.0.0.1:UDP_PORT (first a b"H" so the other side
+knows where we are); datagrams rssi (1, signed) | snr x4 (1) | frame come
+back as frames heard. Tests put a bridge node there (tests/link).
 """
 import random
 import select
@@ -22,6 +31,7 @@ import sys
 import time
 
 from pen_protocol.airtime import PRESETS
+from pen_protocol.identity import record_id
 from pen_node.journal import Journal, FileStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
@@ -34,18 +44,19 @@ JOURNAL_BYTES = 32768  # two regions of 16 KB: MAX_LIVE records of ~150 B fit in
 
 def usage():
     sys.stderr.write("usage: micropython unix_node.py --link stdio|pty [--bridge] [--addr N] [--journal FILE] "
-                     "[--journal-size BYTES] [--preset NAME] [--trace FILE]\n")
+                     "[--journal-size BYTES] [--preset NAME] [--trace FILE] [--pair FILE [--new-code]] "
+                     "[--air UDP_PORT]\n")
     sys.exit(2)
 
 
 def parse(argv):
     opts = {"link": None, "bridge": False, "addr": 1, "journal": None, "size": JOURNAL_BYTES,
-            "preset": "eu868-sf9", "trace": None}
+            "preset": "eu868-sf9", "trace": None, "pair": None, "new_code": False, "air": None}
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a == "--bridge":
-            opts["bridge"] = True
+        if a == "--bridge" or a == "--new-code":
+            opts["bridge" if a == "--bridge" else "new_code"] = True
             i += 1
             continue
         if i + 1 >= len(argv):
@@ -63,6 +74,10 @@ def parse(argv):
             opts["preset"] = v
         elif a == "--trace":
             opts["trace"] = v
+        elif a == "--pair":
+            opts["pair"] = v
+        elif a == "--air":
+            opts["air"] = int(v)
         else:
             usage()
         i += 2
@@ -94,9 +109,38 @@ def tracer(path, node):
     def trace(kind, payload):
         if kind == 0x02 or kind == 0x06:
             f = open(path, "a")
-            f.write("%d %s\n" % (kind, binascii.hexlify(node._rid(payload)).decode()))
+            f.write("%d %s\n" % (kind, binascii.hexlify(record_id(payload)).decode()))
             f.close()
     return trace
+
+
+def pairing(o):
+    """--pair FILE: a LinkAuth whose state lives in FILE; the code goes to
+    the console (stderr: stdout is the link)."""
+    if not o["pair"]:
+        return None
+    import os
+    from pen_node.pairing import LinkAuth, FileStore
+    auth = LinkAuth(FileStore(o["pair"]), os.urandom)
+    if o["new_code"] or (not auth.paired() and auth.code is None):
+        auth.new_code()
+    if auth.code is not None:  # still open (its attempts left are in FILE)
+        sys.stderr.write("pairing code: %s\n" % auth.code)
+    return auth
+
+
+def open_air(port, poller):
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
+    dest = socket.getaddrinfo("127.0.0.1", port)[0][-1]
+    sock.sendto(b"H", dest)
+    poller.register(sock, select.POLLIN)
+    return sock, dest
+
+
+def s8(b):
+    return b - 256 if b > 127 else b
 
 
 def main(argv):
@@ -106,7 +150,7 @@ def main(argv):
     rng = random  # getrandbits(n <= 32), all MeshNode asks for; no PRNG module to load
     node = MeshNode(o["addr"], PRESETS[o["preset"]], Journal(FileStorage(path, o["size"])),
                     rng, is_bridge=o["bridge"])
-    svc = LinkService(node)
+    svc = LinkService(node, pairing(o))
     if o["trace"]:
         svc.trace = tracer(o["trace"], node)
     rx = sys.stdin.buffer
@@ -118,13 +162,26 @@ def main(argv):
         termios.setraw(0)  # no echo, no line editing: the link is binary
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
+    # the air gets a poller of its own with stdin: read_ready's poller must
+    # answer for stdin alone
+    waiter = poller
+    air = None
+    if o["air"]:
+        waiter = select.poll()
+        waiter.register(sys.stdin, select.POLLIN)
+        air = open_air(o["air"], waiter)
     t0 = time.ticks_ms()
     while True:
         now = time.ticks_diff(time.ticks_ms(), t0)
         wait = 0 if svc.busy() else min(max(node.next_wakeup_ms(now) - now, 0), IDLE_MS)
-        ready = poller.poll(wait)
+        ready = waiter.poll(wait)
         now = time.ticks_diff(time.ticks_ms(), t0)
         out = b""
+        if air is not None:
+            if [r for r in ready if r[0] is air[0]]:
+                d = air[0].recv(300)
+                node.on_frame(d[2:], s8(d[0]), s8(d[1]), now)
+            ready = poller.poll(0)
         if ready:
             try:
                 n = read_ready(poller, rx, buf, one)
@@ -135,10 +192,14 @@ def main(argv):
                 break  # end of the link (stdin closed)
             if n > 0:
                 out = svc.feed(memoryview(buf)[:n], now)
-        # no radio: every frame due on air goes to nobody, at once (the duty
-        # cycle is still charged)
-        while node.next_tx(now) is not None:
+        # no radio: every frame due on air goes to nobody (or --air), at
+        # once (the duty cycle is still charged)
+        f = node.next_tx(now)
+        while f is not None:
+            if air is not None:
+                air[0].sendto(b"T" + f, air[1])
             node.on_tx_done(now)
+            f = node.next_tx(now)
         out += svc.poll(now)
         if out:
             tx.write(out)

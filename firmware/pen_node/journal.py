@@ -44,10 +44,6 @@ ID_LEN = const(16)
 MAX_LIVE = const(48)
 
 
-class PowerCut(Exception):
-    """Raised by the test storage when power is cut mid-write."""
-
-
 class FileStorage:
     """Storage on a board's flash filesystem (littlefs on ESP32): one file
     of fixed size, opened read/write. littlefs makes each write atomic per
@@ -81,42 +77,6 @@ class FileStorage:
 
     def sync(self):
         self.f.flush()
-
-
-class MemStorage:
-    """Storage in RAM with power-cut injection, for tests and the simulator.
-    cut_after: number of bytes that may still be written before the power
-    fails (None = never); the write in progress keeps only its first bytes."""
-
-    def __init__(self, size, cut_after=None):
-        self.size = size
-        # erased-flash pattern, filled in place: one allocation of `size`
-        # (a 64 KB heap may not have room for a temporary of the same size)
-        self.buf = bytearray(size)
-        ff = b"\xff" * 64
-        mv = memoryview(self.buf)
-        for i in range(0, size, 64):
-            n = min(64, size - i)
-            mv[i:i + n] = ff[:n]
-        self.cut_after = cut_after
-        self.writes = 0
-
-    def read(self, off, n):
-        return bytes(self.buf[off:off + n])
-
-    def write(self, off, data):
-        if self.cut_after is not None:
-            if len(data) > self.cut_after:
-                k = self.cut_after
-                self.buf[off:off + k] = data[:k]
-                self.cut_after = 0
-                raise PowerCut()
-            self.cut_after -= len(data)
-        self.buf[off:off + len(data)] = data
-        self.writes += 1
-
-    def sync(self):
-        pass
 
 
 def _crc(data):
@@ -227,13 +187,6 @@ class Journal:
             return
         self._append(DEL, (rid,))
         del self.live[rid]
-
-    def set_meta(self, rid, meta):
-        """Rewrite an entry's meta (a PUT of the same id replaces it on replay)."""
-        if rid in self.live and self.live[rid][0] != meta:
-            rec = self.live[rid][1]
-            self._append(PUT, (bytes((meta,)), rid, rec))
-            self.live[rid] = (meta, rec)
 
     def _append(self, kind, parts):
         n = 0

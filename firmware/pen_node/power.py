@@ -1,35 +1,159 @@
-"""Power model: average current from time spent transmitting, receiving and
-asleep, with datasheet currents (hardware/power.json mirrors these figures).
+"""Power model: average current from the time each part spends in each state.
 
-SX1262: TX 118 mA at +22 dBm (~45 mA at +14), RX 4.6 mA (boosted gain 5.3),
-sleep < 1 uA; the MCU adds its own: an ESP32-S3 with the radio listening
-and the CPU in light sleep between frames draws ~2 mA, active ~40 mA while
-handling a frame. A relay must listen all the time (no RX duty cycling in
-micropython-lib's SX126x driver), so listening dominates its budget.
+The firmware counts the states as it goes (sleep.Meter: radio TX by power
+level, RX, RX in duty cycle, sleep; MCU active, idle, light sleep); Budget prices
+them with one board's figures from hardware/power.json (on a board
+/hardware/power.json), which the simulator and `pen power` read too. So the
+modelled current follows what the node's loop really did: a board that never
+sleeps is charged its awake MCU current, not a light-sleep figure.
+
+average = (sum over states of time x current) / elapsed + board overheads
 """
 
-TX_MA = {14: 45.0, 17: 90.0, 20: 105.0, 22: 118.0, 27: 118.0}  # +27 dBm needs an external PA; radio-side figure
-RX_MA = 4.6
-MCU_IDLE_MA = 2.0  # light sleep between frames, radio in RX
-MCU_ACTIVE_MA = 40.0
-ACTIVE_MS_PER_FRAME = 5  # parse, journal write, decide
+import json
+
+DEFAULT_BOARD = "heltec-v3"
+_BOARD_HW = "/hardware"  # where package.json installs hardware/ on a board
+
+# the Meter (what the node's loop did) lives with the loop that fills it, so a
+# board that only counts does not load the pricing below
+from .sleep import Meter, R_RX, R_RXDC, R_SLEEP, M_ACTIVE, M_SLEEP  # noqa: F401
+from .boardsleep import irq_pin
 
 
-def tx_ma(power_dbm):
-    best = 45.0
-    for p in sorted(TX_MA):
-        if power_dbm >= p:
-            best = TX_MA[p]
-    return best
+def hardware_dir():
+    """hardware/: on a board at /hardware, in a checkout next to firmware/,
+    in an installed wheel as the data of the pen package (pen/hardware,
+    beside pen_node in site-packages)."""
+    import os
+    here = __file__.rsplit("/", 1)[0]
+    for d in (_BOARD_HW, here + "/../../hardware", here + "/../pen/hardware"):
+        try:
+            os.stat(d + "/power.json")
+            return d
+        except OSError:
+            pass
+    return _BOARD_HW  # load_budget then names the board it cannot find
 
 
-def average_ma(tx_us, frames, elapsed_ms, power_dbm=14):
-    """Average current in mA over elapsed_ms for a node that sent tx_us of
-    airtime and handled `frames` frames, listening the rest of the time."""
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_budget(board=DEFAULT_BOARD, hw=None):
+    """The Budget of a board from hardware/power.json and its profile
+    hardware/boards/<board>.json (which names its radio and MCU)."""
+    hw = hw or hardware_dir()
+    try:
+        profile = _load(hw + "/boards/" + board + ".json")
+    except OSError:
+        raise ValueError("unknown board " + str(board))
+    return Budget(_load(hw + "/power.json"), profile)
+
+
+class Budget:
+    """One board's figures (hardware/power.json) and the prices of the states."""
+
+    def __init__(self, figs, profile):
+        board = profile["id"]
+        if board not in figs["boards"]:
+            raise ValueError("no power figures for board " + str(board))
+        b = figs["boards"][board]
+        self.board = board
+        self.radio_name = profile["radio"]
+        self.mcu_name = profile["mcu"]
+        self.radio = figs["radios"][self.radio_name]
+        self.mcu = figs["mcus"][self.mcu_name]
+        # light sleep needs the radio's RX-done line on a pin that can wake the MCU (pen_node/sleep.py)
+        self.can_sleep = irq_pin(profile) in self.mcu["rtc_gpios"]
+        self.fw = figs["firmware"]
+        self.leaf = figs["leaf_rx"]
+        self.relay_rx = figs["relay_rx"]
+        self.overhead_ma = b["regulator_iq_ma"] + b["vext_ma"] + b["always_ma"]
+        self.battery_mah = b["battery_mah"]
+        self.battery_v = b["battery_v"]
+        self.solar = figs["solar"]
+        self._tx = sorted((int(k), v) for k, v in self.radio["tx_ma"].items())
+
+    PARTS = ("radio_tx", "radio_rx", "radio_rx_duty_cycle", "radio_sleep", "mcu_active", "mcu_idle",
+             "mcu_light_sleep", "board")
+
+    def tx_ma(self, dbm):
+        """The chip's current at the lowest table step at or above dbm (the PA
+        is set to at most its top step)."""
+        for p, ma in self._tx:
+            if dbm <= p:
+                return ma
+        return self._tx[-1][1]
+
+    def top_dbm(self):
+        """The radio's highest output power (a preset may allow more: 27 dBm
+        in EU868's 869.4-869.65 MHz sub-band; an SX1262 gives 22)."""
+        return self._tx[-1][0]
+
+    def rx_duty_ma(self, duty=None):
+        """Average radio current in RX duty cycle, listening rx out of every
+        rx + sleep symbols (DS 13.1.7); duty (rx, sleep), default the leaves'."""
+        rx, sl = duty or (self.leaf["rx_symbols"], self.leaf["sleep_symbols"])
+        return (rx * self.radio["rx_ma"] + sl * self.radio["sleep_ua"] / 1000) / (rx + sl)
+
+    def parts(self, m, elapsed_ms):
+        """Average mA of each part over elapsed_ms: (radio TX, radio RX,
+        radio RX duty cycle, radio sleep, MCU active, MCU idle, MCU light
+        sleep, board overheads). Their sum is the node's current."""
+        if elapsed_ms <= 0:
+            return (0.0,) * 8
+        ms = m.ms
+        tx = m.tx_total()
+        rx = max(0, elapsed_ms - tx - ms[R_RXDC] - ms[R_SLEEP])
+        idle = max(0, elapsed_ms - ms[M_ACTIVE] - ms[M_SLEEP])
+        e = elapsed_ms
+        return (sum(t * self.tx_ma(p) for p, t in m.tx_ms.items()) / e,
+                rx * self.radio["rx_ma"] / e,
+                ms[R_RXDC] * self.rx_duty_ma(m.duty) / e,
+                ms[R_SLEEP] * self.radio["sleep_ua"] / 1000 / e,
+                ms[M_ACTIVE] * self.mcu["active_ma"] / e,
+                idle * self.mcu["idle_ma"] / e,
+                ms[M_SLEEP] * self.mcu["light_sleep_ma"] / e,
+                self.overhead_ma)
+
+    def average_ma(self, m, elapsed_ms):
+        return sum(self.parts(m, elapsed_ms))
+
+    def sleeping_meter(self, elapsed_ms, tx_ms_by_dbm, frames, wakes, rxdc_ms=0, duty=None):
+        """The Meter of a node whose loop light-sleeps between events: active
+        for each frame handled and each wake, asleep the rest (what
+        pen_node/sleep.py does on a board; the simulator and `pen power` use it)."""
+        m = Meter()
+        for p, t in tx_ms_by_dbm.items():
+            m.tx(p, t)
+        active = frames * self.fw["frame_active_ms"] + wakes * self.fw["wake_active_ms"]
+        active = min(active, elapsed_ms)
+        m.add(M_ACTIVE, active)
+        m.add(M_SLEEP, elapsed_ms - active)
+        m.add(R_RXDC, min(rxdc_ms, elapsed_ms - m.tx_total()))
+        m.frames, m.wakes, m.duty = frames, wakes, duty
+        return m
+
+_default = None
+
+
+def default_budget():
+    global _default
+    if _default is None:
+        _default = load_budget()
+    return _default
+
+
+def average_ma(tx_us, frames, elapsed_ms, power_dbm=14, wakes=None):
+    """Average current of a relay on the default board that listens all the
+    time and light-sleeps its MCU between frames (MeshNode.average_current_ma
+    and the simulator's nodes call this). Without a wake count, every frame
+    handled and every frame sent is taken as one wake."""
     if elapsed_ms <= 0:
         return 0.0
-    tx_ms = tx_us / 1000.0
-    rx_ms = max(0.0, elapsed_ms - tx_ms)
-    active_ms = frames * ACTIVE_MS_PER_FRAME
-    charge = tx_ms * tx_ma(power_dbm) + rx_ms * RX_MA + elapsed_ms * MCU_IDLE_MA + active_ms * MCU_ACTIVE_MA
-    return charge / elapsed_ms
+    b = default_budget()
+    tx_ms = tx_us // 1000
+    m = b.sleeping_meter(elapsed_ms, {power_dbm: tx_ms}, frames, frames if wakes is None else wakes)
+    return b.average_ma(m, elapsed_ms)

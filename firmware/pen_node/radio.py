@@ -14,10 +14,12 @@ Semtech formula, the same numbers the driver computes, plus channel_busy(),
 the listen-before-talk hook MeshNode takes (what CAD would report).
 
 Channel activity detection on a board: micropython-lib's SX126x driver has no
-CAD call (command 0x94 is reachable only through its private _cmd), so a
-board node runs with channel_busy=None (always clear) and relies on the
-mesh's jittered, SNR-scaled timing; the simulators pass SimRadio's or their
-medium's channel_busy.
+CAD call, so pen_node/sx126x.py issues SetCadParams/SetCad through the
+driver's own command path and reads CadDone/CadDetected; channel_busy_for()
+gives MeshNode that as its listen-before-talk hook. An SX127x board still
+runs with channel_busy=None (always clear: its CAD is not wrapped yet) and
+relies on the mesh's jittered, SNR-scaled timing; the simulators pass
+SimRadio's or their medium's channel_busy.
 """
 
 try:
@@ -50,19 +52,24 @@ def lora_cfg(preset, power_dbm=None):
 
 _AXP192_ADDR = const(0x34)  # AXP192 DS 9.1: I2C address
 _AXP192_POWER_OUT = const(0x12)  # REG 12H: output enables; bit 2 = LDO2
+_AXP192_LDO3_ON = const(0x08)  # REG 12H bit 3
 _AXP192_LDO23_MV = const(0x28)  # REG 28H: LDO2 voltage in bits 7-4, 1.8-3.3 V in 100 mV steps
 
 
 def _axp192_ldo(machine, rail):
-    """Switch on an AXP192 LDO (the T-Beam v1.1 feeds its radio from LDO2)."""
+    """Switch on an AXP192 LDO (the T-Beam v1.1 feeds its radio from LDO2),
+    and off the one named by off_ldo (its GPS on LDO3: ~45 mA, more than a
+    relay's whole budget; docs/power.md)."""
     i2c = machine.I2C(0, sda=machine.Pin(rail["i2c"]["sda"]), scl=machine.Pin(rail["i2c"]["scl"]))
     if rail["ldo"] != 2:
         raise ValueError("only AXP192 LDO2 is wired to a radio on the boards here")
     step = (rail["mv"] - 1800) // 100
     v = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_LDO23_MV, 1)[0]
     i2c.writeto_mem(_AXP192_ADDR, _AXP192_LDO23_MV, bytes(((step << 4) | (v & 0x0F),)))
-    on = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_POWER_OUT, 1)[0]
-    i2c.writeto_mem(_AXP192_ADDR, _AXP192_POWER_OUT, bytes((on | 0x04,)))
+    on = i2c.readfrom_mem(_AXP192_ADDR, _AXP192_POWER_OUT, 1)[0] | 0x04
+    if rail.get("off_ldo") == 3:
+        on &= ~_AXP192_LDO3_ON
+    i2c.writeto_mem(_AXP192_ADDR, _AXP192_POWER_OUT, bytes((on,)))
 
 
 def _power_rails(board, machine):
@@ -116,6 +123,19 @@ def make_radio(board, preset, use_async=True):
         return Chip(spi, pin(p["cs"]), dio0=pin(p["dio0"]), dio1=pin(p["dio1"]) if p.get("dio1") else None,
                     reset=pin(p["reset"]), lora_cfg=cfg)
     raise ValueError("unknown radio " + board["radio"])
+
+
+def channel_busy_for(board, preset, modem, sleep_us=None):
+    """MeshNode's listen-before-talk hook, channel_busy(now_ms) -> bool: CAD
+    on an SX126x (pen_node.sx126x), None (always clear) on an SX127x."""
+    if board["radio"] != "sx1262":
+        return None
+    from . import sx126x
+    if sleep_us is None:
+        import time
+        sleep_us = time.sleep_us
+    sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
+    return lambda now_ms: sx126x.channel_busy(modem, preset.sf, sym_us, sleep_us)
 
 
 # -- host test double ---------------------------------------------------------

@@ -26,7 +26,10 @@ class IdRing:
                 return -1
             if i % w == 0 and self.used[i // w]:
                 return i // w
-            start = i + 1
+            # on to the next slot boundary: a key found across two slots, or
+            # in a free slot, says nothing (an all-zero key in a fresh ring
+            # matched at every byte: capacity x width steps, now capacity)
+            start = (i // w + 1) * w
 
     def __contains__(self, key):
         return len(key) == self.width and self.index(key) >= 0
@@ -40,10 +43,14 @@ class IdRing:
         i = self.index(key)
         if i < 0:
             return default
+        return self.value_at(i) if self.vb else True
+
+    def value_at(self, slot):
+        """The value stored in a slot (the oldest entry is at slot pos)."""
         v = 0
-        for b in self.vals[i * self.vb:(i + 1) * self.vb]:
+        for b in self.vals[slot * self.vb:(slot + 1) * self.vb]:
             v = (v << 8) | b
-        return v if self.vb else True
+        return v
 
     def put(self, key, value=0):
         """Insert or update; returns the slot."""

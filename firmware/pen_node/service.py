@@ -38,8 +38,10 @@ except ImportError:
 
 from pen_protocol import cbor
 from pen_protocol import link as L
+from pen_protocol.identity import record_id
 
 from . import VERSION
+from .downlink import EV_RECEIPT
 
 _REF_LEN = const(8)
 _ID_LEN = const(16)
@@ -54,8 +56,11 @@ _OK_NOT_HELD = b"\x00"
 
 
 class LinkService:
-    def __init__(self, node):
+    def __init__(self, node, auth=None):
         self.node = node
+        # auth (pen_node.pairing.LinkAuth): when set, the link serves only
+        # HELLO and pairing in the clear, everything else inside sealed frames
+        self.auth = auth
         self.dec = L.Decoder()
         self.ev_seq = 0
         self.trace = None  # trace(kind, payload) for each request served (tests: what reached the node)
@@ -75,6 +80,9 @@ class LinkService:
                 out.append(L.error(0, item.reason, L.REASONS.get(item.reason, "")))
                 continue
             self.stats["link_frames"] += 1
+            if self.auth is not None:
+                out.append(self.auth.serve(item, now_ms, self._request))
+                continue
             out.append(self._request(item, now_ms, out))
         out.append(self.poll(now_ms))
         return b"".join(out)
@@ -85,17 +93,18 @@ class LinkService:
         node call (on_frame, next_tx, timers) and write what it returns."""
         out = []
         n = 0
-        live = self.node.journal.live
         while self.resend and n < _RESEND_BATCH:
-            held = live.get(self.resend.pop())
+            held = self.node.held(self.resend.pop())
             if held is not None:  # not acked meanwhile
-                out.append(self._event(L.EV_DELIVERED, held[1][2:]))
+                out.append(self._event(L.EV_DELIVERED, held))
                 n += 1
         for rec in self.node.take_delivered():
             out.append(self._event(L.EV_DELIVERED, rec))
         for ev in self.node.take_events():
-            if ev[0] == "receipt-record":
-                out.append(self._event(L.EV_RECEIPT, ev[1]))
+            if ev[0] == EV_RECEIPT:  # (EV_RECEIPT, ref, record, verified): unverified, the store checks
+                out.append(self._event(L.EV_RECEIPT, ev[2]))
+        if self.auth is not None:
+            return self.auth.seal(b"".join(out))
         return b"".join(out)
 
     def _event(self, kind, payload):
@@ -105,7 +114,7 @@ class LinkService:
 
     # -- requests -----------------------------------------------------------
 
-    def _request(self, f, now_ms, out):
+    def _request(self, f, now_ms, out=None):
         k = f.kind
         p = f.payload
         if self.trace is not None:
@@ -118,7 +127,7 @@ class LinkService:
             if not self.node.submit(p, now_ms):
                 return self._err(f, L.E_REFUSED, "journal full, too large or not an uplink record")
             self.stats["link_submits"] += 1
-            return self._ok(f, self.node._rid(p))
+            return self._ok(f, record_id(p))
         if k == L.SPENT:
             if len(p) != _REF_LEN:
                 return self._err(f, L.E_BAD_PAYLOAD, "a token ref is 8 bytes")
@@ -132,10 +141,10 @@ class LinkService:
         if k == L.DELIVERED_ACK:
             if len(p) != _ID_LEN:
                 return self._err(f, L.E_BAD_PAYLOAD, "a record id is 16 bytes")
-            held = self.node.journal.live.get(bytes(p))
+            held = self.node.held(p)
             if held is None:
                 return self._ok(f, _OK_NOT_HELD)
-            self.node.host_ack(held[1][2:])  # journal data: origin (2) | record
+            self.node.host_ack(held)
             self.stats["link_acks"] += 1
             return self._ok(f, _OK_ACKED)
         if k == L.DOWNLINK:
@@ -159,7 +168,7 @@ class LinkService:
         # drop it here rather than send it twice. The records go out a few
         # per poll (busy() says more are waiting)
         self.node.take_delivered()
-        self.resend = list(self.node.journal.live)
+        self.resend = self.node.held_ids()
         return self._ok(f, cbor.dumps(len(self.resend)))
 
     def busy(self):
@@ -174,8 +183,7 @@ class LinkService:
             st[k] = self.stats[k]
         st["addr"] = self.node.addr
         st["bridge"] = 1 if self.node.is_bridge else 0
-        st["journal_used"] = len(self.node.journal.live)
-        st["journal_max"] = self.node.journal.max_live
+        st["journal_used"], st["journal_max"] = self.node.custody()
         st["spent_refs"] = len(self.node.spent)
         return st
 

@@ -103,23 +103,36 @@ def frame_vectors():
                                                                                        0x0001, 5)):
         f = F.record_frame(rec.raw, src, dst, origin, hops)
         out.append({"kind": "valid", "hex": f.hex(), "type": rec.type, "src": src, "dst": dst, "origin": origin,
-                             "hop_limit": hops, "hop_start": hops, "frag": [0, 1], "payload": rec.raw[1:].hex(),
+                             "hop_limit": hops, "hop_start": hops, "frag": [0, 1],
+                             "payload": bytes(F.parse(f)[1]).hex(),  # a USE in its compact form
                              "frame_id": F.frame_id(f).hex(), "record": rec.raw.hex()})
     rel = F.relay(F.record_frame(named["use"].raw, 0x12, 0x3, 0x12, 3), 0x0003, 0x0001)
     out.append({"kind": "valid", "hex": rel.hex(), "type": 10, "src": 3, "dst": 1, "origin": 0x12, "hop_limit": 2,
-                         "hop_start": 3, "frag": [0, 1], "payload": named["use"].raw[1:].hex(),
+                         "hop_start": 3, "frag": [0, 1], "payload": bytes(F.parse(rel)[1]).hex(),
                          "frame_id": F.frame_id(rel).hex(), "record": named["use"].raw.hex()})
     long_rec = R.encode(R.CONFLICT, [named["council"].raw, named["votation-close"].raw]).raw
     frags = F.fragment(long_rec, 0x0007, 0x0001, 0x0007, 9)
     out.append({"kind": "fragmented", "record": long_rec.hex(), "frames": [x.hex() for x in frags]})
     ack = F.ack_frame([bytes.fromhex("01020304"), bytes.fromhex("a0b0c0d0")], 0x0003, 0x0012)
     out.append({"kind": "ack", "hex": ack.hex(), "ids": ["01020304", "a0b0c0d0"], "src": 3, "dst": 0x12})
+    # the tag: a frame sealed under a test secret, and what unseal refuses
+    key = F.net_key(b"pen/1/vector-village-secret")
+    u = F.record_frame(named["use"].raw, 0x12, 0x3, 0x12, 3)
+    sealed = F.seal(u, key)
+    out.append({"kind": "sealed", "secret": b"pen/1/vector-village-secret".hex(), "frame": u.hex(),
+                "hex": sealed.hex()})
+    for what, h in (("tag flipped", sealed[:-1] + bytes((sealed[-1] ^ 1,))), ("body flipped",
+                    sealed[:9] + bytes((sealed[9] ^ 1,)) + sealed[10:]), ("too short for a tag", u[:10]),
+                    ("other key", F.seal(u, F.net_key(b"pen/1/another-village")))):
+        out.append({"kind": "bad-seal", "what": what, "secret": b"pen/1/vector-village-secret".hex(),
+                    "hex": h.hex()})
     u = F.record_frame(named["use"].raw, 0x12, 0x3, 0x12, 3)
     for what, h, reason in (
             ("truncated header", u[:7], "truncated"), ("empty payload", u[:8], "empty-payload"),
             ("type zero", b"\x00" + u[1:], "bad-type"), ("type 0x40", b"\x40" + u[1:], "bad-type"),
-            ("ctl bit 7", u[:1] + b"\x9b" + u[2:], "bad-ctl"), ("hop limit above start", u[:1] + b"\x0b" + u[2:],
-                                                                 "bad-hops"),
+            ("ctl bit 7 on a vote", b"\x06" + u[1:2] + u[2:], "bad-ctl"),
+            ("ctl bit 7 with FRAG", u[:1] + b"\xdb" + u[2:], "bad-ctl"),
+            ("hop limit above start", u[:1] + b"\x0b" + u[2:], "bad-hops"),
             ("too long", u[:1] + u[1:] + bytes(256 - len(u)), "too-long"),
             ("fragment index beyond count", bytes.fromhex("0a5b00010002000131") + b"\x09" + b"x", "bad-fragment"),
             ("fragment count 1", bytes.fromhex("0a5b00010002000100") + b"\x09" + b"x", "bad-fragment"),
@@ -127,6 +140,20 @@ def frame_vectors():
         out.append({"kind": "invalid", "what": what, "hex": h.hex() if isinstance(h, bytes) else h, "reason": reason})
     out += [{"kind": "bad-ack", "payload": "010203", "reason": "bad-ack"},
             {"kind": "bad-ack", "payload": "", "reason": "bad-ack"}]
+    # a bundle: two custody records for one next hop (frame.bundle_frame)
+    entries = [(0x0012, named["use"].raw), (0x0007, named["vote"].raw)]
+    bf = bytes(F.bundle_frame(F.Header(F.T_BUNDLE, 0x0012, 0x0003, 0x0012, 3),
+                              [(o, r[0], r[1:]) for o, r in entries]))
+    out.append({"kind": "bundle", "hex": bf.hex(), "entries": [[o, r.hex()] for o, r in entries]})
+    for what, payload in (("entry past the end", "0012" + "ff" + "0a"), ("record of one byte", "0012010a"),
+                          ("control type inside", "00120524000000"), ("short entry head", "0012"),
+                          ("no record", "00010205")):
+        out.append({"kind": "bad-bundle", "what": what, "payload": payload})
+    # identity: the one record id and token ref, for every record type
+    for name in sorted(named):
+        raw = named[name].raw
+        out.append({"kind": "identity", "name": name, "record": raw.hex(), "id": named[name].id.hex(),
+                    "token": (named[name].token_ref or b"").hex()})
     return out
 
 
@@ -207,6 +234,8 @@ def ctb_vectors():
                                                                         B.use(fp, tok, "12", "12")).raw],
          "rejected", "unknown-record"),
     ]
+    from pen.economy.vectorcases import cases as economy_cases
+    cases += economy_cases(k, n)
     # the forged-signature case: flipping a signature bit gives another record with the same id (the id
     # covers content), so it is a duplicate of the genuine USE; a forged new USE is case 3.
     return [{"kind": "base", "hex": r.raw.hex()} for r in base] + \
@@ -215,8 +244,9 @@ def ctb_vectors():
 
 
 def generate():
+    from pen.linkvectors import linkauth_vectors
     return {"cbor.json": cbor_vectors(), "ids.json": id_vectors(), "records.json": record_vectors(),
-            "frames.json": frame_vectors(), "ctb.json": ctb_vectors()}
+            "frames.json": frame_vectors(), "ctb.json": ctb_vectors(), "linkauth.json": linkauth_vectors()}
 
 
 def dump(cases):

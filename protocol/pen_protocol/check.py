@@ -33,7 +33,11 @@ def check_token(copy, token_ref, chain=(), live=False, spent=None):
     """copy: the local CTB state (get/get_record). token_ref: 8-byte ref.
     chain: records the payer presents (ISSUE, SET_USER, and the USE being
     made, any subset). live: True when copy is the CTB itself (online).
-    spent: container of token refs the village node has seen spent, or None."""
+    spent: container of token refs the village node has heard spent, or None.
+    A village node cannot verify a user's signature and any holder of the
+    village key can seal a frame, so its word is "cannot know yet", never
+    proof: INVALID spent-in-village only comes from verified records (the
+    payer's chain or the copy), here it is INDETERMINABLE (issue 10, item 9)."""
     ov = ctb.Overlay(copy)
     led = ctb.Ledger(ov)
     recs = []
@@ -72,7 +76,8 @@ def check_token(copy, token_ref, chain=(), live=False, spent=None):
             return Answer(INVALID, "already-spent", "the CTB copy has this token %s" % ctb.token_state(prior),
                           token_ref, ctb.token_state(prior))
     if spent is not None and token_ref in spent:
-        return Answer(INVALID, "spent-in-village", "the village node has seen it spent", token_ref, state)
+        return Answer(INDETERMINABLE, "spent-in-village",
+                      "the village node has heard it spent (unverified: cannot know yet)", token_ref, state)
     if missing:
         return Answer(INDETERMINABLE, missing[0], missing[1], token_ref, state)
     if live:

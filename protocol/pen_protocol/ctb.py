@@ -53,7 +53,7 @@ State keys (bytes) and values (CBOR-able lists):
   b"E"+epoch4   [councils of that epoch (ascending kids), id of the record that made it]
   b"S"+epoch4+attempt4   ref of the membership votation holding that slot
   b"C"+kid      council [key, name, kind, parent, status]
-  b"K"+kid      member key [key, council kid, role]
+  b"K"+kid      member key [key, council kid, role] (its smallest membership; all in b"R", membership.py)
   b"V"+ref      votation [open id, subject, about, electorate, deadline, votes{index: [choice, vote id]},
                           doubled [index...], closed None | [yes, no, abstain, passed, close id], epoch]
   b"P"+ref      proposal [total credits, approved, issued, year]
@@ -67,7 +67,9 @@ State keys (bytes) and values (CBOR-able lists):
                 account, each token once; it only grows (a double spend that moves a use away leaves it,
                 with the evidence against the payer), so a release valid once stays valid
   b"Q"+product  credits spent on a product
-  b"U"+ref      publication [kind, subject, content, id]
+  b"U"+ref      publication [kind, subject, content, id] (content checked by publication.py)
+  b"R"+kid      every [council, role] of a key holding several memberships (membership.py)
+  b"Y"+kid+year [closed, proposal refs, unissued] a council's plan year (yearend.py)
 A put of None deletes the key: a value that returns to nothing leaves no
 trace, so the state does not depend on the order that led there.
 """
@@ -75,6 +77,7 @@ trace, so the state does not depend on the order that led there.
 from . import records as R
 from .records import RecordError
 from . import sign
+from . import membership, publication, yearend
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -339,6 +342,25 @@ def account_released(o):
     return o[1]
 
 
+def publication_kind(u):
+    """Of a b"U" value: the kind (records.PUB_KINDS index)."""
+    return u[0]
+
+
+def publication_subject(u):
+    return u[1]
+
+
+def publication_content(u):
+    """The content map, checked per kind by publication.py."""
+    return u[2]
+
+
+def publication_id(u):
+    """The id of the PUBLICATION record."""
+    return u[3]
+
+
 def is_admitted(state, kid):
     c = state.get(b"C" + kid)
     return bool(c) and c[4] == ADMITTED
@@ -381,6 +403,16 @@ def double_voters(v):
 def votation_result(v):
     """None while open, else [yes, no, abstain, passed, close id]."""
     return v[7]
+
+
+def votation_passed(v):
+    """True once closed with a majority of its electorate."""
+    return bool(v[7]) and v[7][3]
+
+
+def votation_close_id(v):
+    """The id of the VOTATION_CLOSE record, None while open."""
+    return v[7][4] if v[7] else None
 
 
 def epoch(state):
@@ -545,10 +577,14 @@ class Ledger:
             # ground USE before the shop's
             raise Reject("not-the-federation", "only the economy's federation certifies CTB node keys")
         kid = sign.kid(pk)
-        if st.get(b"C" + kid) is not None or st.get(b"K" + kid) is not None:
+        if st.get(b"C" + kid) is not None:
             raise Reject("key-exists", "key id " + kid.hex() + " is taken")
+        more = membership.check_new(st, kid, pk, council, role)  # one key, several memberships
         self._verify(rec, c[0], "the certifying council")
-        st.put(b"K" + kid, [pk, council, role])
+        if more:
+            membership.add(st, kid, pk, council, role)
+        else:
+            st.put(b"K" + kid, [pk, council, role])
 
     # -- votations ------------------------------------------------------
 
@@ -740,13 +776,21 @@ class Ledger:
     def _proposal(self, rec):
         st = self.state
         ref, year, lines = rec.fields
-        c = _admitted(st, R.ref_kid(ref), "proposing council")
+        pk = membership.proposer_key(st, R.ref_kid(ref))  # an individual's consumption proposal
+        is_council = pk is None
+        if is_council:
+            pk = _admitted(st, R.ref_kid(ref), "proposing council")[0]
         if st.get(b"P" + ref) is not None:
             raise Reject("proposal-exists")
+        yearend.on_proposal(st, ref, year, is_council)
         total = 0
         for line in lines:
             total += line[2]
-        self._verify(rec, c[0], "the proposing council")
+        if total > 0xFFFFFFFFFFFFFFFF:  # the state stores it as a CBOR uint (an individual could sign one)
+            raise Reject("bad-field", "proposal total exceeds 2^64-1 credits")
+        self._verify(rec, pk, "the proposing council" if is_council else "the proposing member")
+        if is_council:
+            yearend.index_proposal(st, ref, year)
         st.put(b"P" + ref, [total, False, 0, year])
 
     def _issue(self, rec):
@@ -769,6 +813,7 @@ class Ledger:
                 raise Reject("not-approved", "no votation majority for this proposal")
             if p[2] + value > p[0]:
                 raise Reject("over-cap", "issuing %d would exceed the approved %d (already %d)" % (value, p[0], p[2]))
+            yearend.check_issue(st, issuer, p)
             slot = 2
         else:
             key = b"X" + authority
@@ -793,6 +838,7 @@ class Ledger:
             raise Reject("unknown-token", "SET_USER needs the token in the CTB")
         if t[4] is not None:
             raise Reject("already-usable", "the token's user is already set")
+        yearend.check_set_user(st, t)
         x = o = None
         if t[2] == R.CHANGE:
             # change enters the economy only against normal credits taken
@@ -822,6 +868,7 @@ class Ledger:
             raise Reject("unknown-token")
         if t[4] is None:
             raise Reject("not-usable", "the issuer has not set a user")
+        yearend.check_use(st, t, council_key(st, t[0]))
         self._verify(rec, t[4], "the token's user")
         before = effective_use(t)
         if t[2] == R.NORMAL and not any(u[2] == account for u in t[5]):
@@ -867,9 +914,13 @@ class Ledger:
         if not found:
             raise Reject("unknown-use", "no such USE of this token")
         k = st.get(b"K" + node)
-        if k is None or k[2] != R.ROLE_NODE:
+        # a key may hold several memberships (membership.py): it accounts if
+        # one of them is the role node, certified by a council still admitted
+        # (only the economy's federation certifies node keys, see _member)
+        certifiers = [c for c, role in membership.of(st, node) if role == R.ROLE_NODE]
+        if k is None or not certifiers:
             raise Reject("not-a-ctb-node", "%s is not a key certified with the role node" % node.hex())
-        if not is_admitted(st, k[1]):
+        if not [1 for c in certifiers if is_admitted(st, c)]:
             raise Reject("not-a-ctb-node", "%s was certified by a council not admitted" % node.hex())
         self._verify(rec, k[0], "the accounting CTB node")
         before = effective_use(t)
@@ -878,14 +929,36 @@ class Ledger:
         self._move_credit(t, before)
         st.put(b"T" + ref, t)
 
+    def account_excess(self, ref, owner_key, rid, account):
+        """Year end (yearend.apply): the unused token ref becomes ACCOUNTED
+        into the special account by the year-end publication rid, which
+        stands for both its use and its receipt; credited as a use is."""
+        st = self.state
+        t = st.get(b"T" + ref)
+        if t[4] is None:
+            t[4] = owner_key
+        u = [rid, account, account]
+        t[5] = [u]
+        t[6] = [[rid, rid]]
+        st.put(b"T" + ref, t)
+        self._credit(t, u, t[1])
+
     def _publication(self, rec):
         st = self.state
         ref, kind, subject, content = rec.fields
         c = _admitted(st, R.ref_kid(ref), "publisher")
         if st.get(b"U" + ref) is not None:
             raise Reject("publication-exists")
+        try:
+            publication.check(st, rec, R.ref_kid(ref), c)
+        except publication.PublicationError as e:
+            raise Reject("bad-publication", e.detail)
+        if kind == publication.YEAR_END:
+            yearend.check(st, rec, c)
         self._verify(rec, c[0], "the publishing council")
         st.put(b"U" + ref, [kind, subject, content, rec.id])
+        if kind == publication.YEAR_END:
+            yearend.apply(self, rec, c)
 
     def _conflict(self, rec):
         """Evidence from a peer: both records must be here already and
@@ -920,7 +993,7 @@ DEPENDENCY = ("unknown-council", "council-not-admitted", "unknown-proposal", "no
               "unknown-epoch", "membership-pending", "no-genesis",
               "unknown-votation", "unknown-vote", "unknown-token", "not-usable", "unknown-use",
               "unknown-record", "no-exchange-allowance", "exchange-not-covered", "not-a-ctb-node",
-              "unknown-signer", "bad-parent")
+              "unknown-signer", "bad-parent", "not-a-proposer")
 
 
 def apply_batch(base, raws, verify=None):

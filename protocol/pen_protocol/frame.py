@@ -3,7 +3,8 @@
 Every LoRa frame Pen sends starts with an 8-byte header:
 
     0  type    1..31: a record of that type (records.py); 32..: control frames
-    1  ctl     bits 0-2 hop_limit, bits 3-5 hop_start, bit 6 FRAG, bit 7 zero
+    1  ctl     bits 0-2 hop_limit, bits 3-5 hop_start, bit 6 FRAG, bit 7 COMPACT
+               (only on a USE: its body in compact form, compact_use)
     2  src     link-layer transmitter of this hop (big-endian u16)
     4  dst     next hop, or BROADCAST
     6  origin  node that first put the frame on air
@@ -13,6 +14,10 @@ Every LoRa frame Pen sends starts with an 8-byte header:
 A record frame carries the record without its leading type byte (the header's
 type byte is the record's), so a record costs exactly HEADER_LEN - 1 bytes more
 on air than in the CTB.
+
+A village's frames end with a TAG_LEN-byte tag: truncated HMAC-SHA256 under
+the village network key, over every byte before it (seal / unseal). Each hop
+seals again (the link fields change); the tag is no part of the frame id.
 
 Duplicate suppression needs no id field: frame_id() is a hash of the bytes that
 do not change from hop to hop, so retries, relays and flood copies of one frame
@@ -29,7 +34,7 @@ import hashlib
 
 from .airtime import MAX_FRAME
 
-assert MAX_FRAME - 8 == 247  # MAX_PAYLOAD below is a literal for const()
+assert MAX_FRAME - 8 - 3 == 244  # MAX_PAYLOAD below is a literal for const()
 
 HEADER_LEN = const(8)
 FRAG_LEN = const(2)
@@ -39,18 +44,32 @@ FRAME_ID_LEN = const(4)
 MAX_FRAGMENTS = const(16)
 
 FLAG_FRAG = const(0x40)
+FLAG_COMPACT = const(0x80)
+_USE = const(10)  # identity.USE: the one record type with a compact form
 
 # control frame types (records use 1..31)
 T_ACK = const(0x20)  # payload: one or more frame ids this node now holds
 T_BEACON = const(0x21)  # bridge announcement / route advertisement
 T_DIGEST = const(0x22)  # reserved: a signed CTB digest from a bridge (spent-token delta)
-# several custody records for one next hop in one frame: entries of
-# origin (2) | length (1) | record (firmware/pen_node/mesh.py builds them)
+# several custody records for one next hop in one frame (bundle_frame):
+# entries of origin (2) | length (1) | record. Two payments (85 B each) share
+# one preamble, one header, one contention and one ack: 0.8 s on air at SF9
+# instead of 2 x 0.53 s plus a second ack. Only when records queue up.
 T_BUNDLE = const(0x24)
+BUNDLE_ENTRY = const(3)  # origin (2) | length (1), before each record
 LAST_TYPE = const(0x3F)
 
-MAX_PAYLOAD = const(247)  # MAX_FRAME - HEADER_LEN
-MAX_FRAG_PAYLOAD = const(245)  # MAX_FRAME - HEADER_LEN - FRAG_LEN
+# The tag: 24 bits. A forger without the key succeeds with probability
+# 2^-24 per frame it puts on air; sending nothing but forgeries, back to back
+# (the shortest, ~165 ms at SF9, ignoring the duty-cycle law), it expects one
+# success after ~2^23 frames: ~16 days of continuous transmission, every
+# failure counted (stats bad_mac). 3 bytes, not 4, so that a USE frame stays
+# within 96 bytes on air (the P1 goal) with its compact form: 32 bits would
+# make it 97 B, the same airtime at SF9 (533.5 ms) but over the goal.
+TAG_LEN = const(3)
+MAX_BODY = const(252)  # MAX_FRAME - TAG_LEN: the longest frame before its tag
+MAX_PAYLOAD = const(244)  # MAX_BODY - HEADER_LEN
+MAX_FRAG_PAYLOAD = const(242)  # MAX_BODY - HEADER_LEN - FRAG_LEN
 
 
 class FrameError(ValueError):
@@ -62,7 +81,8 @@ class FrameError(ValueError):
 
 
 class Header:
-    __slots__ = ("type", "hop_limit", "hop_start", "src", "dst", "origin", "frag_index", "frag_count", "group")
+    __slots__ = ("type", "hop_limit", "hop_start", "src", "dst", "origin", "frag_index", "frag_count", "group",
+                 "compact")
 
     def __init__(self, ftype, src, dst, origin, hop_limit=3, hop_start=None, frag_index=0, frag_count=1, group=0):
         self.type = ftype
@@ -74,22 +94,73 @@ class Header:
         self.frag_index = frag_index
         self.frag_count = frag_count
         self.group = group
-
-    @property
-    def hops_taken(self):
-        return self.hop_start - self.hop_limit
-
-    def __repr__(self):
-        return "Header(type=%d src=%04x dst=%04x origin=%04x hops=%d/%d frag=%d/%d)" % (
-            self.type, self.src, self.dst, self.origin, self.hop_limit, self.hop_start,
-            self.frag_index, self.frag_count)
+        self.compact = 0  # 1: the payload is a USE body in compact form (compact_use)
 
 
 def pack(hdr, payload):
-    """Header + payload as bytes; raises FrameError if it cannot be sent."""
+    """Header + payload as bytes; raises FrameError if it cannot be sent.
+    A USE body goes in its compact form when it has one (hdr.compact says
+    the payload is compact already, as parse leaves it)."""
+    if hdr.type == _USE and not hdr.compact and hdr.frag_count == 1:
+        small = compact_use(payload)
+        if small is not None:
+            hdr.compact = 1
+            out, i = frame_buffer(hdr, len(small))
+            hdr.compact = 0
+            out[i:] = small
+            return bytes(out)
     out, i = frame_buffer(hdr, len(payload))
     out[i:] = payload
     return bytes(out)
+
+
+def compact_use(body):
+    """A USE body (without its type byte) in compact form, 3 bytes shorter,
+    or None when it has none. The canonical body is
+
+        83 48 <token 8> 4a <product a> 4b <account b> <signature 64>
+
+    (array of 3, bstr 8, bstr a, bstr b; ids are 1..6 bytes); the compact
+    form drops what the type implies and packs both lengths in one byte:
+
+        <token 8> <a << 4 | b> <product a> <account b> <signature 64>
+
+    expand_use gives back the exact bytes, which the signature covers."""
+    n = len(body)
+    if n < 14 or body[0] != 0x83 or body[1] != 0x48 or body[10] & 0xE0 != 0x40:
+        return None
+    a = body[10] & 0x1F
+    if not 1 <= a <= 15 or 12 + a > n or body[11 + a] & 0xE0 != 0x40:
+        return None
+    b = body[11 + a] & 0x1F
+    if not 1 <= b <= 15 or n != 12 + a + b + 64:
+        return None
+    out = bytearray(n - 3)
+    out[0:8] = body[2:10]
+    out[8] = (a << 4) | b
+    out[9:9 + a] = body[11:11 + a]
+    out[9 + a:] = body[12 + a:]
+    return out
+
+
+def expand_use(small):
+    """The canonical USE body of a compact one, or None if it is malformed."""
+    n = len(small)
+    if n < 9:
+        return None
+    a = small[8] >> 4
+    b = small[8] & 15
+    if not a or not b or n != 9 + a + b + 64:
+        return None
+    out = bytearray(n + 3)
+    out[0] = 0x83
+    out[1] = 0x48
+    out[2:10] = small[0:8]
+    out[10] = 0x40 | a
+    out[11:11 + a] = small[9:9 + a]
+    out[11 + a] = 0x40 | b
+    out[12 + a:] = small[9 + a:]
+    return out
 
 
 def frame_buffer(hdr, payload_len):
@@ -102,9 +173,9 @@ def frame_buffer(hdr, payload_len):
     if not (0 <= hdr.hop_limit <= hdr.hop_start <= MAX_HOPS):
         raise FrameError("bad-hops")
     frag = hdr.frag_count > 1
-    ctl = hdr.hop_limit | (hdr.hop_start << 3) | (FLAG_FRAG if frag else 0)
+    ctl = hdr.hop_limit | (hdr.hop_start << 3) | (FLAG_FRAG if frag else 0) | (FLAG_COMPACT if hdr.compact else 0)
     n = HEADER_LEN + (FRAG_LEN if frag else 0) + payload_len
-    if n > MAX_FRAME:
+    if n > MAX_BODY:
         raise FrameError("too-long")
     out = bytearray(n)
     out[0] = hdr.type
@@ -127,45 +198,66 @@ def frame_buffer(hdr, payload_len):
 
 def parse(frame):
     """(Header, payload) of a received frame; raises FrameError."""
+    hdr = Header(0, 0, 0, 0)
+    i = read(frame, hdr)
+    if type(i) is str:
+        raise FrameError(i)
+    return hdr, memoryview(frame)[i:]
+
+
+def read(frame, hdr):
+    """Fill hdr (a Header, reused from frame to frame by a node: no object
+    per frame) from a received frame. Returns where the payload starts, or
+    the reason the frame is refused (a str: an error is a value here, not
+    an exception, since any bytes may come from the air)."""
     n = len(frame)
-    if n > MAX_FRAME:
-        raise FrameError("too-long")
+    if n > MAX_BODY:
+        return "too-long"
     if n < HEADER_LEN:
-        raise FrameError("truncated")
+        return "truncated"
     ftype = frame[0]
     ctl = frame[1]
     if not 1 <= ftype <= LAST_TYPE:
-        raise FrameError("bad-type")
-    if ctl & 0x80:
-        raise FrameError("bad-ctl")
+        return "bad-type"
+    if ctl & FLAG_COMPACT and (ftype != _USE or ctl & FLAG_FRAG):
+        return "bad-ctl"
     hl = ctl & 7
     hs = (ctl >> 3) & 7
     if hl > hs:
-        raise FrameError("bad-hops")
-    hdr = Header(ftype, (frame[2] << 8) | frame[3], (frame[4] << 8) | frame[5],
-                 (frame[6] << 8) | frame[7], hl, hs)
+        return "bad-hops"
+    hdr.type = ftype
+    hdr.src = (frame[2] << 8) | frame[3]
+    hdr.dst = (frame[4] << 8) | frame[5]
+    hdr.origin = (frame[6] << 8) | frame[7]
+    hdr.hop_limit = hl
+    hdr.hop_start = hs
+    hdr.frag_index = 0
+    hdr.frag_count = 1
+    hdr.group = 0
+    hdr.compact = ctl >> 7
     i = HEADER_LEN
     if ctl & FLAG_FRAG:
         if n < HEADER_LEN + FRAG_LEN:
-            raise FrameError("truncated")
+            return "truncated"
         f = frame[i]
         hdr.frag_index = f >> 4
         hdr.frag_count = (f & 15) + 1
         hdr.group = frame[i + 1]
         if hdr.frag_count < 2 or hdr.frag_index >= hdr.frag_count:
-            raise FrameError("bad-fragment")
+            return "bad-fragment"
         i += FRAG_LEN
     if i == n:
-        raise FrameError("empty-payload")
-    return hdr, memoryview(frame)[i:]
+        return "empty-payload"
+    return i
 
 
 def frame_id(frame):
     """Hop-invariant id: hash of type, origin and everything after the
     header (fragment fields included), never of hop count or link addresses."""
-    h = hashlib.sha256(bytes(frame[0:1]))
-    h.update(bytes(frame[6:8]))
-    h.update(bytes(frame[HEADER_LEN:]))
+    m = memoryview(frame)  # views, not copies: no per-frame garbage
+    h = hashlib.sha256(m[0:1])
+    h.update(m[6:8])
+    h.update(m[HEADER_LEN:])
     return h.digest()[:FRAME_ID_LEN]
 
 
@@ -190,10 +282,92 @@ def record_frame(record, src, dst, origin, hop_limit=3):
 
 
 def record_of(hdr, payload):
-    """The record bytes carried by an unfragmented record frame."""
+    """The record bytes carried by an unfragmented record frame, or None
+    when the frame's type is not a record type (a control frame) or its
+    compact form is malformed: a frame from the air is never trusted to be
+    what its caller expected."""
     if hdr.type >= T_ACK:
-        raise FrameError("not-a-record")
+        return None
+    if hdr.compact:
+        payload = expand_use(payload)
+        if payload is None:
+            return None
     return bytes((hdr.type,)) + bytes(payload)
+
+
+def net_key(secret):
+    """The village's frame key from its network secret (provisioned to every
+    node, 16 bytes or more): the HMAC-SHA256 inner and outer pads of a key
+    derived for frames only (domain separated, so the same secret used
+    elsewhere never yields this key)."""
+    k = hashlib.sha256(b"pen/1/frame-mac\x00" + bytes(secret)).digest() + bytes(32)
+    return bytes(x ^ 0x36 for x in k), bytes(x ^ 0x5C for x in k)
+
+
+def _tag(key, frame, n):
+    inner = hashlib.sha256(key[0])
+    inner.update(memoryview(frame)[:n])
+    outer = hashlib.sha256(key[1])
+    outer.update(inner.digest())
+    return outer.digest()[:TAG_LEN]
+
+
+def seal(frame, key):
+    """The frame with its tag (truncated HMAC-SHA256 under key, net_key's)."""
+    return bytes(frame) + _tag(key, frame, len(frame))
+
+
+def unseal(frame, key):
+    """Length of the frame before its tag if the tag is right, else -1.
+    Nothing in an unauthentic frame is looked at."""
+    n = len(frame) - TAG_LEN
+    if n < HEADER_LEN:
+        return -1
+    t = _tag(key, frame, n)
+    ok = 0
+    for i in range(TAG_LEN):
+        ok |= t[i] ^ frame[n + i]
+    return -1 if ok else n
+
+
+def bundle_frame(hdr, entries):
+    """A T_BUNDLE frame (hdr.type must be T_BUNDLE) carrying entries
+    [(origin, type, body), ...], body being a record without its type byte.
+    Written in place in the frame's own buffer (frame_buffer): on a 64 KB
+    heap, parts, their join and a copy were allocations too many while
+    records wait in custody. Raises FrameError as pack does."""
+    n = 0
+    for e in entries:
+        n += BUNDLE_ENTRY + 1 + len(e[2])
+    out, i = frame_buffer(hdr, n)
+    for origin, rtype, body in entries:
+        ln = len(body)
+        out[i] = (origin >> 8) & 255
+        out[i + 1] = origin & 255
+        out[i + 2] = 1 + ln
+        out[i + 3] = rtype
+        out[i + 4:i + 4 + ln] = body
+        i += BUNDLE_ENTRY + 1 + ln
+    return out
+
+
+def bundle_records(payload):
+    """[(origin, record), ...] from a bundle's payload, or None when it is
+    malformed (an entry running past the end, a record shorter than a type
+    byte and one body byte, or of a type that is not a record's). An error
+    is a value here, not an exception: the frame came from the air."""
+    out = []
+    i = 0
+    n = len(payload)
+    while i < n:
+        if i + BUNDLE_ENTRY > n:
+            return None
+        ln = payload[i + 2]
+        if ln < 2 or i + BUNDLE_ENTRY + ln > n or not 1 <= payload[i + 3] < T_ACK:
+            return None
+        out.append(((payload[i] << 8) | payload[i + 1], bytes(payload[i + 3:i + 3 + ln])))
+        i += BUNDLE_ENTRY + ln
+    return out if out else None
 
 
 def ack_frame(ids, src, dst):
@@ -232,12 +406,22 @@ class Reassembler:
     """Collects fragments keyed by (origin, group, type). Bounded: at most
     `slots` records in progress; the oldest is dropped when a new one starts
     (an incomplete fragment set was never acknowledged, so nothing accepted is
-    lost: the sender retries)."""
+    lost: the sender retries), and at most `budget` bytes held: fragments of
+    four 16-fragment groups (an insider can seal them) were 15 KB of a 64 KB
+    node's heap. The default holds a largest record (records.MAX_RECORD)."""
 
-    def __init__(self, slots=4):
+    def __init__(self, slots=4, budget=3200):
         self.slots = slots
+        self.budget = budget
+        self.held = 0
         self._parts = {}
         self._order = []
+
+    def _drop(self, key):
+        for p in self._parts.pop(key, ()):
+            if p is not None:
+                self.held -= len(p)
+        self._order.remove(key)
 
     def add(self, hdr, payload):
         """Returns the whole record once every fragment is in, else None."""
@@ -246,18 +430,25 @@ class Reassembler:
         key = (hdr.origin, hdr.group, hdr.type)
         parts = self._parts.get(key)
         if parts is None or len(parts) != hdr.frag_count:
+            if key in self._order:
+                self._drop(key)
             if len(self._order) >= self.slots:
-                old = self._order.pop(0)
-                self._parts.pop(old, None)
+                self._drop(self._order[0])
             parts = [None] * hdr.frag_count
             self._parts[key] = parts
-            if key in self._order:
-                self._order.remove(key)
             self._order.append(key)
+        old = parts[hdr.frag_index]
+        if old is not None:
+            self.held -= len(old)
+        while self.held + len(payload) > self.budget and self._order[0] != key:
+            self._drop(self._order[0])
+        if self.held + len(payload) > self.budget:
+            self._drop(key)  # alone it does not fit: never reassembled here
+            return None
         parts[hdr.frag_index] = bytes(payload)
+        self.held += len(payload)
         for p in parts:
             if p is None:
                 return None
-        del self._parts[key]
-        self._order.remove(key)
+        self._drop(key)
         return bytes((hdr.type,)) + b"".join(parts)

@@ -1,4 +1,4 @@
-"""The link between a node and a phone or PC (USB serial, UART; BLE later):
+"""The link between a node and a phone or PC (USB serial, UART, BLE, Meshtastic):
 framed, checksummed, sans-IO.
 
 On the wire each frame is COBS-encoded and ends with one 0x00 byte, so a
@@ -33,6 +33,12 @@ STATUS = const(0x04)  # -> CBOR map of counters
 DELIVERED_ACK = const(0x05)  # record id (16): the PC stored a delivered record; the node may drop it
 DOWNLINK = const(0x06)  # record -> the node broadcasts it into the mesh (bridge only)
 PENDING = const(0x07)  # -> the node re-sends DELIVERED events for everything not yet acked
+# pairing and sealed sessions (pen_protocol.linkauth; a node with pairing
+# serves only HELLO and these in the clear)
+PAIR_START = const(0x08)  # phone key, nonce, CPace share -> nonce, share, node's confirmation
+PAIR_FINISH = const(0x09)  # phone kid, phone's confirmation -> empty: paired
+OPEN = const(0x0A)  # phone kid, nonce -> nonce, proof: a session is open
+SEALED = const(0x0B)  # ctr, encrypted encoded frames, tag; the node's are kind 0x4B, seq 0
 RESPONSE = const(0x40)  # added to a request kind in its answer
 ERROR = const(0x7F)  # payload: reason code (1) | text
 # events (node -> phone/PC)
@@ -49,9 +55,15 @@ E_UNKNOWN_KIND = const(5)
 E_BAD_PAYLOAD = const(6)
 E_REFUSED = const(7)  # e.g. custody journal full
 E_NOT_BRIDGE = const(8)
+E_UNPAIRED = const(9)  # pair, then open a session: this node serves only sealed frames
+E_AUTH = const(10)  # a sealed frame whose tag does not verify (tampered, forged, old session)
+E_REPLAY = const(11)  # a sealed frame whose counter was seen before
+E_LOCKED = const(12)  # no pairing code open, or its attempts are used up
+E_PAIR = const(13)  # the pairing confirmation did not match (wrong code)
 REASONS = {E_CRC: "crc", E_TRUNCATED: "truncated", E_OVERSIZED: "oversized", E_COBS: "cobs",
            E_UNKNOWN_KIND: "unknown-kind", E_BAD_PAYLOAD: "bad-payload", E_REFUSED: "refused",
-           E_NOT_BRIDGE: "not-bridge"}
+           E_NOT_BRIDGE: "not-bridge", E_UNPAIRED: "unpaired", E_AUTH: "auth", E_REPLAY: "replay",
+           E_LOCKED: "locked", E_PAIR: "pair-failed"}
 
 
 def crc16(data, crc=0xFFFF):
@@ -133,6 +145,24 @@ def encode(kind, seq, payload=b""):
     body = bytes((kind, seq & 0xFF)) + bytes(payload)
     c = crc16(body)
     return cobs_encode(body + bytes((c >> 8, c & 0xFF))) + b"\x00"
+
+
+def pieces(data, n):
+    """Cut encoded frames into pieces of at most n bytes, each ending at a
+    frame's end where one fits (a carrier that may reorder pieces then never
+    reorders the inside of a frame); a frame longer than n is cut anyway and
+    the far end's decoder rejoins it."""
+    out = []
+    start = 0
+    while start < len(data):
+        end = min(start + n, len(data))
+        if end < len(data):
+            z = data.rfind(b"\x00", start, end)
+            if z >= start:
+                end = z + 1
+        out.append(data[start:end])
+        start = end
+    return out
 
 
 def error(seq, reason, text=""):

@@ -19,32 +19,19 @@ except ImportError:
     def const(x):
         return x
 
-import hashlib
 
 from . import cbor, ids, sign
 
-SIG_LEN = const(64)
-ID_LEN = const(16)
-REF_LEN = const(8)
+# the type numbers, the id and the token ref have one definition, shared
+# with the firmware, the bridge and the simulator (identity.py)
+from .identity import (SIG_LEN, ID_LEN, REF_LEN, COUNCIL, GENESIS, MEMBER, PROPOSAL, VOTATION_OPEN, VOTE,  # noqa: F401
+                       VOTATION_CLOSE, ISSUE, SET_USER, USE, ACCOUNTED, PUBLICATION, CONFLICT, record_id)
+
 # Largest record accepted: a votation close listing 100 votes is ~1.7 KB;
 # 16 LoRa fragments carry 3.7 KB. Bounded so no peer can make us buffer more.
 MAX_RECORD = const(3072)
 MAX_TEXT = const(64)
 MAX_LIST = const(128)
-
-COUNCIL = const(1)
-GENESIS = const(2)
-MEMBER = const(3)
-PROPOSAL = const(4)
-VOTATION_OPEN = const(5)
-VOTE = const(6)
-VOTATION_CLOSE = const(7)
-ISSUE = const(8)
-SET_USER = const(9)
-USE = const(10)
-ACCOUNTED = const(11)
-PUBLICATION = const(12)
-CONFLICT = const(13)  # evidence: two records of one signer that cannot both hold; unsigned
 
 NAMES = {
     GENESIS: "genesis", COUNCIL: "council", MEMBER: "member",
@@ -86,7 +73,7 @@ NORMAL = const(0)
 CHANGE = const(1)
 
 # publication kinds
-PUB_KINDS = ("price", "limit", "product", "council", "accounts")
+PUB_KINDS = ("price", "limit", "product", "council", "accounts", "year-end")  # pen_protocol/publication.py
 
 # field kinds
 F_U = const(0)  # unsigned int
@@ -129,7 +116,7 @@ SCHEMA = {
 
 _ENUM_MAX = {  # (type, field index) -> largest allowed value
     (COUNCIL, 2): 3, (MEMBER, 2): 3, (VOTATION_OPEN, 1): 4, (VOTE, 2): 2,
-    (ISSUE, 3): 1, (PUBLICATION, 1): 4,
+    (ISSUE, 3): 1, (PUBLICATION, 1): 5,
 }
 
 
@@ -154,7 +141,7 @@ class Record:
         self.body = body
         self.fields = fields
         self.sig = sig
-        self.id = hashlib.sha256(raw[:1 + len(body)]).digest()[:ID_LEN]
+        self.id = record_id(raw)
 
     @property
     def name(self):

@@ -5,7 +5,9 @@ from pen_protocol import cbor
 from pen_protocol import frame as F
 from pen_protocol import link as L
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_protocol.identity import record_id
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
 
@@ -80,7 +82,7 @@ def case_hello():
 def case_submit_is_custody_then_delivered_event():
     node, svc = fresh()
     out = answer(svc, L.SUBMIT, use())
-    if out[0].kind != L.SUBMIT | L.RESPONSE or out[0].payload != node._rid(use()):
+    if out[0].kind != L.SUBMIT | L.RESPONSE or out[0].payload != record_id(use()):
         return repr(out)
     if len(out) != 2 or out[1].kind != L.EV_DELIVERED or out[1].payload != use():
         return "no delivered event: %r" % out
@@ -170,7 +172,7 @@ def case_downlink_receipt_without_a_path_is_kept_off_the_air():
 
 def case_downlink_is_refused_while_the_air_is_behind():
     node, svc = fresh()
-    from pen_node.mesh import MAX_FLOODS
+    from pen_node.downlink import MAX_FLOODS
     for i in range(MAX_FLOODS):
         if answer(svc, L.DOWNLINK, publication(i))[0].kind == L.ERROR:
             return "refused early at %d" % i
@@ -197,11 +199,11 @@ def case_pending_of_many_goes_a_few_per_poll():
     if cbor.loads(out[0].payload) != 6 or len(first) != 4 or not svc.busy():
         return repr(out)
     # one not yet re-sent is acked meanwhile: it is not sent again
-    sent = [node._rid(f.payload) for f in first]
+    sent = [record_id(f.payload) for f in first]
     waiting = [rid for rid in node.journal.live if rid not in sent]
     more = answer(svc, L.DELIVERED_ACK, waiting[0])[1:] + frames(svc.poll(2000))
     more = [f for f in more if f.kind == L.EV_DELIVERED]
-    if svc.busy() or len(more) != 1 or node._rid(more[0].payload) != waiting[1]:
+    if svc.busy() or len(more) != 1 or record_id(more[0].payload) != waiting[1]:
         return repr(more)
     return None
 

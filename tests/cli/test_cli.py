@@ -90,6 +90,7 @@ def test_whole_token_life_through_the_command(pen, tmp_path):
     assert "verified" in out and "2 yes" in out
     pen("ctb", "export", str(tmp_path / "all.pen"))
     other = Pen(tmp_path / "other", pen.capsys)
+    other("init")
     _, out, _ = other("ctb", "import", str(tmp_path / "all.pen"))
     assert "imported" in out
     assert other.count() == pen.count()

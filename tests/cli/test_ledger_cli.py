@@ -62,6 +62,8 @@ def _kid(out):
 
 def test_a_founder_elsewhere_consents_with_pen_ctb_consent(tmp_path, capsys):
     a, b = Pen(tmp_path / "a", capsys), Pen(tmp_path / "b", capsys)
+    a("init")  # a home other than the default one is made first
+    b("init")
     kids = {}
     for who, name, kind, home in (("fed", "Federation", "federation", a), ("hub", "Hub", "production", b)):
         _, out, _ = home("keys", "new", who)

@@ -8,30 +8,9 @@ from pen.keys import Signer
 from pen.samples import economy, T0
 from pen_protocol import ctb, records as R, sign, votation as VT
 
+from .conftest import everyone, ok, rejected
+
 YEAR_2027 = 1798761600  # 2027-01-01T00:00:00Z
-
-
-def snapshot(st):
-    return repr(sorted(st.kv.items())), sorted(st.recs)
-
-
-def rejected(led, st, rec, reason):
-    before = snapshot(st)
-    v = led.submit(rec)
-    assert (v.code, v.reason) == (ctb.REJECTED, reason), v
-    assert snapshot(st) == before
-    return v
-
-
-def ok(led, *recs):
-    for r in recs:
-        v = led.submit(r)
-        assert v.code == ctb.ACCEPTED, (r, v)
-
-
-def everyone(k):
-    return [k[x] for x in ("valley-federation", "formosa-plumbing", "village-consumers", "supply-hub",
-                           "village-store")]
 
 
 def pass_votation(led, owner, serial, subject, about, k, voters, time=T0 + 3600, epoch=0, electorate=None):
@@ -296,6 +275,32 @@ def test_a_member_council_cannot_certify_its_own_ctb_node(eco):
     t = _pay_into(led, k, n, 10, 100, "401416000099")
     u = ctb.effective_use(st.get(b"T" + t.fields[0]))
     rejected(led, st, B.accounted(own_node, t.fields[0], ctb.use_id(u), T0), "not-a-ctb-node")
+
+
+
+def test_node_role_is_a_membership_like_any_other(eco):
+    """Memberships (membership.py: one key, several councils) and the node
+    certification are one store: a node key that is also a plain member
+    of a council sorting before the federation (its b"K" then names that
+    membership) still accounts, and a member key cannot be made a node by
+    its own council through the several-memberships path."""
+    k, n, st, led = eco
+    fed, node = k["valley-federation"], k["common-node"]
+    before = [c for c in everyone(k) if c.kid < fed.kid]
+    assert before, "the sample needs a council sorting before the federation"
+    ok(led, B.member(before[0], node, "member"))
+    assert st.get(b"K" + node.kid)[1] == before[0].kid  # the smallest membership is not the node one
+    t = _pay_into(led, k, n, 10, 100, "401416000099")
+    u = ctb.effective_use(st.get(b"T" + t.fields[0]))
+    ok(led, B.accounted(node, t.fields[0], ctb.use_id(u), T0))
+    hub = k["supply-hub"]
+    member = Signer.from_phrase("hub-member")
+    ok(led, B.member(hub, member, "member"))
+    v = rejected(led, st, B.member(hub, member, "node"), "not-the-federation")
+    assert "node keys" in v.detail
+    t2 = _pay_into(led, k, n, 11, 100, "401416000099")
+    u2 = ctb.effective_use(st.get(b"T" + t2.fields[0]))
+    rejected(led, st, B.accounted(member, t2.fields[0], ctb.use_id(u2), T0), "not-a-ctb-node")
 
 
 # -- 5. every founder consents to genesis; ADMIT held by the federation -------

@@ -342,12 +342,12 @@ class Ledger(RuleBasedStateMachine):
     @invariant()
     def passed_votations_have_a_true_majority(self):
         for kk, v in self.st.kv.items():
-            if kk[:1] != b"V" or not ctb.votation_result(v) or not ctb.votation_result(v)[3]:
+            if kk[:1] != b"V" or not ctb.votation_passed(v):
                 continue
             e = ctb.votation_epoch(v)
             truth = self.true_electorate[e]
             assert ctb.votation_electorate(v) == truth
-            close = R.parse(self.st.get_record(ctb.votation_result(v)[4]))
+            close = R.parse(self.st.get_record(ctb.votation_close_id(v)))
             yes, counted = 0, set()
             for vid in close.fields[5]:
                 vote = R.parse(self.st.get_record(vid))
@@ -360,8 +360,7 @@ class Ledger(RuleBasedStateMachine):
     def accounted_credits_within_real_approvals(self):
         approved = {}
         for kk, v in self.st.kv.items():
-            if kk[:1] == b"V" and ctb.votation_subject(v) == R.APPROVE and ctb.votation_result(v) \
-                    and ctb.votation_result(v)[3]:
+            if kk[:1] == b"V" and ctb.votation_subject(v) == R.APPROVE and ctb.votation_passed(v):
                 p = self.st.get(b"P" + ctb.votation_about(v))
                 approved[ctb.votation_about(v)] = ctb.proposal_total(p)
         by_authority = {}

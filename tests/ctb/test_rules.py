@@ -11,23 +11,7 @@ from pen.samples import economy
 from pen.store import SQLiteCTB, BatchRejected
 from pen_protocol import ctb, records as R
 
-
-def everyone(k):
-    """The councils of epoch 0: the sample's five founders."""
-    return [k[x] for x in ("valley-federation", "formosa-plumbing", "village-consumers", "supply-hub",
-                           "village-store")]
-
-
-def snapshot(st):
-    return repr(sorted(st.kv.items())), sorted(st.recs)
-
-
-def rejected(led, st, rec, reason):
-    before = snapshot(st)
-    v = led.submit(rec)
-    assert (v.code, v.reason) == (ctb.REJECTED, reason), v
-    assert snapshot(st) == before
-    return v
+from .conftest import everyone, rejected, snapshot
 
 
 def test_forged_signature_rejected(eco):

@@ -5,8 +5,10 @@ at a receiver both die (no capture: harsher than the air), and a node
 cannot hear while it transmits. Virtual time jumps to the next event, so an
 hour of mesh time runs in well under a second."""
 
-from pen_node.journal import Journal, MemStorage, PowerCut
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage, PowerCut
 from pen_node.mesh import MeshNode
+from pen_node.downlink import EV_RECEIPT
 from medium_node import XorShift
 
 
@@ -107,6 +109,10 @@ class Village:
             if ev:
                 self.events.setdefault(a, []).extend(ev)
         return t < until
+
+    def receipts(self, a):
+        """Token refs of the receipts node a reported (events.EV_RECEIPT)."""
+        return [e[1] for e in self.events.get(a, []) if e[0] == EV_RECEIPT]
 
     def _guard(self, fn, *args):
         return fn(*args)

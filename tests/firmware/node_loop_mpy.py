@@ -1,4 +1,4 @@
-"""One node's whole loop under a 64 KB MicroPython heap (run by
+"""One node's whole loop under the node's MicroPython heap (run by
 test_heap.py): learn a route from a bridge beacon, take payments in custody,
 send them hop by hop, take acks, hear a receipt flood, answer "is it
 spent?". The peer (the bridge) is played by hand-made frames. Prints
@@ -6,7 +6,6 @@ figures the test checks."""
 import gc
 import sys
 from pen_node.journal import Journal, FileStorage
-
 # the journal is a file, as on a board's flash filesystem: not on the heap
 PATH = sys.argv[1] if len(sys.argv) > 1 else "/tmp/pen-node-loop.journal"
 STORAGE = FileStorage(PATH, 8192)
@@ -16,6 +15,7 @@ base = gc.mem_alloc()
 from pen_protocol import frame as F
 from pen_protocol.airtime import PRESETS
 from pen_node.mesh import MeshNode, T_BUNDLE
+from pen_node.downlink import EV_RECEIPT
 from pen_node.ring import IdRing
 
 
@@ -50,20 +50,6 @@ def accounted(token_ref):
     return b"\x0b\x84\x48" + token_ref + b"\x50" + bytes(16) + b"\x44\x01\x02\x03\x04\x1a\x65\x53\xf1\x00" + bytes(64)
 
 
-def bodies(hdr, payload):
-    """The USE bodies a custody frame carries: one, or a bundle's entries
-    (origin (2) | length (1) | record)."""
-    if hdr.type == 10:
-        return [bytes(payload)]
-    out = []
-    i = 0
-    while i < len(payload):
-        n = payload[i + 2]
-        out.append(bytes(payload[i + 4:i + 3 + n]))
-        i += 3 + n
-    return out
-
-
 def main():
     # a function, not module level: its names live on the stack, not in a
     # globals dict that would grow (and want a big block) mid-run
@@ -96,8 +82,9 @@ def main():
             fid = F.frame_id(f)
             t += 50
             node.on_frame(F.ack_frame([fid], 1, 2), -80, 20, t)  # the bridge takes it
-            for body in bodies(hdr, payload):
-                token = body[2:10]  # USE body: [token ref (bstr 8), ...]
+            for record in ([F.record_of(hdr, payload)] if hdr.type == 10 else
+                           [e[1] for e in F.bundle_records(payload)]):
+                token = record[3:11]  # USE: type, [token ref (bstr 8), ...]
                 if token not in sent:
                     sent.put(token)
                     # and its receipt comes back by flood, for every other payment
@@ -105,7 +92,7 @@ def main():
                         rec = accounted(token)
                         node.on_frame(F.record_frame(rec, 1, F.BROADCAST, 1, 7), -80, 20, t + 300)
         for ev in node.take_events():
-            if ev[0] == "receipt":
+            if ev[0] == EV_RECEIPT:
                 receipts += 1
         gc.collect()
         a = gc.mem_alloc() - base

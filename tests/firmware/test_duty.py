@@ -5,7 +5,8 @@ import pytest
 from pen_protocol.airtime import PRESETS
 from pen_node import duty as D
 from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
-from pen_node.journal import Journal, MemStorage, PowerCut
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage, PowerCut
 from pen_node.mesh import MeshNode
 from pen_protocol import frame as F
 from medium_node import XorShift

@@ -11,9 +11,8 @@ import random
 
 import pytest
 
-from pen_node.journal import Journal, MemStorage, PowerCut, MAX_LIVE
-
-
+from pen_node.journal import Journal, MAX_LIVE
+from pen_node.memstorage import MemStorage, PowerCut
 def rid(i):
     return i.to_bytes(16, "big")
 
@@ -153,7 +152,8 @@ def test_blank_storage_formats_and_reopens_empty():
 @pytest.mark.micropython
 def test_journal_trials_under_micropython(mpy):
     code = """
-from pen_node.journal import Journal, MemStorage, PowerCut
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage, PowerCut
 import random
 lost = back = cuts = gens = 0
 for seed in range(60):

@@ -6,7 +6,9 @@ import pytest
 from pen_protocol import link as L
 from pen_protocol import cbor
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
+from pen_protocol.identity import record_id
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.service import LinkService
 from medium_node import XorShift
@@ -99,7 +101,7 @@ def test_bridge_delivers_an_event_and_drops_it_only_on_the_pcs_ack():
     svc.node.on_frame(F.record_frame(rec, 3, 2, 3), -90, 20, 1000)
     ev = answers(svc.poll(1000))
     assert [(f.kind, f.payload) for f in ev] == [(L.EV_DELIVERED, rec)]
-    rid = svc.node._rid(rec)
+    rid = record_id(rec)
     assert rid in svc.node.journal.live
     out = answers(svc.feed(L.encode(L.DELIVERED_ACK, 4, rid) + L.encode(L.DELIVERED_ACK, 5, rid), 2000))
     assert [f.payload for f in out] == [b"\x01", b"\x00"]

@@ -4,7 +4,7 @@ import pytest
 
 import pen.sim  # noqa: F401  (firmware on the path)
 from pen_node.ring import IdRing
-from pen_node.spent import SpentSet, UNKNOWN, USED, ACCOUNTED
+from pen_node.spent import SpentSet, UNKNOWN, USED, ACCOUNTED, KEEP_MS
 from conftest import run_micropython
 
 
@@ -42,15 +42,15 @@ def test_ring_refuses_wrong_width():
 
 def test_spent_set_upgrades_used_to_accounted_never_back():
     s = SpentSet(4)
-    s.add(b"t" * 8, ACCOUNTED)
-    s.add(b"t" * 8, USED)
+    s.add(b"t" * 8, ACCOUNTED, 0)
+    s.add(b"t" * 8, USED, 0)
     assert s.lookup(b"t" * 8) == ACCOUNTED
 
 
 def test_spent_set_forgets_oldest_as_unknown_not_unspent():
     s = SpentSet(2)
     for i in range(3):
-        s.add(bytes([i]) * 8, USED)
+        s.add(bytes([i]) * 8, USED, i * KEEP_MS)
     assert s.lookup(bytes([0]) * 8) == UNKNOWN and s.dropped == 1
     assert bytes([2]) * 8 in s
 
@@ -63,7 +63,7 @@ import gc
 s = SpentSet(512)
 gc.collect(); before = gc.mem_alloc()
 for i in range(2000):
-    s.add(i.to_bytes(8, 'big'), USED)
+    s.add(i.to_bytes(8, 'big'), USED, i * 86400000)
 gc.collect(); after = gc.mem_alloc()
 print(len(s), s.dropped, s.lookup((1999).to_bytes(8, 'big')), s.lookup((0).to_bytes(8, 'big')), after - before < 512)
 """, heap="64k")

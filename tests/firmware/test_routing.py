@@ -9,8 +9,10 @@ from pen import build as B
 from pen.keys import Signer
 from pen_protocol import frame as F, records as R
 from pen_protocol.airtime import PRESETS
-from pen_node.journal import Journal, MemStorage
-from pen_node.mesh import MeshNode, BROADCAST, link_cost
+from pen_node.journal import Journal
+from pen_node.memstorage import MemStorage
+from pen_node.mesh import MeshNode, BROADCAST
+from pen_node.routing import link_cost
 from pen_node.spent import USED, ACCOUNTED, UNKNOWN
 from medium_node import XorShift
 from meshkit import Village, line, beacon
@@ -98,7 +100,7 @@ def test_signed_payments_cross_a_lossy_line_once_each_and_receipts_come_back_or_
         assert v.nodes[1].broadcast(receipt(use), v.now)
         v.run(10000)
     v.run(60 * MIN)
-    back = [e[1] for e in v.events.get(4, []) if e[0] == "receipt"]
+    back = v.receipts(4)
     # receipts are best effort on air (RECEIPT_TRIES per hop; the bridge PC
     # and the CTB keep them and the store can ask): each is reported once,
     # and every one that did not come back was given up by a node, counted

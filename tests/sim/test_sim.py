@@ -7,8 +7,10 @@ import pytest
 import pen.sim  # noqa: F401  (puts firmware/ on the path)
 from pen.cli import main
 from pen.sim.engine import Run
-from pen.sim.medium import CAPTURE_DB, Medium, Topology
+from pen.sim.medium import CAPTURE_DB, Medium, MediumModel, Topology
 from pen_protocol.airtime import PRESETS
+
+from conftest import NODE_HEAP
 
 P = PRESETS["eu868-sf9"]
 
@@ -113,11 +115,13 @@ def test_sim_json_shape(capsys):
     assert main(["sim", "--nodes", "12", "--load", "100", "--minutes", "10", "--seed", "3", "--json",
                  "--no-sweep"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for scheme in ("pen", "flooding"):
-        for k in ("delivery_ratio", "p95_latency_s", "airtime_per_payment_ms", "max_duty_cycle", "avg_current_ma",
-                  "capacity_payments_per_hour"):
+    for scheme in ("pen", "baseline"):
+        for k in ("delivery_ratio", "on_time_ratio", "p95_latency_s", "airtime_per_payment_ms", "max_duty_cycle",
+                  "avg_current_ma", "capacity_payments_per_hour", "service_capacity_per_hour", "lost"):
             assert k in out[scheme]
-    assert "throughput_ratio" in out
+    assert "throughput_ratio" in out and "service_ratio" in out
+    assert out["baseline"]["name"] == out["scenario"]["baseline"] == "meshtastic-2.6"
+    assert out["scenario"]["medium"]["links"] == "asymmetric" and out["scenario"]["medium"]["cad"] == "real"
 
 
 def test_sim_rejects_bad_arguments(capsys):
@@ -128,7 +132,7 @@ def test_sim_rejects_bad_arguments(capsys):
 @pytest.mark.micropython
 def test_real_firmware_processes_deliver_payments_end_to_end():
     from pen.sim import mpruntime
-    m = mpruntime.run(nodes=6, load=60, minutes=10, seed=1, heap="64k")
+    m = mpruntime.run(nodes=6, load=60, minutes=10, seed=1, heap=NODE_HEAP)
     assert m["offered"] >= 5
     assert m["delivered"] == m["accepted"] == m["offered"]
     assert m["node_errors"] == []
@@ -147,7 +151,7 @@ def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_hea
     # first); the other two died when the mesh module grew, until the
     # simulator's nodes took the node-loop test's smaller rings
     from pen.sim import mpruntime
-    m = mpruntime.run(nodes=nodes, load=load, minutes=minutes, preset=preset, seed=seed, heap="64k")
+    m = mpruntime.run(nodes=nodes, load=load, minutes=minutes, preset=preset, seed=seed, heap=NODE_HEAP)
     assert m["node_errors"] == []
     assert m["refused"] > 0  # the stores were told, and keep those payments
     assert m["accepted"] + m["refused"] == m["offered"]
@@ -155,7 +159,7 @@ def test_overloaded_firmware_processes_refuse_work_instead_of_running_out_of_hea
 
 
 def test_custody_is_sized_to_the_heap_left_after_boot():
-    from pen_node.mesh import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
+    from pen_node.custody import CUSTODY_RECORD_HEAP, HEAP_RESERVE, custody_room
     assert custody_room(200000, 48) == 48  # a board's ~100 KB and more: the journal's bound
     assert custody_room(HEAP_RESERVE + 10 * CUSTODY_RECORD_HEAP, 48) == 10
     assert custody_room(HEAP_RESERVE // 2, 48) == 2  # never zero: a node that can take nothing relays nothing
@@ -173,9 +177,10 @@ def test_earlier_frame_ending_during_later_preamble_does_not_hurt_it():
 
 
 def test_path_loss_and_shadowing_are_deterministic_per_seed():
-    a = Topology.generate(20, 1, P, 7)
-    b = Topology.generate(20, 1, P, 7)
-    c = Topology.generate(20, 1, P, 8)
+    sym = MediumModel("symmetric")
+    a = Topology.generate(20, 1, P, 7, model=sym)
+    b = Topology.generate(20, 1, P, 7, model=sym)
+    c = Topology.generate(20, 1, P, 8, model=sym)
     assert a.rssi == b.rssi and a.neighbours == b.neighbours
     assert a.rssi != c.rssi
     # symmetric links: shadowing is per pair
@@ -231,13 +236,13 @@ def test_baseline_gives_up_after_three_transmissions():
 def test_capacity_is_the_peak_goodput_of_the_sweep_and_the_ratio_follows():
     from pen.sim import scenario
     out = scenario.run(nodes=10, load=100, minutes=5, seed=3, sweep=(100, 400), sweep_minutes=5, processes=1)
-    for scheme in ("pen", "flooding"):
+    for scheme in ("pen", "baseline"):
         sw = out[scheme]["sweep"]
         assert set(sw) == {"100", "400"}  # the main run is the 100/h point
         assert out[scheme]["capacity_payments_per_hour"] == max(v["goodput_per_hour"] for v in sw.values())
         assert "bridge_duty_cycle" in out[scheme]["limits"]
     assert out["throughput_ratio"] == round(out["pen"]["capacity_payments_per_hour"] /
-                                            out["flooding"]["capacity_payments_per_hour"], 2)
+                                            out["baseline"]["capacity_payments_per_hour"], 2)
 
 
 @pytest.mark.parametrize("nodes,bridges,preset,seed,load,minutes", [

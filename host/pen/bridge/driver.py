@@ -15,14 +15,13 @@ PENDING at start); an upload the peer committed but the queue did not
 record is sent again and taken as a duplicate, and its receipts are fetched
 back from the peer; a receipt marked sent is never sent again.
 """
-import hashlib
 import threading
 import time
 
 from pen.bridge.queue import BridgeQueue
 from pen.bridge.serial import LinkClient
 from pen.bridge.uploader import PeerUnavailable, Uploader
-from pen_protocol import cbor, link as L, records as R
+from pen_protocol import cbor, identity, link as L, records as R
 
 RESEND_S = 2.0  # an answer not back in this long was lost on the wire: send the request again
 DOWN_WINDOW = 4  # DOWNLINK requests in flight; the node answers each in ms, more would only fill the pty
@@ -37,10 +36,134 @@ class LinkFailed(Exception):
         self.reason = reason
 
 
-def record_id(raw):
-    """The id the node files a record under (records.Record.id, computed
-    without parsing: a malformed record has one too)."""
-    return hashlib.sha256(bytes(raw[:len(raw) - 64])).digest()[:16]
+# the id the node files a record under (records.Record.id, computed without
+# parsing: a malformed record has one too): the one definition
+record_id = identity.record_id
+
+
+class MemQueue:
+    """BridgeQueue's contract (accept, queue_down, next_down, mark_sent) in
+    memory, for the simulator's bridge PC: the same decisions without a
+    SQLite file per simulated hour. Not durable: a simulated PC never dies."""
+
+    def __init__(self):
+        self.uplink = {}  # id -> raw, in arrival order
+        self.down = {}  # id -> raw, unsent, in queued order (dicts keep insertion order)
+        self.sent = set()
+
+    def accept(self, raw):
+        rec = R.parse(raw)  # as BridgeQueue: malformed bytes raise RecordError and store nothing
+        self.uplink.setdefault(rec.id, rec.raw)
+        return rec.id
+
+    def queue_down(self, raw):
+        rid = record_id(raw)
+        if rid not in self.sent and rid not in self.down:
+            self.down[rid] = bytes(raw)
+        return rid
+
+    def next_down(self, limit=16):
+        out = []
+        for rid in self.down:
+            if len(out) >= limit:
+                break
+            out.append((rid, self.down[rid]))
+        return out
+
+    def mark_sent(self, rid):
+        if self.down.pop(rid, None) is not None:
+            self.sent.add(rid)
+
+    def down_backlog(self):
+        return len(self.down)
+
+
+class BridgeCore:
+    """The bridge PC's decisions, sans-IO: records in, decisions out, time
+    passed in. Used by the serial bridge (Bridge, below), the demo's bridge PC
+    and the simulator's, so the three follow one rule set:
+
+    - uplink: `delivered(raw)` stores the record durably (queue.accept) and
+      returns the id to acknowledge; only then may the node forget it. A
+      record that can never enter a CTB is kept aside (queue.meta_set when the
+      queue has it) and acknowledged too, else the node would offer it forever.
+    - downlink: `downlink(now)` names the records to send down now, oldest
+      first, at most `window` unanswered; `down_answer(rid, ok, now)` marks one
+      sent (never sent again) or, on a refusal (the node's queues are full
+      while the duty cycle holds its air back), pauses the downlink for
+      `pause` (in the units of `now`: seconds for the serial bridge, ms in the
+      simulator);
+      `resume()` ends a pause early (new records came, or the caller's retry
+      timer fired: the node may have room now).
+    """
+
+    def __init__(self, queue, window=DOWN_WINDOW, pause=DOWN_PAUSE_S, log=None):
+        self.queue = queue
+        self.window = window
+        self.pause = pause
+        self.log = log or (lambda *a: None)
+        self.inflight = set()  # record ids sent down, not yet answered
+        self.pause_until = None  # a refusal's pause ends then (same clock as `now`)
+        self.stats = {"delivered": 0, "malformed": 0, "downlinked": 0, "down_refused": 0}
+
+    def delivered(self, raw):
+        """A record the node handed over: store it; returns its id, to ack."""
+        try:
+            rid = self.queue.accept(raw)  # durable on return: only now may the node forget it
+        except R.RecordError as e:
+            rid = record_id(raw)
+            meta = getattr(self.queue, "meta_set", None)
+            if meta is not None:
+                meta("malformed:" + rid.hex(), "%s %s" % (e.reason, bytes(raw).hex()))
+            self.stats["malformed"] += 1
+            self.log("malformed record from the village (%s): kept aside" % e.reason)
+        self.stats["delivered"] += 1
+        return rid
+
+    def queue_down(self, raw):
+        """A record for the village (a receipt the CTB returned): queue it and
+        end any pause."""
+        self.resume()
+        return self.queue.queue_down(raw)
+
+    def resume(self):
+        self.pause_until = None
+
+    def paused(self, now):
+        return self.pause_until is not None and now < self.pause_until
+
+    def downlink(self, now, limit=None):
+        """[(rid, raw)] to send down now (each then counts as in flight)."""
+        room = self.window - len(self.inflight)
+        if limit is not None:
+            room = min(room, limit)
+        if room <= 0 or self.paused(now):
+            return []
+        out = []
+        for rid, raw in self.queue.next_down(self.window * 2):
+            if len(out) >= room:
+                break
+            if rid not in self.inflight:
+                self.inflight.add(rid)
+                out.append((rid, raw))
+        return out
+
+    def down_answer(self, rid, ok, now, reason=""):
+        """The node's answer to a DOWNLINK: taken (mark it sent) or refused."""
+        self.inflight.discard(rid)
+        if ok:
+            self.queue.mark_sent(rid)
+            self.stats["downlinked"] += 1
+            return
+        self.stats["down_refused"] += 1
+        self.pause_until = now + self.pause
+        if reason:
+            self.log("node refused a downlink record (%s); trying again later" % reason)
+
+    def down_forget(self, rid):
+        """A DOWNLINK whose answer will never come (the link dropped it): it
+        may go again."""
+        self.inflight.discard(rid)
 
 
 class Bridge:
@@ -50,10 +173,9 @@ class Bridge:
         self.log = log or (lambda *a: None)
         self.clock = clock
         self.on_record = on_record  # called after each record is stored (wakes the uploader)
+        self.core = BridgeCore(queue, log=self.log)  # what to store, ack and send down: the shared rules
         self.link = LinkClient()
         self.waiting = {}  # seq -> [kind, payload, sent_at, key]
-        self.down_inflight = {}  # record id -> seq
-        self.down_pause_until = 0.0
         self.answers = {}  # key -> Frame, for request()
         self.hello = None
         self._n = 0
@@ -136,12 +258,9 @@ class Bridge:
             return  # the answer to a request we already sent again
         kind, _, _, key = w
         if kind == L.DOWNLINK:
-            del self.down_inflight[key]
-            if f.kind == L.ERROR:
-                self.down_pause_until = self.clock() + DOWN_PAUSE_S
-                self.log("node refused a downlink record (%s); trying again later" % self._reason(f))
-            else:
-                self.queue.mark_sent(key)
+            refused = f.kind == L.ERROR
+            self.core.down_answer(key, not refused, self.clock(), self._reason(f) if refused else "")
+            if not refused:
                 self.stats["downlinked"] += 1
         elif kind == L.DELIVERED_ACK:
             if f.kind == L.ERROR:
@@ -156,37 +275,23 @@ class Bridge:
         return L.REASONS.get(f.payload[0], f.payload[0]) if f.payload else "?"
 
     def _delivered(self, raw):
-        try:
-            rid = self.queue.accept(raw)  # durable on return: only now may the node forget it
-        except R.RecordError as e:
-            # it can never enter a CTB; kept for the operator, and the node
-            # is told to drop it (else it would come back forever)
-            rid = record_id(raw)
-            self.queue.meta_set("malformed:" + rid.hex(), "%s %s" % (e.reason, raw.hex()))
-            self.stats["malformed"] += 1
-            self.log("malformed record from the village (%s): kept aside" % e.reason)
+        rid = self.core.delivered(raw)  # stored (or kept aside) before the ack goes
+        self.stats["malformed"] = self.core.stats["malformed"]
         self.stats["delivered"] += 1
         self._send(L.DELIVERED_ACK, rid)
         if self.on_record is not None:
             self.on_record()
 
     def _send_downlink(self):
-        if len(self.down_inflight) >= DOWN_WINDOW or self.clock() < self.down_pause_until:
-            return
-        for rid, raw in self.queue.next_down(DOWN_WINDOW * 2):
-            if len(self.down_inflight) >= DOWN_WINDOW:
-                break
-            if rid not in self.down_inflight:
-                self.down_inflight[rid] = self._send(L.DOWNLINK, raw, rid)
+        for rid, raw in self.core.downlink(self.clock()):
+            self._send(L.DOWNLINK, raw, rid)
 
     def _resend(self):
         now = self.clock()
         for seq in [s for s, w in self.waiting.items() if now - w[2] > RESEND_S]:
             kind, payload, _, key = self.waiting.pop(seq)
             self.stats["resent"] += 1
-            new = self._send(kind, payload, key)
-            if kind == L.DOWNLINK:
-                self.down_inflight[key] = new
+            self._send(kind, payload, key)  # a DOWNLINK stays in the core's flight under its record id
 
     def idle(self):
         """Nothing waiting on the link and nothing left to send down."""

@@ -5,6 +5,8 @@ whose other side is a node process this bridge started (--pty-command).
 
 Every transport has read(timeout_s) -> bytes (b"" when nothing came) and
 write(data); the driver (pen.bridge.driver) wraps them all the same way.
+TCP, BLE and Meshtastic transports, pairing and sealed sessions are in
+pen.transport (open_link opens any of them from a link string).
 """
 import os
 import select
@@ -26,8 +28,9 @@ class LinkClient:
         self.seq = 0
 
     def request(self, kind, payload=b""):
-        """-> (seq, bytes to write)."""
-        self.seq = (self.seq + 1) & 0xFF
+        """-> (seq, bytes to write). Seqs run 1..255: 0 is what the node puts
+        on an error about a frame too broken to have a seq, never an answer."""
+        self.seq = self.seq % 255 + 1
         return self.seq, L.encode(kind, self.seq, payload)
 
     def feed(self, data):

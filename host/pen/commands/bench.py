@@ -33,38 +33,52 @@ def frame_sizes():
     out = {}
     for name, rec in named.items():
         frames = F.fragment(rec.raw, 0x0001, 0x0002, 0x0001, 1)
-        total = sum(len(f) for f in frames)
-        out[name] = {
-            "record_bytes": len(rec.raw),
-            "bytes": total,
-            "frames": len(frames),
-            "airtime_ms": {k: round(sum(airtime.time_on_air_us(len(f), **v) for f in frames) / 1000, 1)
-                           for k, v in SETTINGS.items()},
-        }
-    ack = F.ack_frame([b"\x00\x01\x02\x03"], 1, 2)
-    out["link-ack"] = {"record_bytes": 0, "bytes": len(ack), "frames": 1,
-                       "airtime_ms": {k: round(airtime.time_on_air_us(len(ack), **v) / 1000, 1)
-                                      for k, v in SETTINGS.items()}}
+        out[name] = _on_air(frames, len(rec.raw))
+    out["link-ack"] = _on_air([F.ack_frame([b"\x00\x01\x02\x03"], 1, 2)], 0)
+    out["beacon"] = _on_air([F.pack(F.Header(F.T_BEACON, 1, F.BROADCAST, 1, 0, 0), bytes(4))], 0)
     return out
+
+
+def _on_air(frames, record_bytes):
+    """Bytes and airtime of frames as sent: each sealed with the village
+    key's tag (frame.TAG_LEN bytes); mac_* say what the tag costs."""
+    sealed = [len(f) + F.TAG_LEN for f in frames]
+
+    def air(lengths, v):
+        return round(sum(airtime.time_on_air_us(n, **v) for n in lengths) / 1000, 1)
+    return {"record_bytes": record_bytes, "bytes": sum(sealed), "frames": len(frames),
+            "mac_bytes": F.TAG_LEN * len(frames),
+            "airtime_ms": {k: air(sealed, v) for k, v in SETTINGS.items()},
+            "mac_airtime_ms": {k: round(air(sealed, v) - air([len(f) for f in frames], v), 1)
+                               for k, v in SETTINGS.items()}}
 
 
 def cmd_sizes(args):
     sizes = frame_sizes()
+    from pen.sim.power import leaf_preamble_cost
+    to_leaf = leaf_preamble_cost(SETTINGS)
     if args.json:
-        print(json.dumps({"frames": sizes, "settings": SETTINGS, "header_bytes": F.HEADER_LEN}, indent=1))
+        print(json.dumps({"frames": sizes, "settings": SETTINGS, "header_bytes": F.HEADER_LEN,
+                          "tag_bytes": F.TAG_LEN, "to_leaf": to_leaf}, indent=1))
         return 0
     from rich.console import Console
     from rich.table import Table
-    t = Table(title="Pen frames on air (8-byte mesh header included; USE with 12-digit ids, the worst case)")
+    t = Table(title="Pen frames on air (8-byte mesh header and %d-byte village MAC included; USE with 12-digit "
+                    "ids, the worst case, in its compact form)" % F.TAG_LEN)
     t.add_column("frame")
     t.add_column("record B", justify="right")
     t.add_column("on air B", justify="right")
     t.add_column("frames", justify="right")
+    t.add_column("MAC B", justify="right")
+    t.add_column("MAC ms SF9", justify="right")
     t.add_column("SF9/BW125 ms", justify="right")
     t.add_column("SF11/BW250 ms", justify="right")
     for name, s in sizes.items():
-        t.add_row(name, str(s["record_bytes"] or "-"), str(s["bytes"]), str(s["frames"]),
+        t.add_row(name, str(s["record_bytes"] or "-"), str(s["bytes"]), str(s["frames"]), str(s["mac_bytes"]),
+                  "%.1f" % s["mac_airtime_ms"]["sf9-bw125"],
                   "%.1f" % s["airtime_ms"]["sf9-bw125"], "%.1f" % s["airtime_ms"]["sf11-bw250"])
+    t.add_row("+ to a leaf", "", "", "", "", "", "+%.1f" % to_leaf["extra_ms"]["sf9-bw125"],
+              "+%.1f" % to_leaf["extra_ms"]["sf11-bw250"])
     Console().print(t)
     return 0
 

@@ -15,6 +15,12 @@ def register(sub):
     p.add_argument("--pty-command", metavar="CMD",
                    help="start the node yourself on a pty (e.g. 'micropython firmware/unix_node.py --link stdio "
                         "--bridge --journal node.journal')")
+    p.add_argument("--meshtastic", metavar="RADIO",
+                   help="also serve Pen stores that reach this PC over a stock Meshtastic radio: serial:PORT or "
+                        "tcp:HOST[:PORT] (docs/store.md)")
+    p.add_argument("--pair", metavar="FILE", help="with --meshtastic: stores must pair (the code is printed) and "
+                                                 "every frame is sealed; the pairings are kept in FILE")
+    p.add_argument("--new-code", action="store_true", help="with --pair: print a new pairing code")
     p.add_argument("--peer", action="append", default=[], metavar="URL",
                    help="CTB node to upload to (repeatable); 'local' = the CTB in this Pen folder (--ctb)")
     p.add_argument("--db", help="the bridge's queue (default: bridge.sqlite in the Pen folder)")
@@ -77,13 +83,17 @@ def argparse_ns(args, **kw):
 def cmd_run(args):
     from rich.console import Console
     from pen.bridge import driver, serial as S
-    if bool(args.serial) == bool(args.pty_command):
-        raise PenError("give one of --serial PORT or --pty-command CMD")
+    if (args.serial and args.pty_command) or not (args.serial or args.pty_command or args.meshtastic):
+        raise PenError("give one of --serial PORT or --pty-command CMD, and/or --meshtastic RADIO")
     if not args.peer:
         raise PenError("give at least one --peer URL (records are queued until a peer takes them)")
+    if (args.pair or args.new_code) and not args.meshtastic:
+        raise PenError("--pair and --new-code are for stores over --meshtastic (a serial node pairs on the node)")
     console = Console(stderr=True)
     log = (lambda *a: None) if args.quiet else (lambda msg: console.log(msg))
     peers = _peers(args)
+    if args.meshtastic:
+        return _meshtastic(args, peers, log)
     proc = None
     try:
         if args.serial:
@@ -115,6 +125,25 @@ def cmd_run(args):
         if proc is not None:
             proc.terminate()
     return 0
+
+
+def _meshtastic(args, peers, log):
+    from pen.transport import gateway
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    auth_store = gateway.pairing_store(args.pair, log if not args.quiet else print, args.new_code)
+    try:
+        if not (args.serial or args.pty_command):
+            gateway.serve(args.meshtastic, _db(args), peers, log, stop, auth_store)
+            return 0
+        gateway.start_thread(args.meshtastic, _db(args), log, stop, auth_store)
+    except (OSError, ValueError) as e:
+        raise PenError("Meshtastic radio %s: %s" % (args.meshtastic, e))
+    args.meshtastic = None
+    try:
+        return cmd_run(args)
+    finally:
+        stop.set()
 
 
 class UploadProgress:

@@ -2,7 +2,7 @@
 from pen import build as B
 from pen.cli import PenError
 from pen_protocol import ctb, ids, records as R
-from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, fresh_serial, fmt_ref)
+from pen.commands._common import (open_ctb, load_key, keyring, submit, resolve_kid, fresh_serial, fmt_ref)
 
 STATUS = ("registered", "admitted", "dismembered")
 
@@ -21,7 +21,7 @@ def register(sub):
     ls.set_defaults(func=cmd_list)
     ce = s.add_parser("certify", help="certify a member key (role member/proposer/node/register)")
     ce.add_argument("--key", required=True, help="the certifying council's key name")
-    ce.add_argument("--member", required=True, help="member key name or 64-hex public key")
+    ce.add_argument("--member", required=True, help="member key name, contact, 64-hex public key or pen:key: payload")
     ce.add_argument("--role", default="member", choices=R.ROLES)
     ce.set_defaults(func=cmd_certify)
 
@@ -61,25 +61,25 @@ def cmd_certify(args):
     signer = load_key(args, args.key)
     store = open_ctb(args)
     m = args.member
-    if len(m) == 64:
-        try:
-            pk = bytes.fromhex(m)
-        except ValueError:
-            raise PenError("bad public key %r" % m)
-    else:
-        pk = load_key(args, m).public_key
+    try:
+        pk = keyring(args).public_key(m)  # a key name, contact, 64 hex or pen:key: payload
+    except (KeyError, ValueError) as e:
+        raise PenError(str(e).strip('"'))
     rec = B.member(signer, pk, args.role)
     submit(store, [rec])
     print("certified %s as %s of %s" % (m, args.role, signer.kid.hex()))
 
 
 def _line(text):
+    from pen.commands._common import in_range
     try:
         p, q, c = text.split(":")
         ids.pack(p)
-        return p, int(q), int(c)
+        q, c = int(q), int(c)
     except (ValueError, ids.ProductIdError):
         raise PenError("bad line %r: expected PRODUCT:QTY:CREDITS with a 2-12 digit product id" % text)
+    return p, in_range("the quantity in line %r" % text, q, "units"), in_range("the credits in line %r" % text, c,
+                                                                                "credits")
 
 
 def cmd_propose(args):

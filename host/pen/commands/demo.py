@@ -24,6 +24,9 @@ def register(sub):
     p = sub.add_parser("demo", help="run the seed's payment examples end to end on an embedded CTB")
     p.add_argument("--json", action="store_true", help="print a summary object instead of the story")
     p.add_argument("--keep", metavar="DIR", help="keep the CTB files in DIR instead of a temporary folder")
+    p.add_argument("--year", action="store_true", help="a whole planning year in a small federation (economy)")
+    p.add_argument("--out", metavar="DIR", help="--year: folder for the CTB, pictures and credit books "
+                                                 "(default ./pen-year)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -184,7 +187,6 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
     """Section 6: villagers pay at stores with no internet; their payments
     cross a LoRa mesh of the firmware's own nodes (simulated radio) to a
     bridge PC, which uploads when the internet comes back; receipts return."""
-    import pen.sim  # noqa: F401  (firmware on the path)
     from pen.bridge.peers import LocalPeer
     from pen.bridge.queue import BridgeQueue
     from pen.bridge.uploader import PeerUnavailable, Uploader
@@ -217,8 +219,8 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
     log = {"uploaded": 0, "offline_tries": 0, "receipts": 0}
 
     def bridge_pc(records, now_ms):
-        for rec in records:
-            q.accept(rec)  # durable before the node may drop it
+        # the simulator's bridge PC (pen.bridge.driver.BridgeCore) has stored
+        # them in q before acking the node; this is its upload round
         peer.online = now_ms >= cut_until_ms
         try:
             sent, receipts = up.step(peer)
@@ -229,7 +231,7 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
         log["receipts"] += len(receipts)
         return receipts
 
-    run = Run(topo, "pen", 0, 20, 7, payments=payments, on_bridge=bridge_pc)
+    run = Run(topo, "pen", 0, 20, 7, payments=payments, on_bridge=bridge_pc, bridge_queue=q)
     m = run.run()
     accounted = sum(ctb.token_state(ctb_main.get(b"T" + t.fields[0])) == ctb.ACCOUNTED for t in tokens)
     say.step("the mesh (16 firmware nodes, %d hops deep) carried %d of %d payments to the bridge; p95 %.1f s" % (
@@ -267,6 +269,9 @@ def village_on_the_mesh(folder, say, k, ctb_main, prop, phone):
 
 
 def cmd_demo(args):
+    if args.year:
+        from pen.economy.year import cmd_year
+        return cmd_year(args, Story(args.json))
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         folder = args.keep

@@ -3,8 +3,9 @@ import time
 
 from pen import build as B
 from pen.cli import PenError
+from pen.economy.catalogue import CatalogueError, check_paid_product
 from pen_protocol import check, ctb, ids, records as R
-from pen.commands._common import (open_ctb, load_key, submit, fresh_serial, fmt_ref, parse_ref, keyring,
+from pen.commands._common import (open_ctb, load_key, submit, fresh_serial, fmt_ref, parse_ref, keyring, in_range,
                                   write_bundle, read_bundle)
 
 
@@ -47,18 +48,15 @@ def register(sub):
 
 
 def _user_key(args, text):
-    if len(text) == 64:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    return load_key(args, text).public_key
+    try:
+        return keyring(args).public_key(text)  # never advises creating a key named after someone's key
+    except (KeyError, ValueError) as e:
+        raise PenError(str(e).strip('"'))
 
 
 def cmd_issue(args):
     issuer = load_key(args, args.key)
-    if args.value <= 0:
-        raise PenError("--value must be a positive number of credits")
+    in_range("--value", args.value, "credits")
     store = open_ctb(args)
     change = args.allowance is not None
     authority = parse_ref(args.allowance if change else args.proposal, "authority ref")
@@ -82,7 +80,8 @@ def cmd_use(args):
     ref = parse_ref(args.token, "token ref")
     try:
         rec = B.use(user, ref, args.product, args.account)
-    except ids.ProductIdError as e:
+        check_paid_product(store, args.product)  # a USE names a known product (docs/economy.md)
+    except (ids.ProductIdError, CatalogueError) as e:
         raise PenError(str(e))
     v = submit(store, [rec])[0]
     if v.code == ctb.CONFLICT:

@@ -64,6 +64,8 @@ def _next_attempt(store):
 
 
 def cmd_open(args):
+    if args.deadline and parse_time(args.deadline) <= parse_time(None):
+        raise PenError("the deadline %s has passed; a votation needs a deadline in the future" % args.deadline)
     owner = load_key(args, args.key)
     store = open_ctb(args)
     epoch = ctb.epoch(store)
@@ -129,7 +131,7 @@ def cmd_show(args):
         if v is None:
             raise PenError("unknown votation %s" % args.votation)
         result = ctb.votation_result(v)
-        state = "open" if result is None else ("passed" if result[3] else "not passed")
+        state = "open" if result is None else ("passed" if ctb.votation_passed(v) else "not passed")
         tally = [0, 0, 0]
         for c in ctb.counted_votes(v).values():
             tally[c[0]] += 1

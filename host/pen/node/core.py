@@ -287,9 +287,10 @@ class Node:
             rows = list(self.store.state_prefix(b"U"))
         out = []
         for k, u in rows:
-            if kind is None or R.PUB_KINDS[u[0]] == kind:
-                out.append({"ref": k[1:].hex(), "kind": R.PUB_KINDS[u[0]], "subject": _jsonable(u[1]),
-                            "content": _jsonable(u[2]), "id": u[3].hex()})
+            name = R.PUB_KINDS[ctb.publication_kind(u)]
+            if kind is None or name == kind:
+                out.append({"ref": k[1:].hex(), "kind": name, "subject": _jsonable(ctb.publication_subject(u)),
+                            "content": _jsonable(ctb.publication_content(u)), "id": ctb.publication_id(u).hex()})
         return out
 
     def publication(self, ref):

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from pen.sim.engine import Run
+from pen_node.downlink import EV_RECEIPT
 from pen.sim.scenario import topology
 
-ROOT = Path(__file__).resolve().parents[3]
 REPLY_TIMEOUT_S = 20
 
 
@@ -28,11 +28,8 @@ def _micropython():
 def _mpy_path():
     """Compile the firmware and protocol to .mpy (as for a board) so a 64 KB
     heap holds the node, not the compiler."""
-    sys.path.insert(0, str(ROOT / "tests" / "mpy"))
-    import build_mpy
-    out = ROOT / "build" / "mpy"
-    build_mpy.build(out)
-    return ":".join([str(out), str(ROOT / "protocol"), str(ROOT / "firmware"), ".frozen"])
+    from pen.board.layout import micropython_path
+    return micropython_path()
 
 
 class RemoteNode:
@@ -71,7 +68,7 @@ class RemoteNode:
             elif k == b"V":
                 self.delivered.append(data[1:])
             elif k == b"E":
-                self.events.append(("receipt", data[2:]))
+                self.events.append((EV_RECEIPT, data[2:], None, False))
             elif k == b"B":  # what submit / broadcast returned
                 self.answer = data[1] == 1
 
@@ -132,9 +129,9 @@ class UdpMedium:
             raise RuntimeError("a node spoke out of turn (lock-step broken): %r" % (peer,))
 
 
-def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="64k"):
+def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="64k", model=None):
     t0 = time.time()
-    topo = topology(nodes, bridges, preset, seed)
+    topo = topology(nodes, bridges, preset, seed, model=model)
     udp = UdpMedium()
     env = dict(os.environ, MICROPYPATH=_mpy_path())
     exe = _micropython()
@@ -180,6 +177,7 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
         if errors and "m" not in locals().get("holder", {}):
             raise RuntimeError("micropython node failed: %s" % errors[0])
     m = holder["m"]
-    m.update(runtime="micropython", nodes=nodes, heap=heap, seconds=round(time.time() - t0, 1),
+    m.update(runtime="micropython", nodes=nodes, heap=heap, medium=topo.model.describe(topo.preset),
+             seconds=round(time.time() - t0, 1),
              node_errors=errors, peak_heap_used_bytes=max(peaks) if peaks else None)
     return m

@@ -1,0 +1,179 @@
+"""Downlink for MeshNode: what a bridge sends into the mesh.
+
+- Receipts (ACCOUNTED) go back down the path the payment came up: each relay
+  remembers which child handed it the payment's token, hop by hop with acks
+  (custody, not journalled); a node that lost that memory keeps the receipt
+  (the store can ask SPENT); a receipt is never flooded.
+- Everything else (openings, publications, digests) is managed flooding:
+  duplicate suppression and a contention window scaled by SNR (far nodes,
+  with low SNR, relay first), cancelled when a neighbour is heard relaying.
+
+A mixin of mesh.MeshNode (the facade, whose constructor sets up its state).
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from pen_protocol import frame as F
+from pen_protocol.identity import record_id, token_ref, ACCOUNTED
+
+from .custody import _Pending, TX_JITTER_MS
+from .routing import SF_FLOOR_X4
+
+REVERSE = const(256)  # token ref -> child that handed us the payment
+# Events: what a MeshNode tells its driver (take_events): const-tagged tuples, the
+# tag first, as micropython-lib's drivers report events (no classes to load,
+# no strings to compare).
+#
+#     (EV_RECEIPT, token ref, record, verified)
+#         an ACCOUNTED receipt for a payment submitted at this node came back.
+#         verified is always False from a node: it cannot check Ed25519 in
+#         time (0.5-1.3 s an ESP32), so the store side verifies the record
+#         against the CTB node's key before it believes it (docs/mesh.md).
+#     (EV_BROADCAST, record)
+#         a flooded record (opening, publication...) reached this node.
+EV_RECEIPT = const(1)
+EV_BROADCAST = const(2)
+MAX_EVENTS = const(16)  # events waiting for take_events at most (_event)
+_CONTENTION_MS = const(600)
+# managed-flood relays waiting for their slot; floods are best effort and wait
+# behind custody traffic, so under load the oldest is dropped rather than let
+# the queue (a frame each, ~110 B) eat the heap
+MAX_FLOODS = const(8)  # managed-flood window at the weakest SNR
+# a receipt goes down only when no payment went up through here for this
+# long: under load, receipts wait (the bridge PC and the CTB keep them) and
+# the air is left to payments
+RECEIPT_QUIET_MS = const(3000)
+# and only while the channel sounded less busy than this over the last
+# minute: at the bridge, where every payment converges, a 0.6 s receipt per
+# payment doubles the airtime; under load receipts wait (a store that needs
+# the answer now asks SPENT) and payments get the air
+RECEIPT_MAX_LOAD_PERMILLE = const(120)
+
+
+class Downlink:
+    def broadcast(self, record, now_ms):
+        """Bridge: send a record into the mesh. Receipts go back along the
+        payment's path (custody), never flooded; everything else by managed
+        flooding.
+        False, and nothing queued, while the flood or custody queue is full:
+        the air (duty cycle) is slower than the PC, which keeps the record
+        and offers it again, instead of the node's heap filling up."""
+        if len(self.floods) >= MAX_FLOODS or len(self.pending) >= self.journal.max_live:
+            return False
+        record = bytes(record)
+        if record[0] == ACCOUNTED:
+            ref = token_ref(record)
+            child = self.rev.get(ref) if ref is not None else None
+            if child is not None:
+                # not journalled: the bridge PC keeps the receipt until the CTB
+                # has it, so the bridge node's small journal stays for payments
+                rid = record_id(record)
+                if rid not in self.pending:
+                    self.pending[rid] = _Pending(rid, record[0], record[1:], self.addr, now_ms, child)
+                return True
+            # no path on record (forgotten while the PC held the receipt back
+            # under load, or lost in a reboot): a flood would cost every node
+            # airtime for one store (hundreds of them after a busy hour, in a
+            # storm that took the village's air), so it stops here, like a
+            # relay's: the PC and the CTB keep it, the store can ask SPENT
+            self.stats["receipts_dropped"] += 1
+            return True
+        self.group = (self.group + 1) & 255
+        for f in F.fragment(record, self.addr, F.BROADCAST, self.addr, self.group, self.hop_limit):
+            self._remember(F.frame_id(f))
+            self.floods.append([now_ms + self.rng.getrandbits(16) % 200, f, None])
+        return True
+
+    def _remember(self, fid):
+        if fid in self.seen:
+            return False
+        self.seen.put(fid)
+        return True
+
+    def _remember_child(self, ref, child):
+        self.rev.put(ref, child)
+
+    def _on_receipt(self, record, rid, hdr, fid, now_ms):
+        ref = token_ref(record)
+        if ref is not None and ref in self.originated:
+            self.originated.remove(ref)
+            self._event((EV_RECEIPT, ref, record, False))
+            self._queue_ack(fid, hdr.src, now_ms)
+            return
+        # pass it on towards the child that sent the payment up (best effort,
+        # bounded tries, not journalled: payments keep the journal). With no
+        # child on record (we are the origin and already have it, or forgot
+        # the path) it stops here: a flood of every receipt would cost the
+        # whole mesh more than the store gains (it can ask: link SPENT)
+        child = self.rev.get(ref) if ref is not None else None
+        if child is None:
+            self._queue_ack(fid, hdr.src, now_ms)
+            return
+        if len(self.pending) < self.journal.max_live:
+            self.pending[rid] = _Pending(rid, record[0], record[1:], hdr.origin,
+                                         now_ms + self.rng.getrandbits(16) % TX_JITTER_MS, child)
+            self.came_from[rid] = hdr.src  # so a late retry from it is a duplicate
+            self._queue_ack(fid, hdr.src, now_ms)
+
+    def _on_broadcast(self, frame, fid, hdr, payload, snr_x4, now_ms):
+        if not self._remember(fid):
+            self.stats["dup_dropped"] += 1
+            return
+        if hdr.frag_count > 1:
+            record = self.reasm.add(hdr, payload)  # None until every fragment is in
+        else:
+            record = F.record_of(hdr, payload)
+            if record is None:  # a malformed compact USE: not relayed either
+                self.stats["rx_bad"] += 1
+                return
+        if record is not None:
+            self._observe(record, now_ms, False)
+            if record[0] == ACCOUNTED:
+                ref = token_ref(record)
+                if ref is not None and ref in self.originated:
+                    self.originated.remove(ref)
+                    self._event((EV_RECEIPT, ref, record, False))
+                    return  # it was for us: relaying it further helps no one
+            else:
+                self._event((EV_BROADCAST, record))
+        if hdr.hop_limit > 0 and not self.is_bridge:
+            if len(self.floods) >= MAX_FLOODS:
+                del self.floods[0]
+                self.stats["floods_dropped"] += 1
+            relay = F.relay(frame, self.addr, F.BROADCAST)
+            # SNR-scaled contention: the weaker we heard it, the farther we are, the sooner we go
+            margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
+            wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
+            self.floods.append([now_ms + wait, relay, fid])
+
+    def _event(self, ev):
+        """Queue an event for the driver (take_events). Bounded: a driver that
+        does not take them (a flood of broadcasts no one asked for) costs at
+        most MAX_EVENTS of heap; the oldest go first, counted."""
+        if len(self.events) >= MAX_EVENTS:
+            del self.events[0]
+            self.stats["events_dropped"] += 1
+        self.events.append(ev)
+
+    def _receipts_may_go(self, now_ms):
+        return now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \
+            self.heard.permille(now_ms) < RECEIPT_MAX_LOAD_PERMILLE
+
+    def _flood_tx(self, now_ms):
+        """The first managed-flood relay whose slot has come, if the law and
+        the channel let it go."""
+        for i in range(len(self.floods)):
+            due, frame, fid = self.floods[i]
+            if due <= now_ms:
+                f = self._try_send(frame, self._priority(frame[0]), now_ms)
+                if f is not None:
+                    del self.floods[i]
+                    self.stats["floods_relayed"] += 1
+                    return f
+                self.floods[i][0] = now_ms + 1000
+                break
+        return None

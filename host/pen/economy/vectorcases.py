@@ -1,0 +1,40 @@
+"""Golden-vector cases for the economy's validator rules (publication
+schemas, year end, individual proposals, several memberships), applied over
+the sample economy like the other ctb.json cases, so both runtimes replay
+them (host/pen/vectors.py appends these)."""
+from pen import build as B
+from pen.keys import Signer
+from pen_protocol import ids
+
+
+def cases(k, n):
+    fp, hub, vc, fed = k["formosa-plumbing"], k["supply-hub"], k["village-consumers"], k["valley-federation"]
+    prop = n["proposal"].fields[0]
+    ana = Signer.from_phrase("vector/ana")
+    ye = B.publication(fp, 60, "year-end", 2026, {1: [], 2: 25000})
+    return [
+        ("price stated as text", [B.publication(hub, 60, "price", ids.pack("40141600"), {1: "cheap"}).raw],
+         "rejected", "bad-publication"),
+        ("limit set by a production council", [B.publication(hub, 61, "limit", ids.pack("50"), {1: 3}).raw],
+         "rejected", "bad-publication"),
+        ("accounts whose total is not their sum",
+         [B.publication(fed, 60, "accounts", 2026, {1: [[ids.pack("40"), 5]], 2: 6}).raw], "rejected",
+         "bad-publication"),
+        ("year end misstating the unissued credits",
+         [B.publication(fp, 61, "year-end", 2026, {1: [], 2: 0}).raw], "rejected", "bad-publication"),
+        ("year end", [ye.raw], "accepted", ""),
+        ("issue under a closed year", [ye.raw, B.issue(fp, 60, 10, prop).raw], "rejected", "year-closed"),
+        ("proposal of an individual proposer", [B.member(vc, ana, "proposer").raw,
+                                                B.proposal(ana, 1, 2026, [("50", 10, 200)]).raw], "accepted", ""),
+        ("proposal of a plain member", [B.member(vc, ana, "member").raw,
+                                        B.proposal(ana, 1, 2026, [("50", 10, 200)]).raw], "rejected",
+         "not-a-proposer"),
+        ("a second membership of one key", [B.member(fp, k["common-node"], "member").raw], "accepted", ""),
+        # only the federation certifies node keys (ctb.Ledger._member, issue 10 item 4): the node key's further
+        # memberships are plain ones
+        ("the node key a member of the federation and of Formosa too: three memberships",
+         [B.member(fed, k["common-node"], "member").raw, B.member(fp, k["common-node"], "member").raw], "accepted",
+         ""),
+        ("the node key certified by Formosa as node too", [B.member(fp, k["common-node"], "node").raw], "rejected",
+         "not-the-federation"),
+    ]

@@ -1,0 +1,204 @@
+"""Power in the simulator: each node's awake fraction and modelled current,
+from what its loop did, priced with hardware/power.json by the firmware's own
+model (pen_node.power), as `pen power` does.
+
+The engine calls attach() once and report() in its summary; everything else
+stays out of the engine. attach() wraps each node's calls the engine makes:
+- next_tx: one call per wake of the node's loop (firmware/main.py's tx task
+  runs next_tx once each time it wakes), so wakes are counted, not guessed;
+- on_tx_done / on_frame: for leaves (nodes that relay for no one) listening
+  in RX duty cycle (pen_node/sleep.py DutyListen): a frame reaches a leaf
+  outside its listen window only if it was sent to that leaf (whose senders
+  stretch the preamble, pen_node/sx126x.PreambleByDestination); anything
+  else (a beacon, a flood, an ANY_ROUTE offer) is slept through. The medium's
+  airtime for frames to a leaf grows by the longer preamble, so collisions,
+  duty cycle and latency in the run pay for it.
+
+What the medium does not model: the extra preamble is not in the sending
+MeshNode's own duty-cycle budget (it computes airtime from the preset; a
+per-destination preamble there needs mesh.py, docs/power.md lists it).
+"""
+from pen_protocol.airtime import time_on_air_us
+
+from pen_node.power import load_budget, M_SLEEP, R_RXDC
+from pen_node.sleep import leaf_quiet, leaf_deaf
+from pen_node.sx126x import leaf_preamble, LISTEN_MARGIN_MS
+
+BOARD = "heltec-v3"
+
+
+def _dst(frame):
+    return (frame[4] << 8) | frame[5]
+
+
+class SimPower:
+    def __init__(self, run, leaves=(), board=BOARD):
+        self.run = run
+        self.budget = load_budget(board)
+        lf = self.budget.leaf
+        self.window_ms = lf["listen_after_tx_ms"]
+        p = run.t.preset
+        self.long_preamble = leaf_preamble(lf["rx_symbols"], lf["sleep_symbols"])
+        self.leaves = set(leaves)
+        self.leaf_addrs = {i + 1 for i in self.leaves}
+        n = run.t.n
+        self.wakes = [0] * n
+        self.rx_busy_ms = [0] * n  # time spent receiving frames it heard (at full RX current)
+        self.relay_duty = False  # price relays in RX duty cycle at the preset's preamble (opt-in, unverified)
+        self.slept_through = [False] * n  # the last frame offered was slept through: no wake
+        self.quiet_us = [0] * n  # airtime MeshNode charged for frames a leaf kept off the air
+        self.heard = [0] * n
+        self.missed = [0] * n
+        self.listen_until = [self.window_ms] * n
+        self.listen_ms = [self.window_ms] * n  # continuous RX time of a leaf (its windows, merged)
+        self.long_frames = 0
+        self.long_extra_us = 0
+        for i, node in enumerate(run.nodes):
+            self._wrap(i, node)
+        self.heard_leaf = [{} for _ in range(n)]  # node -> {leaf addr: last ms it heard that leaf}
+        if self.leaves:
+            self._stretch(run.medium, p)
+
+    def _stretch(self, medium, p):
+        """Frames to a leaf that is not in its listen window carry the long
+        preamble (the rule of sx126x.PreambleByDestination on a board): the
+        medium's airtime for them grows."""
+        plain_start = medium.start
+        extra = {}
+
+        def start(sender, frame, now_us):
+            dst = _dst(frame)
+            if dst in self.leaf_addrs and now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + \
+                    self.window_ms - LISTEN_MARGIN_MS:
+                n_ = len(frame)
+                if n_ not in extra:
+                    extra[n_] = time_on_air_us(n_, p.sf, p.bw_hz, p.cr, self.long_preamble) - \
+                        time_on_air_us(n_, p.sf, p.bw_hz, p.cr, p.preamble)
+                self.long_frames += 1
+                self.long_extra_us += extra[n_]
+                plain = medium.airtime_us
+                medium.airtime_us = lambda f: plain(f) + extra[n_]
+                try:
+                    return plain_start(sender, frame, now_us)
+                finally:
+                    medium.airtime_us = plain
+            return plain_start(sender, frame, now_us)
+
+        medium.start = start
+
+    def _wrap(self, i, node):
+        next_tx, on_frame, on_tx_done = node.next_tx, node.on_frame, node.on_tx_done
+        leaf = i in self.leaves
+        addr = i + 1
+
+        def counted_next_tx(now_ms):
+            if self.slept_through[i]:
+                self.slept_through[i] = False
+            else:
+                self.wakes[i] += 1
+            f = next_tx(now_ms)
+            if leaf and f is not None and leaf_quiet(f):  # as main.tx_task: not sent
+                self.quiet_us[i] += self.run.medium.airtime_us(f)
+                on_tx_done(now_ms)
+                return None
+            return f
+
+        def filtered_on_frame(frame, rssi, snr, now_ms):
+            if leaf and (leaf_deaf(frame) or now_ms > self.listen_until[i] and _dst(frame) != addr):
+                self.missed[i] += 1
+                self.slept_through[i] = True
+                return None
+            self.heard[i] += 1
+            self.rx_busy_ms[i] += self.run.medium.airtime_us(frame) // 1000
+            src = (frame[2] << 8) | frame[3]
+            if src in self.leaf_addrs:
+                self.heard_leaf[i][src] = now_ms
+            return on_frame(frame, rssi, snr, now_ms)
+
+        def windowed_on_tx_done(now_ms):
+            if leaf:
+                until = now_ms + self.window_ms
+                self.listen_ms[i] += until - max(self.listen_until[i], now_ms)
+                self.listen_until[i] = until
+            return on_tx_done(now_ms)
+
+        node.next_tx, node.on_frame, node.on_tx_done = counted_next_tx, filtered_on_frame, windowed_on_tx_done
+
+    def role(self, i):
+        if i in self.run.t.bridges:
+            return "bridge"
+        return "leaf" if i in self.leaves else "relay"
+
+    def meter(self, i, dur_ms):
+        """Node i's pen_node.power.Meter over dur_ms, as its loop had it
+        with light sleep between events."""
+        b = self.budget
+        node = self.run.nodes[i]
+        tx_ms = (node.stats["tx_airtime_us"] - self.quiet_us[i]) // 1000
+        p = self.run.t.preset
+        dbm = min(p.power_dbm, b.top_dbm())
+        rxdc, duty = 0, None
+        role = self.role(i)
+        busy = tx_ms + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
+        if b.radio.get("rx_duty_cycle"):
+            if role == "leaf":
+                rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - busy)
+            elif role == "relay" and self.relay_duty:
+                rxdc = max(0, dur_ms - busy)
+                duty = (b.relay_rx["rx_symbols"], b.relay_rx["sleep_symbols"])
+        m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc, duty)
+        if role == "bridge" or not b.can_sleep:  # a bridge is on its PC's USB power; some boards cannot sleep
+            m.ms[M_SLEEP] = 0
+        return m
+
+    def node(self, i, dur_ms):
+        """(role, average mA, awake fraction, ms in RX duty cycle) of node i."""
+        m = self.meter(i, dur_ms)
+        return self.role(i), self.budget.average_ma(m, dur_ms), m.awake_fraction(dur_ms), m.ms[R_RXDC]
+
+    def report(self, dur_ms):
+        roles = {}
+        nodes = []
+        for i in range(self.run.t.n):
+            role, ma, awake, _ = self.node(i, dur_ms)
+            nodes.append([i + 1, role, round(ma, 3), round(awake, 4)])
+            roles.setdefault(role, []).append((ma, awake))
+        out = {"board": self.budget.board, "nodes": nodes,
+               "long_preamble_frames": self.long_frames,
+               "long_preamble_extra_ms": round(self.long_extra_us / 1000.0, 1),
+               "leaf_frames_slept_through": sum(self.missed)}
+        for role, xs in roles.items():
+            out[role] = {"count": len(xs), "max_ma": round(max(x[0] for x in xs), 3),
+                         "mean_ma": round(sum(x[0] for x in xs) / len(xs), 3),
+                         "max_awake_fraction": round(max(x[1] for x in xs), 4)}
+        return out
+
+
+def attach(run, leaves=()):
+    return SimPower(run, leaves)
+
+
+def relays_for_no_one(run):
+    """Nodes that took custody of nothing and relayed no flood in a run: the
+    leaves of that village at that load."""
+    out = []
+    for i, n in enumerate(run.nodes):
+        s = n.stats
+        if i not in run.t.bridges and not s.get("custody_in", 0) and not s.get("floods_relayed", 0):
+            out.append(i)
+    return out
+
+
+def leaf_preamble_cost(settings):
+    """What a frame to a leaf in RX duty cycle pays on air: {setting: extra
+    ms} for each of `pen bench sizes`' radio settings (the preamble grows from
+    the setting's to pen_node.sx126x.leaf_preamble symbols; the extra is the
+    same for every frame length)."""
+    b = load_budget(BOARD)
+    n = leaf_preamble(b.leaf["rx_symbols"], b.leaf["sleep_symbols"])
+    out = {}
+    for k, v in settings.items():
+        long_ = dict(v, preamble=max(n, v["preamble"]))
+        out[k] = round((time_on_air_us(16, **long_) - time_on_air_us(16, **v)) / 1000, 1)
+    return {"preamble_symbols": n, "extra_ms": out,
+            "note": "frames to a leaf outside its listen window (hardware/power.json leaf_rx, docs/power.md)"}

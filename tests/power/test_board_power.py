@@ -1,0 +1,183 @@
+"""How a board's /pen.json turns into its power setup (boardsleep.board_power)
+and its listen-before-talk (radio.channel_busy_for), over machine, esp32 and
+SPI doubles: which nodes sleep, on which wake sources, which listen in RX
+duty cycle, and who gets the long preamble."""
+import powerpath  # noqa: F401
+import json
+import sys
+import types
+
+import pytest
+
+from conftest import ROOT
+from pen_protocol.airtime import PRESETS
+from pen_node import radio as R, boardsleep as S
+from pen_node.sx126x import IRQ_CAD_DONE
+from machinedouble import Esp32Double
+from spidouble import SpiDouble, ModemDouble
+
+P = PRESETS["eu868-sf9"]
+FIGS = json.loads((ROOT / "hardware" / "power.json").read_text())
+
+
+def board(name):
+    return json.loads((ROOT / "hardware" / "boards" / (name + ".json")).read_text())
+
+
+@pytest.fixture
+def rig(monkeypatch):
+    machine = types.ModuleType("machine")
+
+    class Pin:
+        IN = 0
+
+        def __init__(self, n, mode=None):
+            self.n = n
+
+        def value(self):
+            return 0
+
+    machine.Pin = Pin
+    machine.lightsleep = lambda ms: None
+    esp32 = Esp32Double()
+    mod = types.ModuleType("esp32")
+    mod.WAKEUP_ANY_HIGH, mod.WAKEUP_ALL_LOW = 1, 0
+    mod.wake_on_ext0, mod.wake_on_ext1 = esp32.wake_on_ext0, esp32.wake_on_ext1
+    monkeypatch.setitem(sys.modules, "machine", machine)
+    monkeypatch.setitem(sys.modules, "esp32", mod)
+    import time
+    monkeypatch.setattr(time, "sleep_ms", lambda ms: None, raising=False)  # MicroPython's
+    spi = SpiDouble()
+    m = ModemDouble(spi)
+    m._radio_isr = lambda pin: None
+    return esp32, m, spi
+
+
+def test_a_relay_sleeps_on_dio1_after_switching_the_radio_to_dcdc(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"board": "heltec-v3"}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    assert spi.log[:2] == ["9601", "0803d7020300000000"]
+    assert p.sleeper is not None and p.listen is None and not p.leaf and p.preamble is None
+    assert [(a[0], a[1].n, a[2]) for a in esp32.armed] == [("ext0", 14, 1)]
+    assert p.tx_dbm == 22  # the preset allows 27 dBm, the SX1262 gives 22
+
+
+def test_a_bridge_does_not_sleep_its_pc_powers_it(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
+    assert p.sleeper is None and esp32.armed == []
+
+
+def test_a_node_with_a_link_sleeps_only_if_the_link_can_wake_it(rig):
+    esp32, m, spi = rig
+    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, True, FIGS).sleeper is None
+    p = S.board_power({"link_wake_pin": 21}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
+    assert [(a[0], getattr(a[1], "n", None) or a[1][0].n, a[2]) for a in esp32.armed] == [
+        ("ext0", 14, 1), ("ext1", 21, 0)]
+
+
+def test_a_link_wake_pin_that_cannot_wake_the_mcu_is_refused(rig):
+    esp32, m, spi = rig
+    with pytest.raises(ValueError, match="link_wake_pin 44 cannot wake a esp32s3"):
+        S.board_power({"link_wake_pin": 44}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)  # UART0 RX
+    assert esp32.armed == []
+
+
+def test_a_board_whose_radio_irq_cannot_wake_the_mcu_stays_awake_and_says_so(rig, capsys):
+    esp32, m, spi = rig
+    p = S.board_power({}, board("t3-s3"), P, m, lambda: 0, False, FIGS)  # DIO1 on GPIO33 of an ESP32-S3
+    assert p.sleeper is None and esp32.armed == []
+    assert capsys.readouterr().out == "pen: no light sleep: the radio IRQ on GPIO33 cannot wake a esp32s3\n"
+
+
+def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    assert p.leaf and p.listen is not None and p.meter.duty == (4, 21)
+    p.listen.due(4000, 60000)  # the boot window is over: arm
+    assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
+
+
+def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"relay_rx_duty": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    assert not p.leaf and p.meter.duty == (2, 4)
+    p.listen.due(0, 60000)  # no window: armed at once
+    assert spi.log[-1] == "9400020c000418"  # 8.192 ms = 524 steps, 16.384 ms = 1048 steps
+    p.sent(1000, 1500)  # after a send the driver listens continuously; the next nap arms again
+    p.listen.due(1500, 60000)
+    assert spi.log[-1] == "9400020c000418" and p.listen.duty_since == 1500
+    assert p.before_send(bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0)), 0) is True  # a relay beacons
+
+
+def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
+    to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
+    assert p.before_send(to_leaf, 0) is True and m.configured == [{"preamble_len": 29}]
+    p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
+    assert p.before_send(to_leaf, 200) is True and m.configured[-1] == {"preamble_len": 8}
+
+
+def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
+    any_route = bytes((10, 0x1B, 0, 5, 0xFF, 0xFE, 0, 5, 0))
+    to_it = bytes((11, 0x1B, 0, 5, 0x00, 0x02, 0, 1, 0))
+    assert p.before_send(beacon, 0) is False and p.ignores(any_route) is True
+    assert p.ignores(to_it) is False and p.before_send(to_it, 0) is True
+    relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    assert relay.before_send(beacon, 0) is True and relay.ignores(any_route) is False
+
+
+def test_an_sx1276_board_sleeps_on_dio0_without_sx126x_commands_cad_or_duty_cycle(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("ttgo-lora32-v2.1"), P, m, lambda: 0, False, FIGS)
+    assert spi.log == [] and p.listen is None and p.tx_dbm == 17
+    assert [(a[0], a[1].n) for a in esp32.armed] == [("ext0", 26)]  # the SX127x driver's RX-done line
+    assert R.channel_busy_for(board("ttgo-lora32-v2.1"), P, m) is None
+
+
+def test_listen_before_talk_on_an_sx1262_is_a_cad(rig):
+    esp32, m, spi = rig
+    spi.irqs = [0, IRQ_CAD_DONE]
+    slept = []
+    busy = R.channel_busy_for(board("heltec-v3"), P, m, slept.append)
+    assert busy(1234) is False and "c5" in spi.log and slept == [3 * 4096]
+
+
+def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_again(rig):
+    esp32, m, spi = rig
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    p.listen.due(5000, 60000)
+    assert p.listen.duty_since == 5000
+    spi.irqs = [0, IRQ_CAD_DONE]
+    busy = p.lbt(R.channel_busy_for(board("heltec-v3"), P, m, lambda us: None))
+    assert busy(9000) is False and spi.log[-1] == "82ffffff"  # the CAD left the chip in continuous RX
+    assert p.listen.duty_since == -1 and p.meter.ms[1] == 4000  # 4 s in duty cycle counted, no more
+    p.listen.due(9000, 60000)
+    assert spi.log[-1] == "94000418001581"
+    assert p.lbt(None) is None and S.NodePower(p.meter, 22).lbt(busy) is busy
+
+
+@pytest.mark.micropython
+def test_the_board_wiring_runs_under_the_unix_port(mpy):
+    # machine and esp32 doubles put in sys.modules, as the board's own modules would be found
+    here = str(ROOT / "tests" / "power")
+    out = mpy("import sys, json\nsys.path.append('%s')\n" % here
+              + "class Pin:\n IN = 0\n def __init__(self, n, mode=None): self.n = n\n def value(self): return 0\n"
+              "class Machine:\n Pin = Pin\n def lightsleep(self, ms): pass\n"
+              "from machinedouble import Esp32Double\n"
+              "e = Esp32Double()\nsys.modules['machine'] = Machine()\nsys.modules['esp32'] = e\n"
+              "import time\n"
+              "from spidouble import SpiDouble, ModemDouble\n"
+              "from pen_protocol.airtime import PRESETS\nfrom pen_node.boardsleep import board_power\n"
+              "s = SpiDouble()\nm = ModemDouble(s)\nm._radio_isr = lambda pin: None\n"
+              "figs = json.load(open('%s/hardware/power.json'))\n" % ROOT
+              + "b = json.load(open('%s/hardware/boards/heltec-v3.json'))\n" % ROOT
+              + "p = board_power({'leaf': True}, b, PRESETS['eu868-sf9'], m, lambda: 0, False, figs)\n"
+              "p.nap(5000, 60000)\n"
+              "print(p.leaf, p.meter.duty, [(a[0], a[1].n) for a in e.armed], ' '.join(s.log))\n", heap="128k")
+    assert out.strip() == "True (4, 21) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
+                          "8c000800ff0100 82ffffff 8001 02ffff 94000418001581"

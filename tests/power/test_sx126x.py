@@ -1,0 +1,127 @@
+"""pen_node.sx126x against a recorded SPI command sequence (SX1261/2 DS rev
+2.1 section 13 layouts), on CPython and under the unix port."""
+import powerpath  # noqa: F401
+import pytest
+
+from pen_node import sx126x as X
+from spidouble import SpiDouble, ModemDouble
+
+SYM_US = 4096  # SF9 / BW125
+
+
+def modem(irqs=()):
+    spi = SpiDouble(irqs)
+    return ModemDouble(spi), spi
+
+
+def no_sleep(us):
+    pass
+
+
+def test_prepare_selects_dcdc_and_latches_preamble_header_and_cad_irqs():
+    m, spi = modem()
+    X.prepare(m)
+    # SetRegulatorMode(DC-DC); SetDioIrqParams(irq 0x03d7, dio1 0x0203, 0, 0)
+    assert spi.log == ["9601", "0803d7020300000000"]
+
+
+def test_cad_on_a_clear_channel_sends_setcadparams_setcad_and_resumes_rx():
+    m, spi = modem([0, X.IRQ_CAD_DONE])
+    slept = []
+    assert X.channel_busy(m, 9, SYM_US, slept.append) is False
+    assert spi.log == [
+        "12",  # GetIrqStatus: nothing arriving
+        "8001", "02ffff",  # standby (STDBY_XOSC), clear IRQs
+        "880116 0a 00 000000".replace(" ", ""),  # SetCadParams: 2 symbols, detPeak 22, detMin 10, CAD_ONLY
+        "02ffff", "c5",  # clear, SetCad
+        "12",  # GetIrqStatus: CadDone
+        "02ffff",
+        "8001", "02ffff", "8fff00", "8c000800ff0100", "82ffffff",  # continuous RX again
+    ]
+    assert slept == [3 * SYM_US]
+
+
+def test_cad_reports_activity_when_cad_detected():
+    m, spi = modem([0, 0, X.IRQ_CAD_DONE | X.IRQ_CAD_DETECTED])
+    slept = []
+    assert X.channel_busy(m, 9, SYM_US, slept.append) is True
+    assert slept == [3 * SYM_US, SYM_US]  # polled once more until CadDone
+    assert spi.log[-5:] == ["8001", "02ffff", "8fff00", "8c000800ff0100", "82ffffff"]
+
+
+def test_a_frame_already_arriving_is_busy_and_is_not_aborted_by_a_cad():
+    m, spi = modem([X.IRQ_HEADER_VALID | X.IRQ_PREAMBLE_DETECTED])
+    assert X.channel_busy(m, 9, SYM_US, no_sleep) is True
+    assert spi.log == ["12", "020014"]  # no standby, no SetCad: only the two latches cleared
+
+
+def test_a_frame_the_driver_has_not_read_is_busy_and_its_irq_is_left_alone():
+    # clearing RxDone for a CAD would lose the frame before the driver reads it
+    m, spi = modem([X.IRQ_RX_DONE | X.IRQ_HEADER_VALID | X.IRQ_PREAMBLE_DETECTED, X.IRQ_CAD_DONE])
+    assert X.channel_busy(m, 9, SYM_US, no_sleep) is True
+    assert spi.log == ["12"]  # read, nothing written
+
+
+def test_a_chip_that_never_finishes_cad_raises_instead_of_hanging():
+    m, spi = modem([0] * 20)
+    with pytest.raises(RuntimeError, match="no CadDone"):
+        X.channel_busy(m, 9, SYM_US, no_sleep)
+
+
+def test_rx_duty_cycle_command_bytes():
+    m, spi = modem()
+    X.start_rx_duty_cycle(m, 4 * SYM_US, 21 * SYM_US)
+    # rx 16.384 ms = 1048 steps (0x000418), sleep 86.016 ms = 5505 steps (0x001581)
+    assert spi.log[-3:] == ["8001", "02ffff", "94000418001581"]
+    assert spi.log[:4] == ["8001", "02ffff", "8fff00", "8c000800ff0100"]
+
+
+@pytest.mark.parametrize("rx,sl", [(0, 1000), (1000, 0), (1000, 300 * 1000 * 1000)])
+def test_rx_duty_cycle_refuses_periods_the_chip_cannot_hold(rx, sl):
+    m, spi = modem()
+    with pytest.raises(ValueError, match="out of range"):
+        X.start_rx_duty_cycle(m, rx, sl)
+    assert "94" not in [c[:2] for c in spi.log]
+
+
+def test_leaf_preamble_covers_a_sleep_and_two_windows():
+    assert X.leaf_preamble(4, 21) == 29
+
+
+def test_long_preamble_only_toward_sleepy_destinations_and_only_on_change():
+    m, spi = modem()
+    p = X.PreambleByDestination(m, 8, 29, {0x0102}, 4000)
+    to_leaf = bytes((10, 0x1B, 0, 1, 0x01, 0x02, 0, 1)) + b"x"
+    to_relay = bytes((10, 0x1B, 0, 1, 0x00, 0x07, 0, 1)) + b"x"
+    assert [p.set_for(f, 0) for f in (to_relay, to_leaf, to_leaf, to_relay)] == [8, 29, 29, 8]
+    assert m.configured == [{"preamble_len": 29}, {"preamble_len": 8}]
+
+
+def test_a_leaf_heard_within_its_window_gets_the_short_preamble():
+    m, spi = modem()
+    p = X.PreambleByDestination(m, 8, 29, {0x0102}, 4000)
+    from_leaf = bytes((10, 0x1B, 0x01, 0x02, 0x00, 0x07, 0x01, 0x02)) + b"x"
+    from_other = bytes((10, 0x1B, 0x00, 0x09, 0x00, 0x07, 0x00, 0x09)) + b"x"
+    ack_to_leaf = bytes((0x20, 0x00, 0x00, 0x07, 0x01, 0x02, 0x00, 0x07)) + b"abcd"
+    p.heard(from_other, 1000)
+    assert p.preamble_for(ack_to_leaf, 1100) == 29  # nothing heard from the leaf itself
+    p.heard(from_leaf, 10000)
+    assert p.preamble_for(ack_to_leaf, 10050) == 8  # its window is open: the ack goes short
+    assert p.preamble_for(ack_to_leaf, 10000 + 4000 - X.LISTEN_MARGIN_MS) == 8
+    assert p.preamble_for(ack_to_leaf, 10000 + 4000 - X.LISTEN_MARGIN_MS + 1) == 29  # too close to its end
+
+
+SCRIPT = ("from spidouble import SpiDouble, ModemDouble\nfrom pen_node import sx126x as X\n"
+          "s = SpiDouble([0, X.IRQ_CAD_DONE | X.IRQ_CAD_DETECTED])\nm = ModemDouble(s)\nX.prepare(m)\n"
+          "print(X.channel_busy(m, 9, 4096, lambda us: None))\nX.start_rx_duty_cycle(m, 16384, 86016)\n"
+          "print(' '.join(s.log))\n")
+
+
+@pytest.mark.micropython
+def test_the_same_command_bytes_under_the_unix_port(mpy, capsys):
+    from conftest import ROOT
+    out = mpy(("import sys\nsys.path.append('%s')\n" % (ROOT / "tests" / "power")) + SCRIPT)
+    exec(SCRIPT, {})
+    here = capsys.readouterr().out
+    assert out == here
+    assert out.split("\n")[0] == "True" and out.split()[-1] == "94000418001581"
