@@ -102,6 +102,19 @@ def channel_busy(modem, sf, sym_us, sleep_us):
     return bool(flags & IRQ_CAD_DETECTED)
 
 
+# The two hooks a board's boot path hands the running node. Built here, not
+# in radio.py or boardsleep.py, so that those boot-only modules' globals are
+# not kept alive by a closure after boot (main.boot_only lets them go).
+def busy_hook(modem, sf, sym_us, sleep_us):
+    """MeshNode's channel_busy(now_ms) over channel_busy."""
+    return lambda now_ms: channel_busy(modem, sf, sym_us, sleep_us)
+
+
+def duty_hook(modem, rx_us, sleep_us_):
+    """DutyListen's arm() over start_rx_duty_cycle."""
+    return lambda: start_rx_duty_cycle(modem, rx_us, sleep_us_)
+
+
 def leaf_preamble(rx_symbols, sleep_symbols):
     """Preamble symbols a sender needs so that a receiver in RX duty cycle
     catches it: one whole sleep plus two listening windows (DS 13.1.7: the
