@@ -174,8 +174,9 @@ def _village_file(text=None, name="v.json"):
     p = os.path.join(d, name)
     with open(p, "w") as f:
         f.write(text if text is not None else json.dumps({"village": "V", "ctb_keys": [CTB_KEY]}))
-    with open(os.path.join(d, os.path.splitext(name)[0] + ".netkey"), "w") as f:
-        f.write(NET_KEY + "\n")
+    if not name.endswith(".netkey"):  # a village file: its secret beside it, as `pen board village` writes it
+        with open(os.path.join(d, os.path.splitext(name)[0] + ".netkey"), "w") as f:
+            f.write(NET_KEY + "\n")
     return p
 
 
@@ -192,6 +193,10 @@ def _village_file(text=None, name="v.json"):
     (["--village", _village_file(json.dumps({"village": "V", "ctb_keys": ["zz" * 32]}))], "is not a public key"),
     (["--village", _village_file("not json")], "is not a village file (JSON made by `pen board village`)"),
     (["--village", "/nonexistent/village.json"], "cannot read the village file /nonexistent/village.json"),
+    (["--net-key", "/nonexistent/v.netkey"], "cannot read the village network secret /nonexistent/v.netkey"),
+    (["--net-key", _village_file("ab" * 15, "short.netkey")], "is not a village network secret: 32 or more hex"),
+    (["--net-key", _village_file("zz" * 16, "zz.netkey")], "is not a village network secret: 32 or more hex"),
+    (["--net-key", _village_file("abc" * 11, "odd.netkey")], "is not a village network secret: 32 or more hex"),
 ])
 def test_bad_input_is_refused_before_the_board_is_touched(fake, village, capsys, args, message):
     base = {"--board": "heltec_v3", "--port": fake.port, "--region": "eu868", "--village": str(village)}
@@ -250,6 +255,13 @@ def test_village_file_holds_only_public_keys(tmp_path, capsys):
     assert cli.main(["--home", str(home), "board", "village", "Vila Nova", "--ctb-key", "ctb", "-o", str(out)]) == 0
     text = out.read_text()
     assert key.public_key.hex() in text and key.seed.hex() not in text
+    secret = tmp_path / "v.netkey"  # the village network secret beside it, for the nodes only
+    assert len(bytes.fromhex(secret.read_text().strip())) == 16 and secret.read_text().strip() not in text
+    assert secret.stat().st_mode & 0o077 == 0
+    out.unlink()  # a village file gone but its secret still there: never overwritten
+    assert cli.main(["--home", str(home), "board", "village", "X", "--ctb-key", "ctb", "-o", str(out)]) == 1
+    assert "v.netkey exists already" in capsys.readouterr().err and not out.exists()
+    out.write_text(text)
     assert cli.main(["--home", str(home), "board", "village", "X", "--ctb-key", "ctb", "-o", str(out)]) == 1
     assert "exists already" in capsys.readouterr().err
 
