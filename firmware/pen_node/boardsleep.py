@@ -35,7 +35,8 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
         from . import sx126x
         sx126x.prepare(modem)
         if cfg.get("sleepy"):
-            power.preamble = sx126x.PreambleByDestination(
+            from .preamble import PreambleByDestination
+            power.preamble = PreambleByDestination(
                 modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
                 set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
     rtc = figs["mcus"][board["mcu"]]["rtc_gpios"]

@@ -17,7 +17,8 @@ from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.downlink import EV_RECEIPT
 from pen_node.sleep import Meter, Sleeper, DutyListen, NodePower
-from pen_node.sx126x import leaf_preamble, PreambleByDestination
+from pen_node.sx126x import leaf_preamble
+from pen_node.preamble import PreambleByDestination
 from machinedouble import Air, AsyncRadioDouble, MachineDouble, Esp32Double, Pin
 
 P = PRESETS["eu868-sf9"]
