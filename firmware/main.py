@@ -214,6 +214,15 @@ def stdout_write(data):
         sys.stdout.buffer.write(data)
 
 
+def events_to(ble, write):
+    """Where the link's events (delivered records, receipts) go: to the BLE
+    phone while one is connected (BleLink.send says so), else to the serial
+    link. Answers go back the way their request came."""
+    if ble is None:
+        return write
+    return lambda data: ble.send(data) or write(data)
+
+
 async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None,
                 power=None, ble=None):
     """The node's tasks around the sans-IO core (a host test runs them over
@@ -225,10 +234,9 @@ async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdo
     if link is None:
         tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record, power=power))
     else:
-        emit = write
+        emit = events_to(ble, write)
         if ble is not None:
             tasks.append(ble.serve(clock))
-            emit = lambda data: ble.send(data) or write(data)  # noqa: E731
         tasks.append(tx_task(node, modem, clock, wake, lambda now: emit(link.poll(now)), duty_record, power))
         tasks.append(link_reader(link, clock, write))
     await asyncio.gather(*tasks)

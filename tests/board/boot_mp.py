@@ -153,4 +153,4 @@ if link is not None:
         (answer,) = L.Decoder().feed(link.feed(L.encode(kind, 7, payload), 0))
         print("unpaired", kind, answer.kind, answer.payload[0], len(node.journal.live))
     auth = link.auth
-    print("pairing", auth is not None and (auth.code, auth.attempts, len(auth.paired())), ble is not None)
+    print("pairing", auth is not None and (auth.code, auth.attempts, len(auth.paired())), ble is not None and ble.name)

@@ -341,6 +341,24 @@ def test_pairing_off_in_pen_json_leaves_a_store_nodes_link_open_and_a_bridge_can
     assert re.search(r"^pairing code: \d{6}$", console, re.M) and "unpaired 2 127 9 0" in lines
 
 
+def test_a_store_node_with_aioble_serves_its_paired_link_over_ble_too(tmp_path):
+    # aioble installed under /lib as mip puts it (here tests/link's double of its API): the store-node
+    # advertises pen-<addr> by default, or the name /pen.json gives, with the same pairing as serial
+    import shutil
+    for name, addr, want in ((None, 17, "pen-17"), ("pen-shop", 18, "pen-shop")):
+        extra = {"addr": addr} if name is None else {"addr": addr, "ble": name}
+        flash = staged_flash(tmp_path / want, "store-node", **extra)
+        for f in ("aioble.py", "bluetooth.py"):
+            shutil.copyfile(HERE.parent / "link" / "aioble_double" / f, flash / "lib" / f)
+        console, lines = boot_flash(flash)
+        code = re.search(r"^pairing code: (\d{6})$", console, re.M).group(1)
+        assert "pairing ('%s', 5, 0) %s" % (code, want) in lines and "unpaired 2 127 9 0" in lines
+    flash = staged_flash(tmp_path / "none", "store-node", ble="")
+    for f in ("aioble.py", "bluetooth.py"):
+        shutil.copyfile(HERE.parent / "link" / "aioble_double" / f, flash / "lib" / f)
+    assert boot_flash(flash)[1][-2].endswith(" False")  # "ble": "" turns it off
+
+
 def test_ble_named_in_pen_json_without_aioble_stops_the_boot_with_the_reason(tmp_path):
     boot = subprocess.run([micropython_bin(), "-X", "heapsize=192k", str(HERE / "boot_mp.py"),
                            str(staged_flash(tmp_path, "store-node", ble="pen-shop")), "800"],

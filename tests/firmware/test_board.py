@@ -292,6 +292,29 @@ def test_main_imports_under_the_unix_port_without_touching_hardware(mpy):
     assert int(words[3]) < 72 * 1024
 
 
+def test_link_events_go_to_the_ble_phone_while_connected_else_to_the_serial_link():
+    import main
+
+    class Ble:
+        conn = None
+        sent = []
+
+        def send(self, data):  # BleLink.send: False with no phone connected
+            if self.conn is None:
+                return False
+            self.sent.append(data)
+            return True
+
+    serial, ble = [], Ble()
+    emit = main.events_to(ble, serial.append)
+    emit(b"\x01event")
+    assert serial == [b"\x01event"] and ble.sent == []
+    ble.conn = object()
+    emit(b"\x02event")
+    assert serial == [b"\x01event"] and ble.sent == [b"\x02event"]
+    assert main.events_to(None, serial.append) == serial.append
+
+
 def test_main_still_imports_without_the_link_service(monkeypatch):
     monkeypatch.setitem(sys.modules, "pen_node.service", None)  # import fails as if absent
     monkeypatch.delitem(sys.modules, "main", raising=False)
