@@ -16,7 +16,9 @@ tasks around the sans-IO core:
   otherwise sleep until next_wakeup_ms, a frame's arrival or the link poll;
 - link: USB serial (stdin/stdout) bytes into pen_node.service.LinkService
   and its answers and events back out (docs/link.md); a build without
-  service.py runs the mesh alone.
+  service.py runs the mesh alone. A store-node's link needs pairing
+  (pen_node.linkconf: its code printed on the console at boot, show_code)
+  and, with aioble, is served over BLE too.
 
 Time for the core is a millisecond count that never wraps (built from
 time.ticks_ms with ticks_diff); randomness comes from the hardware RNG.
