@@ -127,7 +127,9 @@ def preset_for(region, preset=None):
 
 def read_village(path):
     """A village file: JSON {"village": name, "ctb_keys": [hex public key...]}
-    (`pen board village` writes one). Only public keys ever go on a board."""
+    (`pen board village` writes one). Only public keys ever go on a board;
+    the one secret a node holds is the village network secret (read_net_key),
+    which seals frames on air and signs nothing."""
     try:
         text = Path(path).read_text()
     except OSError as e:
