@@ -401,7 +401,7 @@ class Custody:
                 # routing: count it against the hop (and maybe choose another)
                 rerouted = self.link_failed(p.via, now_ms) or rerouted
             p.via = None
-        if rerouted and self.parent is not None:
+        if rerouted and self.parent is not None and self.calm(now_ms):
             self._fall_back(now_ms)
         if drop:
             for rid in drop:
@@ -412,9 +412,10 @@ class Custody:
                 self.stats["receipts_dropped"] += 1
 
     def _fall_back(self, now_ms):
-        """The parent changed after a failure (routing.link_failed): the
-        backoff was for the old hop, so the next frame goes to the new one
-        soon (fast fallback), records spread over TX_JITTER_MS as when taken."""
+        """The parent changed after a failure (routing.link_failed) on a
+        calm channel: the backoff was for the old hop, not for congestion,
+        so the next frame goes to the new one soon (fast fallback), records
+        spread over TX_JITTER_MS as when taken."""
         self.node_fails = 0
         self.node_backoff_until = now_ms
         for rid in self.pending:

@@ -80,13 +80,15 @@ class MeshNode(Routing, Custody, Downlink):
         # routing.py
         self.nbr = {}  # addr -> [metric, snr_x4, heard_ms, fails | delivery estimate | stale] (routing.py)
         self.metric = 0 if is_bridge else 255
-        self.adv_metric = 0 if is_bridge else 255  # feasibility distance: the least we advertised this round
-        self.old_fd = 0  # the last round's, for neighbours not yet heard in this one
+        # feasibility distance (routing._feasible): the round and the least
+        # metric we advertised in it
+        self.adv_metric = 0 if is_bridge else 255
+        self.fd_seq = 0
         self.ask_round = False  # our next beacon asks the bridge for a new round
         self.round_asked = 0  # no new request passed on before this
         self.round_wait_until = 0  # routeless: uplink waits for a new round until this, then ANY_ROUTE
         self.parent = None
-        self.beacon_seq = 0  # highest sequence seen (or sent, on a bridge)
+        self.beacon_seq = 0  # newest round heard (or sent, on a bridge)
         self.beacon_sent_seq = -1
         self.beacon_due = 0 if is_bridge else -1
         self.beacon_interval = BEACON_MIN_MS

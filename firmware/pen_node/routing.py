@@ -70,12 +70,14 @@ _Q_MIN = const(16)  # floor of the estimate: a link costs at most 4 * Q_ONE / _Q
 # The fourth field of a neighbour's entry packs three things in one small
 # int (no allocation, and entries keep their four fields): the low byte is
 # the frames it failed in a row, the 9 bits above it the estimate + 1 (0: not
-# measured yet, the prior holds), and _STALE marks a metric advertised in an
-# older round than ours
+# measured yet, the prior holds), and the 8 bits above those the low byte of
+# the sequence its last beacon carried (feasibility). 25 bits: a small int
+# on a 32-bit port, never a heap object.
 _FAILS_MASK = const(0xFF)
 _Q_SHIFT = const(8)
 _Q_MASK = const(0x1FF)
-_STALE = const(0x20000)
+_SEQ_SHIFT = const(17)
+_SEQ_BITS = const(0x1FE0000)
 # A beacon's fifth byte, when present: "a node below me has no feasible
 # parent, start a new round" (passed up child to parent, at most once per
 # _ROUND_ASK_MS per node). A routeless node holds its uplink records
@@ -85,6 +87,18 @@ _ASK_ROUND = const(1)
 _ROUND_ASK_MS = const(30000)
 _ROUND_GAP_MS = const(60000)
 _ROUND_WAIT_MS = const(20000)
+# A neighbour replaces the parent only when it is cheaper by more than this
+# (quarters of a transmission): under load 20-40 % of frames near a bridge
+# are lost to collisions, the estimates of equally good parents wander past
+# one another, and each switch costs a duplicate when an ack was lost
+_KEEP_GAIN = const(4)
+# Where a node hears at least this share (per mille) of the last minute on
+# air, lost acks are mostly collisions (a loaded bridge's neighbourhood), and
+# what acts on them faster than the ETX itself holds back: the fast fallback
+# (custody._fall_back) and asking for a new round, each of which costs air
+# exactly where it is scarce (measured at 800 payments/h, seed 1: with them
+# on a busy channel 60 % on time, 2,079 beacons; without, 85 %, 450)
+_CONGESTED_PERMILLE = const(100)
 # ask for a round when a route that is not feasible would cost at least this
 # much less than the best feasible one (one transmission)
 _ROUND_GAIN = const(4)
@@ -131,20 +145,35 @@ def etx_cost(q):
 
 
 def _with_q(n, q, fails):
-    n[3] = (n[3] & _STALE) | ((q + 1) << _Q_SHIFT) | min(fails, _FAILS_MASK)
+    n[3] = (n[3] & _SEQ_BITS) | ((q + 1) << _Q_SHIFT) | min(fails, _FAILS_MASK)
 
 
 class Routing:
+    def _feasible(self, n):
+        """Babel's feasibility condition against our feasibility distance
+        (fd_seq, adv_metric), the sequence and the least metric we
+        advertised: a neighbour's route from a newer round is feasible, one
+        from our round only below what we advertised, an older one never.
+        So a node never takes one of its own descendants (their metrics
+        are above ours in our round, or they are in an older one), and no
+        routing loop forms however stale the metrics or however a link's
+        measured cost changes. Sequences compare by their low byte (a
+        neighbour whose beacons we missed for 128 rounds may look new)."""
+        d = ((n[3] >> _SEQ_SHIFT) - self.fd_seq) & 0xFF
+        return (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
+
+    def _route_seq(self):
+        """The sequence of our route: our parent's (16 bits rebuilt from
+        the low byte it is kept as)."""
+        s = self.nbr[self.parent][3] >> _SEQ_SHIFT
+        return (self.beacon_seq - ((self.beacon_seq - s) & 0xFF)) & 0xFFFF
+
     def _choose_parent(self, now_ms):
-        """Lowest metric + link cost among feasible neighbours: those that
-        advertised a metric below the one we last advertised (Babel's
-        feasibility condition), so a node never picks one of its own
-        descendants and no routing loop forms, even with stale metrics or
-        a parent link whose measured cost has grown. When a neighbour that
-        is not feasible would be clearly better (our route got worse since
-        we advertised it), ask for a new round, which makes it feasible if
-        it is not our descendant (Babel's seqno request). True when the
-        parent changed."""
+        """Lowest metric + link cost among feasible neighbours (_feasible).
+        When a neighbour that is not feasible would be clearly better (our
+        route got worse since we advertised it), ask for a new round, which
+        makes it feasible if it is not our descendant (Babel's seqno
+        request). True when the parent changed."""
         if self.is_bridge:
             return False
         best = None
@@ -167,20 +196,30 @@ class Routing:
                 cost = n[0] + etx_cost(0)
             else:
                 cost = n[0] + etx_cost(delivery_q(n, sf))
-            if n[0] >= (self.old_fd if n[3] & _STALE else self.adv_metric):
+            if not self._feasible(n):
                 better = min(better, cost)
-            elif cost < best_cost:
+                continue
+            if a == self.parent:
+                cost -= _KEEP_GAIN  # hysteresis: the parent is left only for a clearly better one
+            if cost < best_cost:
                 best, best_cost = a, cost
+        if best is not None and best == self.parent:
+            best_cost += _KEEP_GAIN
         old = self.parent
         self.parent = best
-        self.metric = best_cost if best is not None else 255
-        if better + _ROUND_GAIN <= best_cost:
+        self.metric = min(best_cost, 255) if best is not None else 255
+        if better + _ROUND_GAIN <= best_cost and self.calm(now_ms):
             self._ask_round(now_ms)
         if old is not None and best != old:
             self.stats["reroutes"] += 1
             if best is None:
                 self._lost_route(now_ms)
         return best != old
+
+    def calm(self, now_ms):
+        """Less than _CONGESTED_PERMILLE of the last minute heard on air:
+        lost acks here are the links', not collisions'."""
+        return self.heard.permille(now_ms) < _CONGESTED_PERMILLE
 
     def link_acked(self, addr):
         """A frame we sent addr was acked (or addr was heard passing its
@@ -213,19 +252,8 @@ class Routing:
             # its parent is (probably) us: taking it as ours would make a
             # two-node loop (seen after a reboot, when our metric is unknown)
             metric = 255
-        newer = not self.is_bridge and ((seq - self.beacon_seq) & 0xFFFF) < 0x8000 and seq != self.beacon_seq
-        if newer:
-            # a new round from the bridge: every metric may be recomputed,
-            # but a neighbour's metric from the old round is judged by the
-            # old round's feasibility distance (Babel holds old-round routes
-            # to the old distance too; it also drops them once it advertised
-            # in the new round, which left nodes routeless whenever their
-            # parent's new beacon was lost: 158 times in 20 min on seed 1)
-            self.beacon_seq = seq
-            self.old_fd = self.adv_metric
-            self.adv_metric = 255
-            for x in self.nbr:
-                self.nbr[x][3] |= _STALE
+        if not self.is_bridge and ((seq - self.beacon_seq) & 0xFFFF) < 0x8000:
+            self.beacon_seq = seq  # the newest round heard (rebuilds neighbours' sequences)
         n = self.nbr.get(hdr.src)
         if n is None:
             if len(self.nbr) >= _MAX_NEIGHBOURS:
@@ -239,24 +267,23 @@ class Routing:
             if q:  # measured: drift back towards the prior (_Q_RELAX_SHIFT)
                 q -= 1
                 _with_q(n, q + ((4 * Q_ONE // link_cost(n[1], self.preset.sf) - q) >> _Q_RELAX_SHIFT), fails_of(n))
-        if seq == self.beacon_seq:
-            n[3] &= ~_STALE
-        else:
-            n[3] |= _STALE
+        n[3] = (n[3] & ~_SEQ_BITS) | ((seq & 0xFF) << _SEQ_SHIFT)
         if self.is_bridge or self.metric < 255:
             if payload[2] == 255:
                 # a routeless neighbour asks for routes (SOLICIT_MS): answer, and
-                # ask for a new round on its behalf (it may have no feasible one)
-                self._beacon_soon(now_ms)
+                # ask for a new round on its behalf (it may have no feasible
+                # one). At the bridge the answer is the round (_ROUND_GAP_MS)
+                if not self.is_bridge:
+                    self._beacon_soon(now_ms)
                 self._ask_round(now_ms)
             elif len(payload) == 5 and (child or metric >= self.metric):
                 self._ask_round(now_ms)  # passed on towards the bridge (_ASK_ROUND)
         if self.is_bridge:
             return
-        before = self.metric
         self._choose_parent(now_ms)
-        if (newer or self.metric + 2 < before) and self.metric < 255 and self.beacon_sent_seq != seq:
-            # advertise our own metric once per sequence, after a short random wait
+        if self.parent is not None and self._route_seq() != self.beacon_sent_seq and self.beacon_due < 0:
+            # our route is in a round we have not advertised: advertise it
+            # once, after a short random wait
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
 
     def _ask_round(self, now_ms):
@@ -322,29 +349,32 @@ class Routing:
         return None
 
     def _beacon_frame(self):
-        parent = self.parent & 0xFF if self.parent is not None else 0
-        # Within a sequence the metric we advertise never grows: it is also
-        # our feasibility distance (we take only neighbours below it, so no
-        # descendant ever), and a child keeps its parent only while the
-        # parent advertises less than the child did. Advertising a cost
-        # that grew with a worse link (measured by acks) made children's
-        # parents infeasible mid-round, left them routeless, and their
-        # records, offered to ANY_ROUTE, were taken by several neighbours at
-        # once (seed 5 at 200/h: 401 such offers, a record taken 269 times).
-        # The next sequence carries the real cost. 255 (no route at all)
-        # starts afresh, as a new sequence would.
-        # The feasibility distance survives a retraction (255: no route
-        # now), so a routeless node still never takes a descendant; it asks
-        # for a new round instead (_lost_route).
-        m = min(self.metric, 255)
-        if m < 255:
-            if self.beacon_sent_seq == self.beacon_seq:
+        if self.is_bridge:
+            seq, m, parent = self.beacon_seq, 0, 0
+        elif self.parent is None:
+            # a retraction (no route now), in the round of our feasibility
+            # distance, which it keeps: a routeless node still never takes a
+            # descendant; it asks for a new round instead (_lost_route)
+            seq, m, parent = self.fd_seq, 255, 0
+        else:
+            seq, m, parent = self._route_seq(), min(self.metric, 255), self.parent & 0xFF
+            if seq == self.fd_seq:
+                # Within a round the metric we advertise never grows: it is
+                # also our feasibility distance, and a child keeps its parent
+                # only while the parent advertises less than the child did.
+                # Advertising a cost that grew with a worse link (measured by
+                # acks) made children's parents infeasible mid-round, left
+                # them routeless, and their records, offered to ANY_ROUTE,
+                # were taken by several neighbours at once (seed 5 at 200/h:
+                # 401 such offers, a record taken 269 times). The next round
+                # carries the real cost.
                 m = min(m, self.adv_metric)
+            self.fd_seq = seq
             self.adv_metric = m
         if self.ask_round:
             self.ask_round = False
-            payload = bytes((self.beacon_seq >> 8, self.beacon_seq & 255, m, parent, _ASK_ROUND))
+            payload = bytes((seq >> 8, seq & 255, m, parent, _ASK_ROUND))
         else:
-            payload = bytes((self.beacon_seq >> 8, self.beacon_seq & 255, m, parent))
-        self.beacon_sent_seq = self.beacon_seq
+            payload = bytes((seq >> 8, seq & 255, m, parent))
+        self.beacon_sent_seq = seq
         return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0), payload)
