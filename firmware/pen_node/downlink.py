@@ -4,7 +4,13 @@
   remembers which child handed it the payment's token, hop by hop with acks
   (custody, not journalled); a node that lost that memory keeps the receipt
   (the store can ask SPENT); a receipt is never flooded.
-- Everything else (openings, publications, digests) is managed flooding:
+- Receipt digests (T_DIGEST, pen_protocol/digest.py: up to 14 accounted
+  payments under one CTB node signature) are broadcast and relayed only by
+  nodes that passed one of the named payments up (their reverse ring): the
+  payments' paths as one tree. Every node that hears one adds the refs to
+  its spent set; an origin tells its store (EV_RECEIPT with the digest's
+  bytes; the store verifies the signature).
+- Everything else (openings, publications) is managed flooding:
   duplicate suppression and a contention window scaled by SNR (far nodes,
   with low SNR, relay first), cancelled when a neighbour is heard relaying.
 
@@ -18,10 +24,13 @@ except ImportError:
         return x
 
 from pen_protocol import frame as F
+from pen_protocol import digest as G
 from pen_protocol.identity import record_id, token_ref, ACCOUNTED
 
 from .custody import _Pending, TX_JITTER_MS
+from .duty import P_VOTE
 from .routing import SF_FLOOR_X4
+from .spent import ACCOUNTED as SPENT_ACCOUNTED
 
 REVERSE = const(256)  # token ref -> child that handed us the payment
 # Events: what a MeshNode tells its driver (take_events): const-tagged tuples, the
@@ -29,7 +38,8 @@ REVERSE = const(256)  # token ref -> child that handed us the payment
 # no strings to compare).
 #
 #     (EV_RECEIPT, token ref, record, verified)
-#         an ACCOUNTED receipt for a payment submitted at this node came back.
+#         an ACCOUNTED receipt for a payment submitted at this node came back,
+#         or a digest naming it (record: the digest's bytes, first byte T_DIGEST).
 #         verified is always False from a node: it cannot check Ed25519 in
 #         time (0.5-1.3 s an ESP32), so the store side verifies the record
 #         against the CTB node's key before it believes it (docs/mesh.md).
@@ -140,6 +150,10 @@ class Downlink:
                     return  # it was for us: relaying it further helps no one
             else:
                 self._event((EV_BROADCAST, record))
+        self._flood_on(frame, fid, hdr, snr_x4, now_ms)
+
+    def _flood_on(self, frame, fid, hdr, snr_x4, now_ms):
+        """Queue our relay of a flood heard for the first time."""
         if hdr.hop_limit > 0 and not self.is_bridge:
             if len(self.floods) >= MAX_FLOODS:
                 del self.floods[0]
@@ -149,6 +163,44 @@ class Downlink:
             margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
             wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
             self.floods.append([now_ms + wait, relay, fid])
+
+    def _on_digest(self, frame, hdr, payload, snr_x4, now_ms):
+        """A receipt digest heard (mesh.on_frame, authenticated by the village
+        tag, not by the CTB node's signature: 0.5-1.3 s of Ed25519 an ESP32).
+        Only its shape is read: a malformed one is neither believed nor
+        relayed. Each ref goes into the spent set; a payment submitted here
+        raises EV_RECEIPT with the whole digest for the store to verify. The
+        ref stays in `originated`: a sealed forgery (an insider) must not
+        stop the real receipt that may follow."""
+        fid = F.frame_id(frame)
+        for i in range(len(self.floods)):  # a neighbour relayed it first: ours is not needed
+            if self.floods[i][2] == fid:
+                del self.floods[i]
+                self.stats["floods_cancelled"] += 1
+                break
+        if hdr.dst != F.BROADCAST or hdr.frag_count > 1:
+            self.stats["rx_bad"] += 1  # a digest is one flooded frame, nothing else
+            return
+        raw = bytes((F.T_DIGEST,)) + bytes(payload)
+        n = G.shape(raw)
+        if type(n) is str:
+            self.stats["rx_bad"] += 1
+            return
+        if not self._remember(fid):
+            self.stats["dup_dropped"] += 1
+            return
+        below = False  # a payment it names came up through us: someone below wants it
+        for i in range(n):
+            ref = bytes(G.ref_at(raw, i))
+            self.spent.add(ref, SPENT_ACCOUNTED, now_ms)
+            if ref in self.originated:
+                self._event((EV_RECEIPT, ref, raw, False))
+            if not below and self.rev.get(ref) is not None:
+                below = True
+        # relayed only by nodes on the named payments' paths (their reverse
+        # ring): a flood through every node cost the village's air at load
+        if below:
+            self._flood_on(frame, fid, hdr, snr_x4, now_ms)
 
     def _event(self, ev):
         """Queue an event for the driver (take_events). Bounded: a driver that
@@ -168,8 +220,12 @@ class Downlink:
         the channel let it go."""
         for i in range(len(self.floods)):
             due, frame, fid = self.floods[i]
+            if due <= now_ms and frame[0] == F.T_DIGEST and not self._receipts_may_go(now_ms):
+                continue  # receipts yield to payments (RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE)
             if due <= now_ms:
-                f = self._try_send(frame, self._priority(frame[0]), now_ms)
+                # a digest is receipts: their share of the budget (90 %)
+                pr = P_VOTE if frame[0] == F.T_DIGEST else self._priority(frame[0])
+                f = self._try_send(frame, pr, now_ms)
                 if f is not None:
                     del self.floods[i]
                     self.stats["floods_relayed"] += 1

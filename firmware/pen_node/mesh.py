@@ -171,6 +171,8 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
+        elif t == F.T_DIGEST:
+            self._on_digest(frame, hdr, payload, snr_x4, now_ms)  # downlink.py
         elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST):
             # a bundle is custody for one next hop, never a flood: one
             # broadcast (24000005ffff000500010205) once stopped every node

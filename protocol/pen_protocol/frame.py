@@ -50,7 +50,10 @@ _USE = const(10)  # identity.USE: the one record type with a compact form
 # control frame types (records use 1..31)
 T_ACK = const(0x20)  # payload: one or more frame ids this node now holds
 T_BEACON = const(0x21)  # bridge announcement / route advertisement
-T_DIGEST = const(0x22)  # reserved: a signed CTB digest from a bridge (spent-token delta)
+# a receipt digest from a bridge (digest.py): up to 14 accounted payments
+# under one signature of the CTB node, flooded; the payload is the digest
+# without its first byte (the header's type byte is the digest's)
+T_DIGEST = const(0x22)
 # several custody records for one next hop in one frame (bundle_frame):
 # entries of origin (2) | length (1) | record. Two payments (85 B each) share
 # one preamble, one header, one contention and one ack: 0.8 s on air at SF9

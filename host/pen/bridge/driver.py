@@ -22,10 +22,17 @@ from pen.bridge.queue import BridgeQueue
 from pen.bridge.serial import LinkClient
 from pen.bridge.uploader import PeerUnavailable, Uploader
 from pen_protocol import cbor, identity, link as L, records as R
+from pen_protocol import digest as G
 
 RESEND_S = 2.0  # an answer not back in this long was lost on the wire: send the request again
 DOWN_WINDOW = 4  # DOWNLINK requests in flight; the node answers each in ms, more would only fill the pty
 DOWN_PAUSE_S = 0.5  # after the node refused a downlink (its air queue is full: a few frames), wait this long
+# receipts waiting for the village before they go down as one signed digest
+# (pen.bridge.digests) instead of one ACCOUNTED frame each. One receipt goes
+# alone: its frame travels only the payment's path, a digest is flooded to
+# every node; from two on, the bridge's own air (what caps receipts: its duty
+# budget) is what a digest saves, ~0.59 s at SF9 per receipt against 1.25 s for 14
+DIGEST_MIN = 2
 UPLOAD_IDLE_S = 5.0  # an upload round at least this often, even with nothing new from the node
 RETRY_MAX_S = 60.0  # longest wait between tries of an unreachable peer (doubling from 1 s)
 
@@ -95,16 +102,25 @@ class BridgeCore:
       simulator);
       `resume()` ends a pause early (new records came, or the caller's retry
       timer fired: the node may have room now).
+    - digests: with a `digests` signer (pen.bridge.digests.DigestSigner: the
+      CTB node's key), DIGEST_MIN or more receipts waiting go down as one
+      T_DIGEST naming up to 14 of them; its key in downlink/down_answer is
+      the digest's id, and its answer marks every receipt it names.
     """
 
-    def __init__(self, queue, window=DOWN_WINDOW, pause=DOWN_PAUSE_S, log=None):
+    def __init__(self, queue, window=DOWN_WINDOW, pause=DOWN_PAUSE_S, log=None, digests=None,
+                 digest_min=DIGEST_MIN):
         self.queue = queue
         self.window = window
         self.pause = pause
         self.log = log or (lambda *a: None)
+        self.digests = digests
+        self.digest_min = digest_min
+        self.batches = {}  # digest id -> record ids of the receipts it names (in flight)
         self.inflight = set()  # record ids sent down, not yet answered
         self.pause_until = None  # a refusal's pause ends then (same clock as `now`)
-        self.stats = {"delivered": 0, "malformed": 0, "downlinked": 0, "down_refused": 0}
+        self.stats = {"delivered": 0, "malformed": 0, "downlinked": 0, "down_refused": 0, "digests": 0,
+                      "receipts_in_digests": 0}
 
     def delivered(self, raw):
         """A record the node handed over: store it; returns its id, to ack."""
@@ -139,8 +155,15 @@ class BridgeCore:
             room = min(room, limit)
         if room <= 0 or self.paused(now):
             return []
+        look = self.window * 2 + (G.MAX_ENTRIES * room if self.digests is not None else 0)
+        waiting = [(rid, raw) for rid, raw in self.queue.next_down(look) if rid not in self.inflight]
         out = []
-        for rid, raw in self.queue.next_down(self.window * 2):
+        while self.digests is not None and len(out) < room:
+            d = self._digest(waiting)
+            if d is None:
+                break
+            out.append(d)
+        for rid, raw in waiting:
             if len(out) >= room:
                 break
             if rid not in self.inflight:
@@ -148,11 +171,37 @@ class BridgeCore:
                 out.append((rid, raw))
         return out
 
+    def _digest(self, waiting):
+        """(digest id, digest) naming receipts of `waiting` (each then in
+        flight), or None when fewer than digest_min wait."""
+        receipts = [(rid, raw) for rid, raw in waiting if raw[:1] == bytes((R.ACCOUNTED,)) and rid not in self.inflight]
+        if len(receipts) < self.digest_min:
+            return None
+        made = self.digests.sign([raw for _, raw in receipts[:G.MAX_ENTRIES * 2]])
+        if made is None:
+            return None
+        raw, used = made
+        rids = [receipts[i][0] for i in used]
+        if len(rids) < self.digest_min:
+            return None
+        key = G.parse(raw).id()
+        self.batches[key] = rids
+        self.inflight.update(rids)
+        self.inflight.add(key)
+        return key, raw
+
     def down_answer(self, rid, ok, now, reason=""):
         """The node's answer to a DOWNLINK: taken (mark it sent) or refused."""
         self.inflight.discard(rid)
+        batch = self.batches.pop(rid, None)
+        for r in batch or ():
+            self.inflight.discard(r)
         if ok:
-            self.queue.mark_sent(rid)
+            for r in batch if batch is not None else (rid,):
+                self.queue.mark_sent(r)
+            if batch is not None:
+                self.stats["digests"] += 1
+                self.stats["receipts_in_digests"] += len(batch)
             self.stats["downlinked"] += 1
             return
         self.stats["down_refused"] += 1
@@ -164,6 +213,8 @@ class BridgeCore:
         """A DOWNLINK whose answer will never come (the link dropped it): it
         may go again."""
         self.inflight.discard(rid)
+        for r in self.batches.pop(rid, ()):
+            self.inflight.discard(r)
 
 
 class Bridge:
