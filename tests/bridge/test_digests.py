@@ -6,6 +6,7 @@ from pen.bridge.digests import DigestSigner
 from pen.bridge.driver import BridgeCore, MemQueue
 from pen.bridge.queue import BridgeQueue
 from pen.keys import Signer
+from pen.samples import accounted_batch
 from pen_protocol import digest as G
 from pen_protocol import records as R
 
@@ -15,11 +16,7 @@ USER = Signer.from_phrase("bridge-digest user")
 
 
 def receipts(n, key=CTB, first=1):
-    out = []
-    for i in range(first, first + n):
-        u = B.use(USER, R.make_ref(b"\x05\x06\x07\x08", i), "501000000001", "501000000001")
-        out.append(B.accounted(key, u.fields[0], u.id, 1795000000 + i).raw)
-    return out
+    return accounted_batch(key, n, first, USER)
 
 
 def core(queue=None, **kw):

@@ -8,6 +8,7 @@ import pytest
 from pen import build as B
 from pen.bridge.digests import DigestSigner
 from pen.keys import Signer
+from pen.samples import accounted_batch
 from pen_protocol import digest as G
 from pen_protocol import frame as F
 from pen_protocol import records as R
@@ -19,11 +20,7 @@ USER = Signer.from_phrase("digest-test user")
 
 
 def receipts(n, key=CTB, first=1):
-    out = []
-    for i in range(first, first + n):
-        u = B.use(USER, R.make_ref(b"\x01\x02\x03\x04", i), "501000000001", "501000000001")
-        out.append(B.accounted(key, u.fields[0], u.id, 1795000000 + i).raw)
-    return out
+    return accounted_batch(key, n, first, USER)
 
 
 def digest_of(n, key=CTB, t=1795000100):
