@@ -5,7 +5,6 @@ import random
 
 import pytest
 
-from pen import build as B
 from pen.bridge.digests import DigestSigner
 from pen.keys import Signer
 from pen.samples import accounted_batch
