@@ -24,11 +24,9 @@ except ImportError:
         return x
 
 from pen_protocol import frame as F
-from pen_protocol import digest as G
 from pen_protocol.identity import record_id, token_ref, ACCOUNTED
 
 from .custody import _Pending, TX_JITTER_MS
-from .duty import P_VOTE
 from .routing import SF_FLOOR_X4
 from .spent import ACCOUNTED as SPENT_ACCOUNTED
 
@@ -67,14 +65,19 @@ RECEIPT_MAX_LOAD_PERMILLE = const(120)
 class Downlink:
     def broadcast(self, record, now_ms):
         """Bridge: send a record into the mesh. Receipts go back along the
-        payment's path (custody), never flooded; everything else by managed
-        flooding.
+        payment's path (custody), never flooded; a receipt digest (T_DIGEST)
+        and everything else by managed flooding.
         False, and nothing queued, while the flood or custody queue is full:
         the air (duty cycle) is slower than the PC, which keeps the record
         and offers it again, instead of the node's heap filling up."""
         if len(self.floods) >= MAX_FLOODS or len(self.pending) >= self.journal.max_live:
             return False
         record = bytes(record)
+        if record[0] == F.T_DIGEST and not self._receipts_may_go(now_ms):
+            # receipts yield to payments here, where every payment converges
+            # (RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE): the PC keeps the
+            # digest's receipts and offers them again
+            return False
         if record[0] == ACCOUNTED:
             ref = token_ref(record)
             child = self.rev.get(ref) if ref is not None else None
@@ -130,10 +133,22 @@ class Downlink:
             self._queue_ack(fid, hdr.src, now_ms)
 
     def _on_broadcast(self, frame, fid, hdr, payload, snr_x4, now_ms):
+        record = None
+        if hdr.type == F.T_DIGEST:
+            # a receipt digest, authenticated by the village tag, not by the
+            # CTB node's signature (0.5-1.3 s of Ed25519 an ESP32): only its
+            # shape is read; a malformed one is neither believed nor relayed
+            n = F.digest_entries(payload, 1) if hdr.frag_count == 1 else "fragmented"
+            if type(n) is str:
+                self.stats["rx_bad"] += 1
+                return
         if not self._remember(fid):
             self.stats["dup_dropped"] += 1
             return
-        if hdr.frag_count > 1:
+        if hdr.type == F.T_DIGEST:
+            if not self._digest_in(payload, n, now_ms):
+                return
+        elif hdr.frag_count > 1:
             record = self.reasm.add(hdr, payload)  # None until every fragment is in
         else:
             record = F.record_of(hdr, payload)
@@ -150,10 +165,6 @@ class Downlink:
                     return  # it was for us: relaying it further helps no one
             else:
                 self._event((EV_BROADCAST, record))
-        self._flood_on(frame, fid, hdr, snr_x4, now_ms)
-
-    def _flood_on(self, frame, fid, hdr, snr_x4, now_ms):
-        """Queue our relay of a flood heard for the first time."""
         if hdr.hop_limit > 0 and not self.is_bridge:
             if len(self.floods) >= MAX_FLOODS:
                 del self.floods[0]
@@ -164,43 +175,30 @@ class Downlink:
             wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
             self.floods.append([now_ms + wait, relay, fid])
 
-    def _on_digest(self, frame, hdr, payload, snr_x4, now_ms):
-        """A receipt digest heard (mesh.on_frame, authenticated by the village
-        tag, not by the CTB node's signature: 0.5-1.3 s of Ed25519 an ESP32).
-        Only its shape is read: a malformed one is neither believed nor
-        relayed. Each ref goes into the spent set; a payment submitted here
+    def _digest_in(self, payload, n, now_ms):
+        """A receipt digest heard for the first time, its n entries read in
+        place. Each ref goes into the spent set; a payment submitted here
         raises EV_RECEIPT with the whole digest for the store to verify. The
         ref stays in `originated`: a sealed forgery (an insider) must not
-        stop the real receipt that may follow."""
-        fid = F.frame_id(frame)
-        for i in range(len(self.floods)):  # a neighbour relayed it first: ours is not needed
-            if self.floods[i][2] == fid:
-                del self.floods[i]
-                self.stats["floods_cancelled"] += 1
-                break
-        if hdr.dst != F.BROADCAST or hdr.frag_count > 1:
-            self.stats["rx_bad"] += 1  # a digest is one flooded frame, nothing else
-            return
-        raw = bytes((F.T_DIGEST,)) + bytes(payload)
-        n = G.shape(raw)
-        if type(n) is str:
-            self.stats["rx_bad"] += 1
-            return
-        if not self._remember(fid):
-            self.stats["dup_dropped"] += 1
-            return
-        below = False  # a payment it names came up through us: someone below wants it
+        stop the real receipt that may follow. True when it is to be
+        relayed: only by nodes on the named payments' paths (their reverse
+        ring), since a flood through every node cost the village's air at
+        load. (A unicast digest never gets here: record_of refuses a
+        control type, rx_bad.)"""
+        below = False
+        raw = None  # the whole digest for the store, made once if one is ours
         for i in range(n):
-            ref = bytes(G.ref_at(raw, i))
+            ref = bytes(payload[8 + 12 * i:16 + 12 * i])  # kid, time, then (ref 8, USE id prefix 4) each
             self.spent.add(ref, SPENT_ACCOUNTED, now_ms)
             if ref in self.originated:
+                if raw is None:  # one allocation: a 64 KB heap fragments on the pair a concatenation makes
+                    raw = bytearray(len(payload) + 1)
+                    raw[0] = F.T_DIGEST
+                    raw[1:] = payload
                 self._event((EV_RECEIPT, ref, raw, False))
             if not below and self.rev.get(ref) is not None:
                 below = True
-        # relayed only by nodes on the named payments' paths (their reverse
-        # ring): a flood through every node cost the village's air at load
-        if below:
-            self._flood_on(frame, fid, hdr, snr_x4, now_ms)
+        return below
 
     def _event(self, ev):
         """Queue an event for the driver (take_events). Bounded: a driver that
@@ -220,12 +218,9 @@ class Downlink:
         the channel let it go."""
         for i in range(len(self.floods)):
             due, frame, fid = self.floods[i]
-            if due <= now_ms and frame[0] == F.T_DIGEST and not self._receipts_may_go(now_ms):
-                continue  # receipts yield to payments (RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE)
             if due <= now_ms:
                 # a digest is receipts: their share of the budget (90 %)
-                pr = P_VOTE if frame[0] == F.T_DIGEST else self._priority(frame[0])
-                f = self._try_send(frame, pr, now_ms)
+                f = self._try_send(frame, self._priority(ACCOUNTED if frame[0] == F.T_DIGEST else frame[0]), now_ms)
                 if f is not None:
                     del self.floods[i]
                     self.stats["floods_relayed"] += 1

@@ -28,31 +28,28 @@ frame (1.25 s at SF9, 89 ms a receipt against 590 ms for one ACCOUNTED). It
 is flooded (managed flooding, downlink.py), so every node also learns the
 refs for its spent set.
 
-The node only reads the shape (shape, ref_at: no allocation per entry, and
-no Ed25519: 0.5-1.3 s on an ESP32); the store verifies (verify) against its
-pinned CTB node keys before it believes a word.
+The node only reads the shape (frame.digest_entries, then the refs: no
+allocation per entry, no Ed25519, 0.5-1.3 s on an ESP32, and no module of
+its own: this one with sign.py is ~6 KB of a 64 KB node's heap); the store
+parses and verifies (here) against its pinned CTB node keys before it
+believes a word. Runs on CPython and MicroPython (golden vectors on both).
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
 from . import sign
+from .frame import T_DIGEST, digest_entries as shape  # noqa: F401
 
-T_DIGEST = const(0x22)  # frame.T_DIGEST (the header's type byte is the digest's first byte)
-KID_LEN = const(4)
-TIME_LEN = const(4)
-REF_LEN = const(8)
-USE_PREFIX = const(4)
-ENTRY_LEN = const(12)  # REF_LEN + USE_PREFIX
-SIG_LEN = const(64)
-HEAD_LEN = const(9)  # type, kid, time
-MAX_ENTRIES = const(14)  # (frame.MAX_PAYLOAD 244 - kid 4 - time 4 - signature 64) // ENTRY_LEN
-MIN_LEN = const(85)  # HEAD_LEN + ENTRY_LEN + SIG_LEN: one entry
-MAX_LEN = const(241)  # HEAD_LEN + MAX_ENTRIES * ENTRY_LEN + SIG_LEN
-DOMAIN = b"pen/1/digest\x00"  # sign.domain(b"digest")
+# the layout (frame.py reads it with private constants: tests/protocol/test_digest.py checks they agree)
+KID_LEN = 4
+TIME_LEN = 4
+HEAD_LEN = 1 + KID_LEN + TIME_LEN
+REF_LEN = 8
+USE_PREFIX = 4
+ENTRY_LEN = REF_LEN + USE_PREFIX
+SIG_LEN = 64
+MAX_ENTRIES = 14  # (frame.MAX_PAYLOAD 244 - kid 4 - time 4 - signature 64) // ENTRY_LEN
+MIN_LEN = HEAD_LEN + ENTRY_LEN + SIG_LEN  # one entry
+MAX_LEN = HEAD_LEN + MAX_ENTRIES * ENTRY_LEN + SIG_LEN
+DOMAIN = b"pen/1/digest\x00"  # sign.domain(b"digest"): no record type is named "digest"
 
 
 class DigestError(ValueError):
@@ -61,27 +58,6 @@ class DigestError(ValueError):
     def __init__(self, reason):
         super().__init__(reason)
         self.reason = reason
-
-
-def shape(raw):
-    """The number of entries of a well-formed digest, or the reason it is
-    not one (a str: the bytes may come from the air, an error is a value)."""
-    n = len(raw)
-    if n == 0 or raw[0] != T_DIGEST:
-        return "not-a-digest"
-    if n < MIN_LEN:
-        return "truncated"
-    if n > MAX_LEN:
-        return "too-long"
-    if (n - HEAD_LEN - SIG_LEN) % ENTRY_LEN:
-        return "bad-length"
-    return (n - HEAD_LEN - SIG_LEN) // ENTRY_LEN
-
-
-def ref_at(raw, i):
-    """Entry i's token ref (a memoryview: the node compares it, keeps none)."""
-    j = HEAD_LEN + i * ENTRY_LEN
-    return memoryview(raw)[j:j + REF_LEN]
 
 
 def message(raw):
