@@ -148,3 +148,14 @@ def test_shape_and_parse_agree_on_random_bytes():
             continue
         assert n == len(d.entries)
         assert G.verify(raw, [CTB.public_key])[1] in (None, "bad-signature", "unpinned-key")
+
+
+def test_pen_bench_sizes_shows_what_a_receipt_costs_alone_and_in_a_digest():
+    from pen.commands.bench import frame_sizes
+    s = frame_sizes()
+    one = s["accounted"]
+    full = s["digest-14"]
+    assert one["bytes"] == 112 and full["bytes"] == 251 and full["frames"] == 1
+    assert full["airtime_ms_per_receipt"]["sf9-bw125"] < one["airtime_ms"]["sf9-bw125"] / 7
+    per = [s["digest-%d" % n]["airtime_ms_per_receipt"]["sf9-bw125"] for n in (1, 2, 4, 7, 14)]
+    assert per == sorted(per, reverse=True)  # more receipts a digest, less air each
