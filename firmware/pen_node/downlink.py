@@ -173,7 +173,10 @@ class Downlink:
             # SNR-scaled contention: the weaker we heard it, the farther we are, the sooner we go
             margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
             wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
-            self.floods.append([now_ms + wait, relay, fid])
+            # a digest's relay is not cancelled by a neighbour's (fid None): only
+            # nodes with the named payments' children relay one, and a sibling
+            # relaying it for its own children does not reach ours
+            self.floods.append([now_ms + wait, relay, None if hdr.type == F.T_DIGEST else fid])
 
     def _digest_in(self, payload, n, now_ms):
         """A receipt digest heard for the first time, its n entries read in

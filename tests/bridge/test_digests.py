@@ -28,7 +28,7 @@ def names(raw):
 
 
 def test_receipts_waiting_go_down_as_digests_of_at_most_fourteen():
-    c = core()
+    c = core(repeat=1)
     rs = receipts(20)
     for r in rs:
         c.queue_down(r)
@@ -45,17 +45,46 @@ def test_receipts_waiting_go_down_as_digests_of_at_most_fourteen():
     assert c.stats["digests"] == 2 and c.stats["receipts_in_digests"] == 20
 
 
-def test_one_receipt_goes_alone_and_so_do_other_records():
-    c = core()
+def test_a_lone_receipt_goes_as_a_digest_of_one_unless_digests_start_at_two():
     r = receipts(1)[0]
+    c = core()
+    c.queue_down(r)
+    (key, raw), = c.downlink(0)
+    assert raw[0] == G.T_DIGEST and names(raw) == [R.parse(r).fields[0]] and len(raw) == 85
+    c = core(digest_min=2)
     c.queue_down(r)
     assert c.downlink(0) == [(R.parse(r).id, r)]
+
+
+def test_other_records_go_alone():
     c2 = core()
     pub = B.publication(CTB, 1, "price", 0, {0: 1}).raw
     c2.queue_down(pub)
     c2.queue_down(receipts(1, first=5)[0])
     down = c2.downlink(0)
-    assert [raw[0] for _, raw in down] == [R.PUBLICATION, R.ACCOUNTED]
+    assert [raw[0] for _, raw in down] == [G.T_DIGEST, R.PUBLICATION]  # the receipt named in a digest
+
+
+def test_each_receipt_is_named_twice_the_second_time_after_the_gap_fresh_ones_first():
+    c = core(repeat_gap=30)
+    first = receipts(3)
+    for r in first:
+        c.queue_down(r)
+    (k1, d1), = c.downlink(0, 1)
+    c.down_answer(k1, True, 0)
+    assert c.queue.down_backlog() == 3  # named once: still to be named again
+    assert c.downlink(10) == []  # within the gap: nothing, and never as single ACCOUNTED frames
+    fresh = receipts(13, first=10)
+    for r in fresh:
+        c.queue_down(r)
+    (k2, d2), = c.downlink(31, 1)  # 13 fresh first, then one of the three named before
+    assert names(d2) == [R.parse(r).fields[0] for r in fresh + first[:1]]
+    c.down_answer(k2, True, 31)
+    assert c.queue.down_backlog() == 15 and R.parse(first[0]).id in c.queue.sent  # named twice: sent
+    (k3, d3), = c.downlink(32, 1)
+    assert names(d3) == [R.parse(r).fields[0] for r in first[1:]]  # the fresh ones wait for their gap
+    c.down_answer(k3, True, 32)
+    assert c.queue.down_backlog() == 13  # the first three named twice: sent
 
 
 def test_receipts_of_another_key_are_never_named_they_go_alone():
@@ -70,7 +99,7 @@ def test_receipts_of_another_key_are_never_named_they_go_alone():
 
 
 def test_a_refused_digest_releases_its_receipts_and_names_them_again():
-    c = core(pause=5)
+    c = core(pause=5, repeat=1)
     for r in receipts(4):
         c.queue_down(r)
     (key, raw), = c.downlink(0, 1)
@@ -93,7 +122,7 @@ def test_without_a_signer_every_receipt_goes_alone():
 
 def test_digests_on_the_durable_queue_mark_every_named_receipt_sent(tmp_path):
     q = BridgeQueue(tmp_path / "b.sqlite")
-    c = core(q)
+    c = core(q, repeat=1)
     rs = receipts(3)
     for r in rs:
         c.queue_down(r)

@@ -135,7 +135,8 @@ class Run:
         # digests: receipts waiting go down as signed T_DIGEST frames (pen.bridge.digests),
         # signed with the key that signed them (the simulated CTB node's); False: one ACCOUNTED each
         self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(), pause=DOWNLINK_RETRY_MS,
-                                  digests=Payments.digest_signer() if digests else None) for b in topo.bridges}
+                                  digests=Payments.digest_signer() if digests else None, repeat_gap=30000)
+                    for b in topo.bridges}
         self.downlink_retry = {b: False for b in topo.bridges}
         for k, (tms, node) in enumerate(arrivals):
             self._push(tms * 1000, 2, node, self.uses[k])
