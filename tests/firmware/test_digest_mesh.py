@@ -88,12 +88,15 @@ def test_a_unicast_or_fragmented_digest_is_refused():
     assert v.nodes[2].floods == [] and v.nodes[2].spent.lookup(ref(0)) != ACCOUNTED
 
 
-def test_a_digest_heard_twice_is_taken_once_and_the_second_copy_cancels_our_relay():
+def test_a_digest_heard_twice_is_taken_once_and_a_siblings_relay_does_not_cancel_ours():
+    """Only nodes with the named payments' children relay a digest; a
+    neighbour relaying it for its own children does not reach ours."""
     v = village_with_payments()
     n = v.nodes[2]
     frame = F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 7), digest_naming([0, 1])[1:])
     dups = n.stats["dup_dropped"]
     n.on_frame(frame, -80, 20, v.now)
     assert len(n.floods) == 1
-    n.on_frame(F.relay(frame, 3, F.BROADCAST), -80, 20, v.now)  # a neighbour relayed it first
-    assert n.floods == [] and n.stats["floods_cancelled"] == 1 and n.stats["dup_dropped"] == dups + 1
+    n.on_frame(F.relay(frame, 5, F.BROADCAST), -80, 20, v.now)  # a sibling relayed it
+    assert len(n.floods) == 1 and n.stats["floods_cancelled"] == 0 and n.stats["dup_dropped"] == dups + 1
+    assert [e[1] for e in n.events if e[0] == EV_RECEIPT] == []  # 2 paid nothing itself
