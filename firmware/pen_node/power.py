@@ -22,13 +22,18 @@ from .boardsleep import irq_pin
 
 
 def hardware_dir():
-    """hardware/: on a board at /hardware, in a checkout next to firmware/."""
+    """hardware/: on a board at /hardware, in a checkout next to firmware/,
+    in an installed wheel as the data of the pen package (pen/hardware,
+    beside pen_node in site-packages)."""
     import os
-    try:
-        os.stat(_BOARD_HW + "/power.json")
-        return _BOARD_HW
-    except OSError:
-        return __file__.rsplit("/", 1)[0] + "/../../hardware"
+    here = __file__.rsplit("/", 1)[0]
+    for d in (_BOARD_HW, here + "/../../hardware", here + "/../pen/hardware"):
+        try:
+            os.stat(d + "/power.json")
+            return d
+        except OSError:
+            pass
+    return _BOARD_HW  # load_budget then names the board it cannot find
 
 
 def _load(path):
