@@ -138,7 +138,7 @@ class Downlink:
             # a receipt digest, authenticated by the village tag, not by the
             # CTB node's signature (0.5-1.3 s of Ed25519 an ESP32): only its
             # shape is read; a malformed one is neither believed nor relayed
-            n = F.digest_entries(payload, 1) if hdr.frag_count == 1 else "fragmented"
+            n = F.digest_entries(payload) if hdr.frag_count == 1 else "fragmented"
             if type(n) is str:
                 self.stats["rx_bad"] += 1
                 return

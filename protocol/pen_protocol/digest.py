@@ -36,7 +36,7 @@ believes a word. Runs on CPython and MicroPython (golden vectors on both).
 """
 
 from . import sign
-from .frame import T_DIGEST, digest_entries as shape  # noqa: F401
+from .frame import T_DIGEST, digest_entries
 
 # the layout (frame.py reads it with private constants: tests/protocol/test_digest.py checks they agree)
 KID_LEN = 4
@@ -49,6 +49,16 @@ SIG_LEN = 64
 MAX_ENTRIES = 14  # (frame.MAX_PAYLOAD 244 - kid 4 - time 4 - signature 64) // ENTRY_LEN
 MIN_LEN = HEAD_LEN + ENTRY_LEN + SIG_LEN  # one entry
 MAX_LEN = HEAD_LEN + MAX_ENTRIES * ENTRY_LEN + SIG_LEN
+
+
+def shape(raw):
+    """The number of entries of a well-formed digest (its type byte first),
+    or the reason it is not one: what a node reads (frame.digest_entries)."""
+    if len(raw) == 0 or raw[0] != T_DIGEST:
+        return "not-a-digest"
+    return digest_entries(memoryview(raw)[1:])
+
+
 DOMAIN = b"pen/1/digest\x00"  # sign.domain(b"digest"): no record type is named "digest"
 
 

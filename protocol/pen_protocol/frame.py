@@ -464,20 +464,17 @@ class Reassembler:
         return bytes((hdr.type,)) + b"".join(parts)
 
 
-def digest_entries(raw, skip=0):
-    """The number of entries of a well-formed receipt digest, or the reason
-    it is not one (a str: the bytes may come from the air). skip=1: raw is a
-    frame's payload, the digest without its type byte (the header's), so a
-    node reads it in place (entry i's token ref is then payload[8 + 12 * i:
-    16 + 12 * i]). The node's whole reading of a digest; digest.py parses it."""
-    n = len(raw) + skip
-    if not skip and (n == 0 or raw[0] != T_DIGEST):
-        return "not-a-digest"
-    if n < _DIGEST_HEAD + _DIGEST_ENTRY + _DIGEST_SIG:
+def digest_entries(payload):
+    """The number of entries of a well-formed receipt digest carried as a
+    frame's payload (the digest without its type byte, which the header
+    holds), or the reason it is not one (a str: the bytes may come from the
+    air). Entry i's token ref is payload[8 + 12 * i:16 + 12 * i]. The node's
+    whole reading of a digest, in place; digest.py parses it."""
+    n = len(payload) + 1 - _DIGEST_HEAD - _DIGEST_SIG
+    if n < _DIGEST_ENTRY:
         return "truncated"
-    if n > _DIGEST_HEAD + _DIGEST_MAX_ENTRIES * _DIGEST_ENTRY + _DIGEST_SIG:
+    if n > _DIGEST_MAX_ENTRIES * _DIGEST_ENTRY:
         return "too-long"
-    if (n - _DIGEST_HEAD - _DIGEST_SIG) % _DIGEST_ENTRY:
+    if n % _DIGEST_ENTRY:
         return "bad-length"
-    return (n - _DIGEST_HEAD - _DIGEST_SIG) // _DIGEST_ENTRY
-
+    return n // _DIGEST_ENTRY
