@@ -32,11 +32,12 @@ DOWN_PAUSE_S = 0.5  # after the node refused a downlink (its air queue is full: 
 # digest of one is 95 B on air against 112 B, relayed only along its payment's
 # path like an ACCOUNTED, and needs no ack per hop; the bridge's duty budget is
 # what caps receipts, and a digest of 14 costs it 88 ms a receipt against 615 ms.
-# Measured (pen sim --seed 1, 50 nodes; receipts back within 10 min at 200 /
-# 400 / 800 payments/h): one ACCOUNTED each 99.4 / 51 / 2.6 %; digests from 2
-# on (a lone receipt by custody) 99.4 / 60 / 22 %; from 1, named twice
-# (below) 93 / 96 / 62 %, with payments on time 94 / 93 / 90 % (94 / 89 / 89
-# before). docs/mesh.md
+# Measured (50 nodes, seeds 1-3, docs/mesh.md): from 2 on (a lone receipt by
+# custody, with acks and retries) receipts back within 10 min at 400 payments/h
+# were 49-61 %, at 800/h 10-28 %; from 1, 64-75 % and 29-42 %, payments on
+# time within 3 points either way (80 -> 94 % at 200/h on seed 2: lone custody
+# receipts held a busy bridge's air), but at 200/h fewer receipts back: 81-93 %
+# against 83-99 %
 DIGEST_MIN = 1
 # a digest is a flood, best effort and never acked: each receipt is named in
 # this many digests, the next no sooner than REPEAT_GAP after the one before
