@@ -100,3 +100,19 @@ def test_a_digest_heard_twice_is_taken_once_and_a_siblings_relay_does_not_cancel
     n.on_frame(F.relay(frame, 5, F.BROADCAST), -80, 20, v.now)  # a sibling relayed it
     assert len(n.floods) == 1 and n.stats["floods_cancelled"] == 0 and n.stats["dup_dropped"] == dups + 1
     assert [e[1] for e in n.events if e[0] == EV_RECEIPT] == []  # 2 paid nothing itself
+
+
+def test_digests_yield_to_payments_at_the_bridge_and_at_relays():
+    v = village_with_payments()
+    raw = digest_naming([0, 1])
+    b, r = v.nodes[1], v.nodes[2]
+    b.last_uplink_ms = v.now  # a payment just went up through the bridge
+    assert b.broadcast(raw, v.now) is False and b.floods == []  # refused: the PC offers it again
+    assert b.broadcast(raw, v.now + 3000)  # quiet for RECEIPT_QUIET_MS: it goes
+    frame = F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 7), raw[1:])
+    r.on_frame(frame, -80, 20, v.now)
+    assert len(r.floods) == 1
+    r.last_uplink_ms = v.now + 100  # a payment passes before the relay's slot
+    dropped = r.stats["floods_dropped"]
+    assert r.next_tx(v.now + 2000) is None
+    assert r.floods == [] and r.stats["floods_dropped"] == dropped + 1  # dropped, not held (heap)
