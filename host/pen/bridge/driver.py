@@ -28,17 +28,15 @@ RESEND_S = 2.0  # an answer not back in this long was lost on the wire: send the
 DOWN_WINDOW = 4  # DOWNLINK requests in flight; the node answers each in ms, more would only fill the pty
 DOWN_PAUSE_S = 0.5  # after the node refused a downlink (its air queue is full: a few frames), wait this long
 # receipts waiting for the village before they go down as one signed digest
-# (pen.bridge.digests) instead of one ACCOUNTED frame each: from one on. A
-# digest of one is 95 B on air against 112 B, relayed only along its payment's
-# path like an ACCOUNTED, and needs no ack per hop; the bridge's duty budget is
-# what caps receipts, and a digest of 14 costs it 88 ms a receipt against 615 ms.
-# Measured (50 nodes, seeds 1-3, docs/mesh.md): from 2 on (a lone receipt by
-# custody, with acks and retries) receipts back within 10 min at 400 payments/h
-# were 49-61 %, at 800/h 10-28 %; from 1, 64-75 % and 29-42 %, payments on
-# time within 3 points either way (80 -> 94 % at 200/h on seed 2: lone custody
-# receipts held a busy bridge's air), but at 200/h fewer receipts back: 81-93 %
-# against 83-99 %
-DIGEST_MIN = 1
+# (pen.bridge.digests) instead of one ACCOUNTED frame each. A lone receipt
+# goes by custody, acked and retried 8 times a hop; a digest is a flood with
+# no ack. Under load the bridge's duty budget caps receipts, and a digest of
+# 14 costs it 88 ms a receipt against 615 ms. Measured (50 nodes, seeds 1-3,
+# docs/mesh.md): from 1 on, receipts back within 10 min at 400 / 800
+# payments/h were 64-75 / 29-42 % (from 2: 49-61 / 10-28 %, before digests
+# 42-54 / 3-5 %), but at light load fewer came back (200/h: 81-93 % against
+# 83-99 %; a 15-node village at 120/h lost one of 29), so from 2
+DIGEST_MIN = 2
 # a digest is a flood, best effort and never acked: each receipt is named in
 # this many digests, the next no sooner than REPEAT_GAP after the one before
 # (in the caller's time units, as pause). Named once, 1 receipt in 7 never came
