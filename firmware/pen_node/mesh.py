@@ -177,10 +177,10 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
-        elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST):
+        elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one
             # broadcast (24000005ffff000500010205) once stopped every node
-            # that heard it (issue 10, item 8)
+            # that heard it (issue 10, item 8). A digest is flooded: downlink._on_digest
             self._on_record_frame(frame, hdr, payload, snr_x4, now_ms)
         else:
             self.stats["rx_bad"] += 1

@@ -53,3 +53,15 @@ def check_valid():
     for r in ordered:
         out.append(led.submit(r))
     return st, out
+
+
+def accounted_batch(node_key, n, first=1, user=None, issuer_kid=b"\x01\x02\x03\x04"):
+    """n ACCOUNTED receipts signed by node_key for n USEs of distinct tokens
+    (serials first..): what a bridge PC holds after a busy hour, for receipt
+    digests (pen.bridge.digests) in `pen bench sizes`, vectors and tests."""
+    user = user or Signer.from_phrase("carlos")
+    out = []
+    for i in range(first, first + n):
+        u = B.use(user, R.make_ref(issuer_kid, i), "501000000001", "501000000001")
+        out.append(B.accounted(node_key, u.fields[0], u.id, T0 + i).raw)
+    return out
