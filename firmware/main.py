@@ -16,7 +16,9 @@ tasks around the sans-IO core:
   otherwise sleep until next_wakeup_ms, a frame's arrival or the link poll;
 - link: USB serial (stdin/stdout) bytes into pen_node.service.LinkService
   and its answers and events back out (docs/link.md); a build without
-  service.py runs the mesh alone.
+  service.py runs the mesh alone. A store-node's link needs pairing
+  (pen_node.linkconf: its code printed on the console at boot, show_code)
+  and, with aioble, is served over BLE too.
 
 Time for the core is a millisecond count that never wraps (built from
 time.ticks_ms with ticks_diff); randomness comes from the hardware RNG.
@@ -28,27 +30,33 @@ import os
 import sys
 import time
 
-from pen_protocol.airtime import PRESETS
-from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
-from pen_node.journal import Journal, FileStorage
-from pen_node.custody import custody_room
+try:
+    from micropython import const
+except ImportError:  # CPython, for the host tests
+    def const(x):
+        return x
+
 from pen_node.mesh import MeshNode
-from pen_node.radio import make_radio, channel_busy_for
 
 try:
     from pen_node.service import LinkService
 except ImportError:  # a build without the link service: the node still relays
     LinkService = None
 
+# Only what the running node needs is imported above; the boot path (config,
+# radio construction, journal recovery, pairing) imports its modules inside
+# run() and lets the ones nothing refers to afterwards go (boot_only): with
+# the node installed by mip as .mpy, their bytecode would sit in the heap
+# for the node's whole life.
 CONFIG = "/pen.json"
 BOARDS = "/hardware/boards/%s.json"
 POWER = "/hardware/power.json"  # pen_node.power's figures: the leaves' RX duty cycle, the pins that wake the MCU
 JOURNAL = "/pen_journal.bin"
-JOURNAL_BYTES = 32768  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
+JOURNAL_BYTES = const(32768)  # two 16 KB regions: MAX_LIVE records of ~150 B in half of one
 DUTY = "/pen_duty.bin"  # the last hour's airtime, so a reboot does not reset the law's budget
-LINK_POLL_MS = 50  # longest a link byte waits while the radio listens
-READ_BYTES = 256
-REPL_GRACE_MS = 3000  # after a reset, before the link takes the REPL's UART (Ctrl-C ignored from then on)
+_LINK_POLL_MS = const(50)  # longest a link byte waits while the radio listens
+_READ_BYTES = const(256)
+REPL_GRACE_MS = const(3000)  # after a reset, before the link takes the REPL's UART (Ctrl-C ignored from then on)
 
 
 class Clock:
@@ -101,7 +109,7 @@ def node_address(cfg):
     return addr if addr < 0xFFFE else addr - 2  # 0xFFFE / 0xFFFF are mesh group addresses
 
 
-ERROR_PAUSE_MS = 100  # after a task's step failed: never spin on a fault that repeats
+_ERROR_PAUSE_MS = const(100)  # after a task's step failed: never spin on a fault that repeats
 last_error = None  # (task, repr of the exception) of the last step that failed, for a debugger
 
 
@@ -136,12 +144,12 @@ async def rx_task(node, modem, clock, wake, power=None):
             return  # the stream ended (a test's radio double): nothing more to hear
         except Exception as e:
             survived(node, "radio", e)
-            await asyncio.sleep(ERROR_PAUSE_MS / 1000)
+            await asyncio.sleep(_ERROR_PAUSE_MS / 1000)
 
 
 async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=None):
     """Send what the node has for the air; otherwise sleep until its next
-    timer, a frame arriving, or LINK_POLL_MS (events for the link). A board
+    timer, a frame arriving, or _LINK_POLL_MS (events for the link). A board
     on battery (power.sleeper) light-sleeps instead (pen_node/sleep.py): the
     wake sources are DIO1, the link pin and the timer, so no poll is needed."""
     while True:
@@ -167,11 +175,11 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
                 power.nap(clock(), node.next_wakeup_ms(now))
                 await asyncio.sleep(0)  # what a wake source readied (the rx task, the link) runs now
                 continue
-            wait_ms = max(1, min(node.next_wakeup_ms(now) - now, LINK_POLL_MS))
+            wait_ms = max(1, min(node.next_wakeup_ms(now) - now, _LINK_POLL_MS))
         except Exception as e:
             survived(node, "tx", e)
             node.tx_busy = False  # a send that failed is over
-            wait_ms = ERROR_PAUSE_MS
+            wait_ms = _ERROR_PAUSE_MS
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), wait_ms / 1000)
@@ -195,7 +203,7 @@ async def link_task(link, clock, write, grace_ms=REPL_GRACE_MS):
     await asyncio.sleep(grace_ms / 1000)  # Ctrl-C still stops the node: `pen board` can take the REPL
     reader = asyncio.StreamReader(repl_uart_link())
     while True:
-        data = await reader.read(READ_BYTES)
+        data = await reader.read(_READ_BYTES)
         if data:
             try:
                 write(link.feed(data, clock()))
@@ -208,37 +216,92 @@ def stdout_write(data):
         sys.stdout.buffer.write(data)
 
 
+def events_to(ble, write):
+    """Where the link's events (delivered records, receipts) go: to the BLE
+    phone while one is connected (BleLink.send says so), else to the serial
+    link. Answers go back the way their request came."""
+    if ble is None:
+        return write
+    return lambda data: ble.send(data) or write(data)
+
+
 async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdout_write, duty_record=None,
-                power=None):
+                power=None, ble=None):
     """The node's tasks around the sans-IO core (a host test runs them over
-    an async radio double)."""
+    an async radio double). With ble (pen_node.ble.BleLink) a phone may also
+    reach the link over BLE: the link's events go to it while it is
+    connected, else to the serial link."""
     wake = asyncio.Event()
     tasks = [rx_task(node, modem, clock, wake, power)]
     if link is None:
         tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record, power=power))
     else:
-        tasks.append(tx_task(node, modem, clock, wake, lambda now: write(link.poll(now)), duty_record, power))
+        emit = events_to(ble, write)
+        if ble is not None:
+            tasks.append(ble.serve(clock))
+        tasks.append(tx_task(node, modem, clock, wake, lambda now: emit(link.poll(now)), duty_record, power))
         tasks.append(link_reader(link, clock, write))
     await asyncio.gather(*tasks)
+
+
+def boot_only(*names):
+    """Let modules go that only the boot path used (nothing refers to them
+    once the node runs): their bytecode and globals return to the heap."""
+    for name in names:
+        sys.modules.pop(name, None)
+    gc.collect()
+
+
+def show_code(code):
+    """An open pairing code on the node's console: the USB serial, before the
+    link takes it (REPL_GRACE_MS; `pen board console` shows it). The 0x00
+    ends it as the link's frames end, so a host already listening drops it
+    as one damaged frame and reads the next frame whole."""
+    sys.stdout.write("\npairing code: %s\n" % code)
+    sys.stdout.buffer.write(b"\x00")
+
+
+def open_link(cfg, node, rand):
+    """The link service with pairing (/pen.json "pair", on by default on a
+    store-node: issue 11) and, on a store-node whose build has aioble, BLE.
+    None on a build without the service (a relay)."""
+    if LinkService is None:
+        return None, None
+    try:  # optional for roles.py: only the roles with the service carry it
+        from pen_node.linkconf import link_auth, ble_link
+    except ImportError:  # a build with the service but without pairing: the link stays open
+        return LinkService(node), None
+    link = LinkService(node, link_auth(cfg, rand, show_code))
+    ble = ble_link(cfg, link, "pen-%d" % node.addr)
+    boot_only("pen_node.linkconf")
+    return link, ble
 
 
 async def run():
     cfg = load_json(CONFIG)
     board = load_json(BOARDS % cfg["board"])
+    from pen_protocol.airtime import PRESETS
     preset = PRESETS[cfg.get("preset", "eu868-sf9")]
     clock = Clock()
+    from pen_node.radio import make_radio, channel_busy_for
     modem = make_radio(board, preset)
+    lbt = channel_busy_for(board, preset, modem)
     from pen_node.boardsleep import board_power  # board-only: not in the unix port's import
     power = board_power(cfg, board, preset, modem, clock, LinkService is not None, load_json(POWER))
+    del board, make_radio, channel_busy_for, board_power
+    boot_only("pen_node.radio", "pen_node.boardsleep")  # before the node takes its rings from the heap
+    from pen_node.journal import Journal, FileStorage
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
-                    net_key=net_secret(cfg), channel_busy=power.lbt(channel_busy_for(board, preset, modem)))
-    gc.collect()
-    journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
+                    net_key=net_secret(cfg), channel_busy=power.lbt(lbt))
+    from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
     duty_record.restore(node.duty, clock())
-    await serve(node, modem, clock, LinkService(node) if LinkService is not None else None,
-                duty_record=duty_record, power=power)
+    link, ble = open_link(cfg, node, os.urandom)
+    from pen_node.custody import custody_room
+    gc.collect()
+    journal.max_live = custody_room(gc.mem_free(), journal.max_live)  # refuse work before the heap runs out
+    await serve(node, modem, clock, link, duty_record=duty_record, power=power, ble=ble)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
         from . import sx126x
         sx126x.prepare(modem)
         if cfg.get("sleepy"):
-            power.preamble = sx126x.PreambleByDestination(
+            from .preamble import PreambleByDestination
+            power.preamble = PreambleByDestination(
                 modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
                 set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
     rtc = figs["mcus"][board["mcu"]]["rtc_gpios"]
@@ -58,6 +59,6 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
         sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
         rx_us, sl_us = duty["rx_symbols"] * sym_us, duty["sleep_symbols"] * sym_us
         meter.duty = (duty["rx_symbols"], duty["sleep_symbols"])
-        power.listen = DutyListen(lambda: sx126x.start_rx_duty_cycle(modem, rx_us, sl_us), meter,
+        power.listen = DutyListen(sx126x.duty_hook(modem, rx_us, sl_us), meter,
                                   duty["listen_after_tx_ms"], clock())
     return power

@@ -22,7 +22,6 @@ from pen_protocol import frame as F
 from pen_protocol.identity import record_id, token_ref, USE, ACCOUNTED, UPLINK_TYPES
 
 from . import duty as D
-from .routing import PARENT_FAILS
 from .spent import USED
 
 ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
@@ -176,6 +175,7 @@ class Custody:
         rids = self.by_fid.pop(fid, None)
         if rids is None:
             return
+        self.link_acked(by)  # routing: the hop works both ways (once a frame, bundle or not)
         for rid in rids:
             self._acked_one(rid, by)
 
@@ -192,9 +192,6 @@ class Custody:
         came = self.came_from.pop(rid, None)
         if came is not None and came != by:  # a receipt handed back where it came from: not handled
             self.handled.put(rid, came)
-        n = self.nbr.get(by)  # routing: the hop works again
-        if n is not None:
-            n[3] = 0
 
     def _queue_ack(self, fid, to, now_ms):
         if fid not in self.acks:
@@ -262,6 +259,7 @@ class Custody:
             if not rids:
                 del self.by_fid[p.fid]
         self.stats["implicit_acks"] += 1
+        self.link_acked(src)
         self._acked_one(rid, src)
 
     def _next_hop(self, p):
@@ -274,9 +272,11 @@ class Custody:
     def _due_custody(self, now_ms):
         best = None
         quiet = self._receipts_may_go(now_ms)
+        # routeless: uplink waits for the new round it asked for (routing._lost_route)
+        hold = self.parent is None and now_ms < self.round_wait_until
         for rid in self.pending:
             p = self.pending[rid]
-            if p.due_ms > now_ms or p.waiting_until > now_ms:
+            if p.due_ms > now_ms or p.waiting_until > now_ms or (hold and p.type != ACCOUNTED):
                 continue
             if p.type == ACCOUNTED and not quiet:
                 continue  # receipts yield to payments moving up through here
@@ -378,6 +378,7 @@ class Custody:
         """Frames whose ack did not come: back off, count it against the
         next hop; a receipt that used its _RECEIPT_TRIES is dropped."""
         drop = None
+        rerouted = False
         for rid in self.pending:
             p = self.pending[rid]
             if p.via is None or p.waiting_until > now_ms or p.fid is None:
@@ -397,12 +398,11 @@ class Custody:
                 self.node_fails += 1
                 slots = 1 << min(self.node_fails, 6)
                 self.node_backoff_until = now_ms + (self.rng.getrandbits(16) % slots) * _BACKOFF_SLOT_MS // 2
-                n = self.nbr.get(p.via)  # routing: count it against the hop
-                if n is not None:
-                    n[3] += 1
-                    if n[3] % PARENT_FAILS == 0:
-                        self._choose_parent(now_ms)
+                # routing: count it against the hop (and maybe choose another)
+                rerouted = self.link_failed(p.via, now_ms) or rerouted
             p.via = None
+        if rerouted and self.parent is not None and self.calm(now_ms):
+            self._fall_back(now_ms)
         if drop:
             for rid in drop:
                 p = self.pending.pop(rid)
@@ -410,6 +410,18 @@ class Custody:
                 self.came_from.pop(rid, None)
                 self.journal.delete(rid)
                 self.stats["receipts_dropped"] += 1
+
+    def _fall_back(self, now_ms):
+        """The parent changed after a failure (routing.link_failed) on a
+        calm channel: the backoff was for the old hop, not for congestion,
+        so the next frame goes to the new one soon (fast fallback), records
+        spread over TX_JITTER_MS as when taken."""
+        self.node_fails = 0
+        self.node_backoff_until = now_ms
+        for rid in self.pending:
+            p = self.pending[rid]
+            if p.type != ACCOUNTED and p.fid is None and p.due_ms > now_ms + TX_JITTER_MS:
+                p.due_ms = now_ms + self.rng.getrandbits(16) % TX_JITTER_MS
 
     # -- what the link service may read (service.py) --------------------------
 

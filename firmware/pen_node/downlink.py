@@ -4,7 +4,13 @@
   remembers which child handed it the payment's token, hop by hop with acks
   (custody, not journalled); a node that lost that memory keeps the receipt
   (the store can ask SPENT); a receipt is never flooded.
-- Everything else (openings, publications, digests) is managed flooding:
+- Receipt digests (T_DIGEST, pen_protocol/digest.py: up to 14 accounted
+  payments under one CTB node signature) are broadcast and relayed only by
+  nodes that passed one of the named payments up (their reverse ring): the
+  payments' paths as one tree. Every node that hears one adds the refs to
+  its spent set; an origin tells its store (EV_RECEIPT with the digest's
+  bytes; the store verifies the signature).
+- Everything else (openings, publications) is managed flooding:
   duplicate suppression and a contention window scaled by SNR (far nodes,
   with low SNR, relay first), cancelled when a neighbour is heard relaying.
 
@@ -22,6 +28,7 @@ from pen_protocol.identity import record_id, token_ref, ACCOUNTED
 
 from .custody import _Pending, TX_JITTER_MS
 from .routing import SF_FLOOR_X4
+from .spent import ACCOUNTED as SPENT_ACCOUNTED
 
 REVERSE = const(256)  # token ref -> child that handed us the payment
 # Events: what a MeshNode tells its driver (take_events): const-tagged tuples, the
@@ -29,7 +36,8 @@ REVERSE = const(256)  # token ref -> child that handed us the payment
 # no strings to compare).
 #
 #     (EV_RECEIPT, token ref, record, verified)
-#         an ACCOUNTED receipt for a payment submitted at this node came back.
+#         an ACCOUNTED receipt for a payment submitted at this node came back,
+#         or a digest naming it (record: the digest's bytes, first byte T_DIGEST).
 #         verified is always False from a node: it cannot check Ed25519 in
 #         time (0.5-1.3 s an ESP32), so the store side verifies the record
 #         against the CTB node's key before it believes it (docs/mesh.md).
@@ -57,14 +65,19 @@ RECEIPT_MAX_LOAD_PERMILLE = const(120)
 class Downlink:
     def broadcast(self, record, now_ms):
         """Bridge: send a record into the mesh. Receipts go back along the
-        payment's path (custody), never flooded; everything else by managed
-        flooding.
+        payment's path (custody), never flooded; a receipt digest (T_DIGEST)
+        and everything else by managed flooding.
         False, and nothing queued, while the flood or custody queue is full:
         the air (duty cycle) is slower than the PC, which keeps the record
         and offers it again, instead of the node's heap filling up."""
         if len(self.floods) >= MAX_FLOODS or len(self.pending) >= self.journal.max_live:
             return False
         record = bytes(record)
+        if record[0] == F.T_DIGEST and not self._receipts_may_go(now_ms):
+            # receipts yield to payments here, where every payment converges
+            # (RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE): the PC keeps the
+            # digest's receipts and offers them again
+            return False
         if record[0] == ACCOUNTED:
             ref = token_ref(record)
             child = self.rev.get(ref) if ref is not None else None
@@ -120,10 +133,22 @@ class Downlink:
             self._queue_ack(fid, hdr.src, now_ms)
 
     def _on_broadcast(self, frame, fid, hdr, payload, snr_x4, now_ms):
+        record = None
+        if hdr.type == F.T_DIGEST:
+            # a receipt digest, authenticated by the village tag, not by the
+            # CTB node's signature (0.5-1.3 s of Ed25519 an ESP32): only its
+            # shape is read; a malformed one is neither believed nor relayed
+            n = F.digest_entries(payload) if hdr.frag_count == 1 else "fragmented"
+            if type(n) is str:
+                self.stats["rx_bad"] += 1
+                return
         if not self._remember(fid):
             self.stats["dup_dropped"] += 1
             return
-        if hdr.frag_count > 1:
+        if hdr.type == F.T_DIGEST:
+            if not self._digest_in(payload, n, now_ms):
+                return
+        elif hdr.frag_count > 1:
             record = self.reasm.add(hdr, payload)  # None until every fragment is in
         else:
             record = F.record_of(hdr, payload)
@@ -148,7 +173,35 @@ class Downlink:
             # SNR-scaled contention: the weaker we heard it, the farther we are, the sooner we go
             margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
             wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
-            self.floods.append([now_ms + wait, relay, fid])
+            # a digest's relay is not cancelled by a neighbour's (fid None): only
+            # nodes with the named payments' children relay one, and a sibling
+            # relaying it for its own children does not reach ours
+            self.floods.append([now_ms + wait, relay, None if hdr.type == F.T_DIGEST else fid])
+
+    def _digest_in(self, payload, n, now_ms):
+        """A receipt digest heard for the first time, its n entries read in
+        place. Each ref goes into the spent set; a payment submitted here
+        raises EV_RECEIPT with the whole digest for the store to verify. The
+        ref stays in `originated`: a sealed forgery (an insider) must not
+        stop the real receipt that may follow. True when it is to be
+        relayed: only by nodes on the named payments' paths (their reverse
+        ring), since a flood through every node cost the village's air at
+        load. (A unicast digest never gets here: record_of refuses a
+        control type, rx_bad.)"""
+        below = False
+        raw = None  # the whole digest for the store, made once if one is ours
+        for i in range(n):
+            ref = bytes(payload[8 + 12 * i:16 + 12 * i])  # kid, time, then (ref 8, USE id prefix 4) each
+            self.spent.add(ref, SPENT_ACCOUNTED, now_ms)
+            if ref in self.originated:
+                if raw is None:  # one allocation: a 64 KB heap fragments on the pair a concatenation makes
+                    raw = bytearray(len(payload) + 1)
+                    raw[0] = F.T_DIGEST
+                    raw[1:] = payload
+                self._event((EV_RECEIPT, ref, raw, False))
+            if not below and self.rev.get(ref) is not None:
+                below = True
+        return below
 
     def _event(self, ev):
         """Queue an event for the driver (take_events). Bounded: a driver that
@@ -168,8 +221,16 @@ class Downlink:
         the channel let it go."""
         for i in range(len(self.floods)):
             due, frame, fid = self.floods[i]
+            if due <= now_ms and frame[0] == F.T_DIGEST and not self._receipts_may_go(now_ms):
+                # receipts yield to payments going up through here; holding it
+                # costs a 64 KB node heap it lacks under load: the PC names
+                # every receipt twice (pen.bridge.driver.DIGEST_REPEAT)
+                del self.floods[i]
+                self.stats["floods_dropped"] += 1
+                break
             if due <= now_ms:
-                f = self._try_send(frame, self._priority(frame[0]), now_ms)
+                # a digest is receipts: their share of the budget (90 %)
+                f = self._try_send(frame, self._priority(ACCOUNTED if frame[0] == F.T_DIGEST else frame[0]), now_ms)
                 if f is not None:
                     del self.floods[i]
                     self.stats["floods_relayed"] += 1

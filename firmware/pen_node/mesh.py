@@ -78,11 +78,17 @@ class MeshNode(Routing, Custody, Downlink):
         self.dedup = dedup
         # the pieces' state, set up here so the node has one constructor
         # routing.py
-        self.nbr = {}  # addr -> [metric, snr_x4, heard_ms, fails]
+        self.nbr = {}  # addr -> [metric, snr_x4, heard_ms, fails | delivery estimate | stale] (routing.py)
         self.metric = 0 if is_bridge else 255
-        self.adv_metric = 0 if is_bridge else 255  # the metric we last advertised
+        # feasibility distance (routing._feasible): the round and the least
+        # metric we advertised in it
+        self.adv_metric = 0 if is_bridge else 255
+        self.fd_seq = 0
+        self.ask_round = False  # our next beacon asks the bridge for a new round
+        self.round_asked = 0  # no new request passed on before this
+        self.round_wait_until = 0  # routeless: uplink waits for a new round until this, then ANY_ROUTE
         self.parent = None
-        self.beacon_seq = 0  # highest sequence seen (or sent, on a bridge)
+        self.beacon_seq = 0  # newest round heard (or sent, on a bridge)
         self.beacon_sent_seq = -1
         self.beacon_due = 0 if is_bridge else -1
         self.beacon_interval = BEACON_MIN_MS
@@ -171,10 +177,10 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
-        elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST):
+        elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one
             # broadcast (24000005ffff000500010205) once stopped every node
-            # that heard it (issue 10, item 8)
+            # that heard it (issue 10, item 8). A digest is flooded: downlink._on_digest
             self._on_record_frame(frame, hdr, payload, snr_x4, now_ms)
         else:
             self.stats["rx_bad"] += 1
@@ -325,6 +331,8 @@ class MeshNode(Routing, Custody, Downlink):
                 t = min(t, p.waiting_until)  # the ack timeout runs regardless
             elif self.inflight is None:
                 due = max(p.due_ms, self.node_backoff_until)
+                if self.parent is None and p.type != ACCOUNTED:
+                    due = max(due, self.round_wait_until)  # routeless: waiting for a new round
                 if p.type == ACCOUNTED:
                     due = max(due, self.last_uplink_ms + RECEIPT_QUIET_MS)
                     if busy is None:

@@ -8,10 +8,11 @@ modem.recv_continuous()` yielding RxPacket (a bytearray with .rssi dBm,
 .snr dB x4, .ticks_ms, .valid_crc), `modem.get_time_on_air_us(n)`,
 `standby()`, `sleep()`.
 
-On a PC: SimAir + SimRadio, a test double with the same API (sync
-send/recv; RxPacket-like packets) whose time on air is pen_protocol.airtime's
-Semtech formula, the same numbers the driver computes, plus channel_busy(),
-the listen-before-talk hook MeshNode takes (what CAD would report).
+On a PC: pen_node.simradio's SimAir + SimRadio, a test double with the same
+API (its own module: a board never loads it).
+
+Everything here but RxPacket runs once, at boot (main.run builds the modem
+and its listen-before-talk hook, then lets this module go).
 
 Channel activity detection on a board: micropython-lib's SX126x driver has no
 CAD call, so pen_node/sx126x.py issues SetCadParams/SetCad through the
@@ -28,11 +29,9 @@ except ImportError:
     def const(x):
         return x
 
-from pen_protocol.airtime import time_on_air_us
-
-SPI_BAUD = const(2000000)  # both chips allow 10-16 MHz; 2 MHz is robust on long board traces
-TCXO_START_US = const(1000)
-RAIL_SETTLE_MS = const(10)  # a switched LDO/Vext rail is up well within this before the radio's reset  # SX1262 DS 13.3.6: TCXO start-up, the driver's default
+_SPI_BAUD = const(2000000)  # both chips allow 10-16 MHz; 2 MHz is robust on long board traces
+_TCXO_START_US = const(1000)  # SX1262 DS 13.3.6: TCXO start-up, the driver's default
+_RAIL_SETTLE_MS = const(10)  # a switched LDO/Vext rail is up well within this before the radio's reset
 
 
 def lora_cfg(preset, power_dbm=None):
@@ -88,7 +87,7 @@ def _power_rails(board, machine):
 
 def _settle():
     import time
-    time.sleep_ms(RAIL_SETTLE_MS)
+    time.sleep_ms(_RAIL_SETTLE_MS)
 
 
 def make_radio(board, preset, use_async=True):
@@ -96,7 +95,7 @@ def make_radio(board, preset, use_async=True):
     import machine
     _power_rails(board, machine)
     s = board["spi"]
-    spi = machine.SPI(s["id"], baudrate=s.get("baudrate", SPI_BAUD), sck=machine.Pin(s["sck"]),
+    spi = machine.SPI(s["id"], baudrate=s.get("baudrate", _SPI_BAUD), sck=machine.Pin(s["sck"]),
                       mosi=machine.Pin(s["mosi"]), miso=machine.Pin(s["miso"]))
     p = board["pins"]
     pin = machine.Pin
@@ -113,7 +112,7 @@ def make_radio(board, preset, use_async=True):
             from lora import SX1262 as Chip
         return Chip(spi, pin(p["cs"]), pin(p["busy"]), dio1=pin(p["dio1"]),
                     dio2_rf_sw=board.get("dio2_rf_switch", True),
-                    dio3_tcxo_millivolts=board.get("tcxo_mv"), dio3_tcxo_start_time_us=TCXO_START_US,
+                    dio3_tcxo_millivolts=board.get("tcxo_mv"), dio3_tcxo_start_time_us=_TCXO_START_US,
                     reset=pin(p["reset"]), lora_cfg=cfg)
     if board["radio"] == "sx1276":
         if use_async:
@@ -135,7 +134,7 @@ def channel_busy_for(board, preset, modem, sleep_us=None):
         import time
         sleep_us = time.sleep_us
     sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
-    return lambda now_ms: sx126x.channel_busy(modem, preset.sf, sym_us, sleep_us)
+    return sx126x.busy_hook(modem, preset.sf, sym_us, sleep_us)
 
 
 # -- host test double ---------------------------------------------------------
@@ -150,78 +149,3 @@ class RxPacket(bytearray):
         self.snr = snr  # dB x 4, as the driver reports it
         self.rssi = rssi  # dBm
         self.valid_crc = valid_crc
-
-
-class SimAir:
-    """What several SimRadios share: a clock and a link table
-    {(src, dst): (rssi_dbm, snr_x4)}. A frame is heard by every radio the
-    table links to the sender; `on_air` keeps the recent transmissions
-    [(src, start_ms, end_ms)] so a radio can sense a neighbour's carrier."""
-
-    def __init__(self, links):
-        self.links = links
-        self.now_ms = 0
-        self.radios = {}
-        self.on_air = []
-
-    def attach(self, radio):
-        self.radios[radio.addr] = radio
-
-
-class SimRadio:
-    def __init__(self, air, addr, preset):
-        self.air = air
-        self.addr = addr
-        self.preset = preset
-        self.inbox = []
-        self.sent = []
-        self.state = "standby"
-        air.attach(self)
-
-    def get_time_on_air_us(self, plen):
-        p = self.preset
-        return time_on_air_us(plen, p.sf, p.bw_hz, p.cr, p.preamble)
-
-    def send(self, packet, tx_at_ms=None):
-        """Transmit (the driver's sync API: it returns when the frame is
-        out); returns the ticks it ended at."""
-        if len(packet) > 255:
-            raise ValueError("a LoRa frame carries at most 255 bytes")
-        start = self.air.now_ms if tx_at_ms is None else max(self.air.now_ms, tx_at_ms)
-        end = start + self.get_time_on_air_us(len(packet)) // 1000
-        self.sent.append(bytes(packet))
-        self.state = "tx"
-        # what is still on air, or ended within the last minute (bounded)
-        self.air.on_air = [x for x in self.air.on_air if x[2] > start - 60000]
-        self.air.on_air.append((self.addr, start, end))
-        for addr in self.air.radios:
-            link = self.air.links.get((self.addr, addr))
-            if link is not None and addr != self.addr:
-                self.air.radios[addr].inbox.append(RxPacket(packet, end, link[1], link[0]))
-        self.air.now_ms = end
-        self.state = "standby"
-        return end
-
-    def channel_busy(self, now_ms=None):
-        """Listen before talk: is a neighbour this radio hears on air at
-        now_ms (default: the air's clock)? The shape MeshNode's channel_busy
-        takes."""
-        t = self.air.now_ms if now_ms is None else now_ms
-        for (src, start, end) in self.air.on_air:
-            if start <= t < end and src != self.addr and (src, self.addr) in self.air.links:
-                return True
-        return False
-
-    def recv(self, timeout_ms=None, rx_length=0xFF, rx_packet=None):
-        self.state = "rx"
-        if self.inbox:
-            return self.inbox.pop(0)
-        if timeout_ms:
-            self.air.now_ms += timeout_ms
-        return None
-
-    def standby(self):
-        self.state = "standby"
-
-    def sleep(self):
-        self.state = "sleep"

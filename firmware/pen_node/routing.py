@@ -1,14 +1,25 @@
 """Routing for MeshNode: which neighbour is this node's parent towards a
-bridge, learnt from beacons (T_BEACON: sequence, metric, parent).
+bridge, learnt from beacons (T_BEACON: sequence, metric, parent) and from
+how our own frames to each neighbour fare (acks both ways).
 
 Bridges send beacons (trickle: 15 s doubling to 20 min). Each node keeps its
-neighbours' advertised metric and the quality of the link it heard them on,
-picks as parent the feasible neighbour with the lowest metric + link cost,
-and advertises its own metric once per beacon sequence. A node with no route
-asks for one (a metric-255 beacon) instead of waiting for the next round.
+neighbours' advertised metric, the SNR it hears them at and, once it has
+sent them frames, a delivery estimate from their acks (an ETX both ways:
+our frame must reach them and their ack must reach us). It picks as parent
+the feasible neighbour with the lowest metric + link cost, and advertises
+its own metric once per beacon sequence. A node with no route asks for one
+(a metric-255 beacon) instead of waiting for the next round.
+
+Why acks and not only beacons: links are not symmetric (shadowing differs
+each way by several dB; Meshtasticator draws it per direction, sigma 3 dB).
+A parent chosen by the beacons we hear may not hear us at all. In the
+50-node simulated villages 42-46 % of linked pairs work one way only, and
+before this estimate 7-20 % of payments at 200/h were late, stuck retrying
+a parent that never acked them.
 
 A mixin of mesh.MeshNode (the facade, whose constructor sets up its state)
-and read by custody (the parent, the neighbours' failure counts).
+and told by custody of every frame a neighbour acked (link_acked) or left
+unacked (link_failed).
 """
 
 try:
@@ -21,20 +32,11 @@ from pen_protocol import frame as F
 
 from . import duty as D
 
-# Consecutive unacked tries before the parent is penalised. On a calm
-# channel a loss is the link's fault, and PARENT_FAILS of them are enough.
-# On a busy one (the node heard at least _CONGESTED_PERMILLE of the last
-# minute) they are congestion at a busy bridge, and a parent still heard on
-# air is alive: penalising it would send its children over two hops, both in
-# the bridge's hearing, twice the airtime where it is scarcest, more
-# collisions, more failures (measured: 1,190 reroutes and the village's
-# goodput falling at 1,600 payments/h). Then only one heard but failing
-# DEAF_FAILS times in a row (a one-way link) is penalised. On either, a
-# parent failing PARENT_FAILS times and not heard for PARENT_QUIET_MS is gone.
+# A parent failing PARENT_FAILS times in a row and not heard for
+# PARENT_QUIET_MS is gone (rebooting, moved, dead) and no candidate until it
+# is heard again; one still heard is judged by its delivery estimate below.
 PARENT_FAILS = const(4)
-_CONGESTED_PERMILLE = const(100)
 PARENT_QUIET_MS = const(30000)
-DEAF_FAILS = const(16)
 BEACON_MIN_MS = const(15000)
 # A node with no route that hears a neighbour offer a record to ANY_ROUTE
 # asks for routes itself, at most this often: it sends a beacon with metric
@@ -48,6 +50,64 @@ _MAX_NEIGHBOURS = const(32)  # neighbours remembered (a village node hears a doz
 _ROUTE_TTL_MS = const(3600000)  # a neighbour not heard for an hour is forgotten
 SF_FLOOR_X4 = {7: -30, 8: -40, 9: -50, 10: -60, 11: -70, 12: -80}  # demodulation floor, dB x4
 
+# Delivery estimate per neighbour: the share of our unicast frames it acked
+# (explicitly, or implicitly by passing the record on), Q_ONE = all of them.
+# An exponentially weighted average with gain 1 / 2^_Q_GAIN_SHIFT: a quarter,
+# so that one lost ack under load (a collision at a busy bridge, 20-40 % of
+# frames there) moves a good link's cost by about one quarter transmission,
+# not enough to leave a one-hop route for two hops (+4 at least), while a
+# link that never acks costs +3 after 2 tries, +6 after 3, +13 after 4
+# (from a strong prior; see test_routing.py). Before any frame was sent
+# the beacon's SNR gives the prior (link_cost). A link we stopped using is
+# never measured again, so every beacon heard from the neighbour moves its
+# estimate 1 / 2^_Q_RELAX_SHIFT of the way back to that prior: a link that
+# got better is tried again after a few beacon rounds (hours once the
+# trickle has slowed), not never.
+Q_ONE = const(256)
+_Q_GAIN_SHIFT = const(2)
+_Q_RELAX_SHIFT = const(3)
+_Q_MIN = const(16)  # floor of the estimate: a link costs at most 4 * Q_ONE / _Q_MIN = 64 (16 tries)
+# The fourth field of a neighbour's entry packs three things in one small
+# int (no allocation, and entries keep their four fields): the low byte is
+# the frames it failed in a row, the 9 bits above it the estimate + 1 (0: not
+# measured yet, the prior holds), and the 8 bits above those the low byte of
+# the sequence its last beacon carried (feasibility). 25 bits: a small int
+# on a 32-bit port, never a heap object.
+_FAILS_MASK = const(0xFF)
+_Q_SHIFT = const(8)
+_Q_MASK = const(0x1FF)
+_SEQ_SHIFT = const(17)
+_SEQ_BITS = const(0x1FE0000)
+# A beacon's fifth byte, when present: "a node below me has a better route
+# that is not feasible (or none), start a new round" (passed on towards the
+# bridge, at most once per _ROUND_ASK_MS per node). The bridge starts a
+# round on request at most once per _ROUND_GAP_MS: a round costs every node
+# a beacon, and under load those bursts cost more than the routes they fix
+# (seed 1-2 at 800 payments/h, realistic medium: 53-58 % on time with 60 s,
+# 75-80 % with 180 s; at 200/h the same or better, 98-100 %; 300 s was
+# worse at both). A routeless node holds its uplink records _ROUND_WAIT_MS
+# for that round (a request and the round it starts cross a few hops each
+# way, ~1.5 s a hop) before offering them to ANY_ROUTE.
+_ASK_ROUND = const(1)
+_ROUND_ASK_MS = const(30000)
+_ROUND_GAP_MS = const(180000)
+_ROUND_WAIT_MS = const(20000)
+# A neighbour replaces the parent only when it is cheaper by more than this
+# (quarters of a transmission): under load 20-40 % of frames near a bridge
+# are lost to collisions, the estimates of equally good parents wander past
+# one another, and each switch costs a duplicate when an ack was lost
+_KEEP_GAIN = const(4)
+# Where a node hears at least this share (per mille) of the last minute on
+# air, lost acks are mostly collisions (a loaded bridge's neighbourhood), and
+# what acts on them faster than the ETX itself holds back: the fast fallback
+# (custody._fall_back) and asking for a new round, each of which costs air
+# exactly where it is scarce (measured at 800 payments/h, seed 1: with them
+# on a busy channel 60 % on time, 2,079 beacons; without, 85 %, 450)
+_CONGESTED_PERMILLE = const(100)
+# ask for a round when a route that is not feasible would cost at least this
+# much less than the best feasible one (one transmission)
+_ROUND_GAIN = const(4)
+
 
 def link_cost(snr_x4, sf):
     """ETX-like cost of a link from its SNR margin above the SF's floor, in
@@ -56,7 +116,8 @@ def link_cost(snr_x4, sf):
     link a few dB above the floor still beats two strong hops: near a bridge
     every hop is in the bridge's hearing, and a second hop there costs the
     bridge's own airtime (measured: routing round weak direct links through
-    neighbours halved the village's capacity)."""
+    neighbours halved the village's capacity). This is the prior, from the
+    direction we hear; acks replace it (delivery_q)."""
     margin = (snr_x4 - SF_FLOOR_X4.get(sf, -50)) // 4
     if margin >= 6:
         return 4
@@ -69,51 +130,138 @@ def link_cost(snr_x4, sf):
     return 16
 
 
+def fails_of(n):
+    """Frames neighbour entry n failed to ack in a row."""
+    return n[3] & _FAILS_MASK
+
+
+def delivery_q(n, sf):
+    """Neighbour entry n's delivery estimate (0..Q_ONE): measured from acks,
+    or the prior from its SNR before we sent it anything."""
+    q = (n[3] >> _Q_SHIFT) & _Q_MASK
+    if q:
+        return q - 1
+    return 4 * Q_ONE // link_cost(n[1], sf)
+
+
+def etx_cost(q):
+    """Link cost in quarters of a transmission for delivery estimate q."""
+    return 4 * Q_ONE // max(q, _Q_MIN)
+
+
+def _with_q(n, q, fails):
+    n[3] = (n[3] & _SEQ_BITS) | ((q + 1) << _Q_SHIFT) | min(fails, _FAILS_MASK)
+
+
 class Routing:
+    def _feasible(self, n):
+        """Babel's feasibility condition against our feasibility distance
+        (fd_seq, adv_metric), the sequence and the least metric we
+        advertised: a neighbour's route from a newer round is feasible, one
+        from our round only below what we advertised, an older one never.
+        So a node never takes one of its own descendants (their metrics
+        are above ours in our round, or they are in an older one), and no
+        routing loop forms however stale the metrics or however a link's
+        measured cost changes. Sequences compare by their low byte (a
+        neighbour whose beacons we missed for 128 rounds may look new)."""
+        d = ((n[3] >> _SEQ_SHIFT) - self.fd_seq) & 0xFF
+        return (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
+
+    def _route_seq(self):
+        """The sequence of our route: our parent's (16 bits rebuilt from
+        the low byte it is kept as)."""
+        s = self.nbr[self.parent][3] >> _SEQ_SHIFT
+        return (self.beacon_seq - ((self.beacon_seq - s) & 0xFF)) & 0xFFFF
+
     def _choose_parent(self, now_ms):
-        """Lowest metric + link cost among feasible neighbours: those that
-        advertised a metric below the one we last advertised (Babel's
-        feasibility condition), so a node never picks one of its own
-        descendants and no routing loop forms, even with stale metrics."""
+        """Lowest metric + link cost among feasible neighbours (_feasible).
+        When a neighbour that is not feasible would be clearly better (our
+        route got worse since we advertised it), ask for a new round, which
+        makes it feasible if it is not our descendant (Babel's seqno
+        request). True when the parent changed."""
         if self.is_bridge:
-            return
+            return False
         best = None
         best_cost = 255
-        calm = None
+        best_bonus = 0
+        better = 255  # the cheapest route that is not feasible
+        sf = self.preset.sf
+        fresh = self.beacon_seq & 0xFF
         for a in self.nbr:
             n = self.nbr[a]
-            if now_ms - n[2] > _ROUTE_TTL_MS or n[0] >= 255 or n[0] >= self.adv_metric:
+            if now_ms - n[2] > _ROUTE_TTL_MS or n[0] >= 255:
                 continue
-            cost = n[0] + link_cost(n[1], self.preset.sf)
-            if n[3] >= PARENT_FAILS:
-                if now_ms - n[2] > PARENT_QUIET_MS:
-                    # neither acking nor heard: gone (rebooting, moved, dead). If
-                    # no one else is feasible, records go to ANY_ROUTE, where a
-                    # neighbour with an equal route takes them at once, rather
-                    # than wait for the bridge's next beacon round (20 min)
-                    continue
-                if calm is None:
-                    calm = self.heard.permille(now_ms) < _CONGESTED_PERMILLE
-                if calm or n[3] >= DEAF_FAILS:
-                    cost += 8 * (n[3] // PARENT_FAILS)
-            if cost < best_cost:
-                best, best_cost = a, cost
+            if fails_of(n) >= PARENT_FAILS and now_ms - n[2] > PARENT_QUIET_MS:
+                # neither acking nor heard: gone (rebooting, moved, dead).
+                # The worst a link can cost, not left out: a node without
+                # another feasible parent keeps it and asks for a new round
+                # (below) instead of going routeless, where its records
+                # would go to ANY_ROUTE and every neighbour with a route
+                # would take a copy (seed 5 at 200/h: near-bridge nodes
+                # that missed the bridge for 30 s under load did that, and
+                # the copies took the village down to 33 % on time)
+                cost = n[0] + etx_cost(0)
+            else:
+                cost = n[0] + etx_cost(delivery_q(n, sf))
+            if not self._feasible(n):
+                better = min(better, cost)
+                continue
+            # hysteresis: the parent is left only for a clearly better one,
+            # and a route in the newest round is taken over an older one
+            # unless clearly worse (a node in an older round sees no
+            # neighbour of the newest as feasible but its own parent's)
+            bonus = _KEEP_GAIN if a == self.parent or (n[3] >> _SEQ_SHIFT) == fresh else 0
+            if cost - bonus < best_cost - best_bonus:
+                best, best_cost, best_bonus = a, cost, bonus
         old = self.parent
         self.parent = best
         self.metric = min(best_cost, 255) if best is not None else 255
+        if better + _ROUND_GAIN <= best_cost and self.calm(now_ms):
+            self._ask_round(now_ms)
         if old is not None and best != old:
             self.stats["reroutes"] += 1
+            if best is None:
+                self._lost_route(now_ms)
+        return best != old
+
+    def calm(self, now_ms):
+        """Less than _CONGESTED_PERMILLE of the last minute heard on air:
+        lost acks here are the links', not collisions'."""
+        return self.heard.permille(now_ms) < _CONGESTED_PERMILLE
+
+    def link_acked(self, addr):
+        """A frame we sent addr was acked (or addr was heard passing its
+        record on): the link works both ways."""
+        n = self.nbr.get(addr)
+        if n is not None:
+            q = delivery_q(n, self.preset.sf)
+            _with_q(n, q + ((Q_ONE - q) >> _Q_GAIN_SHIFT), 0)
+
+    def link_failed(self, addr, now_ms):
+        """A frame we sent addr went unacked: one way or the other failed.
+        The parent is chosen again at once, so a parent heard loudly that
+        never hears us is left after a few tries (fast fallback); True when
+        the parent changed."""
+        n = self.nbr.get(addr)
+        if n is None:
+            return False
+        q = delivery_q(n, self.preset.sf)
+        _with_q(n, q - (q >> _Q_GAIN_SHIFT), fails_of(n) + 1)
+        return addr == self.parent and self._choose_parent(now_ms)
 
     def _on_beacon(self, hdr, payload, snr_x4, now_ms):
-        if len(payload) != 4:
+        if len(payload) != 4 and not (len(payload) == 5 and payload[4] == _ASK_ROUND):
             self.stats["rx_bad"] += 1
             return
         seq = (payload[0] << 8) | payload[1]
         metric = payload[2]
-        if metric and payload[3] == self.addr & 0xFF:
+        child = payload[3] == self.addr & 0xFF
+        if metric and child:
             # its parent is (probably) us: taking it as ours would make a
             # two-node loop (seen after a reboot, when our metric is unknown)
             metric = 255
+        if not self.is_bridge and ((seq - self.beacon_seq) & 0xFFFF) < 0x8000:
+            self.beacon_seq = seq  # the newest round heard (rebuilds neighbours' sequences)
         n = self.nbr.get(hdr.src)
         if n is None:
             if len(self.nbr) >= _MAX_NEIGHBOURS:
@@ -123,20 +271,57 @@ class Routing:
         else:
             n[0] = metric  # (on_frame has already smoothed its SNR and heard time)
             n[2] = now_ms
-        if payload[2] == 255 and (self.is_bridge or self.metric < 255):
-            self._beacon_soon(now_ms)  # a routeless neighbour asks for routes (SOLICIT_MS)
+            q = (n[3] >> _Q_SHIFT) & _Q_MASK
+            if q:  # measured: drift back towards the prior (_Q_RELAX_SHIFT)
+                q -= 1
+                _with_q(n, q + ((4 * Q_ONE // link_cost(n[1], self.preset.sf) - q) >> _Q_RELAX_SHIFT), fails_of(n))
+        n[3] = (n[3] & ~_SEQ_BITS) | ((seq & 0xFF) << _SEQ_SHIFT)
+        if self.is_bridge or self.metric < 255:
+            if payload[2] == 255:
+                # a routeless neighbour asks for routes (SOLICIT_MS): answer, and
+                # ask for a new round on its behalf (it may have no feasible
+                # one). At the bridge the answer is the round (_ROUND_GAP_MS)
+                if not self.is_bridge:
+                    self._beacon_soon(now_ms)
+                self._ask_round(now_ms)
+            elif len(payload) == 5 and (child or metric >= self.metric):
+                self._ask_round(now_ms)  # passed on towards the bridge (_ASK_ROUND)
         if self.is_bridge:
             return
-        before = self.metric
-        newer = ((seq - self.beacon_seq) & 0xFFFF) < 0x8000 and seq != self.beacon_seq
-        if newer:
-            # a new round from the bridge: every metric may be recomputed
-            self.beacon_seq = seq
-            self.adv_metric = 255
         self._choose_parent(now_ms)
-        if (newer or self.metric + 2 < before) and self.metric < 255 and self.beacon_sent_seq != seq:
-            # advertise our own metric once per sequence, after a short random wait
+        if self.parent is not None and self._route_seq() != self.beacon_sent_seq and self.beacon_due < 0:
+            # our route is in a round we have not advertised: advertise it
+            # once, after a short random wait
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+
+    def _ask_round(self, now_ms):
+        """Someone (we, or a node further from the bridge) has a better
+        route that is not feasible, or none: only a new sequence from the
+        bridge makes a neighbour that advertised as much as it did feasible
+        (Babel's seqno request). Our next beacon carries the request up,
+        at most once per _ROUND_ASK_MS; at the bridge it starts the round
+        (every bridge beacon is a new sequence), at most once per
+        _ROUND_GAP_MS, since a round costs every node a beacon."""
+        if now_ms < self.round_asked:
+            return
+        if self.is_bridge:
+            self.round_asked = now_ms + _ROUND_GAP_MS
+            self._beacon_soon(now_ms)
+            return
+        self.round_asked = now_ms + _ROUND_ASK_MS
+        self.ask_round = True
+        self._beacon_soon(now_ms)
+
+    def _lost_route(self, now_ms):
+        """No feasible parent left (the last one gone, or retracted): say
+        so (a metric-255 beacon, which also asks neighbours for routes and
+        for a new round) and hold uplink records _ROUND_WAIT_MS for that
+        round before offering them to ANY_ROUTE, where every neighbour with
+        a route takes a copy."""
+        self.round_wait_until = now_ms + _ROUND_WAIT_MS
+        if now_ms >= self.solicit_after:
+            self.solicit_after = now_ms + SOLICIT_MS
+            self._beacon_soon(now_ms)
 
     def _forget_a_neighbour(self):
         """Room for one more: the neighbour heard least recently goes (never
@@ -172,8 +357,32 @@ class Routing:
         return None
 
     def _beacon_frame(self):
-        parent = self.parent & 0xFF if self.parent is not None else 0
-        payload = bytes((self.beacon_seq >> 8, self.beacon_seq & 255, min(self.metric, 255), parent))
-        self.beacon_sent_seq = self.beacon_seq
-        self.adv_metric = min(self.metric, 255)
+        if self.is_bridge:
+            seq, m, parent = self.beacon_seq, 0, 0
+        elif self.parent is None:
+            # a retraction (no route now), in the round of our feasibility
+            # distance, which it keeps: a routeless node still never takes a
+            # descendant; it asks for a new round instead (_lost_route)
+            seq, m, parent = self.fd_seq, 255, 0
+        else:
+            seq, m, parent = self._route_seq(), min(self.metric, 255), self.parent & 0xFF
+            if seq == self.fd_seq:
+                # Within a round the metric we advertise never grows: it is
+                # also our feasibility distance, and a child keeps its parent
+                # only while the parent advertises less than the child did.
+                # Advertising a cost that grew with a worse link (measured by
+                # acks) made children's parents infeasible mid-round, left
+                # them routeless, and their records, offered to ANY_ROUTE,
+                # were taken by several neighbours at once (seed 5 at 200/h:
+                # 401 such offers, a record taken 269 times). The next round
+                # carries the real cost.
+                m = min(m, self.adv_metric)
+            self.fd_seq = seq
+            self.adv_metric = m
+        if self.ask_round:
+            self.ask_round = False
+            payload = bytes((seq >> 8, seq & 255, m, parent, _ASK_ROUND))
+        else:
+            payload = bytes((seq >> 8, seq & 255, m, parent))
+        self.beacon_sent_seq = seq
         return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0), payload)

@@ -31,7 +31,7 @@ M_ACTIVE = const(3)
 M_SLEEP = const(4)  # light sleep; MCU idle is whatever is left of the elapsed time
 _SLOTS = const(5)
 
-MIN_SLEEP_MS = const(10)  # hardware/power.json firmware.min_sleep_ms: a shorter nap costs more than it saves
+_MIN_SLEEP_MS = const(10)  # hardware/power.json firmware.min_sleep_ms: a shorter nap costs more than it saves
 
 
 class Meter:
@@ -63,7 +63,7 @@ class Meter:
 
 class Sleeper:
     def __init__(self, machine, esp32, clock, dio1, on_dio1, meter, sleep_ms, link_pin=None,
-                 min_sleep_ms=MIN_SLEEP_MS):
+                 min_sleep_ms=_MIN_SLEEP_MS):
         self.machine = machine
         self.sleep_ms = sleep_ms  # time.sleep_ms: an awake wait for gaps too short to sleep
         self.clock = clock

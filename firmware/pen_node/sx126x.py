@@ -26,20 +26,20 @@ _CMD_SET_RX_DUTY_CYCLE = const(0x94)  # 13.1.7: rxPeriod (3), sleepPeriod (3), u
 _CMD_SET_REGULATOR_MODE = const(0x96)  # 13.1.11: 0 = LDO only, 1 = DC-DC + LDO
 _CMD_SET_CAD = const(0xC5)  # 13.1.10: no arguments
 
-IRQ_TX_DONE = const(1 << 0)  # table 13-29
+_IRQ_TX_DONE = const(1 << 0)  # table 13-29
 IRQ_RX_DONE = const(1 << 1)
 IRQ_PREAMBLE_DETECTED = const(1 << 2)
 IRQ_HEADER_VALID = const(1 << 4)
-IRQ_CRC_ERR = const(1 << 6)
+_IRQ_CRC_ERR = const(1 << 6)
 IRQ_CAD_DONE = const(1 << 7)
 IRQ_CAD_DETECTED = const(1 << 8)
-IRQ_TIMEOUT = const(1 << 9)
+_IRQ_TIMEOUT = const(1 << 9)
 
 # the driver's masks (lora-sx126x __init__), kept, plus what we read by polling:
 # preamble / header seen (a frame is arriving) and the CAD result; DIO1 stays
 # the driver's, so its ISR never sees an IRQ it would not clear
-_DRIVER_IRQS = const(IRQ_RX_DONE | IRQ_TX_DONE | IRQ_TIMEOUT | IRQ_CRC_ERR)
-_DIO1_IRQS = const(IRQ_RX_DONE | IRQ_TX_DONE | IRQ_TIMEOUT)
+_DRIVER_IRQS = const(IRQ_RX_DONE | _IRQ_TX_DONE | _IRQ_TIMEOUT | _IRQ_CRC_ERR)
+_DIO1_IRQS = const(IRQ_RX_DONE | _IRQ_TX_DONE | _IRQ_TIMEOUT)
 _ARRIVING = const(IRQ_PREAMBLE_DETECTED | IRQ_HEADER_VALID)
 _OUR_IRQS = const(_DRIVER_IRQS | _ARRIVING | IRQ_CAD_DONE | IRQ_CAD_DETECTED)
 
@@ -50,14 +50,14 @@ _CAD_ONLY = const(0x00)  # exit mode: back to STDBY_RC when done
 _CAD_POLLS = const(8)  # a CAD that has not finished after 8 more symbols is a dead chip
 _TICK_US_X64 = const(64)  # 15.625 us steps: 64 per ms
 
-REG_DCDC = const(1)
+_REG_DCDC = const(1)
 
 
 def prepare(modem):
     """Once after the driver is built: DC-DC regulator (the SX1262's RX
     current halves: 4.6 mA instead of 8.6 mA in LDO mode, DS table 3-7) and
     the IRQ mask that latches what CAD and LBT read."""
-    modem._cmd("BB", _CMD_SET_REGULATOR_MODE, REG_DCDC)
+    modem._cmd("BB", _CMD_SET_REGULATOR_MODE, _REG_DCDC)
     modem._cmd(">BHHHH", _CMD_CFG_DIO_IRQ, _OUR_IRQS, _DIO1_IRQS, 0, 0)
 
 
@@ -102,6 +102,19 @@ def channel_busy(modem, sf, sym_us, sleep_us):
     return bool(flags & IRQ_CAD_DETECTED)
 
 
+# The two hooks a board's boot path hands the running node. Built here, not
+# in radio.py or boardsleep.py, so that those boot-only modules' globals are
+# not kept alive by a closure after boot (main.boot_only lets them go).
+def busy_hook(modem, sf, sym_us, sleep_us):
+    """MeshNode's channel_busy(now_ms) over channel_busy."""
+    return lambda now_ms: channel_busy(modem, sf, sym_us, sleep_us)
+
+
+def duty_hook(modem, rx_us, sleep_us_):
+    """DutyListen's arm() over start_rx_duty_cycle."""
+    return lambda: start_rx_duty_cycle(modem, rx_us, sleep_us_)
+
+
 def leaf_preamble(rx_symbols, sleep_symbols):
     """Preamble symbols a sender needs so that a receiver in RX duty cycle
     catches it: one whole sleep plus two listening windows (DS 13.1.7: the
@@ -127,42 +140,6 @@ def start_rx_duty_cycle(modem, rx_us, sleep_us_):
 # a frame to a leaf goes with the ordinary preamble while the sender knows the
 # leaf is listening: it heard the leaf's own frame less than the leaf's window
 # ago, less this margin for its own contention and airtime
+# (pen_node.preamble.PreambleByDestination: only a node that sends to leaves
+# loads it)
 LISTEN_MARGIN_MS = const(1500)
-
-
-class PreambleByDestination:
-    """Sends with a long preamble to the addresses in `sleepy` (leaves in RX
-    duty cycle) unless the leaf was heard within its listen window (window_ms
-    after its own frame), the preset's preamble to everyone else: switches
-    the packet's preamble through the driver's configure() (SetPacketParams,
-    DS 13.4.6) only when it changes."""
-
-    def __init__(self, modem, preamble, long_preamble, sleepy, window_ms):
-        self.modem = modem
-        self.preamble = preamble
-        self.long_preamble = long_preamble
-        self.sleepy = sleepy
-        self.window_ms = window_ms
-        self.heard_at = {}  # leaf address -> ms its last frame was heard
-        self.current = preamble
-
-    def heard(self, frame, now_ms):
-        src = (frame[2] << 8) | frame[3]  # pen_protocol.frame header: type, ctl, src, dst, origin
-        if src in self.sleepy:
-            self.heard_at[src] = now_ms
-
-    def preamble_for(self, frame, now_ms):
-        dst = (frame[4] << 8) | frame[5]
-        if dst not in self.sleepy:
-            return self.preamble
-        t = self.heard_at.get(dst)
-        if t is not None and now_ms <= t + self.window_ms - LISTEN_MARGIN_MS:
-            return self.preamble  # it is still in the window after its own frame
-        return self.long_preamble
-
-    def set_for(self, frame, now_ms):
-        want = self.preamble_for(frame, now_ms)
-        if want != self.current:
-            self.modem.configure({"preamble_len": want})
-            self.current = want
-        return want

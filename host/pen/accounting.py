@@ -1,13 +1,14 @@
 """What a CTB node does after accepting payments: sign an ACCOUNTED receipt
-for each newly effective USE, with its node key (a member key of role
-"node"). One place, used by the HTTP node and by a bridge's local peer."""
+for each newly effective USE of a token not yet accounted (an accounted use is
+final: a later USE of the token is evidence, never a second receipt), with
+its node key (a member key of role "node"; no other key may sign one). One place, used by the HTTP node and by a bridge's local peer."""
 from pen import build as B
 from pen_protocol import ctb, records as R
 
 
 def receipts_for(store, verdicts, node_key, now):
     """ACCOUNTED records for USEs accepted in this batch that are the
-    token's effective use and not yet accounted. Stores them (a batch of
+    effective use of a token not yet accounted. Stores them (a batch of
     its own) and returns them."""
     out = make_receipts(store, verdicts, node_key, now)
     if out:
@@ -28,7 +29,7 @@ def make_receipts(store, verdicts, node_key, now):
         if v.code != ctb.ACCEPTED or rec is None or rec.type != R.USE:
             continue
         t = store.get(b"T" + rec.fields[0])
-        if t is None or t[5][0][0] != rec.id or any(a[1] == rec.id for a in t[6]):
+        if t is None or ctb.is_accounted(t) or ctb.use_id(ctb.effective_use(t)) != rec.id:
             continue
         out.append(B.accounted(node_key, rec.fields[0], rec.id, int(now)))
     return out

@@ -8,8 +8,20 @@ def _kid(k):
     return k.kid if hasattr(k, "kid") else bytes(k)
 
 
-def genesis(first_founder, name, founders, time):
-    return R.encode(R.GENESIS, [name, [_kid(f) for f in founders], int(time)], first_founder)
+def genesis_consent(founder, name, founders, time):
+    """One founder's consent to a genesis (64 bytes): it signs
+    records.genesis_consent(name, founders, time)."""
+    return bytes(founder(R.genesis_consent(name, [_kid(f) for f in founders], int(time))))
+
+
+def genesis(founders, name, time, consents=None):
+    """founders: Signers in order (the first is the economy's federation and
+    signs the record). consents: {kid: 64-byte signature} for founders whose
+    keys are elsewhere; the others sign here."""
+    kids = [_kid(f) for f in founders]
+    consents = consents or {}
+    sigs = [consents[k] if k in consents else genesis_consent(f, name, kids, time) for f, k in zip(founders, kids)]
+    return R.encode(R.GENESIS, [name, kids, int(time), sigs], founders[0])
 
 
 def council(signer, name, kind, parent=None):
@@ -23,10 +35,20 @@ def member(council_signer, member_key, role):
     return R.encode(R.MEMBER, [council_signer.kid, pk, role], council_signer)
 
 
-def votation_open(owner, serial, subject, about, electorate, deadline):
+def votation_open(owner, serial, subject, about, electorate, deadline, epoch=0):
+    """electorate: the councils of membership epoch `epoch` (any order; the
+    record lists them ascending, as the validator requires)."""
     subject = R.SUBJECTS.index(subject) if isinstance(subject, str) else subject
     ref = R.make_ref(owner.kid, serial)
-    return R.encode(R.VOTATION_OPEN, [ref, subject, about, [_kid(e) for e in electorate], int(deadline)], owner)
+    return R.encode(R.VOTATION_OPEN, [ref, subject, about, sorted(_kid(e) for e in electorate), int(deadline),
+                                      int(epoch)], owner)
+
+
+def membership_about(council_record, attempt=0):
+    """about of an ADMIT or DISMEMBER votation: the council's COUNCIL record
+    id (binding its full key) and the attempt number at this epoch."""
+    rid = council_record.id if hasattr(council_record, "id") else bytes(council_record)
+    return [rid, int(attempt)]
 
 
 def exchange_about(shop, amount, account):
@@ -39,10 +61,14 @@ def vote(voter, votation_ref, choice):
 
 
 def votation_close(owner, open_rec, votes, time):
-    """votes: the VOTE Records to count (the owner's view)."""
+    """votes: the VOTE Records to list (the owner's view). A council that
+    voted more than once counts once, with its lowest-id vote listed."""
     tally = [0, 0, 0]
-    for v in votes:
-        tally[v.fields[2]] += 1
+    counted = set()
+    for v in sorted(votes, key=lambda r: r.id):
+        if v.fields[0] not in counted:
+            counted.add(v.fields[0])
+            tally[v.fields[2]] += 1
     ids_ = sorted(v.id for v in votes)
     return R.encode(R.VOTATION_CLOSE, [open_rec.fields[0], open_rec.id, tally[R.YES], tally[R.NO],
                                        tally[R.ABSTAIN], ids_, int(time)], owner)

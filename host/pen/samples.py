@@ -23,7 +23,7 @@ def economy():
     councils = [n["council"]] + [B.council(s, name, kind, fed) for s, name, kind in (
         (fp, "Formosa Plumbing Coop", "production"), (vc, "Village Consumers", "consumption"),
         (hub, "Supply Hub", "production"), (store, "Village Store", "production"))]
-    n["genesis"] = B.genesis(fed, "Valley economy", [fed, fp, vc, hub, store], T0)
+    n["genesis"] = B.genesis([fed, fp, vc, hub, store], "Valley economy", T0)
     n["member"] = B.member(fed, k["common-node"], "node")
     electorate = [fed, fp, vc, hub, store]
     n["proposal"] = B.proposal(fp, 1, 2026, [("40141600", 200, 30000), ("40171500", 500, 25000)])
@@ -53,3 +53,15 @@ def check_valid():
     for r in ordered:
         out.append(led.submit(r))
     return st, out
+
+
+def accounted_batch(node_key, n, first=1, user=None, issuer_kid=b"\x01\x02\x03\x04"):
+    """n ACCOUNTED receipts signed by node_key for n USEs of distinct tokens
+    (serials first..): what a bridge PC holds after a busy hour, for receipt
+    digests (pen.bridge.digests) in `pen bench sizes`, vectors and tests."""
+    user = user or Signer.from_phrase("carlos")
+    out = []
+    for i in range(first, first + n):
+        u = B.use(user, R.make_ref(issuer_kid, i), "501000000001", "501000000001")
+        out.append(B.accounted(node_key, u.fields[0], u.id, T0 + i).raw)
+    return out

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pen import build as B
-from pen.samples import economy
+from pen.samples import economy, keys as samples_keys
 from pen_protocol import cbor, ctb, frame as F, ids, records as R
 
 OUT = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
@@ -174,6 +174,8 @@ def ctb_vectors():
     forged_new = bytearray(ordered[-1].raw)
     forged_new[-5] ^= 0x10
     t2 = B.issue(fp, 2, 25000, prop)
+    everyone = [fed, fp, vc, hub, shop]
+    park = B.votation_open(hub, 5, "other", "a park", everyone, 10)
     cases = [
         ("duplicate record", [n["use"].raw], "duplicate", "duplicate"),
         ("forged signature on a record already held: nothing changes", [bytes(forged)], "duplicate", "duplicate"),
@@ -204,12 +206,26 @@ def ctb_vectors():
         ("vote on an unknown votation", [B.vote(vc, R.make_ref(fp.kid, 77), "yes").raw], "rejected",
          "unknown-votation"),
         ("vote after close is kept, not counted", [B.vote(hub, vref, "no").raw], "accepted", ""),
-        ("close that misstates the tally", [B.votation_open(hub, 5, "other", "a park", [hub, fp], 10).raw,
-                                            R.encode(R.VOTATION_CLOSE, [R.make_ref(hub.kid, 5),
-                                                                        B.votation_open(hub, 5, "other", "a park",
-                                                                                        [hub, fp], 10).id,
-                                                                        1, 0, 0, [], 20], hub).raw],
+        ("close that misstates the tally", [park.raw, R.encode(R.VOTATION_CLOSE, [park.fields[0], park.id,
+                                                                                   1, 0, 0, [], 20], hub).raw],
          "rejected", "tally-mismatch"),
+        ("votation whose electorate is the opener alone", [B.votation_open(hub, 6, "other", "a park", [hub], 10).raw],
+         "rejected", "bad-electorate"),
+        ("votation pinned to a membership epoch that does not exist",
+         [B.votation_open(hub, 6, "other", "a park", everyone, 10, epoch=1).raw], "rejected", "unknown-epoch"),
+        ("ADMIT opened by a council that is not the economy's federation",
+         [B.council(stranger, "Stranger", "consumption").raw,
+          B.votation_open(hub, 6, "admit", B.membership_about(B.council(stranger, "Stranger", "consumption")),
+                          everyone, 10).raw], "rejected", "not-the-federation"),
+        ("approval votation outside the proposal's year", [B.votation_open(fp, 6, "approve", prop, everyone,
+                                                                           1830000000).raw],
+         "rejected", "wrong-year"),
+        ("receipt signed by an admitted council's own key", [B.accounted(fed, tok, n["use"].id, 5).raw],
+         "rejected", "not-a-ctb-node"),
+        ("CTB node key certified by a member council", [B.member(hub, stranger, "node").raw],
+         "rejected", "not-the-federation"),
+        ("a USE after the token was accounted: evidence, moves no credit",
+         [B.use(fp, tok, "11", "11").raw], "conflict", "double-spend"),
         ("receipt signed by a key that is not a CTB node", [B.council(stranger, "Stranger", "consumption").raw,
                                                              B.accounted(stranger, tok, n["use"].id, 5).raw],
          "rejected", "not-a-ctb-node"),
@@ -227,10 +243,46 @@ def ctb_vectors():
          for w, recs, code, reason in cases]
 
 
+def digest_vectors():
+    """Receipt digests (pen_protocol.digest): valid ones with their fields,
+    signed bytes and frame; malformed ones with the reason; and what verify
+    says against a pinned key."""
+    from pen.bridge.digests import DigestSigner
+    from pen.samples import T0, accounted_batch
+    from pen_protocol import digest as G
+    k = samples_keys()
+    node, other = k["common-node"], k["supply-hub"]
+    out = []
+    good = None
+    for n in (1, 3, G.MAX_ENTRIES):
+        raw, _ = DigestSigner(node, clock=lambda: T0 + n).sign(accounted_batch(node, n))
+        d = G.parse(raw)
+        good = good or raw
+        frame = F.fragment(raw, 0x0001, F.BROADCAST, 0x0001, 0, 7)[0]
+        out.append({"kind": "valid", "hex": raw.hex(), "kid": d.kid.hex(), "time": d.time,
+                    "entries": [[r.hex(), u.hex()] for r, u in d.entries], "signed": G.message(raw).hex(),
+                    "id": d.id().hex(), "frame": frame.hex(), "key": node.public_key.hex()})
+    three = bytes.fromhex(out[1]["hex"])
+    for what, raw, reason in (
+            ("empty", b"", "not-a-digest"), ("a record's type byte", b"\x0b" + three[1:], "not-a-digest"),
+            ("truncated below one entry", three[:84], "truncated"), ("cut inside an entry", three[:-5], "bad-length"),
+            ("fifteen entries", three[:9] + three[9:21] * 15 + three[-64:], "too-long"),
+            ("one entry twice", three[:9] + three[9:21] * 2 + three[-64:], "duplicate-entry")):
+        out.append({"kind": "invalid", "what": what, "hex": raw.hex(), "reason": reason})
+    for what, raw, pk, why in (
+            ("pinned key", three, node, None), ("signature flipped", three[:-1] + bytes((three[-1] ^ 1,)), node,
+                                                "bad-signature"),
+            ("an entry dropped", three[:-64 - 12] + three[-64:], node, "bad-signature"),
+            ("unpinned key", three, other, "unpinned-key")):
+        out.append({"kind": "verify", "what": what, "hex": raw.hex(), "key": pk.public_key.hex(), "why": why})
+    return out
+
+
 def generate():
     from pen.linkvectors import linkauth_vectors
     return {"cbor.json": cbor_vectors(), "ids.json": id_vectors(), "records.json": record_vectors(),
-            "frames.json": frame_vectors(), "ctb.json": ctb_vectors(), "linkauth.json": linkauth_vectors()}
+            "frames.json": frame_vectors(), "ctb.json": ctb_vectors(), "linkauth.json": linkauth_vectors(),
+            "digests.json": digest_vectors()}
 
 
 def dump(cases):

@@ -70,9 +70,9 @@ def check_token(copy, token_ref, chain=(), live=False, spent=None):
         return Answer(INDETERMINABLE if missing else INVALID, "not-usable",
                       "the issuer has not named a user", token_ref, state)
     prior = copy.get(b"T" + token_ref)
-    if prior is not None and prior[5]:
+    if prior is not None and ctb.uses(prior):
         ours = [r.id for r in recs if r.type == R.USE]
-        if not (ours and prior[5][0][0] == ours[0]):
+        if not (ours and ctb.use_id(ctb.effective_use(prior)) == ours[0]):
             return Answer(INVALID, "already-spent", "the CTB copy has this token %s" % ctb.token_state(prior),
                           token_ref, ctb.token_state(prior))
     if spent is not None and token_ref in spent:

@@ -50,7 +50,17 @@ _USE = const(10)  # identity.USE: the one record type with a compact form
 # control frame types (records use 1..31)
 T_ACK = const(0x20)  # payload: one or more frame ids this node now holds
 T_BEACON = const(0x21)  # bridge announcement / route advertisement
-T_DIGEST = const(0x22)  # reserved: a signed CTB digest from a bridge (spent-token delta)
+# a receipt digest from a bridge (digest.py has the layout): up to 14
+# accounted payments under one signature of the CTB node, flooded; the
+# payload is the digest without its first byte (the header's type byte is
+# the digest's). The node reads only its shape (digest_entries, below)
+T_DIGEST = const(0x22)
+# private (folded by the compiler, no globals on a node's heap); digest.py
+# repeats them as its public layout and its tests check they agree
+_DIGEST_HEAD = const(9)  # type, CTB node kid (4), time (4)
+_DIGEST_ENTRY = const(12)  # token ref (8), USE id prefix (4)
+_DIGEST_SIG = const(64)
+_DIGEST_MAX_ENTRIES = const(14)  # (MAX_PAYLOAD 244 - kid 4 - time 4 - signature 64) // _DIGEST_ENTRY
 # several custody records for one next hop in one frame (bundle_frame):
 # entries of origin (2) | length (1) | record. Two payments (85 B each) share
 # one preamble, one header, one contention and one ack: 0.8 s on air at SF9
@@ -452,3 +462,19 @@ class Reassembler:
                 return None
         self._drop(key)
         return bytes((hdr.type,)) + b"".join(parts)
+
+
+def digest_entries(payload):
+    """The number of entries of a well-formed receipt digest carried as a
+    frame's payload (the digest without its type byte, which the header
+    holds), or the reason it is not one (a str: the bytes may come from the
+    air). Entry i's token ref is payload[8 + 12 * i:16 + 12 * i]. The node's
+    whole reading of a digest, in place; digest.py parses it."""
+    n = len(payload) + 1 - _DIGEST_HEAD - _DIGEST_SIG
+    if n < _DIGEST_ENTRY:
+        return "truncated"
+    if n > _DIGEST_MAX_ENTRIES * _DIGEST_ENTRY:
+        return "too-long"
+    if n % _DIGEST_ENTRY:
+        return "bad-length"
+    return n // _DIGEST_ENTRY

@@ -90,12 +90,18 @@ F_LINES = const(10)  # proposal lines: array 1..MAX_LIST of [product, quantity, 
 F_IDS = const(11)  # array of record ids, 0..MAX_LIST, strictly ascending
 F_MAP = const(12)  # map with int keys
 F_B = const(13)  # any byte string <= MAX_RECORD (conflict evidence)
+F_SIGS = const(14)  # array of 64-byte signatures, 1..MAX_FOUNDERS
+
+# Genesis carries one consent signature per founder (64 B each): 40 founders
+# keep it under MAX_RECORD with room for names and kids.
+MAX_FOUNDERS = const(40)
 
 SCHEMA = {
-    GENESIS: (("name", F_T), ("founders", F_KIDS), ("time", F_U)),
+    GENESIS: (("name", F_T), ("founders", F_KIDS), ("time", F_U), ("consents", F_SIGS)),
     COUNCIL: (("key", F_PK), ("name", F_T), ("kind", F_U), ("parent", F_OK)),
     MEMBER: (("council", F_K), ("key", F_PK), ("role", F_U)),
-    VOTATION_OPEN: (("votation", F_R), ("subject", F_U), ("about", F_ANY), ("electorate", F_KIDS), ("deadline", F_U)),
+    VOTATION_OPEN: (("votation", F_R), ("subject", F_U), ("about", F_ANY), ("electorate", F_KIDS), ("deadline", F_U),
+                    ("epoch", F_U)),
     VOTE: (("voter", F_K), ("votation", F_R), ("choice", F_U)),
     VOTATION_CLOSE: (("votation", F_R), ("open", F_ID), ("yes", F_U), ("no", F_U), ("abstain", F_U),
                      ("votes", F_IDS), ("time", F_U)),
@@ -216,6 +222,13 @@ def _check_field(rtype, i, kind, v):
         ok = isinstance(v, dict)
     elif kind == F_B:
         ok = _is_bytes(v) and 0 < len(v) <= MAX_RECORD
+    elif kind == F_SIGS:
+        ok = isinstance(v, list) and 0 < len(v) <= MAX_FOUNDERS
+        if ok:
+            for x in v:
+                if not _is_bytes(x, SIG_LEN):
+                    ok = False
+                    break
     if not ok:
         raise RecordError("bad-field", "%s.%s" % (NAMES[rtype], SCHEMA[rtype][i][0]))
 
@@ -278,6 +291,13 @@ def ref_kid(ref):
 
 def ref_serial(ref):
     return int.from_bytes(ref[4:8], "big")
+
+
+def genesis_consent(name, founders, time):
+    """The bytes every founder signs to consent to a genesis: the domain
+    "genesis-consent" and the CBOR of [name, founders, time]. The consents sit
+    in the genesis body, so the first founder's record signature covers them."""
+    return sign.domain(b"genesis-consent") + cbor.dumps([name, list(founders), time])
 
 
 def conflict(a, b):

@@ -41,6 +41,13 @@ def _reject(reason, detail=""):
     return Reject(reason, detail)
 
 
+def _ctb():
+    # ctb imports this module at its top: the state accessors are reached
+    # at call time, when ctb is whole (MicroPython too)
+    from . import ctb
+    return ctb
+
+
 def closed(st, kid, year):
     y = st.get(_key(kid, year))
     return bool(y) and y[0]
@@ -66,28 +73,31 @@ def index_proposal(st, ref, year):
 
 
 def check_issue(st, issuer, p):
-    """A normal issue under proposal state p = [total, approved, issued, year]."""
-    if closed(st, issuer, p[3]):
-        raise _reject("year-closed", "%s closed %d: excess is accounted, no more issues" % (issuer.hex(), p[3]))
+    """A normal issue under proposal state p (a b"P" value)."""
+    year = _ctb().proposal_year(p)
+    if closed(st, issuer, year):
+        raise _reject("year-closed", "%s closed %d: excess is accounted, no more issues" % (issuer.hex(), year))
 
 
 def _token_year(st, t):
-    if t[2] != R.NORMAL:
+    C = _ctb()
+    if C.token_kind(t) != R.NORMAL:
         return None
-    p = st.get(b"P" + t[3])
-    return p[3] if p else None
+    p = st.get(b"P" + C.token_authority(t))
+    return C.proposal_year(p) if p else None
 
 
 def check_set_user(st, t):
     year = _token_year(st, t)
-    if year is not None and closed(st, t[0], year):
+    if year is not None and closed(st, _ctb().token_issuer(t), year):
         raise _reject("year-closed", "token of a closed year (%d)" % year)
 
 
 def check_use(st, t, council_key):
     """The council's own unused year-Y credits go to year end, not to a use."""
+    C = _ctb()
     year = _token_year(st, t)
-    if year is not None and t[4] == council_key and closed(st, t[0], year):
+    if year is not None and C.user(t) == council_key and closed(st, C.token_issuer(t), year):
         raise _reject("year-closed", "the council's own credits of %d are accounted at year end" % year)
 
 
@@ -99,20 +109,21 @@ def check(st, rec, council):
     y = st.get(_key(kid, year))
     if y is not None and y[0]:
         raise _reject("year-closed", "%s closed %d already" % (kid.hex(), year))
+    C = _ctb()
     unissued = 0
     for pref in (y[1] if y else []):
         p = st.get(b"P" + pref)
-        if p[1]:
-            unissued += p[0] - p[2]
+        if C.proposal_approved(p):
+            unissued += C.proposal_total(p) - C.proposal_issued(p)
     if content[2] != unissued:
         raise _reject("bad-publication", "unissued credits are %d, not %d" % (unissued, content[2]))
     for tref in content[1]:
         t = st.get(b"T" + tref)
         if t is None:
             raise _reject("unknown-token", tref.hex())
-        if t[0] != kid or t[2] != R.NORMAL or _token_year(st, t) != year:
+        if C.token_issuer(t) != kid or C.token_kind(t) != R.NORMAL or _token_year(st, t) != year:
             raise _reject("not-excess", "%s is not a normal token of %s's %d plan" % (tref.hex(), kid.hex(), year))
-        if t[5] or (t[4] is not None and t[4] != council[0]):
+        if C.uses(t) or (C.user(t) is not None and C.user(t) != council[0]):
             raise _reject("not-excess", "%s is used or belongs to a member" % tref.hex())
 
 
@@ -127,21 +138,4 @@ def apply(led, rec, council):
     st.put(key, y)
     acct = ids.pack(excess_account(year))
     for tref in content[1]:
-        t = st.get(b"T" + tref)
-        if t[4] is None:
-            t[4] = council[0]
-        t[5] = [[rec.id, acct, acct]]
-        t[6] = [[rec.id, rec.id]]
-        st.put(b"T" + tref, t)
-        _credit(led, t, acct)
-
-
-def _credit(led, t, acct):
-    """Credit the excess the way the validator credits a use (accounts,
-    products, and any cover it keeps). Ledger._credit takes (token, use,
-    value) on the reworked validator and (product, account, value) before
-    it; the first form fails on the second before writing anything."""
-    try:
-        led._credit(t, [None, acct, acct], t[1])
-    except TypeError:
-        led._credit(acct, acct, t[1])
+        led.account_excess(tref, council[0], rec.id, acct)

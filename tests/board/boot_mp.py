@@ -14,6 +14,23 @@ os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
 
 
+class Os:
+    """os, but for rename: the unix port's VfsPosix mounted at "/" fails a
+    rename between absolute paths with ENOENT (a board's littlefs does not;
+    pen_node.pairing.FileStore renames /pen.pair.tmp to /pen.pair). The
+    working directory is "/", so the same names without it are the same
+    files. Only this harness installs it, never the flash."""
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def rename(self, old, new):
+        os.rename(old.lstrip("/"), new.lstrip("/"))
+
+
+sys.modules["os"] = Os()
+
+
 class Pin:
     IN = 0
     OUT = 1
@@ -98,7 +115,21 @@ class Lora:
 sys.modules["machine"] = Machine
 sys.modules["lora"] = Lora
 sys.modules["esp32"] = Esp32
+import gc
 import main
+
+served = []
+serve = main.serve
+
+
+async def serving(node, modem, clock, link=None, **kw):
+    """main.serve, noting what the boot path built and the heap it holds
+    (boot-only modules gone) as the node's tasks start."""
+    gc.collect()
+    served.append((node, link, kw.get("ble"), gc.mem_alloc()))
+    await serve(node, modem, clock, link, **kw)
+
+main.serve = serving
 
 
 async def boot():
@@ -108,6 +139,18 @@ async def boot():
         pass
 
 asyncio.run(boot())
+node, link, ble, heap = served[0]
 print("radio", made[0]["freq_khz"], made[0]["sf"])
 print("link", main.LinkService is not None)
 print("journal", os.stat(main.JOURNAL)[6], "duty", os.stat(main.DUTY)[6])
+print("boot-only", " ".join(m for m in ("pen_node.radio", "pen_node.boardsleep", "pen_node.linkconf")
+                            if m in sys.modules) or "gone")
+print("heap", heap)
+if link is not None:
+    # what an unpaired peer on the line gets: STATUS, then a SUBMIT
+    from pen_protocol import link as L
+    for kind, payload in ((L.STATUS, b""), (L.SUBMIT, bytes(40))):
+        (answer,) = L.Decoder().feed(link.feed(L.encode(kind, 7, payload), 0))
+        print("unpaired", kind, answer.kind, answer.payload[0], len(node.journal.live))
+    auth = link.auth
+    print("pairing", auth is not None and (auth.code, auth.attempts, len(auth.paired())), ble is not None and ble.name)

@@ -80,3 +80,19 @@ def test_watching_does_not_reset_the_board(monkeypatch, capsys):
     monkeypatch.setattr(serial, "Serial", Port)
     assert cli.main(["board", "console", "--port", "/dev/ttyUSB0", "--seconds", "0"]) == 0
     assert seen == {"dtr": False, "rts": False, "port": "/dev/ttyUSB0", "closed": True}
+
+
+def test_the_pairing_code_a_store_node_prints_at_boot_is_a_line_and_the_next_frame_arrives_whole(monkeypatch):
+    # main.show_code writes on the USB serial before the link takes it; a host
+    # already reading the link drops the text as one damaged frame (its 0x00)
+    import io
+    import sys
+    import main
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, write_through=True))
+    main.show_code("482913")
+    wire = raw.getvalue() + L.encode(L.EV_RECEIPT, 1, b"x")
+    assert shown(wire) == ["pairing code: 482913", "[link] got a receipt #1 (1 bytes)"]
+    got = L.Decoder().feed(wire)
+    assert isinstance(got[0], L.LinkError) and len(got) == 2
+    assert (got[1].kind, got[1].seq, bytes(got[1].payload)) == (L.EV_RECEIPT, 1, b"x")

@@ -35,8 +35,13 @@ def test_a_relay_carries_no_validator_link_or_ble():
 def test_a_bridge_adds_the_link_and_a_store_node_the_validator_and_aioble():
     relay, bridge, store = (set(roles.files(r)) for r in ("relay", "bridge", "store-node"))
     assert relay < bridge < store
-    assert bridge - relay == {"pen_node/service.py", "pen_protocol/link.py", "pen_protocol/cbor.py"}
-    assert VALIDATOR <= store and not VALIDATOR & bridge
+    # the link, and pairing (on a bridge only if its /pen.json asks; the pure-Python verifier comes with
+    # pen_protocol.sign, which linkauth names key ids with: flash, never loaded by pairing)
+    assert bridge - relay == {"pen_node/service.py", "pen_protocol/link.py", "pen_protocol/cbor.py",
+                              "pen_node/linkconf.py", "pen_node/pairing.py", "pen_protocol/linkauth.py",
+                              "pen_protocol/sign.py", "pen_protocol/ed25519.py", "pen_protocol/sha512.py"}
+    signing = {"pen_protocol/sign.py", "pen_protocol/ed25519.py", "pen_protocol/sha512.py"}
+    assert VALIDATOR <= store and not (VALIDATOR - signing) & bridge
     assert roles.ROLES["store-node"]["deps"][-1] == "aioble"
 
 

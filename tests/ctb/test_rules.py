@@ -11,27 +11,7 @@ from pen.samples import economy
 from pen.store import SQLiteCTB, BatchRejected
 from pen_protocol import ctb, records as R
 
-
-@pytest.fixture
-def eco():
-    k, ordered, n = economy()
-    st = ctb.MemoryState()
-    led = ctb.Ledger(st)
-    for r in ordered[:-1]:  # without the sample's double spend
-        assert led.submit(r).code == ctb.ACCEPTED, r
-    return k, n, st, led
-
-
-def snapshot(st):
-    return repr(sorted(st.kv.items())), sorted(st.recs)
-
-
-def rejected(led, st, rec, reason):
-    before = snapshot(st)
-    v = led.submit(rec)
-    assert (v.code, v.reason) == (ctb.REJECTED, reason), v
-    assert snapshot(st) == before
-    return v
+from .conftest import everyone, rejected, snapshot
 
 
 def test_forged_signature_rejected(eco):
@@ -102,20 +82,22 @@ def test_issuance_needs_an_approved_proposal(eco):
     rejected(led, st, B.issue(hub, 1, 10, p.fields[0]), "not-approved")
 
 
-def test_second_vote_rejected_and_not_counted(eco):
+def test_second_vote_is_evidence_and_the_lowest_id_counts(eco):
     k, n, st, led = eco
-    fed, fp, vc, hub = k["valley-federation"], k["formosa-plumbing"], k["village-consumers"], k["supply-hub"]
-    op = B.votation_open(hub, 9, "other", "a new well", [fed, fp, vc, hub], 100)
+    fp, hub = k["formosa-plumbing"], k["supply-hub"]
+    op = B.votation_open(hub, 9, "other", "a new well", everyone(k), 100)
     assert led.submit(op).code == ctb.ACCEPTED
     ref = op.fields[0]
-    assert led.submit(B.vote(fp, ref, "yes")).code == ctb.ACCEPTED
-    v = led.submit(B.vote(fp, ref, "no"))
+    votes = [B.vote(fp, ref, c) for c in ("yes", "no", "abstain")]
+    assert led.submit(votes[0]).code == ctb.ACCEPTED
+    v = led.submit(votes[1])
     assert (v.code, v.reason) == (ctb.CONFLICT, "double-vote")
+    assert led.submit(votes[2]).reason == "double-vote"
     state = st.get(b"V" + ref)
-    assert state[5] == {} and state[6] == [1]  # not counted; the council's vote is void
-    # a third vote changes nothing further
-    assert led.submit(B.vote(fp, ref, "abstain")).reason == "double-vote"
-    assert st.get(b"V" + ref)[5] == {}
+    low = min(votes, key=lambda r: r.id)
+    # exactly one vote of the council counts: its lowest record id
+    assert ctb.counted_votes(state) == {fp.kid: [low.fields[2], low.id]}
+    assert ctb.double_voters(state) == [fp.kid]
 
 
 def test_non_member_vote_rejected(eco):
@@ -135,12 +117,12 @@ def test_malformed_bytes_rejected(eco):
 def test_majority_means_more_than_half_of_the_electorate(eco):
     k, n, st, led = eco
     fed, fp, vc, hub = k["valley-federation"], k["formosa-plumbing"], k["village-consumers"], k["supply-hub"]
-    op = B.votation_open(hub, 10, "other", "a bridge", [fed, fp, vc, hub], 100)
+    op = B.votation_open(hub, 10, "other", "a bridge", everyone(k), 100)
     led.submit(op)
     votes = [B.vote(s, op.fields[0], "yes") for s in (fed, hub)]
     for v in votes:
         led.submit(v)
-    # 2 of 4 is not a majority, and with 2 undecided it may still pass: too early
+    # 2 of 5 is not a majority, and with 3 undecided it may still pass: too early
     rejected(led, st, B.votation_close(hub, op, votes, 50), "too-early")
     cl = B.votation_close(hub, op, votes, 100)
     assert led.submit(cl).code == ctb.ACCEPTED
@@ -150,7 +132,7 @@ def test_majority_means_more_than_half_of_the_electorate(eco):
 def test_close_must_match_the_votes(eco):
     k, n, st, led = eco
     hub, fp = k["supply-hub"], k["formosa-plumbing"]
-    op = B.votation_open(hub, 11, "other", "x", [hub, fp], 10)
+    op = B.votation_open(hub, 11, "other", "x", everyone(k), 10)
     led.submit(op)
     v = B.vote(fp, op.fields[0], "no")
     led.submit(v)
@@ -163,7 +145,7 @@ def test_close_must_match_the_votes(eco):
 def test_only_the_owner_closes(eco):
     k, n, st, led = eco
     hub, fp = k["supply-hub"], k["formosa-plumbing"]
-    op = B.votation_open(hub, 12, "other", "x", [hub, fp], 10)
+    op = B.votation_open(hub, 12, "other", "x", everyone(k), 10)
     led.submit(op)
     rejected(led, st, B.votation_close(fp, op, [], 20), "bad-signature")
 
@@ -172,8 +154,7 @@ def test_exchange_tokens_need_normal_credits_taken_in(eco):
     k, n, st, led = eco
     shop, fed, fp, vc, hub = (k[x] for x in ("village-store", "valley-federation", "formosa-plumbing",
                                                "village-consumers", "supply-hub"))
-    op = B.votation_open(shop, 1, "exchange", B.exchange_about(shop, 1000, "841215000001"),
-                         [fed, fp, vc, hub, shop], 10)
+    op = B.votation_open(shop, 1, "exchange", B.exchange_about(shop, 1000, "841215000001"), everyone(k), 10)
     votes = [B.vote(s, op.fields[0], "yes") for s in (fed, fp, vc)]
     for r in [op] + votes + [B.votation_close(shop, op, votes, 10)]:
         assert led.submit(r).code == ctb.ACCEPTED
@@ -183,6 +164,36 @@ def test_exchange_tokens_need_normal_credits_taken_in(eco):
     carlos = Signer.from_phrase("carlos")
     # nothing taken into the exchange account yet: change may not enter circulation
     rejected(led, st, B.set_user(shop, c1.fields[0], carlos), "exchange-not-covered")
+
+
+
+def test_uncovered_change_waits_for_cover_and_is_released_once(eco):
+    """exchange-not-covered is a missing dependency, not a verdict for good:
+    the same SET_USER is accepted once normal credits are used into the
+    account (in either arrival order the state is the same), and only once."""
+    k, n, st, led = eco
+    shop, fed, fp, vc = (k[x] for x in ("village-store", "valley-federation", "formosa-plumbing",
+                                          "village-consumers"))
+    carlos = Signer.from_phrase("carlos")
+    op = B.votation_open(shop, 1, "exchange", B.exchange_about(shop, 1000, "841215000001"), everyone(k), 10)
+    votes = [B.vote(s, op.fields[0], "yes") for s in (fed, fp, vc)]
+    c = B.issue(shop, 1, 600, op.fields[0], change=True)
+    t = B.issue(fp, 90, 600, n["proposal"].fields[0])
+    give = B.set_user(shop, c.fields[0], carlos)
+    cover = [t, B.set_user(fp, t.fields[0], carlos), B.use(carlos, t.fields[0], "841215000001", "841215000001")]
+    for r in [op] + votes + [B.votation_close(shop, op, votes, 10), c]:
+        assert led.submit(r).code == ctb.ACCEPTED
+    rejected(led, st, give, "exchange-not-covered")
+    assert "exchange-not-covered" in ctb.DEPENDENCY
+    for r in cover + [give]:
+        assert led.submit(r).code == ctb.ACCEPTED, r
+    assert led.submit(give).code == ctb.DUPLICATE
+    assert ctb.account_released(st.get(b"O" + R.ids.pack("841215000001"))) == 600
+    other = ctb.MemoryState()
+    led2 = ctb.Ledger(other)
+    for r in economy()[1][:-1] + [op] + votes + [B.votation_close(shop, op, votes, 10), c] + cover + [give]:
+        assert led2.submit(r).code == ctb.ACCEPTED, r
+    assert snapshot(other) == snapshot(st)
 
 
 def _convergence_records():
@@ -229,3 +240,18 @@ def test_rejected_batch_stores_nothing(tmp_path):
     assert store.count() == 0 and list(store.state_prefix(b"C")) == []
     store.submit(good)
     assert store.count() == 6
+
+
+def test_token_state_bytes_are_unchanged_by_the_accessors(eco):
+    """Issue 14: named accessors, same stored CBOR as the positional layout
+    [issuer, value, kind, authority, user, uses, receipts] of a151bf1."""
+    from pen_protocol import cbor
+    k, n, st, led = eco
+    fp, use, acc = k["formosa-plumbing"], n["use"], n["accounted"]
+    t = st.get(b"T" + n["issue"].fields[0])
+    assert cbor.dumps(t) == cbor.dumps([fp.kid, 30000, R.NORMAL, n["proposal"].fields[0], fp.public_key,
+                                        [[use.id, use.fields[1], use.fields[2]]], [[acc.id, use.id]]])
+    assert (ctb.token_issuer(t), ctb.token_value(t), ctb.user(t)) == (fp.kid, 30000, fp.public_key)
+    assert ctb.effective_use(t) == [use.id, use.fields[1], use.fields[2]]
+    assert ctb.is_accounted(t) and ctb.receipts(t) == [[acc.id, use.id]]
+    assert ctb.token_state(t) == ctb.ACCOUNTED

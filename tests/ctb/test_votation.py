@@ -1,6 +1,7 @@
 """`pen votation verify`: the tally follows from the records alone, and any
 tampering shows."""
 from pen import build as B
+from pen.keys import Signer
 from pen.samples import economy
 from pen_protocol import records as R, votation as VT
 
@@ -44,17 +45,40 @@ def test_close_without_its_votes_fails():
     assert not rep.ok and any(p[1] == "unknown-vote" for p in rep.problems)
 
 
-def test_double_vote_is_noted_and_voided():
+def test_double_vote_is_noted_and_only_the_lowest_id_counts():
     k, n, recs = chain()
     extra = B.vote(k["village-store"], n["votation-open"].fields[0], "no")
     extra2 = B.vote(k["village-store"], n["votation-open"].fields[0], "yes")
     rep = VT.verify([r.raw for r in recs] + [extra.raw, extra2.raw])
     assert rep.ok
-    assert rep.void == [k["village-store"].kid]
+    assert rep.double == [k["village-store"].kid]
     assert any("double-vote" in x for x in rep.notes)
+    low = min((extra, extra2), key=lambda r: r.id)
+    # late votes (after the close) are kept, not counted by the close; the
+    # live tally counts the store once, with its lowest-id vote
+    assert rep.tally == (3 + (low.fields[2] == 1), low.fields[2] == 0, 0)
 
 
 def test_missing_elector_council_is_a_problem():
     k, n, recs = chain()
     rep = VT.verify([r.raw for r in recs if r.type != R.COUNCIL])
     assert not rep.ok and rep.problems[0][1] == "missing-council"
+
+
+def test_a_second_admit_attempt_verifies_from_its_own_records():
+    """The first attempt failed; the file holds the second attempt's
+    records only, and the replay takes the earlier slot as closed."""
+    from pen.samples import T0
+    k, ordered, n = economy()
+    fed, fp, vc = k["valley-federation"], k["formosa-plumbing"], k["village-consumers"]
+    newcomer = Signer.from_phrase("newcomer")
+    cand = B.council(newcomer, "Newcomer", "production", fed)
+    electorate = [k[x] for x in ("valley-federation", "formosa-plumbing", "village-consumers", "supply-hub",
+                                 "village-store")]
+    op = B.votation_open(fed, 9, "admit", B.membership_about(cand, 1), electorate, T0 + 86400)
+    votes = [B.vote(s, op.fields[0], "yes") for s in (fed, fp, vc)]
+    councils = [r for r in ordered if r.type == R.COUNCIL]
+    chain = councils + [cand, op] + votes + [B.votation_close(fed, op, votes, T0 + 3600)]
+    rep = VT.verify([r.raw for r in chain])
+    assert rep.ok, rep.problems
+    assert rep.passed and rep.tally == (3, 0, 0)

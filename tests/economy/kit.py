@@ -1,6 +1,5 @@
 """A small federation on an in-memory CTB for the economy's rule tests."""
 from pen import build as B
-from pen.economy.year import genesis
 from pen.keys import Signer
 from pen_protocol import ctb, records as R
 
@@ -45,7 +44,7 @@ class Fed:
                B.council(k["cons"], "Cons", "consumption", k["fed"]),
                B.council(k["prod"], "Prod", "production", k["fed"]),
                B.council(k["mill"], "Mill", "production", k["fed"]),
-               genesis([k["fed"], k["cons"], k["prod"], k["mill"]], "Test economy", 1))
+               B.genesis([k["fed"], k["cons"], k["prod"], k["mill"]], "Test economy", 1))
         self.electorate = [k["fed"], k["cons"], k["prod"], k["mill"]]
         self._serial = 0
 

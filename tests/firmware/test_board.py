@@ -14,7 +14,8 @@ from build_mpy import mpy_cross
 from pen_protocol.airtime import PRESETS
 from pen_node import power
 from pen_node import radio as R
-from pen_node.radio import lora_cfg, SimAir, SimRadio
+from pen_node.radio import lora_cfg
+from pen_node.simradio import SimAir, SimRadio
 from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
@@ -277,15 +278,41 @@ def test_make_radio_refuses_an_unknown_chip(monkeypatch):
 
 @pytest.mark.micropython
 def test_main_imports_under_the_unix_port_without_touching_hardware(mpy):
-    # main.py pulls in every node module (~75 KB of bytecode in the heap when
-    # loaded from .mpy, as here): a board's ~100 KB has room, 64 KB does not
-    # (frozen modules keep their bytecode in flash instead)
+    # main.py pulls in the modules the running node keeps (bytecode in the
+    # heap when loaded from .mpy, as here; frozen modules keep it in flash):
+    # 85,120 B when it imported the boot path's too, 67,104 B since run()
+    # imports those (radio construction, sleep wiring, journal, duty record,
+    # pairing) and lets the boot-only ones go. What a booted node holds, those
+    # included: tests/board/test_provision.py's BOOT_HEAP
     out = mpy("import gc\nimport main\ngc.collect()\n"
               "print(main.LinkService is not None, main.BOARDS % 'heltec-v3', main.JOURNAL_BYTES, gc.mem_alloc())",
               heap="112k")
     words = out.split()
     assert words[:3] == ["True", "/hardware/boards/heltec-v3.json", "32768"]
-    assert int(words[3]) < 80 * 1024
+    assert int(words[3]) < 72 * 1024
+
+
+def test_link_events_go_to_the_ble_phone_while_connected_else_to_the_serial_link():
+    import main
+
+    class Ble:
+        conn = None
+        sent = []
+
+        def send(self, data):  # BleLink.send: False with no phone connected
+            if self.conn is None:
+                return False
+            self.sent.append(data)
+            return True
+
+    serial, ble = [], Ble()
+    emit = main.events_to(ble, serial.append)
+    emit(b"\x01event")
+    assert serial == [b"\x01event"] and ble.sent == []
+    ble.conn = object()
+    emit(b"\x02event")
+    assert serial == [b"\x01event"] and ble.sent == [b"\x02event"]
+    assert main.events_to(None, serial.append) == serial.append
 
 
 def test_main_still_imports_without_the_link_service(monkeypatch):

@@ -9,6 +9,9 @@ import fuzz_node as Z  # noqa: E402
 from fuzz_node import F, L  # noqa: E402
 
 ACC = b"\x0b\x84\x48" + bytes(8) + b"\x50" + bytes(16) + b"\x44\x01\x02\x03\x04\x1a\x65\x53\xf1\x00" + bytes(64)
+# a receipt digest (pen_protocol.digest): two entries, the first the ref of ACC above
+DIG = b"\x22\x0a\x0b\x0c\x0d\x6a\xfd\x3a\x80" + bytes(8) + b"\x01\x02\x03\x04" + bytes(7) + b"\x01" \
+    + b"\x05\x06\x07\x08" + bytes(64)
 
 
 def step(op, frame, dt=1):
@@ -36,6 +39,9 @@ def seeds():
         "link-submit": step(3, bytes((L.SUBMIT,)) + Z.USE),
         "link-spent": step(3, bytes((L.SPENT,)) + bytes(8)),
         "bridge-downlink": b"\x01" + step(3, bytes((L.DOWNLINK,)) + ACC),
+        "digest-flood": step(1, F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 5), DIG[1:])),
+        "digest-truncated": step(1, F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 5), DIG[1:-7])),
+        "bridge-downlink-digest": b"\x01" + step(3, bytes((L.DOWNLINK,)) + DIG),
     }
 
 

@@ -45,7 +45,10 @@ def main():
     n.submit(USE, 10)
     seeds = [F.record_frame(USE, 3, 2, 3), F.record_frame(ACC, 1, 2, 1), F.record_frame(ACC, 1, F.BROADCAST, 1, 5),
              F.ack_frame([b"abcd"], 1, 2), bytes((0x24, 0, 0, 5, 0xFF, 0xFF, 0, 5, 0, 1, 2, 5)),
-             F.pack(F.Header(F.T_BEACON, 5, F.BROADCAST, 5, 0, 0), bytes((0, 2, 9, 0)))]
+             F.pack(F.Header(F.T_BEACON, 5, F.BROADCAST, 5, 0, 0), bytes((0, 2, 9, 0))),
+             # a receipt digest (pen_protocol.digest) naming the USE above and one other
+             F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 5), b"\x0a\x0b\x0c\x0d\x6a\xfd\x3a\x80\0\0\0\x01\0\0\0\x07"
+                    b"\x01\x02\x03\x04\0\0\0\x01\0\0\0\x08\x05\x06\x07\x08" + bytes(64))]
     buf = bytearray(250)
     authentic = refused = changed = errors = 0
     t0 = time.ticks_ms()

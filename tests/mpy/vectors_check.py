@@ -1,7 +1,7 @@
 """Replays the golden vectors in protocol/vectors/ with the protocol package:
 the same file on CPython (tests/test_vectors.py imports it) and under
 MicroPython (`micropython -m vectors_check VECTOR_DIR PART`, PART one of
-cbor ids records frames ctb resign). Vector files hold one case a line, read
+cbor ids records frames ctb resign digests). Vector files hold one case a line, read
 one at a time so the check fits a 64 KB heap. Prints 'N passed, M failed'
 and exits non-zero on any failure."""
 import sys
@@ -204,9 +204,33 @@ class Checker:
             if case["code"] == ctb.REJECTED and len(recs) == 1:
                 self.ok(not ov.added and not ov.kv, "%s changed state" % case["what"])
 
+    def digests(self):
+        from pen_protocol import digest as G, frame as F
+        for case in cases(self.vdir + "/digests.json"):
+            raw = h(case["hex"])
+            k = case["kind"]
+            if k == "valid":
+                d = G.parse(raw)
+                what = "digest of %d" % len(case["entries"])
+                self.ok(d.kid.hex() == case["kid"] and d.time == case["time"], what + " head")
+                self.ok([[r.hex(), u.hex()] for r, u in d.entries] == case["entries"], what + " entries")
+                self.ok(G.message(raw).hex() == case["signed"] and d.id().hex() == case["id"], what + " signed bytes")
+                f = h(case["frame"])
+                hdr, payload = F.parse(f)
+                self.ok(hdr.type == F.T_DIGEST and bytes(payload) == raw[1:], what + " frame")
+                self.ok(F.digest_entries(payload) == len(case["entries"]) == G.shape(raw), what + " shape")
+                self.ok(G.verify(raw, [h(case["key"])])[1] is None, what + " verifies")
+            elif k == "invalid":
+                self.raises(lambda: G.parse(raw), G.DigestError, "reason", case["reason"], "digest " + case["what"])
+                if case["reason"] != "duplicate-entry":  # the node reads the shape only
+                    self.ok(G.shape(raw) == case["reason"], "shape " + case["what"])
+            else:
+                got = G.verify(raw, [h(case["key"])])[1]
+                self.ok(got == case["why"], "verify %s: got %r" % (case["what"], got))
+
     def run(self, part):
         fn = {"cbor": self.cbor, "ids": self.ids, "records": self.records, "frames": self.frames,
-              "ctb": self.ctb, "resign": lambda: self.records(resign=True)}[part]
+              "ctb": self.ctb, "resign": lambda: self.records(resign=True), "digests": self.digests}[part]
         try:
             fn()
         except Exception as e:
@@ -214,7 +238,7 @@ class Checker:
         return self.passed, self.failures
 
 
-PARTS = ("cbor", "ids", "records", "frames", "ctb", "resign")
+PARTS = ("cbor", "ids", "records", "frames", "ctb", "resign", "digests")
 
 
 def main(argv):

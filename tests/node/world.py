@@ -8,7 +8,7 @@ from pen.keys import Signer
 from pen.samples import economy, T0
 from pen_protocol import records as R
 
-LETTERS = b"GCKVPXTAQU"  # every state key prefix (pen_protocol.ctb)
+LETTERS = b"GMESCKVPXOTANQU"  # every state key prefix (pen_protocol.ctb)
 
 
 def base_and_spends(tokens=12, seed=1):

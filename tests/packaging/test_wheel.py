@@ -99,6 +99,7 @@ def test_installed_pen_runs_micropython_nodes_from_the_wheel(installed, tmp_path
 def test_installed_pen_plans_a_provisioning_from_the_wheels_profiles(installed, tmp_path):
     village = tmp_path / "v.json"
     village.write_text(json.dumps({"village": "V", "ctb_keys": ["ab" * 32]}))
+    (tmp_path / "v.netkey").write_text("5e" * 16)  # the village network secret, beside it as pen board village puts it
     p = run_pen(installed, tmp_path, "board", "provision", "--board", "tbeam-v1.1-sx1276", "--port", "/dev/ttyUSB0",
                 "--region", "eu868", "--village", str(village), "--role", "bridge", "--dry-run")
     assert p.returncode == 0, p.stderr

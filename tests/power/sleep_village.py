@@ -15,8 +15,10 @@ from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
+from pen_node.downlink import EV_RECEIPT
 from pen_node.sleep import Meter, Sleeper, DutyListen, NodePower
-from pen_node.sx126x import leaf_preamble, PreambleByDestination
+from pen_node.sx126x import leaf_preamble
+from pen_node.preamble import PreambleByDestination
 from machinedouble import Air, AsyncRadioDouble, MachineDouble, Esp32Double, Pin
 
 P = PRESETS["eu868-sf9"]
@@ -103,8 +105,8 @@ def run(mode="sleep", payments=PAYMENTS, isr_by_hand=True):
                 got.append((rec[0], air.now))
                 bridge.broadcast(receipt(len(got)), air.now)
                 air.peer_t = min(air.peer_t, bridge.next_wakeup_ms(air.now))
-            for kind, data in store.take_events():
-                if kind == "receipt":
+            for ev in store.take_events():
+                if ev[0] == EV_RECEIPT:
                     receipts.append(air.now)
             await asyncio.sleep(0)
         task.cancel()

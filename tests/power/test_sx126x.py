@@ -4,6 +4,7 @@ import powerpath  # noqa: F401
 import pytest
 
 from pen_node import sx126x as X
+from pen_node.preamble import PreambleByDestination
 from spidouble import SpiDouble, ModemDouble
 
 SYM_US = 4096  # SF9 / BW125
@@ -90,7 +91,7 @@ def test_leaf_preamble_covers_a_sleep_and_two_windows():
 
 def test_long_preamble_only_toward_sleepy_destinations_and_only_on_change():
     m, spi = modem()
-    p = X.PreambleByDestination(m, 8, 29, {0x0102}, 4000)
+    p = PreambleByDestination(m, 8, 29, {0x0102}, 4000)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x01, 0x02, 0, 1)) + b"x"
     to_relay = bytes((10, 0x1B, 0, 1, 0x00, 0x07, 0, 1)) + b"x"
     assert [p.set_for(f, 0) for f in (to_relay, to_leaf, to_leaf, to_relay)] == [8, 29, 29, 8]
@@ -99,7 +100,7 @@ def test_long_preamble_only_toward_sleepy_destinations_and_only_on_change():
 
 def test_a_leaf_heard_within_its_window_gets_the_short_preamble():
     m, spi = modem()
-    p = X.PreambleByDestination(m, 8, 29, {0x0102}, 4000)
+    p = PreambleByDestination(m, 8, 29, {0x0102}, 4000)
     from_leaf = bytes((10, 0x1B, 0x01, 0x02, 0x00, 0x07, 0x01, 0x02)) + b"x"
     from_other = bytes((10, 0x1B, 0x00, 0x09, 0x00, 0x07, 0x00, 0x09)) + b"x"
     ack_to_leaf = bytes((0x20, 0x00, 0x00, 0x07, 0x01, 0x02, 0x00, 0x07)) + b"abcd"

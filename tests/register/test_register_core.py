@@ -64,7 +64,7 @@ def test_change_for_a_book_token_taken_into_exchange(reg):
     assert R.parse(p.record).fields[1:] == [ids.pack(EXCHANGE)] * 2  # product and account: the exchange
     r.give_change(CARLOS.public_key, picks)
     assert [ctb.token_state(r.copy.get(b"T" + ref)) for ref, _ in picks] == [ctb.USABLE] * 2
-    assert r.copy.get(b"T" + picks[0][0])[4] == CARLOS.public_key
+    assert ctb.user(r.copy.get(b"T" + picks[0][0])) == CARLOS.public_key
     owe, rest = r.change_for(3000, 0)
     assert [v for _, v in rest] == [2000, 1000]
     _refused("no-change", r.change_for, 10000, 0)

@@ -35,7 +35,7 @@ def build(path):
     coun = [FED, FORMOSA, SHOP]
     recs = [B.council(FED, "Valley", "federation")] + [
         B.council(s, n, "production", FED) for s, n in ((FORMOSA, "Formosa Plumbing"), (SHOP, "Village Store"))]
-    recs += [B.genesis(FED, "Valley economy", coun, T0)]
+    recs += [B.genesis(coun, "Valley economy", T0)]
     recs += [B.member(FORMOSA, CARLOS, "member"), B.member(FORMOSA, ANA, "member")]
     prop = B.proposal(FORMOSA, 1, 2026, [(WORK, 1, 60000)])
     recs += [prop] + _passed(FORMOSA, 1, "approve", prop.fields[0], coun)

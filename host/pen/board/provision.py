@@ -40,6 +40,11 @@ CONFIG_KEYS = {
     "addr": "mesh address 1..65533 (optional: else the low 16 bits of the chip's unique id)",
     "village": "the village's name, as its village file gives it",
     "ctb_keys": "public keys (hex) of the CTB nodes whose ACCOUNTED receipts the village trusts",
+    "net_key": "the village network secret (hex): every frame on air is sealed with a tag from it",
+    # the link (pen_node.linkconf, docs/link.md); provisioning leaves them at their defaults
+    "pair": "the link needs pairing (default: yes on a store-node)",
+    "pair_file": "where the pairing state lives (default /pen.pair)",
+    "ble": "the name a store-node advertises over BLE (default pen-<addr> when aioble is there; \"\" for none)",
     # light sleep (pen_node.boardsleep, docs/power.md); provisioning leaves them at their defaults
     "sleep": "light-sleep between events (default: yes, except on a bridge, which its PC powers)",
     "link_wake_pin": "an RTC GPIO wired to the link's RX line, so a node with a link may sleep",
@@ -122,7 +127,9 @@ def preset_for(region, preset=None):
 
 def read_village(path):
     """A village file: JSON {"village": name, "ctb_keys": [hex public key...]}
-    (`pen board village` writes one). Only public keys ever go on a board."""
+    (`pen board village` writes one). Only public keys ever go on a board;
+    the one secret a node holds is the village network secret (read_net_key),
+    which seals frames on air and signs nothing."""
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -144,6 +151,28 @@ def read_village(path):
     return {"village": v["village"], "ctb_keys": [k.lower() for k in v["ctb_keys"]]}
 
 
+NET_KEY_SUFFIX = ".netkey"  # beside the village file: `pen board village` writes both
+NET_KEY_MIN_HEX = 32  # 16 bytes, as main.py's net_secret requires
+
+
+def net_key_path(village_file):
+    return Path(village_file).with_suffix(NET_KEY_SUFFIX)
+
+
+def read_net_key(path):
+    """The village network secret, hex (`pen board village` writes it beside
+    the village file). Every node of the village holds it: without it a node
+    would not start (main.net_secret), with another it hears nobody."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as e:
+        raise ProvisionError("cannot read the village network secret %s: %s (`pen board village` writes it "
+                             "beside the village file)" % (path, e.strerror))
+    if len(text) < NET_KEY_MIN_HEX or len(text) % 2 or not _is_hex(text):
+        raise ProvisionError("%s is not a village network secret: %d or more hex digits" % (path, NET_KEY_MIN_HEX))
+    return text.lower()
+
+
 def _is_hex(s):
     try:
         bytes.fromhex(s)
@@ -152,9 +181,9 @@ def _is_hex(s):
         return False
 
 
-def node_config(board_id, preset, role, village, addr=None):
+def node_config(board_id, preset, role, village, net_key, addr=None):
     cfg = {"board": board_id, "preset": preset, "bridge": role == "bridge", "role": role,
-           "village": village["village"], "ctb_keys": village["ctb_keys"]}
+           "village": village["village"], "ctb_keys": village["ctb_keys"], "net_key": net_key}
     if addr is not None:
         if not 1 <= addr <= MAX_ADDR:
             raise ProvisionError("mesh address %d is out of range: use 1..%d" % (addr, MAX_ADDR))
@@ -195,14 +224,17 @@ def stage(stage_dir, role, board_id, cfg, compiled=True):
 
 
 def plan(port, board, region, village_file, stage_dir, role="relay", image=None, preset=None, index=None,
-         addr=None, compiled=True):
-    """The steps, checked before any of them runs."""
+         addr=None, compiled=True, net_key_file=None):
+    """The steps, checked before any of them runs. The village network
+    secret is read from net_key_file, by default the one beside the village
+    file."""
     if role not in roles.ROLES:
         raise ProvisionError("unknown role %r; roles: %s" % (role, ", ".join(roles.ROLES)))
     board_id, profile = board_profile(board)
     preset = preset_for(region, preset)
     village = read_village(village_file)
-    cfg = node_config(board_id, preset, role, village, addr)
+    net_key = read_net_key(net_key_file or net_key_path(village_file))
+    cfg = node_config(board_id, preset, role, village, net_key, addr)
     chip = profile["mcu"]
     if chip not in FLASH_OFFSET:
         raise ProvisionError("no flash layout known for a %s" % chip)

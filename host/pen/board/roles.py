@@ -5,7 +5,8 @@ A role is main.py's import closure plus the modules the role adds:
     relay       the mesh alone: routing, custody journal, duty-cycle law,
                 radio driver (main.py runs without the link service)
     bridge      + the link service, so a bridge PC reaches the mesh over USB
-    store-node  + the link service, the CTB validator (offline check and
+                (and pairing, pen_node.linkconf, if its /pen.json asks)
+    store-node  + the link service with pairing (on by default), the CTB validator (offline check and
                 votation recount with the pure-Python Ed25519: the 128 KB
                 heap part) and aioble, for store phones over BLE
 
@@ -24,9 +25,11 @@ PACKAGES = ("pen_node", "pen_protocol")
 RADIO_DEPS = ("lora-sx126x", "lora-sx127x", "lora-async")
 ROLES = {
     "relay": {"adds": (), "deps": RADIO_DEPS},
-    "bridge": {"adds": ("pen_node.service",), "deps": RADIO_DEPS},
+    # pen_node.linkconf: pairing (pen_node.pairing, pen_protocol.linkauth), on a bridge if /pen.json asks
+    "bridge": {"adds": ("pen_node.service", "pen_node.linkconf"), "deps": RADIO_DEPS},
     # pen_node.ble (the link over BLE, aioble) is carried once it exists in the tree
-    "store-node": {"adds": ("pen_node.service", "pen_node.ble", "pen_protocol.check", "pen_protocol.votation"),
+    "store-node": {"adds": ("pen_node.service", "pen_node.linkconf", "pen_node.ble", "pen_protocol.check",
+                            "pen_protocol.votation"),
                    "deps": RADIO_DEPS + ("aioble",)},
 }
 ENTRY = "main.py"

@@ -133,7 +133,7 @@ def resolve_kid(args, store, text):
     if kid is not None:
         return kid
     for k, c in store.state_prefix(b"C"):
-        if c[1] == text:
+        if ctb.council_name(c) == text:
             return k[1:]
     raise PenError("unknown council %r (a key name, an 8-hex kid or a council name)" % text)
 
@@ -201,4 +201,4 @@ def parse_time(text):
 
 
 def admitted_councils(store):
-    return [k[1:] for k, c in store.state_prefix(b"C") if c[4] == ctb.ADMITTED]
+    return [k[1:] for k, c in store.state_prefix(b"C") if ctb.council_status(c) == ctb.ADMITTED]

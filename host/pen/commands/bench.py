@@ -42,6 +42,32 @@ def frame_sizes():
         out[name] = _on_air(frames, len(rec.raw))
     out["link-ack"] = _on_air([F.ack_frame([b"\x00\x01\x02\x03"], 1, 2)], 0)
     out["beacon"] = _on_air([F.pack(F.Header(F.T_BEACON, 1, F.BROADCAST, 1, 0, 0), bytes(4))], 0)
+    out.update(digest_sizes())
+    return out
+
+
+DIGEST_SIZES = (1, 2, 4, 7, 14)  # receipts named by one digest
+
+
+def digest_sizes():
+    """Receipt digests (pen.bridge.digests) naming n receipts: bytes and
+    airtime in all and per receipt, beside one ACCOUNTED frame a receipt
+    (which also travels every hop of its payment's path; a digest is one
+    frame from the bridge, relayed by the nodes on the named paths)."""
+    from pen.bridge.digests import DigestSigner
+    from pen.samples import T0, accounted_batch, keys
+    node = keys()["common-node"]
+    batch = accounted_batch(node, max(DIGEST_SIZES))
+    one = _on_air([F.record_frame(batch[0], 1, 2, 1)], len(batch[0]))
+    out = {}
+    for n in DIGEST_SIZES:
+        raw, _ = DigestSigner(node, clock=lambda: T0).sign(batch[:n])
+        d = _on_air([F.fragment(raw, 1, F.BROADCAST, 1, 0)[0]], len(raw))
+        d["receipts"] = n
+        d["bytes_per_receipt"] = round(d["bytes"] / n, 1)
+        d["airtime_ms_per_receipt"] = {k: round(v / n, 1) for k, v in d["airtime_ms"].items()}
+        d["vs_accounted_frames"] = {k: round(one["airtime_ms"][k] * n / v, 2) for k, v in d["airtime_ms"].items()}
+        out["digest-%d" % n] = d
     return out
 
 
@@ -86,6 +112,19 @@ def cmd_sizes(args):
     t.add_row("+ to a leaf", "", "", "", "", "", "+%.1f" % to_leaf["extra_ms"]["sf9-bw125"],
               "+%.1f" % to_leaf["extra_ms"]["sf11-bw250"])
     Console().print(t)
+    d = Table(title="Receipts back: one ACCOUNTED frame each vs one signed digest (T_DIGEST) naming n")
+    for c in ("frame", "receipts", "on air B", "B / receipt", "SF9 ms / receipt", "SF11/BW250 ms / receipt",
+              "x fewer bridge ms (SF9)"):
+        d.add_column(c, justify="right" if c != "frame" else "left")
+    a = sizes["accounted"]
+    d.add_row("accounted", "1", str(a["bytes"]), str(a["bytes"]), "%.1f" % a["airtime_ms"]["sf9-bw125"],
+              "%.1f" % a["airtime_ms"]["sf11-bw250"], "1.00")
+    for name, s in sizes.items():
+        if name.startswith("digest-"):
+            d.add_row(name, str(s["receipts"]), str(s["bytes"]), "%.1f" % s["bytes_per_receipt"],
+                      "%.1f" % s["airtime_ms_per_receipt"]["sf9-bw125"],
+                      "%.1f" % s["airtime_ms_per_receipt"]["sf11-bw250"], "%.2f" % s["vs_accounted_frames"]["sf9-bw125"])
+    Console().print(d)
     return 0
 
 

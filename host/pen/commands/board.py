@@ -18,6 +18,8 @@ def register(sub):
     pr.add_argument("--port", required=True, help="the board's serial port (/dev/ttyUSB0, COM3)")
     pr.add_argument("--region", required=True, help="radio region: eu868 or us915")
     pr.add_argument("--village", required=True, metavar="FILE", help="the village file (pen board village)")
+    pr.add_argument("--net-key", metavar="FILE",
+                    help="the village network secret (default: the .netkey file beside the village file)")
     pr.add_argument("--role", default="relay", help="relay (default), bridge or store-node")
     pr.add_argument("--image", metavar="FW.bin", help="first erase the flash and write this MicroPython image")
     pr.add_argument("--preset", help="radio preset within the region (default: <region>-sf9)")
@@ -60,7 +62,7 @@ def cmd_provision(args):
     try:
         steps, cfg = P.plan(args.port, args.board, args.region, args.village, stage_dir, role=args.role,
                             image=args.image, preset=args.preset, index=args.index, addr=args.addr,
-                            compiled=not args.source)
+                            compiled=not args.source, net_key_file=args.net_key)
     except P.ProvisionError as e:
         raise PenError(str(e))
     if not args.dry_run:
@@ -189,6 +191,17 @@ def cmd_village(args):
     out = Path(args.output)
     if out.exists():
         raise PenError("%s exists already; choose another file name" % out)
+    from pen.board.provision import net_key_path
+    secret = net_key_path(out)
+    if secret.exists():
+        raise PenError("%s exists already; choose another file name" % secret)
     out.write_text(json.dumps({"village": args.name, "ctb_keys": keys}, indent=2) + "\n")
+    import os
+    import secrets
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the village's secret: no one else reads it
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(16) + "\n")
     print("wrote %s: village %s, %d CTB key%s" % (out, args.name, len(keys), "" if len(keys) == 1 else "s"))
+    print("wrote %s: the village network secret (every node of the village gets it; keep it off the internet)"
+          % secret)
     return 0

@@ -48,7 +48,7 @@ def cmd_print(args):
     if args.tokens:
         refs = [parse_ref(t, "token ref") for t in args.tokens]
     else:
-        refs = [k[1:] for k, t in store.state_prefix(b"T") if t[4] == pk and not t[5]]
+        refs = [k[1:] for k, t in store.state_prefix(b"T") if ctb.user(t) == pk and not ctb.uses(t)]
     if not refs:
         raise PenError("no usable tokens for %s" % args.user)
     rows = []
@@ -56,13 +56,13 @@ def cmd_print(args):
         t = store.get(b"T" + ref)
         if t is None:
             raise PenError("unknown token %s" % fmt_ref(ref))
-        if t[4] != pk or ctb.token_state(t) != ctb.USABLE:
+        if ctb.user(t) != pk or ctb.token_state(t) != ctb.USABLE:
             raise PenError("token %s is not USABLE by %s (%s)" % (fmt_ref(ref), args.user, ctb.token_state(t)))
-        c = store.get(b"C" + t[0])
-        rows.append((ref, t[1], c[1] if c else t[0].hex()))
+        c = store.get(b"C" + ctb.token_issuer(t))
+        rows.append((ref, ctb.token_value(t), ctb.council_name(c) if c else ctb.token_issuer(t).hex()))
     g = store.get(b"G")
     try:
-        book.make_pdf(args.out, args.user, sign.kid(pk), payload, rows, g[0] if g else "")
+        book.make_pdf(args.out, args.user, sign.kid(pk), payload, rows, ctb.economy_name(store) or "")
     except book.BookError as e:
         raise PenError(str(e))
     except OSError as e:
@@ -113,7 +113,7 @@ def cmd_pay(args):
         pk = sealed_public_key(sealed)
     except SealError as e:
         raise PenError(str(e))
-    if t is not None and t[4] != pk:
+    if t is not None and ctb.user(t) != pk:
         raise PenError("token %s is not this book's (its user is another key)" % fmt_ref(ref))
     # the attendant checks the token with the latest copy of the CTB before Carlos types his password
     ans = check.check_token(store, ref, [])

@@ -52,8 +52,9 @@ def cmd_list(args):
     if not rows:
         print("no councils in this CTB")
     for k, c in rows:
-        parent = c[3].hex() if c[3] else "-"
-        print("%s  %-28s %-12s %-11s parent %s" % (k[1:].hex(), c[1], R.KINDS[c[2]], STATUS[c[4]], parent))
+        parent = ctb.council_parent(c).hex() if ctb.council_parent(c) else "-"
+        print("%s  %-28s %-12s %-11s parent %s" % (k[1:].hex(), ctb.council_name(c), R.KINDS[ctb.council_kind(c)],
+                                                   STATUS[ctb.council_status(c)], parent))
 
 
 def cmd_certify(args):
@@ -94,5 +95,6 @@ def cmd_propose(args):
 def cmd_proposals(args):
     store = open_ctb(args)
     for k, p in store.state_prefix(b"P"):
-        print("%s  year %d  total %d  issued %d  %s" % (fmt_ref(k[1:]), p[3], p[0], p[2],
-                                                        "approved" if p[1] else "not approved"))
+        print("%s  year %d  total %d  issued %d  %s" % (
+            fmt_ref(k[1:]), ctb.proposal_year(p), ctb.proposal_total(p), ctb.proposal_issued(p),
+            "approved" if ctb.proposal_approved(p) else "not approved"))

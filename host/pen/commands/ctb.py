@@ -2,7 +2,8 @@
 from pen import build as B
 from pen.cli import PenError
 from pen_protocol import ctb, ids, records as R
-from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, parse_time, write_bundle, read_bundle)
+from pen.commands._common import (open_ctb, load_key, keyring, submit, resolve_kid, parse_time, write_bundle,
+                                  read_bundle)
 from pen.store import BatchRejected
 
 
@@ -13,8 +14,19 @@ def register(sub):
     i = s.add_parser("init", help="found an economy: genesis naming the founding councils")
     i.add_argument("--name", required=True)
     i.add_argument("--founder", action="append", required=True,
-                   help="founding council (key name / kid); the first signs, repeat for each")
+                   help="founding council (key name, kid or council name), repeat for each; the first is the "
+                        "economy's federation and its key must be here. Every founder consents: with its key "
+                        "here, or with --consent")
+    i.add_argument("--time", help="genesis time, unix seconds or ISO (default now; must match the consents)")
+    i.add_argument("--consent", action="append", default=[], metavar="KID:SIGNATURE",
+                   help="a founder's consent made elsewhere with `pen ctb consent`")
     i.set_defaults(func=cmd_init)
+    co = s.add_parser("consent", help="sign your council's consent to a genesis, for the founder who makes it")
+    co.add_argument("--key", required=True, help="your council's key name")
+    co.add_argument("--name", required=True)
+    co.add_argument("--founder", action="append", required=True, help="every founder, in the genesis order")
+    co.add_argument("--time", required=True, help="the genesis time agreed with the other founders")
+    co.set_defaults(func=cmd_consent)
     st = s.add_parser("status", help="what this CTB holds")
     st.set_defaults(func=cmd_status)
     ex = s.add_parser("export", help="write every record to a file")
@@ -25,13 +37,52 @@ def register(sub):
     im.set_defaults(func=cmd_import)
 
 
+def _consents(texts):
+    out = {}
+    for text in texts:
+        try:
+            kid, sig = (bytes.fromhex(x) for x in text.split(":"))
+        except ValueError:
+            kid = sig = b""
+        if len(kid) != 4 or len(sig) != 64:
+            raise PenError("bad --consent %r: expected KID:SIGNATURE (8 and 128 hex digits)" % text)
+        out[kid] = sig
+    return out
+
+
+def _founder(args, store, text, consents):
+    """A founder's Signer when its key is here, else its kid (its consent given)."""
+    if keyring(args).path(text).exists():
+        return load_key(args, text)
+    kid = resolve_kid(args, store, text)
+    for name in keyring(args).names():  # named by kid or council name, key here
+        if load_key(args, name).kid == kid:
+            return load_key(args, name)
+    if kid not in consents:
+        raise PenError("founder %s: its key is not on this machine and no --consent %s:... was given "
+                       "(it makes one with pen ctb consent)" % (text, kid.hex()))
+    return kid
+
+
 def cmd_init(args):
-    first = load_key(args, args.founder[0])
+    store = open_ctb(args)
+    consents = _consents(args.consent)
+    founders = [_founder(args, store, f, consents) for f in args.founder]
+    if not hasattr(founders[0], "kid"):
+        raise PenError("the first founder (the economy's federation) signs the genesis: its key must be here")
+    rec = B.genesis(founders, args.name, parse_time(args.time), consents)
+    submit(store, [rec])
+    print("economy %s founded by %d councils, each signing its consent" % (args.name, len(founders)))
+
+
+def cmd_consent(args):
+    signer = load_key(args, args.key)
     store = open_ctb(args)
     kids = [resolve_kid(args, store, f) for f in args.founder]
-    rec = B.genesis(first, args.name, kids, parse_time(None))
-    submit(store, [rec])
-    print("economy %s founded by %d councils" % (args.name, len(kids)))
+    if signer.kid not in kids:
+        raise PenError("%s is not among the founders" % args.key)
+    sig = B.genesis_consent(signer, args.name, kids, parse_time(args.time))
+    print("%s:%s" % (signer.kid.hex(), sig.hex()))
 
 
 def balances(store):
@@ -39,16 +90,22 @@ def balances(store):
     issued = {"ISSUED": 0, "USABLE": 0, "USED": 0, "ACCOUNTED": 0}
     conflicts = 0
     for _, t in store.state_prefix(b"T"):
-        issued[ctb.token_state(t)] += t[1]
-        conflicts += len(t[5]) > 1
+        issued[ctb.token_state(t)] += ctb.token_value(t)
+        conflicts += len(ctb.uses(t)) > 1
     spent = issued["USED"] + issued["ACCOUNTED"]
     accounts = sum(v for _, v in store.state_prefix(b"A"))
     products = sum(v for _, v in store.state_prefix(b"Q"))
-    caps_ok = all(p[2] <= p[0] and (p[1] or p[2] == 0) for _, p in store.state_prefix(b"P"))
-    change_ok = True
+    caps_ok = all(ctb.proposal_issued(p) <= ctb.proposal_total(p) and
+                  (ctb.proposal_approved(p) or ctb.proposal_issued(p) == 0) for _, p in store.state_prefix(b"P"))
+    change_ok = all(ctb.allowance_issued(x) <= ctb.allowance_amount(x) for _, x in store.state_prefix(b"X"))
+    # conservation per exchange account, over every allowance naming it: change
+    # released never exceeds the normal credits taken into the account
+    released = {}
     for _, x in store.state_prefix(b"X"):
-        taken = store.get(b"A" + x[2]) or 0
-        change_ok = change_ok and x[3] <= x[1] and x[4] <= taken
+        acct = ctb.allowance_account(x)
+        released[acct] = released.get(acct, 0) + ctb.allowance_released(x)
+    for acct, total in released.items():
+        change_ok = change_ok and total <= (store.get(b"N" + acct) or 0)
     return {
         "tokens_by_state": issued,
         "spent": spent,
@@ -63,10 +120,11 @@ def balances(store):
 
 def cmd_status(args):
     store = open_ctb(args)
-    g = store.get(b"G")
     print("CTB %s  schema %d  %d records" % (store.path if hasattr(store, "path") else "", store.schema_version(),
                                              store.count()))
-    print("economy: %s" % (g[0] if g else "(no genesis yet)"))
+    print("economy: %s" % (ctb.economy_name(store) or "(no genesis yet)"))
+    if ctb.epoch(store) is not None:
+        print("membership epoch %d: %d councils" % (ctb.epoch(store), len(ctb.electorate_of(store, ctb.epoch(store)))))
     for name, n in store.counts_by_type().items():
         print("  %-15s %d" % (name, n))
     b = balances(store)

@@ -62,10 +62,10 @@ def run(folder, say):
             (fp, "Formosa Plumbing Coop", "production"), (hub, "Supply Hub", "production"),
             (shop, "Village Store", "production"), (vc, "Village Consumers", "consumption"))]
     founders = [fed, fp, hub, vc]
-    _submit(ctb_main, councils + [B.genesis(fed, "Valley economy", founders, T0)])
+    _submit(ctb_main, councils + [B.genesis(founders, "Valley economy", T0)])
     say.step("councils registered: Valley Federation, Formosa Plumbing Coop, Supply Hub, Village Store, "
              "Village Consumers; the first four found the economy (genesis)")
-    op = B.votation_open(fed, 1, "admit", shop.kid, founders, T0 + 86400)
+    op = B.votation_open(fed, 1, "admit", B.membership_about(councils[3]), founders, T0 + 86400)
     votes = [B.vote(s, op.fields[0], c) for s, c in ((fed, "yes"), (fp, "yes"), (hub, "yes"), (vc, "no"))]
     _submit(ctb_main, [op] + votes + [B.votation_close(fed, op, votes, T0 + 86400)])
     say.step("votation: admit the Village Store -> 3 yes, 1 no of 4: passed, the store is a member council")
@@ -77,13 +77,13 @@ def run(folder, say):
 
     say.say("\n2. Proof of Majority: authorising the credits")
     prop = B.proposal(fp, 1, 2026, [("40141600", 200, 30000), ("40171500", 500, 25000), ("80111600", 1, 22000)])
-    op = B.votation_open(fp, 1, "approve", prop.fields[0], electorate, T0 + 2 * 86400)
+    op = B.votation_open(fp, 1, "approve", prop.fields[0], electorate, T0 + 2 * 86400, epoch=1)
     votes = [B.vote(s, op.fields[0], c) for s, c in ((fed, "yes"), (fp, "yes"), (hub, "yes"), (shop, "abstain"))]
     _submit(ctb_main, [prop, op] + votes + [B.votation_close(fp, op, votes, T0 + 2 * 86400)])
     say.step("Formosa proposes 77,000 credits for 2026 (valves 30,000, copper pipes 25,000, salaries 22,000)")
     say.step("votation: 3 yes, 1 abstain, 1 not voting of 5 councils -> passed: Formosa may issue 77,000")
     allowance = B.exchange_about(shop, 20000, EXCHANGE)
-    op = B.votation_open(shop, 1, "exchange", allowance, electorate, T0 + 2 * 86400)
+    op = B.votation_open(shop, 1, "exchange", allowance, electorate, T0 + 2 * 86400, epoch=1)
     votes = [B.vote(s, op.fields[0], "yes") for s in (fed, fp, vc, shop)]
     _submit(ctb_main, [op] + votes + [B.votation_close(shop, op, votes, T0 + 2 * 86400)])
     allowance_ref = op.fields[0]
@@ -150,7 +150,7 @@ def run(folder, say):
     _submit(ctb_main, receipts)
     _submit(phone, receipts)
     say.step("uploaded %d records, all accepted; the CTB node returned %d ACCOUNTED receipts" % (accepted, len(receipts)))
-    carlos_left = sorted(ctb_main.get(b"T" + c.fields[0])[1] for c in change
+    carlos_left = sorted(ctb.token_value(ctb_main.get(b"T" + c.fields[0])) for c in change
                          if ctb.token_state(ctb_main.get(b"T" + c.fields[0])) == ctb.USABLE)
     ex2_ok = (ans.verdict == check.INDETERMINABLE and ans_pay.verdict == check.INDETERMINABLE
               and cheat_ans.verdict == check.INVALID and accepted == len(new)

@@ -203,4 +203,4 @@ def cmd_memberships(args):
         print("%s holds no membership in this CTB" % args.name)
     for council, role in held:
         c = store.get(b"C" + council)
-        print("%-10s of %s (%s)" % (R.ROLES[role], c[1] if c else council.hex(), council.hex()))
+        print("%-10s of %s (%s)" % (R.ROLES[role], ctb.council_name(c) if c else council.hex(), council.hex()))

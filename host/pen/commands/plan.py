@@ -7,7 +7,7 @@ from pen import build as B
 from pen.cli import PenError
 from pen.commands._common import open_ctb, load_key, submit, fresh_serial, fmt_ref
 from pen.economy import plan as PL
-from pen_protocol import ids, records as R, yearend
+from pen_protocol import ctb, ids, records as R, yearend
 
 
 def register(sub):
@@ -170,12 +170,14 @@ def cmd_status(args):
 
 def excess(store, kid, council_key, year):
     """The council's excess tokens of year (refs) and its unissued credits."""
-    props = {k[1:]: p for k, p in store.state_prefix(b"P") if R.ref_kid(k[1:]) == kid and p[3] == year}
+    props = {k[1:]: p for k, p in store.state_prefix(b"P")
+             if R.ref_kid(k[1:]) == kid and ctb.proposal_year(p) == year}
     refs = []
     for k, t in store.state_prefix(b"T" + kid):
-        if t[2] == R.NORMAL and t[3] in props and not t[5] and t[4] in (None, council_key):
+        if ctb.token_kind(t) == R.NORMAL and ctb.token_authority(t) in props and not ctb.uses(t) \
+                and ctb.user(t) in (None, council_key):
             refs.append(k[1:])
-    unissued = sum(p[0] - p[2] for p in props.values() if p[1])
+    unissued = sum(ctb.proposal_total(p) - ctb.proposal_issued(p) for p in props.values() if ctb.proposal_approved(p))
     return sorted(refs), unissued
 
 

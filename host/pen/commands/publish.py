@@ -9,7 +9,7 @@ from pen.commands._common import open_ctb, load_key, submit, fresh_serial, fmt_r
 from pen.economy import accounts as ACC
 from pen.commands.plan import MAX_AMOUNT
 from pen.economy.plan import PlanError
-from pen_protocol import ids, records as R
+from pen_protocol import ctb, ids, records as R
 
 
 def register(sub):
@@ -104,16 +104,16 @@ def cmd_list(args):
     store = open_ctb(args)
     rows = []
     for k, u in store.state_prefix(b"U"):
-        kind = R.PUB_KINDS[u[0]]
+        kind = R.PUB_KINDS[ctb.publication_kind(u)]
         if args.kind and kind != args.kind:
             continue
-        subj = u[1]
+        subj = ctb.publication_subject(u)
         if isinstance(subj, bytes) and kind not in ("council",):
             try:
                 subj = ids.unpack(subj)
             except ids.ProductIdError:
                 subj = subj.hex()
-        rows.append({"ref": fmt_ref(k[1:]), "kind": kind, "subject": _jsonable(subj), "content": _jsonable(u[2])})
+        rows.append({"ref": fmt_ref(k[1:]), "kind": kind, "subject": _jsonable(subj), "content": _jsonable(ctb.publication_content(u))})
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

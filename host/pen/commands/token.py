@@ -116,15 +116,19 @@ def cmd_show(args):
     t = store.get(b"T" + ref)
     if t is None:
         raise PenError("unknown token %s" % args.token)
-    print("token %s  %d credits  %s  %s" % (fmt_ref(ref), t[1], "change" if t[2] else "normal", ctb.token_state(t)))
-    print("  issuer %s  authority %s" % (t[0].hex(), fmt_ref(t[3])))
-    if t[4]:
-        print("  user %s" % t[4].hex())
-    for n, (uid, prod, acct) in enumerate(t[5]):
-        print("  %s product %s -> account %s  (use %s)" % ("used:" if n == 0 else "CONFLICT:", ids.unpack(prod),
-                                                          ids.unpack(acct), uid.hex()))
-    for rid, uid in t[6]:
-        print("  accounted (receipt %s)" % rid.hex())
+    print("token %s  %d credits  %s  %s" % (fmt_ref(ref), ctb.token_value(t),
+                                            "change" if ctb.token_kind(t) == R.CHANGE else "normal",
+                                            ctb.token_state(t)))
+    print("  issuer %s  authority %s" % (ctb.token_issuer(t).hex(), fmt_ref(ctb.token_authority(t))))
+    if ctb.user(t):
+        print("  user %s" % ctb.user(t).hex())
+    eff = ctb.effective_use(t)
+    for u in ctb.uses(t):
+        print("  %s product %s -> account %s  (use %s)" % ("used:" if u is eff else "CONFLICT:",
+                                                          ids.unpack(ctb.use_product(u)),
+                                                          ids.unpack(ctb.use_account(u)), ctb.use_id(u).hex()))
+    for rid, uid in ctb.receipts(t):
+        print("  accounted (receipt %s for use %s)" % (rid.hex(), uid.hex()))
 
 
 def cmd_export(args):

@@ -3,7 +3,7 @@ from pen import build as B
 from pen.cli import PenError
 from pen_protocol import ctb, ids, records as R, votation as VT
 from pen.commands._common import (open_ctb, load_key, submit, resolve_kid, fresh_serial, fmt_ref, parse_ref,
-                                  parse_time, admitted_councils, write_bundle, read_bundle)
+                                  parse_time, write_bundle, read_bundle)
 
 
 def register(sub):
@@ -42,7 +42,8 @@ def register(sub):
 def _about(args, store, owner):
     subj = args.subject
     if subj in ("admit", "dismember"):
-        return resolve_kid(args, store, args.about)
+        return B.membership_about(R.parse(_council_record(store, resolve_kid(args, store, args.about))),
+                                  _next_attempt(store))
     if subj == "approve":
         return parse_ref(args.about, "proposal ref")
     if subj == "exchange":
@@ -54,16 +55,27 @@ def _about(args, store, owner):
     return args.about
 
 
+def _next_attempt(store):
+    """The first free membership slot at the current epoch."""
+    e, a = ctb.epoch(store), 0
+    while store.get(b"S" + e.to_bytes(4, "big") + a.to_bytes(4, "big")) is not None:
+        a += 1
+    return a
+
+
 def cmd_open(args):
     if args.deadline and parse_time(args.deadline) <= parse_time(None):
         raise PenError("the deadline %s has passed; a votation needs a deadline in the future" % args.deadline)
     owner = load_key(args, args.key)
     store = open_ctb(args)
+    epoch = ctb.epoch(store)
+    if epoch is None:
+        raise PenError("no economy in this CTB yet: found one with pen ctb init")
     about = _about(args, store, owner)
     deadline = parse_time(args.deadline) if args.deadline else parse_time(None) + 7 * 86400
-    electorate = admitted_councils(store)
+    electorate = ctb.electorate_of(store, epoch)
     serial = fresh_serial(store, owner.kid, b"V")
-    rec = B.votation_open(owner, serial, args.subject, about, electorate, deadline)
+    rec = B.votation_open(owner, serial, args.subject, about, electorate, deadline, epoch)
     submit(store, [rec])
     print("votation %s opened: %s, electorate %d councils, majority needs %d yes" % (
         fmt_ref(rec.fields[0]), args.subject, len(electorate), len(electorate) // 2 + 1))
@@ -73,11 +85,18 @@ def cmd_cast(args):
     voter = load_key(args, args.key)
     store = open_ctb(args)
     ref = parse_ref(args.votation, "votation ref")
+    v = store.get(b"V" + ref)
+    if v is not None and ctb.votation_epoch(v) != ctb.epoch(store):
+        # an honest council votes only on votations of the councils as they
+        # are now: a votation pinned to an older membership is how a past
+        # majority would try to outvote the present one
+        raise PenError("votation %s counts the councils of membership epoch %d, not the current %d: not voting"
+                       % (args.votation, ctb.votation_epoch(v), ctb.epoch(store)))
     rec = B.vote(voter, ref, args.choice)
     v = submit(store, [rec])[0]
     if v.code == ctb.CONFLICT:
-        raise PenError("vote rejected: %s — this council already voted; both votes are kept as evidence and "
-                       "neither counts" % v.reason)
+        raise PenError("vote not counted: %s — this council already voted; its vote with the lowest record id "
+                       "counts and both are kept as evidence" % v.reason)
     if v.code == ctb.DUPLICATE:
         print("this vote is already in the CTB")
         return 0
@@ -85,7 +104,7 @@ def cmd_cast(args):
 
 
 def _counted(store, v):
-    return [R.parse(store.get_record(x[1])) for x in v[5].values()]
+    return [R.parse(store.get_record(x[1])) for x in ctb.counted_votes(v).values()]
 
 
 def cmd_close(args):
@@ -95,10 +114,11 @@ def cmd_close(args):
     v = store.get(b"V" + ref)
     if v is None:
         raise PenError("unknown votation %s" % args.votation)
-    rec = B.votation_close(owner, R.parse(store.get_record(v[0])), _counted(store, v), parse_time(args.time))
+    rec = B.votation_close(owner, R.parse(store.get_record(ctb.votation_open_id(v))), _counted(store, v),
+                           parse_time(args.time))
     submit(store, [rec])
     yes, no, ab = rec.fields[2], rec.fields[3], rec.fields[4]
-    n = len(v[3])
+    n = len(ctb.votation_electorate(v))
     print("votation %s closed: %d yes, %d no, %d abstain of %d councils: %s" % (
         fmt_ref(ref), yes, no, ab, n, "PASSED" if 2 * yes > n else "not passed"))
 
@@ -110,12 +130,14 @@ def cmd_show(args):
     for k, v in rows:
         if v is None:
             raise PenError("unknown votation %s" % args.votation)
-        state = "open" if v[7] is None else ("passed" if v[7][3] else "not passed")
+        result = ctb.votation_result(v)
+        state = "open" if result is None else ("passed" if ctb.votation_passed(v) else "not passed")
         tally = [0, 0, 0]
-        for c in v[5].values():
+        for c in ctb.counted_votes(v).values():
             tally[c[0]] += 1
-        print("%s  %-9s %-10s electorate %d  yes %d no %d abstain %d  void %d" % (
-            fmt_ref(k[1:]), R.SUBJECTS[v[1]], state, len(v[3]), tally[1], tally[0], tally[2], len(v[6])))
+        print("%s  %-9s %-10s epoch %d electorate %d  yes %d no %d abstain %d  voted twice %d" % (
+            fmt_ref(k[1:]), R.SUBJECTS[ctb.votation_subject(v)], state, ctb.votation_epoch(v),
+            len(ctb.votation_electorate(v)), tally[1], tally[0], tally[2], len(ctb.double_voters(v))))
 
 
 def chain_records(store, ref):
@@ -123,13 +145,14 @@ def chain_records(store, ref):
     if v is None:
         raise PenError("unknown votation %s" % fmt_ref(ref))
     out = []
-    for kid in v[3]:
+    electorate, subject, about = ctb.votation_electorate(v), ctb.votation_subject(v), ctb.votation_about(v)
+    for kid in electorate:
         out.append(_council_record(store, kid))
-    op = R.parse(store.get_record(v[0]))
-    if v[1] == R.APPROVE:
-        out += [raw for _, raw in store.records(types=[R.PROPOSAL]) if R.parse(raw).fields[0] == v[2]]
-    elif v[1] in (R.ADMIT, R.DISMEMBER) and v[2] not in v[3]:
-        out.append(_council_record(store, v[2]))
+    op = R.parse(store.get_record(ctb.votation_open_id(v)))
+    if subject == R.APPROVE:
+        out += [raw for _, raw in store.records(types=[R.PROPOSAL]) if R.parse(raw).fields[0] == about]
+    elif subject in (R.ADMIT, R.DISMEMBER) and store.get_record(about[0]) not in out:
+        out.append(store.get_record(about[0]))
     out.append(op.raw)
     for _, raw in store.records(types=[R.VOTE, R.VOTATION_CLOSE, R.CONFLICT]):
         r = R.parse(raw)
@@ -157,7 +180,11 @@ def cmd_export(args):
 
 
 def cmd_verify(args):
-    rep = VT.verify(read_bundle(args.file))
+    raws = read_bundle(args.file)
+    store = open_ctb(args)
+    # the records alone cannot show who the councils were: check the
+    # electorate against this CTB's membership when it has the epoch
+    rep = VT.verify(raws, store if ctb.epoch(store) is not None else None)
     for what, reason, detail in rep.problems:
         print("problem: %s %s %s" % (what, reason, detail))
     for n in rep.notes:
@@ -166,8 +193,8 @@ def cmd_verify(args):
         raise PenError("no votation in %s" % args.file)
     print("votation %s (%s), electorate %d" % (fmt_ref(rep.votation), rep.subject, len(rep.electorate)))
     if rep.tally:
-        print("recomputed from signed votes: %d yes, %d no, %d abstain; void (double votes): %d" % (
-            rep.tally + (len(rep.void),)))
+        print("recomputed from signed votes: %d yes, %d no, %d abstain; councils that voted twice: %d" % (
+            rep.tally + (len(rep.double),)))
     if rep.closed:
         print("close states: %d yes, %d no, %d abstain -> %s" % (
             rep.closed[0], rep.closed[1], rep.closed[2], "PASSED" if rep.closed[3] else "not passed"))

@@ -3,11 +3,11 @@ accounts [be generalised], when more general accounting information is
 required." Roll-ups of the CTB by account (or product) prefix at a catalogue
 level, for a plan year, as rows, JSON, a picture, or an accounts publication.
 
-A token is counted once, at its effective use (the lowest-id USE, as the
-validator credits it); its year is the year of the proposal it was issued
+A token is counted once, at its effective use (ctb.effective_use: the
+accounted USE, else the lowest-id one, as the validator credits it); its year is the year of the proposal it was issued
 under (change tokens have none: they count only when no year is asked for).
 """
-from pen_protocol import ids, records as R
+from pen_protocol import ctb, ids, records as R
 
 from .catalogue import Catalogue, state_items
 from .plan import PlanError, category, pyplot, save
@@ -19,18 +19,20 @@ def rollup(store, prefix="", level=None, year=None, by="account"):
     cat = Catalogue.from_ctb(store)
     rows = {}
     for _, t in state_items(store, b"T"):
-        if not t[5]:
+        u = ctb.effective_use(t)
+        if u is None:
             continue
-        ty = props[t[3]][3] if t[2] == R.NORMAL and t[3] in props else None
+        a = ctb.token_authority(t)
+        ty = ctb.proposal_year(props[a]) if ctb.token_kind(t) == R.NORMAL and a in props else None
         if year is not None and ty != year:
             continue
-        _, product, account = t[5][0]
+        product, account = ctb.use_product(u), ctb.use_account(u)
         pid = ids.unpack(account if by == "account" else product)
         if not pid.startswith(prefix):
             continue
         key = category(pid, level)
         r = rows.setdefault(key, {"account": key, "name": cat.name(key), "credits": 0, "tokens": 0})
-        r["credits"] += t[1]
+        r["credits"] += ctb.token_value(t)
         r["tokens"] += 1
     out = [rows[k] for k in sorted(rows)]
     return out, sum(r["credits"] for r in out)

@@ -16,7 +16,7 @@ hour (the seed's example: a credit is a thousandth of a medium-effort hour).
 import csv
 import io
 
-from pen_protocol import ids, publication as PUB, records as R, yearend
+from pen_protocol import ctb, ids, publication as PUB, records as R, yearend
 
 LEVEL_NAMES = {2: "segment", 4: "family", 6: "class", 8: "commodity"}
 CREDITS_PER_HOUR = 1000  # "one thousandth of a hour of work at a medium effort"
@@ -80,9 +80,10 @@ class Catalogue:
     def from_ctb(cls, store):
         out = []
         for k, u in state_items(store, b"U"):
-            if u[0] == PUB.PRODUCT:
-                c = u[2]
-                out.append(Entry(ids.unpack(u[1]), c[1], c.get(2, 0), c.get(3), R.ref_kid(k[1:]), u[3]))
+            if ctb.publication_kind(u) == PUB.PRODUCT:
+                c = ctb.publication_content(u)
+                out.append(Entry(ids.unpack(ctb.publication_subject(u)), c[1], c.get(2, 0), c.get(3),
+                                 R.ref_kid(k[1:]), ctb.publication_id(u)))
         return cls(out)
 
     def __len__(self):

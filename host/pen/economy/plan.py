@@ -21,7 +21,7 @@ A council's first proposal of a year is its plan; later ones are
 complementary proposals ("In the case when a council runs out of credits
 before the year has ended, it would have do a complementary proposal").
 """
-from pen_protocol import ids, membership, publication as PUB, records as R
+from pen_protocol import ctb, ids, membership, publication as PUB, records as R
 
 from .catalogue import Catalogue, CatalogueError, state_items
 
@@ -89,7 +89,7 @@ class Plan:
             return kid, None
         for council, role in membership.of(self.store, kid):
             c = self.councils.get(council)
-            if role == R.ROLE_PROPOSER and c and c[2] == R.CONSUMPTION:
+            if role == R.ROLE_PROPOSER and c and ctb.council_kind(c) == R.CONSUMPTION:
                 return council, kid
         return None, None
 
@@ -107,10 +107,10 @@ class Plan:
         want = R.CONSUMPTION if which == "consumption" else R.PRODUCTION
         nodes = {}
         for kid, c in self.councils.items():
-            if c[2] != want:
+            if ctb.council_kind(c) != want:
                 continue
             while kid is not None and kid not in nodes:
-                parent = self.councils[kid][3]
+                parent = ctb.council_parent(self.councils[kid])
                 nodes[kid] = parent if parent is not None else ECONOMY
                 kid = parent
         return nodes
@@ -180,8 +180,10 @@ def _prices(store):
     """{product id: [(year or None, publisher, record id, credits)]}"""
     out = {}
     for k, u in state_items(store, b"U"):
-        if u[0] == PUB.PRICE:
-            out.setdefault(ids.unpack(u[1]), []).append((u[2].get(3), R.ref_kid(k[1:]), u[3], u[2][1]))
+        if ctb.publication_kind(u) == PUB.PRICE:
+            c = ctb.publication_content(u)
+            out.setdefault(ids.unpack(ctb.publication_subject(u)), []).append(
+                (c.get(3), R.ref_kid(k[1:]), ctb.publication_id(u), c[1]))
     return out
 
 
@@ -207,7 +209,7 @@ def check_proposal(store, kid, year, lines, complementary):
     council, person = plan.home_of(kid)
     if council is None:
         raise PlanError("%s is neither a council nor a proposer of a consumption council" % kid.hex())
-    consumer = plan.councils[council][2] != R.PRODUCTION
+    consumer = ctb.council_kind(plan.councils[council]) != R.PRODUCTION
     for pid, qty, credits in lines:
         try:
             plan.catalogue.check_line(pid, consumer)
@@ -215,14 +217,14 @@ def check_proposal(store, kid, year, lines, complementary):
             raise PlanError(str(e))
         if consumer and credits == 0:
             raise PlanError("line %s: a consumption line states the credits it needs" % pid)
-    mine = [r for r, p in plan.proposals.items() if R.ref_kid(r) == kid and p[3] == year]
+    mine = [r for r, p in plan.proposals.items() if R.ref_kid(r) == kid and ctb.proposal_year(p) == year]
     if mine and not complementary:
         raise PlanError("%s already proposed for %d: a further proposal is a complementary one (add "
                         "--complementary)" % (kid.hex(), year))
     if complementary:
         if not mine:
             raise PlanError("nothing to complement: no proposal for %d yet" % year)
-        if person is None and not any(plan.proposals[r][1] for r in mine):
+        if person is None and not any(ctb.proposal_approved(plan.proposals[r]) for r in mine):
             raise PlanError("nothing to complement: no approved proposal for %d yet" % year)
     if person is not None:
         _check_limits(store, plan, council, kid, year, lines)
@@ -236,14 +238,15 @@ def limits_for(store, plan, council, year):
     k = council
     while k is not None and k in plan.councils:
         chain.append(k)
-        k = plan.councils[k][3]
+        k = ctb.council_parent(plan.councils[k])
     out = {}
     for key, u in state_items(store, b"U"):
         pub = R.ref_kid(key[1:])
-        if u[0] == PUB.LIMIT and pub in chain and u[2].get(3) in (year, None):
-            cat = ids.unpack(u[1])
-            if cat not in out or u[2][1] < out[cat][0]:
-                out[cat] = (u[2][1], pub)
+        c = ctb.publication_content(u)
+        if ctb.publication_kind(u) == PUB.LIMIT and pub in chain and c.get(3) in (year, None):
+            cat = ids.unpack(ctb.publication_subject(u))
+            if cat not in out or c[1] < out[cat][0]:
+                out[cat] = (c[1], pub)
     return out
 
 

@@ -30,7 +30,11 @@ def cases(k, n):
                                         B.proposal(ana, 1, 2026, [("50", 10, 200)]).raw], "rejected",
          "not-a-proposer"),
         ("a second membership of one key", [B.member(fp, k["common-node"], "member").raw], "accepted", ""),
-        ("the node key certified by Formosa as node too, then as member: two memberships",
-         [B.member(fp, k["common-node"], "node").raw, B.member(fp, k["common-node"], "member").raw], "accepted",
+        # only the federation certifies node keys (ctb.Ledger._member, issue 10 item 4): the node key's further
+        # memberships are plain ones
+        ("the node key a member of the federation and of Formosa too: three memberships",
+         [B.member(fed, k["common-node"], "member").raw, B.member(fp, k["common-node"], "member").raw], "accepted",
          ""),
+        ("the node key certified by Formosa as node too", [B.member(fp, k["common-node"], "node").raw], "rejected",
+         "not-the-federation"),
     ]

@@ -96,7 +96,7 @@ class Year:
         self.council_names = [t[0] for t in tree]
         self.names = {t[0]: t[1] for t in tree}
         self.put([B.council(k[n], name, kind, k[p] if p else None) for n, name, kind, p in tree] +
-                 [genesis([k[n] for n in self.council_names], "Valley economy", T0)])
+                 [B.genesis([k[n] for n in self.council_names], "Valley economy", T0)])
         self.electorate = [k[n] for n in self.council_names]
         members = [("valley", "node", "node"),
                    ("north", "ana", "proposer"), ("orchard", "ana", "member"),
@@ -262,7 +262,8 @@ class Year:
         k = self.k
         orchard = self.proposals["orchard"][0].fields[0]
         p = self.db.get(b"P" + orchard)
-        self.say.step("Valley Orchard has issued %d of its %d approved credits" % (p[2], p[0]))
+        self.say.step("Valley Orchard has issued %d of its %d approved credits" % (ctb.proposal_issued(p),
+                                                                                    ctb.proposal_total(p)))
         r = B.proposal(k["orchard"], self.ref_serial("orchard", "P"), YEAR, [(WORK, 3, work_credits(3))])
         self.proposals["orchard"].append(r)
         self.put([r])
@@ -317,16 +318,6 @@ class Year:
                        state_digest=self.db.state_digest(), files=pictures)
         self.db.close()
         return summary
-
-
-def genesis(founders, name, time):
-    """The genesis record through build.genesis in whichever form it has: the
-    reworked validator (ledger branch) has every founder consent and takes
-    (founders, name, time); before it, (first founder, name, founders, time).
-    Once both are merged, this is B.genesis(founders, name, time)."""
-    if B.genesis.__code__.co_varnames[0] == "founders":
-        return B.genesis(founders, name, time)
-    return B.genesis(founders[0], name, founders, time)
 
 
 def _can_read_pdf():

@@ -265,10 +265,10 @@ class Node:
             count = self.store.count()
             if self._digest[0] != count:
                 self._digest = (count, self.store.state_digest())
-            g = self.store.get(b"G")
+            economy = ctb.economy_name(self.store)
             by_type = self.store.counts_by_type()
             schema = self.store.schema_version()
-        return {"records": count, "state_digest": self._digest[1], "economy": g[0] if g else None,
+        return {"records": count, "state_digest": self._digest[1], "economy": economy,
                 "by_type": by_type, "schema": schema,
                 "database": "postgresql" if type(self.store).__name__ == "PostgresCTB" else "sqlite",
                 "sync_sessions": len(self.sessions), "peers": self.peers(),
@@ -281,23 +281,25 @@ class Node:
         if t is None:
             raise NodeError("unknown-token", ref.hex(), 404)
         recs = [R.parse(raw) for raw in history]
+        eff = ctb.effective_use(t)
         return {
-            "ref": ref.hex(), "state": ctb.token_state(t), "issuer": t[0].hex(), "value": t[1],
-            "kind": "change" if t[2] == R.CHANGE else "normal", "authority": t[3].hex(),
-            "user": _hex(t[4]),
-            "uses": [{"id": u[0].hex(), "product": ids.unpack(u[1]), "account": ids.unpack(u[2]),
-                      "effective": i == 0} for i, u in enumerate(t[5])],
-            "accounted": [{"id": a[0].hex(), "use": a[1].hex()} for a in t[6]],
+            "ref": ref.hex(), "state": ctb.token_state(t), "issuer": ctb.token_issuer(t).hex(),
+            "value": ctb.token_value(t), "kind": "change" if ctb.token_kind(t) == R.CHANGE else "normal",
+            "authority": ctb.token_authority(t).hex(), "user": _hex(ctb.user(t)),
+            "uses": [{"id": ctb.use_id(u).hex(), "product": ids.unpack(ctb.use_product(u)),
+                      "account": ids.unpack(ctb.use_account(u)), "effective": u is eff} for u in ctb.uses(t)],
+            "accounted": [{"id": a[0].hex(), "use": a[1].hex()} for a in ctb.receipts(t)],
             "history": [{"id": r.id.hex(), "type": r.name, "raw": r.raw.hex()} for r in recs],
         }
 
     def _votation(self, ref, v):
-        closed = v[7]
+        closed = ctb.votation_result(v)
         return {
-            "ref": ref.hex(), "open": v[0].hex(), "subject": R.SUBJECTS[v[1]], "about": _jsonable(v[2]),
-            "electorate": [k.hex() for k in v[3]], "deadline": v[4],
-            "votes": {v[3][i].hex(): {"choice": R.CHOICES[c[0]], "id": c[1].hex()} for i, c in v[5].items()},
-            "void": [v[3][i].hex() for i in v[6]],
+            "ref": ref.hex(), "open": ctb.votation_open_id(v).hex(), "subject": R.SUBJECTS[ctb.votation_subject(v)],
+            "about": _jsonable(ctb.votation_about(v)), "electorate": [k.hex() for k in ctb.votation_electorate(v)],
+            "deadline": ctb.votation_deadline(v),
+            "votes": {k.hex(): {"choice": R.CHOICES[c[0]], "id": c[1].hex()} for k, c in ctb.counted_votes(v).items()},
+            "void": [k.hex() for k in ctb.double_voters(v)],
             "closed": None if closed is None else {"yes": closed[0], "no": closed[1], "abstain": closed[2],
                                                    "passed": closed[3], "close": closed[4].hex()},
         }
@@ -319,9 +321,10 @@ class Node:
             rows = list(self.store.state_prefix(b"U"))
         out = []
         for k, u in rows:
-            if kind is None or R.PUB_KINDS[u[0]] == kind:
-                out.append({"ref": k[1:].hex(), "kind": R.PUB_KINDS[u[0]], "subject": _jsonable(u[1]),
-                            "content": _jsonable(u[2]), "id": u[3].hex()})
+            name = R.PUB_KINDS[ctb.publication_kind(u)]
+            if kind is None or name == kind:
+                out.append({"ref": k[1:].hex(), "kind": name, "subject": _jsonable(ctb.publication_subject(u)),
+                            "content": _jsonable(ctb.publication_content(u)), "id": ctb.publication_id(u).hex()})
         return out
 
     def publication(self, ref):

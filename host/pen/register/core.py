@@ -130,7 +130,7 @@ class Register:
             raise Refused("bad-product")
         pk = sealed_public_key(sealed)
         t = self.copy.get(b"T" + ref)
-        if t is not None and t[4] != pk:
+        if t is not None and ctb.user(t) != pk:
             raise Refused("not-this-book")
         a = self.answer(ref)
         if refuses(a):
@@ -157,8 +157,9 @@ class Register:
         if price < 0 or price > value:
             raise Refused("bad-price")
         owe = value - price
-        mine = sorted(((t[1], k[1:]) for k, t in self.copy.state_prefix(b"T")
-                       if t[0] == self.shop.kid and t[2] and ctb.token_state(t) == ctb.ISSUED), reverse=True)
+        mine = sorted(((ctb.token_value(t), k[1:]) for k, t in self.copy.state_prefix(b"T")
+                       if ctb.token_issuer(t) == self.shop.kid and ctb.token_kind(t) == R.CHANGE
+                       and ctb.token_state(t) == ctb.ISSUED), reverse=True)
         pick, left = [], owe
         for v, ref in mine:
             if v <= left:
@@ -188,10 +189,10 @@ class Register:
                 continue
             rec = R.parse(p.record)
             t = self.copy.get(b"T" + p.token)
-            value = t[1] if t else None
-            uses = t[5] if t else []
+            value = ctb.token_value(t) if t else None
+            uses = ctb.uses(t) if t else []
             state = "accounted" if p.state == ACCOUNTED else "pending"
-            if len(uses) > 1 or (uses and uses[0][0] != p.id):
+            if len(uses) > 1 or (uses and ctb.use_id(ctb.effective_use(t)) != p.id):
                 state = "conflict"
             product = ids.unpack(rec.fields[1])
             if value is not None and state != "conflict":

@@ -9,6 +9,7 @@ from pen_node.downlink import EV_RECEIPT
 from pen_node.mesh import MeshNode
 from pen_protocol.identity import record_id
 
+from pen.bridge.digests import DigestSigner
 from pen.bridge.driver import BridgeCore, MemQueue
 from pen.sim import power as simpower
 from pen.sim.baseline import BASELINES
@@ -39,6 +40,12 @@ class Payments:
 
     _cache = {}
 
+    @staticmethod
+    def digest_signer():
+        """The simulated CTB node's digests (its key signs the receipts below)."""
+        from pen.keys import Signer
+        return DigestSigner(Signer.from_phrase("sim/node"), clock=lambda: 1795000000)
+
     @classmethod
     def make(cls, count):
         if count in cls._cache:
@@ -62,7 +69,7 @@ class Payments:
 
 class Run:
     def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None,
-                 payments=None, on_bridge=None, bridge_queue=None, oracle=None, leaves=()):
+                 payments=None, on_bridge=None, bridge_queue=None, oracle=None, leaves=(), digests=True):
         """scheme: "pen" or a baseline (pen.sim.baseline.BASELINES; "flooding"
         is the older name of flooding-2.5); leaves: nodes listening in RX duty
         cycle (pen.sim.power). payments: [(time_ms, node index, USE record)] instead of a Poisson
@@ -125,8 +132,11 @@ class Run:
         # a PC's downlink DOWNLINK_RETRY_MS, after which it offers again
         if bridge_queue is not None and len(topo.bridges) != 1:
             raise ValueError("one bridge_queue serves one bridge PC: this village has %d bridges" % len(topo.bridges))
-        self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(),
-                                  pause=DOWNLINK_RETRY_MS) for b in topo.bridges}
+        # digests: receipts waiting go down as signed T_DIGEST frames (pen.bridge.digests),
+        # signed with the key that signed them (the simulated CTB node's); False: one ACCOUNTED each
+        self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(), pause=DOWNLINK_RETRY_MS,
+                                  digests=Payments.digest_signer() if digests else None, repeat_gap=30000)
+                    for b in topo.bridges}
         self.downlink_retry = {b: False for b in topo.bridges}
         for k, (tms, node) in enumerate(arrivals):
             self._push(tms * 1000, 2, node, self.uses[k])

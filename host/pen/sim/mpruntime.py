@@ -129,7 +129,7 @@ class UdpMedium:
             raise RuntimeError("a node spoke out of turn (lock-step broken): %r" % (peer,))
 
 
-def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="64k", model=None):
+def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="76k", model=None):
     t0 = time.time()
     topo = topology(nodes, bridges, preset, seed, model=model)
     udp = UdpMedium()

@@ -8,11 +8,17 @@
 
 A receipt counts only when it is an ACCOUNTED record for the payment's
 token and USE id, signed by one of the pinned CTB node keys (ctb_keys):
-the node relays receipts, it cannot vouch for them.
+the node relays receipts, it cannot vouch for them. A receipt digest
+(pen_protocol.digest: many accounted payments under one signature, sent
+under load) counts the same way, for each payment of ours it names by token
+and USE id prefix, and only once: a digest taken before ("replayed") or
+signed more than REPLAY_WINDOW_S before the newest taken from its key
+("stale") changes nothing.
 """
 import time
 
 from pen_protocol import cbor
+from pen_protocol import digest as G
 from pen_protocol import link as L
 from pen_protocol import records as R
 from pen_protocol import sign
@@ -22,6 +28,11 @@ from pen.transport.secure import LinkRefused
 
 from .outbox import SIGNED, SENT, ACCOUNTED
 
+# a digest signed this long before the newest one taken from its key is
+# refused: digests are flooded and may arrive out of order (several
+# bridges, relays' contention), but never a day late; the window also
+# bounds the outbox's table of digests taken
+REPLAY_WINDOW_S = 86400
 RESEND_S = 2.0  # no answer to SUBMIT within this: send it again (idempotent at the node)
 READ_S = 0.05
 
@@ -153,21 +164,50 @@ class StoreClient:
             if not isinstance(f, L.Frame):
                 continue
             if f.kind == L.EV_RECEIPT:
-                self._receipt(bytes(f.payload))
+                self.receipt(bytes(f.payload))
             elif got is None and f.kind < 0x80 and wanted(f):
                 got = f
         return got
+
+    def receipt(self, raw):
+        """Take a receipt or a digest as the node relayed it: None when it
+        accounted a payment of ours, else why not (also kept in rejected).
+        Nothing changes unless it verifies."""
+        if raw[:1] == bytes((G.T_DIGEST,)):
+            return self._digest(raw)
+        return self._receipt(raw)
+
+    def _digest(self, raw):
+        d, why = G.verify(raw, self.ctb_keys)
+        if why is None:
+            why = self.outbox.digest_problem(d, REPLAY_WINDOW_S)
+        if why is not None:
+            self.rejected.append((raw, why))
+            return why
+        done = []
+        for ref, prefix in d.entries:
+            for p in self.outbox.by_token(ref):
+                if p.id[:G.USE_PREFIX] == prefix and p.state != ACCOUNTED:
+                    done.append(self.outbox.mark(p.id, ACCOUNTED, self.wall(), d.raw))
+        self.outbox.digest_taken(d, REPLAY_WINDOW_S)
+        for p in done:
+            self.on_state(p)
+        if not done:
+            self.rejected.append((raw, "no payment of ours"))
+            return "no payment of ours"
+        return None
 
     def _receipt(self, raw):
         try:
             ref = R.parse(raw).fields[0]
         except (R.RecordError, IndexError):
             self.rejected.append((raw, "malformed"))
-            return
+            return "malformed"
         why = "no payment of ours"
         for p in self.outbox.by_token(ref):
             why = receipt_problem(raw, R.parse(p.record), self.ctb_keys)
             if why is None:
                 self.on_state(self.outbox.mark(p.id, ACCOUNTED, self.wall(), raw))
-                return
+                return None
         self.rejected.append((raw, why))
+        return why

@@ -39,6 +39,9 @@ class Outbox:
         self.db.execute("PRAGMA journal_mode=DELETE")
         self.db.execute("CREATE TABLE IF NOT EXISTS payments (id BLOB PRIMARY KEY, token BLOB NOT NULL, "
                         "record BLOB NOT NULL, state TEXT NOT NULL, receipt BLOB, created REAL, updated REAL)")
+        # receipt digests taken (pen_protocol.digest), by id, within the replay window
+        self.db.execute("CREATE TABLE IF NOT EXISTS digests (id BLOB PRIMARY KEY, kid BLOB NOT NULL, "
+                        "time INTEGER NOT NULL)")
 
     def add(self, rid, token, record, now):
         """Idempotent: the same record twice is one payment."""
@@ -61,6 +64,25 @@ class Outbox:
         self.db.execute("UPDATE payments SET state = ?, receipt = COALESCE(?, receipt), updated = ? WHERE id = ?",
                         (state, receipt, now, bytes(rid)))
         return self.get(rid)
+
+    def digest_problem(self, d, window_s):
+        """None when the digest d (verified) may be taken, else why not:
+        "replayed" (taken before) or "stale" (signed more than window_s
+        before the newest digest taken from its key)."""
+        if self.db.execute("SELECT 1 FROM digests WHERE id = ?", (d.id(),)).fetchone():
+            return "replayed"
+        newest = self.db.execute("SELECT MAX(time) FROM digests WHERE kid = ?", (d.kid,)).fetchone()[0]
+        if newest is not None and d.time < newest - window_s:
+            return "stale"
+        return None
+
+    def digest_taken(self, d, window_s):
+        """Remember d (after the payments it names are marked: a crash in
+        between leaves it to be taken again, which changes nothing); those
+        older than the window are forgotten, since stale refuses them anyway."""
+        self.db.execute("INSERT OR IGNORE INTO digests VALUES (?, ?, ?)", (d.id(), d.kid, d.time))
+        newest = self.db.execute("SELECT MAX(time) FROM digests WHERE kid = ?", (d.kid,)).fetchone()[0]
+        self.db.execute("DELETE FROM digests WHERE kid = ? AND time < ?", (d.kid, newest - window_s))
 
     def all(self):
         return [Payment(*r) for r in self.db.execute("SELECT * FROM payments ORDER BY created, id")]
