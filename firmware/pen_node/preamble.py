@@ -2,6 +2,7 @@
 node whose /pen.json names "sleepy" leaves loads this (pen_node.boardsleep);
 a leaf or a plain relay never does."""
 from .sx126x import LISTEN_MARGIN_MS
+from .sleep import wakes_leaves
 
 
 class PreambleByDestination:
@@ -27,6 +28,8 @@ class PreambleByDestination:
 
     def preamble_for(self, frame, now_ms):
         dst = (frame[4] << 8) | frame[5]
+        if wakes_leaves(frame):
+            return self.long_preamble  # a flood for leaves' payments: whoever is asleep must catch it
         if dst not in self.sleepy:
             return self.preamble
         t = self.heard_at.get(dst)

@@ -217,6 +217,7 @@ class NodePower:
 # with a route" (it would take custody, then have to relay).
 _T_BEACON = const(0x21)  # pen_protocol.frame.T_BEACON
 _ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE
+_T_DIGEST = const(0x22)  # pen_protocol.frame.T_DIGEST
 
 
 def leaf_quiet(frame):
@@ -225,3 +226,10 @@ def leaf_quiet(frame):
 
 def leaf_deaf(frame):
     return len(frame) > 5 and ((frame[4] << 8) | frame[5]) == _ANY_ROUTE
+
+
+def wakes_leaves(frame):
+    """A receipt digest goes down as a flood (no destination) and names
+    leaves' payments: a node with sleepy leaves sends it with the long
+    preamble, so a leaf in RX duty cycle catches it outside its window."""
+    return frame[0] == _T_DIGEST

@@ -98,6 +98,17 @@ def test_long_preamble_only_toward_sleepy_destinations_and_only_on_change():
     assert m.configured == [{"preamble_len": 29}, {"preamble_len": 8}]
 
 
+def test_a_receipt_digest_always_goes_long_for_the_leaves_asleep():
+    # a digest is a flood (no destination) that names leaves' payments: sent short, a leaf in RX duty cycle
+    # outside its window would sleep through it and never see its receipts
+    m, spi = modem()
+    p = PreambleByDestination(m, 8, 29, {0x0102}, 4000)
+    digest = bytes((0x22, 0x00, 0x00, 0x07, 0xFF, 0xFF, 0x00, 0x07)) + b"x" * 20
+    beacon = bytes((0x21, 0x00, 0x00, 0x07, 0xFF, 0xFF, 0x00, 0x07)) + b"x"
+    p.heard(bytes((10, 0x1B, 0x01, 0x02, 0x00, 0x07, 0x01, 0x02)) + b"x", 1000)  # even in the leaf's window
+    assert [p.preamble_for(f, 1100) for f in (digest, beacon)] == [29, 8]
+
+
 def test_a_leaf_heard_within_its_window_gets_the_short_preamble():
     m, spi = modem()
     p = PreambleByDestination(m, 8, 29, {0x0102}, 4000)

@@ -8,9 +8,10 @@ stays out of the engine. attach() wraps each node's calls the engine makes:
   runs next_tx once each time it wakes), so wakes are counted, not guessed;
 - on_tx_done / on_frame: for leaves (nodes that relay for no one) listening
   in RX duty cycle (pen_node/sleep.py DutyListen): a frame reaches a leaf
-  outside its listen window only if it was sent to that leaf (whose senders
-  stretch the preamble, pen_node/sx126x.PreambleByDestination); anything
-  else (a beacon, a flood, an ANY_ROUTE offer) is slept through. The medium's
+  outside its listen window only if it was sent to that leaf, or is a receipt
+  digest from a node that has leaves (their senders stretch the preamble,
+  pen_node/preamble.PreambleByDestination); anything else (a beacon, another
+  flood, an ANY_ROUTE offer) is slept through. The medium's
   airtime for frames to a leaf grows by the longer preamble, so collisions,
   duty cycle and latency in the run pay for it.
 
@@ -21,7 +22,7 @@ per-destination preamble there needs mesh.py, docs/power.md lists it).
 from pen_protocol.airtime import time_on_air_us
 
 from pen_node.power import load_budget, M_SLEEP, R_RXDC
-from pen_node.sleep import leaf_quiet, leaf_deaf
+from pen_node.sleep import leaf_quiet, leaf_deaf, wakes_leaves
 from pen_node.sx126x import leaf_preamble, LISTEN_MARGIN_MS
 
 BOARD = "heltec-v3"
@@ -52,6 +53,7 @@ class SimPower:
         self.listen_until = [self.window_ms] * n
         self.listen_ms = [self.window_ms] * n  # continuous RX time of a leaf (its windows, merged)
         self.long_frames = 0
+        self.long_digests = set()  # digest frames sent with the long preamble: a sleeping leaf catches them
         self.long_extra_us = 0
         for i, node in enumerate(run.nodes):
             self._wrap(i, node)
@@ -68,8 +70,13 @@ class SimPower:
 
         def start(sender, frame, now_us):
             dst = _dst(frame)
-            if dst in self.leaf_addrs and now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + \
-                    self.window_ms - LISTEN_MARGIN_MS:
+            # a digest from a node that has heard leaves (a board with "sleepy" set) goes long, as
+            # PreambleByDestination sends it
+            digest = wakes_leaves(frame) and self.heard_leaf[sender]
+            if digest or dst in self.leaf_addrs and \
+                    now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + self.window_ms - LISTEN_MARGIN_MS:
+                if digest:
+                    self.long_digests.add(bytes(frame))
                 n_ = len(frame)
                 if n_ not in extra:
                     extra[n_] = time_on_air_us(n_, p.sf, p.bw_hz, p.cr, self.long_preamble) - \
@@ -104,7 +111,8 @@ class SimPower:
             return f
 
         def filtered_on_frame(frame, rssi, snr, now_ms):
-            if leaf and (leaf_deaf(frame) or now_ms > self.listen_until[i] and _dst(frame) != addr):
+            if leaf and (leaf_deaf(frame) or now_ms > self.listen_until[i] and _dst(frame) != addr and
+                         bytes(frame) not in self.long_digests):
                 self.missed[i] += 1
                 self.slept_through[i] = True
                 return None
