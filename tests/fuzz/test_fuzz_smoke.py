@@ -60,7 +60,9 @@ def test_the_invariant_catches_an_unauthentic_frame_that_changes_state(monkeypat
 
 @pytest.mark.micropython
 def test_random_frames_under_micropython_in_the_node_heap(mpy, tmp_path):
-    from conftest import NODE_HEAP
-    out = mpy("", heap=NODE_HEAP, module="fuzz_frames_mpy", args=["3000", "7", str(tmp_path / "j.bin")]).split()
+    # 88k: the fuzz harness (its frame builders, the journal file) beside the node needs ~80 KB since the
+    # routing estimates and receipt digests merged; NODE_HEAP (76k) is the node loop's own budget, and the
+    # 64 KB target is open (issue 15)
+    out = mpy("", heap="88k", module="fuzz_frames_mpy", args=["3000", "7", str(tmp_path / "j.bin")]).split()
     count, authentic, refused, changed, errors = [int(x) for x in out[:5]]
     assert count == 3000 and authentic > 1000 and refused > 1000 and changed == 0 and errors == 0
