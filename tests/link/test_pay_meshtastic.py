@@ -35,10 +35,15 @@ def start_bridge(tmp_path, *extra):
                                 "tcp:127.0.0.1:%d" % bridge_radio.port, "--peer", srv.url,
                                 "--db", str(tmp_path / "bridge.sqlite")] + list(extra),
                          stdout=log, stderr=log, env=dict(os.environ, COLUMNS="200"))
-    end = time.monotonic() + 20
-    while bridge_radio.handshakes == 0 and time.monotonic() < end:
+    # ready when the gateway says it serves stores (after its radio's want_config handshake and its
+    # subscription), not before: a loaded machine starts the bridge slowly. The bound only stops a hung run.
+    end = time.monotonic() + 90
+    while time.monotonic() < end and p.poll() is None:
+        if bridge_radio.handshakes and "serving Pen stores" in (tmp_path / "bridge.log").read_text():
+            return mesh, store_radio, uses, p, srv
         time.sleep(0.05)
-    return mesh, store_radio, uses, p, srv
+    stop_bridge(p, srv)
+    raise AssertionError("the bridge never served stores:\n" + (tmp_path / "bridge.log").read_text())
 
 
 def stop_bridge(p, srv):
