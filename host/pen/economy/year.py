@@ -289,7 +289,7 @@ class Year:
             refs, unissued = excess(self.db, k[who].kid, k[who].public_key, YEAR)
             self.put([self.pub(who, "year-end", YEAR, {1: refs, 2: unissued})])
             closed[who] = (len(refs), unissued)
-        excess_credits = self.db.get(b"A" + ids.pack(yearend.excess_account(YEAR))) or 0
+        excess_credits = ctb.amount(self.db.get(b"A" + ids.pack(yearend.excess_account(YEAR))))
         self.say.step("every council closes %d: %d credits of excess tokens accounted into %s; %d approved credits "
                       "never issued" % (YEAR, excess_credits, yearend.excess_account(YEAR),
                                         sum(u for _, u in closed.values())))
