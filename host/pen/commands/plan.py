@@ -187,11 +187,16 @@ def cmd_close(args):
     if store.get(b"C" + signer.kid) is None:
         raise PenError("%s is not a council key: a council closes its year" % args.key)
     refs, unissued = excess(store, signer.kid, signer.public_key, args.year)
-    if len(refs) > R.MAX_LIST:
-        raise PenError("%d excess tokens: a year end lists at most %d" % (len(refs), R.MAX_LIST))
-    rec = B.publication(signer, fresh_serial(store, signer.kid, b"U"), "year-end", args.year,
-                        {1: refs, 2: unissued})
-    submit(store, [rec])
+    # the validator takes a year end only if it lists every excess token (yearend.py); one publication
+    # lists at most MAX_LIST, so more go in parts, in one batch, the last one closing the year
+    recs = []
+    for i in range(0, max(len(refs), 1), R.MAX_LIST):
+        content = {1: refs[i:i + R.MAX_LIST], 2: unissued}
+        if i + R.MAX_LIST < len(refs):
+            content[3] = 1
+        recs.append(B.publication(signer, fresh_serial(store, signer.kid, b"U"), "year-end", args.year, content))
+    submit(store, recs)
     value = sum(store.get(b"T" + r)[1] for r in refs)
-    print("year %d closed: %d excess tokens (%d credits) accounted into %s; %d approved credits never issued" % (
-        args.year, len(refs), value, yearend.excess_account(args.year), unissued))
+    print("year %d closed: %d excess tokens (%d credits) accounted into %s%s; %d approved credits never issued" % (
+        args.year, len(refs), value, yearend.excess_account(args.year),
+        " in %d year-end publications" % len(recs) if len(recs) > 1 else "", unissued))

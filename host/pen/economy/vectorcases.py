@@ -12,6 +12,7 @@ def cases(k, n):
     prop = n["proposal"].fields[0]
     ana = Signer.from_phrase("vector/ana")
     ye = B.publication(fp, 60, "year-end", 2026, {1: [], 2: 25000})
+    late = B.issue(fp, 61, 10, prop)  # ISSUED and never given out: excess
     return [
         ("price stated as text", [B.publication(hub, 60, "price", ids.pack("40141600"), {1: "cheap"}).raw],
          "rejected", "bad-publication"),
@@ -24,6 +25,14 @@ def cases(k, n):
          [B.publication(fp, 61, "year-end", 2026, {1: [], 2: 0}).raw], "rejected", "bad-publication"),
         ("year end", [ye.raw], "accepted", ""),
         ("issue under a closed year", [ye.raw, B.issue(fp, 60, 10, prop).raw], "rejected", "year-closed"),
+        ("year end leaving out an excess token", [late.raw, B.publication(fp, 62, "year-end", 2026,
+                                                                           {1: [], 2: 24990}).raw],
+         "rejected", "excess-unlisted"),
+        ("year end in two parts", [late.raw, B.publication(fp, 62, "year-end", 2026,
+                                                           {1: [late.fields[0]], 2: 24990, 3: 1}).raw,
+                                   B.publication(fp, 63, "year-end", 2026, {1: [], 2: 24990}).raw], "accepted", ""),
+        ("year end whose part marker is not 1", [B.publication(fp, 62, "year-end", 2026, {1: [], 2: 25000, 3: 0}).raw],
+         "rejected", "bad-publication"),
         ("proposal of an individual proposer", [B.member(vc, ana, "proposer").raw,
                                                 B.proposal(ana, 1, 2026, [("50", 10, 200)]).raw], "accepted", ""),
         ("proposal of a plain member", [B.member(vc, ana, "member").raw,
