@@ -50,9 +50,13 @@ def _nothing_stranded(f, council, year):
 
 # -- completeness ----------------------------------------------------------
 
+def _prod_plan(fed):
+    """prod's approved 2026 plan of 1000 credits."""
+    return fed.k, fed.k["prod"], fed.plan(fed.k["prod"], 2026, [("40", 1, 1000)])
+
+
 def test_year_end_leaving_out_an_issued_token_is_refused(fed):
-    prod = fed.k["prod"]
-    prop = fed.plan(prod, 2026, [("40", 1, 1000)])
+    _, prod, prop = _prod_plan(fed)
     a = fed.token(prod, prop, 300)
     b = fed.token(prod, prop, 200)
     v = rejected(fed.led, fed.st, _ye(prod, 90, 2026, [a], 500), "excess-unlisted")
@@ -62,8 +66,7 @@ def test_year_end_leaving_out_an_issued_token_is_refused(fed):
 
 
 def test_year_end_leaving_out_the_councils_own_usable_token_is_refused(fed):
-    prod = fed.k["prod"]
-    prop = fed.plan(prod, 2026, [("40", 1, 1000)])
+    _, prod, prop = _prod_plan(fed)
     own = fed.token(prod, prop, 250, prod)
     rejected(fed.led, fed.st, _ye(prod, 90, 2026, [], 750), "excess-unlisted")
     # once the council spends it, it is no longer excess and the empty list is complete
@@ -73,9 +76,7 @@ def test_year_end_leaving_out_the_councils_own_usable_token_is_refused(fed):
 
 
 def test_salaries_and_payments_to_others_are_not_excess(fed):
-    k = fed.k
-    prod = k["prod"]
-    prop = fed.plan(prod, 2026, [("40", 1, 1000)])
+    k, prod, prop = _prod_plan(fed)
     fed.token(prod, prop, 100, k["ana"])
     fed.token(prod, prop, 100, k["mill"])  # paid to another council's key
     assert yearend.excess_credits(fed.st, prod.kid, 2026) == 0
@@ -84,9 +85,7 @@ def test_salaries_and_payments_to_others_are_not_excess(fed):
 
 
 def test_excess_credits_follow_issue_set_user_use_and_year_end(fed):
-    k = fed.k
-    prod = k["prod"]
-    prop = fed.plan(prod, 2026, [("40", 1, 1000)])
+    k, prod, prop = _prod_plan(fed)
     got = []
     a = fed.token(prod, prop, 300)
     got.append(yearend.excess_credits(fed.st, prod.kid, 2026))
@@ -112,8 +111,7 @@ def test_change_tokens_are_not_year_excess(fed):
 
 
 def test_year_end_in_parts_closes_only_with_the_last(fed):
-    prod = fed.k["prod"]
-    prop = fed.plan(prod, 2026, [("40", 1, 1000)])
+    _, prod, prop = _prod_plan(fed)
     toks = [fed.token(prod, prop, 100) for _ in range(3)]
     part = _ye(prod, 90, 2026, toks[:2], 700, part=True)
     accept(fed.led, part)
@@ -135,9 +133,7 @@ def test_year_end_part_marker_must_be_one(fed):
 
 
 def test_set_user_to_own_key_after_the_year_end_accounted_it_changes_nothing(fed):
-    k = fed.k
-    prod = k["prod"]
-    prop = fed.plan(prod, 2026, [("40", 1, 1000)])
+    k, prod, prop = _prod_plan(fed)
     t = fed.token(prod, prop, 300)
     accept(fed.led, _ye(prod, 90, 2026, [t], 700))
     before = [(kk, cbor.dumps(v)) for kk, v in sorted(fed.st.kv.items())]
