@@ -7,7 +7,7 @@ import sys
 
 from pen import build as B
 from pen.cli import PenError
-from pen.commands._common import home, load_key, parse_ref, fmt_ref
+from pen.commands._common import home, home_path, load_key, open_ctb, parse_ref, fmt_ref
 from pen_protocol import ids
 
 LINK_HELP = ("serial:/dev/ttyUSB0 | tcp:HOST:PORT | pty:COMMAND | ble:NAME | "
@@ -108,7 +108,17 @@ def _store_client(args, need_keys=True):
             print("payment %s is in the node's custody; waiting up to %d s for its receipt ..." % (
                 p.id.hex()[:12], wait), file=sys.stderr, flush=True)
     return StoreClient(port, Outbox(_dir(args) / "outbox.sqlite"), keys, client=_client(args, port),
-                       on_state=progress)
+                       on_state=progress, products=_catalogue_check(args))
+
+
+def _catalogue_check(args):
+    """The store's CTB copy, if it has one, checks each USE's product
+    against the economy's catalogue before the store takes it."""
+    from pen.economy.catalogue import check_paid_product
+    if not (getattr(args, "db", None) or os.environ.get("PEN_DB") or (home_path(args) / "ctb.sqlite").exists()):
+        return None
+    store = open_ctb(args)
+    return lambda pid: check_paid_product(store, pid)
 
 
 def _show(p):
