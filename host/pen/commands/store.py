@@ -8,7 +8,7 @@ import sys
 from pen import build as B
 from pen.cli import PenError
 from pen.commands._common import home, home_path, load_key, open_ctb, parse_ref, fmt_ref
-from pen_protocol import ids
+from pen_protocol import ids, records as R
 
 LINK_HELP = ("serial:/dev/ttyUSB0 | tcp:HOST:PORT | pty:COMMAND | ble:NAME | "
              "meshtastic:serial:PORT[@NODE] | meshtastic:tcp:HOST[@NODE]")
@@ -186,6 +186,16 @@ def _record(args):
 
 def cmd_pay(args):
     raw = _record(args)
+    products = _catalogue_check(args)
+    if products is not None:  # before the link is opened; StoreClient.pay checks again (and what a USE is)
+        try:
+            rec = R.parse(raw)
+            if rec.type == R.USE:
+                products(ids.unpack(rec.fields[1]))
+        except R.RecordError:
+            pass
+        except ValueError as e:
+            raise PenError(str(e))
     sc = _store_client(args)
     try:
         p = _run(lambda: sc.pay(raw, wait_s=args.wait))
