@@ -28,6 +28,9 @@ def test_commands_past_2_64_show_the_sum_and_refuse_to_publish_it(fed):
     store.close()
     store = fed.store()
     b = balances(store)
+    from pen.node.core import Node  # GET /v1/accounts and /v1/accounts/ACCOUNT
+    node = Node(store)
+    assert node.accounts("5")["total"] == 2 * U64 == node.account("50")["credits"]
     store.close()
     assert b["balanced"] and b["credited_to_accounts"] == 2 * U64
     out = fed.out("accounts", "--json")
