@@ -23,9 +23,10 @@ excess). The validator (these functions, called from ctb.Ledger) then
   year open, the last one closes it;
 - requires the unissued credits of its approved year-Y proposals to equal
   what the CTB says (cap minus issued), and records them;
-- refuses afterwards, as "year-closed", any further proposal, issue or
-  set-user under the council's year Y, and any use by the council's own key
-  of a year-Y token.
+- refuses afterwards, as "year-closed", any further proposal or issue
+  under the council's year Y, and any use by the council's own key of a
+  year-Y token. (A SET_USER meets a token the year end accounted: the
+  council's own key changes nothing, another is "already-usable".)
 A year end that arrives before records it depends on (an ISSUE it lists,
 the SET_USER or USE that made an unlisted token not excess) is refused with
 a reason in ctb.DEPENDENCY and taken when they are there, so every arrival
@@ -159,12 +160,6 @@ def _token_year(st, t):
         return None
     p = st.get(b"P" + C.token_authority(t))
     return C.proposal_year(p) if p else None
-
-
-def check_set_user(st, t):
-    year = _token_year(st, t)
-    if year is not None and closed(st, _ctb().token_issuer(t), year):
-        raise _reject("year-closed", "token of a closed year (%d)" % year)
 
 
 def check_use(st, t, council_key):
