@@ -67,3 +67,15 @@ def test_plan_close_with_more_excess_than_one_publication_lists(fed):
     assert store.get(b"A" + ids.pack("99012027")) == 13000
     store.close()
     assert "year-closed" in fed.fails("plan", "close", "--key", "prod", "--year", 2027)
+
+
+def test_a_complementary_proposal_past_the_years_uint_is_one_line(fed):
+    """A council's proposals of one year fit 2^64-1 together (what its
+    year end must state): the complementary one that would pass it is
+    refused by the validator, in one line, nothing stored."""
+    prop = ref_in(fed.out("plan", "propose", "--key", "prod", "--year", 2027, "--line", "40:1:%d" % 2 ** 63))
+    approve(fed, "prod", prop)
+    line = fed.fails("plan", "propose", "--key", "prod", "--year", 2027, "--complementary",
+                     "--line", "40:1:%d" % 2 ** 63)
+    assert "the council's proposals for 2027 would exceed 2^64-1 credits" in line
+    fed("plan", "propose", "--key", "prod", "--year", 2027, "--complementary", "--line", "40:1:%d" % (2 ** 63 - 1))
