@@ -125,16 +125,21 @@ def on_issue(st, issuer, p, value):
 
 
 def on_set_user(st, t, user_key, council_key):
+    if user_key == council_key:
+        return  # still the council's: still excess
     year = _token_year(st, t)
-    if year is not None and user_key != council_key:
+    if year is not None:
         _add_excess(st, _ctb().token_issuer(t), year, -_ctb().token_value(t))
 
 
 def on_use(st, t, council_key):
-    """Before the USE is appended to t's uses."""
+    """Before the USE is appended to t's uses. Only the council's own first
+    use of its token changes anything, so other uses read no more state."""
     C = _ctb()
+    if C.uses(t) or C.user(t) != council_key:
+        return
     year = _token_year(st, t)
-    if year is not None and not C.uses(t) and C.user(t) == council_key:
+    if year is not None:
         _add_excess(st, C.token_issuer(t), year, -C.token_value(t))
 
 
@@ -165,8 +170,10 @@ def _token_year(st, t):
 def check_use(st, t, council_key):
     """The council's own unused year-Y credits go to year end, not to a use."""
     C = _ctb()
+    if C.user(t) != council_key:
+        return  # a member's or another council's token: never held back by year end
     year = _token_year(st, t)
-    if year is not None and C.user(t) == council_key and closed(st, C.token_issuer(t), year):
+    if year is not None and closed(st, C.token_issuer(t), year):
         raise _reject("year-closed", "the council's own credits of %d are accounted at year end" % year)
 
 
