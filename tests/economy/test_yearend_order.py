@@ -282,3 +282,34 @@ def test_amount_round_trip(n, stored):
     assert ctb.amount(stored) == n
     assert ctb.amount(cbor.loads(cbor.dumps(stored))) == n
 
+
+
+def test_the_sqlite_store_gives_one_state_digest_whatever_comes_first():
+    """The same through the SQLite CTB, one record per batch: the year end
+    first (held), and the set-users last, against the natural order."""
+    from pen.store import BatchRejected, SQLiteCTB
+    recs, k = _scenario()
+    base = Fed()
+    founding = [R.parse(raw) for _, raw in sorted(base.st.recs.items())]
+    founding.sort(key=lambda r: r.type)
+    ye = recs[12]
+    digests = []
+    for order in (sorted(recs, key=lambda r: r.type),
+                  [ye] + [r for r in recs if r is not ye and r.type != R.SET_USER] +
+                  [r for r in recs if r.type == R.SET_USER]):
+        store = SQLiteCTB(":memory:")
+        store.submit([r.raw for r in founding])
+        todo = list(order)
+        while todo:
+            left = []
+            for r in todo:
+                try:
+                    store.submit([r.raw])
+                except BatchRejected:
+                    left.append(r)
+            assert len(left) < len(todo)
+            todo = left
+        digests.append(store.state_digest())
+        assert ctb.amount(store.get(b"A" + ids.pack("99012026"))) == 300
+        store.close()
+    assert digests[0] == digests[1]
