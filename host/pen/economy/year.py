@@ -19,6 +19,7 @@ from pathlib import Path
 from pen import build as B
 from pen.accounting import receipts_for
 from pen.commands.ctb import balances
+from pen.economy.catalogue import check_paid_product
 from pen.keys import Signer, seal_seed, unseal_payload
 from pen.store import SQLiteCTB
 from pen_protocol import ctb, ids, records as R, yearend
@@ -185,6 +186,7 @@ class Year:
         return t.fields[0]
 
     def use(self, user, ref, product, account=None, signer=None):
+        check_paid_product(self.db, product)  # as every paying front end does: the year buys only catalogued things
         r = B.use(signer or self.k[user], ref, product, account or product)
         self.put([r])
         return r
