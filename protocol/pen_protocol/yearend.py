@@ -107,10 +107,9 @@ def index_proposal(st, ref, year):
 
 
 def _add_excess(st, kid, year, value):
-    key = _key(kid, year)
-    y = st.get(key)
+    y = _year(st, kid, year)  # indexed with the council's proposal (a council key is never a member's)
     y[3] += value
-    st.put(key, y)
+    st.put(_key(kid, year), y)
 
 
 def excess_credits(st, kid, year):

@@ -313,3 +313,4 @@ def test_the_sqlite_store_gives_one_state_digest_whatever_comes_first():
         assert ctb.amount(store.get(b"A" + ids.pack("99012026"))) == 300
         store.close()
     assert digests[0] == digests[1]
+
