@@ -314,3 +314,25 @@ def test_the_sqlite_store_gives_one_state_digest_whatever_comes_first():
         store.close()
     assert digests[0] == digests[1]
 
+
+
+@pytest.mark.micropython
+def test_sums_past_2_64_under_micropython(mpy):
+    """The same limbs on MicroPython's big integers: a Ledger credits two
+    tokens of 2^64-1 into one account and the state encodes."""
+    out = mpy("""
+from pen_protocol import ctb, cbor
+U = 0xFFFFFFFFFFFFFFFF
+st = ctb.MemoryState()
+led = ctb.Ledger(st)
+t = [0, U, 0, b'', b'k', [], []]
+for i in range(2):
+    u = [bytes([i]) * 16, b'P', b'A']
+    led._credit(t, u, U)
+print(st.get(b'AA'), ctb.amount(st.get(b'AA')) == 2 * U, len(cbor.dumps(st.get(b'AA'))))
+print(ctb._stored(2 ** 128), ctb.amount(cbor.loads(cbor.dumps(ctb._stored(2 ** 128)))) == 2 ** 128)
+led._credit(t, [b'x' * 16, b'P', b'A'], -U)
+print(st.get(b'AA'))
+""", heap="160k")
+    assert out.split("\n")[:3] == ["[1, 18446744073709551614] True 11", "[1, 0, 0] True",
+                                   "18446744073709551615"]

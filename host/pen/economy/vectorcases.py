@@ -13,7 +13,7 @@ def cases(k, n):
     ana = Signer.from_phrase("vector/ana")
     ye = B.publication(fp, 60, "year-end", 2026, {1: [], 2: 25000})
     late = B.issue(fp, 61, 10, prop)  # ISSUED and never given out: excess
-    return [
+    return _big_sums(k) + [
         ("price stated as text", [B.publication(hub, 60, "price", ids.pack("40141600"), {1: "cheap"}).raw],
          "rejected", "bad-publication"),
         ("limit set by a production council", [B.publication(hub, 61, "limit", ids.pack("50"), {1: 3}).raw],
@@ -47,3 +47,14 @@ def cases(k, n):
         ("the node key certified by Formosa as node too", [B.member(fp, k["common-node"], "node").raw], "rejected",
          "not-the-federation"),
     ]
+
+
+def _big_sums(k):
+    """A second proposal that would take a council's year past 2^64-1
+    credits is refused (the limbs of an account's sum past 2^64-1 are
+    replayed under MicroPython by tests/economy/test_yearend_order.py: a
+    case with a whole approved plan would not fit the replay's heap)."""
+    hub = k["supply-hub"]
+    prop = B.proposal(hub, 70, 2026, [("40", 1, 2 ** 64 - 1)])
+    over = B.proposal(hub, 71, 2026, [("40", 1, 1)])
+    return [("a council's proposals of a year past 2^64-1 credits", [prop.raw, over.raw], "rejected", "bad-field")]
