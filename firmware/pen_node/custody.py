@@ -23,6 +23,7 @@ from pen_protocol.identity import record_id, token_ref, USE, ACCOUNTED, UPLINK_T
 
 from . import duty as D
 from .spent import USED
+from .lasthop import GRANT_WAIT_MS
 
 ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
 MAX_ACK_IDS = const(8)
@@ -194,6 +195,8 @@ class Custody:
             self.handled.put(rid, came)
 
     def _queue_ack(self, fid, to, now_ms):
+        if self._lh_quiet(now_ms):
+            return  # our own schedule's air (lasthop.py): its sender offers it again, acked as held
         if fid not in self.acks:
             if len(self.acks) >= _MAX_ACKS:  # the law holds acks back and frames keep coming:
                 del self.acks[0]  # the oldest goes, its sender tries again (bounded heap)
@@ -222,7 +225,15 @@ class Custody:
     def _on_bundle(self, fid, hdr, payload, for_us, now_ms):
         """Several uplink records in one frame: acked (as one frame id) only
         when every one of them is held, so a partial take is retried whole
-        and the part already held is acked as a duplicate next time."""
+        and the part already held is acked as a duplicate next time. A
+        T_SBUNDLE's first byte is its sender's backlog (lasthop.py)."""
+        flags = -1
+        if hdr.type == F.T_SBUNDLE:
+            if len(payload) < 2:
+                self.stats["rx_bad"] += 1
+                return
+            flags = payload[0]
+            payload = payload[1:]
         records = F.bundle_records(payload)
         if records is None:
             self.stats["rx_bad"] += 1
@@ -237,6 +248,9 @@ class Custody:
             self._passed_on(record, hdr.src)
             if for_us and not self._take_in(record, origin, hdr.src, now_ms):
                 held = False
+        if for_us and flags >= 0 and self.lasthop and self.is_bridge and \
+                self._lh_heard(hdr.src, flags, fid if held else None, now_ms):
+            return  # held, and acked in our next grant
         if for_us and held:
             self._queue_ack(fid, hdr.src, now_ms)
 
@@ -273,7 +287,7 @@ class Custody:
         best = None
         quiet = self._receipts_may_go(now_ms)
         # routeless: uplink waits for the new round it asked for (routing._lost_route)
-        hold = self.parent is None and now_ms < self.round_wait_until
+        hold = (self.parent is None and now_ms < self.round_wait_until) or now_ms < self.lh_hold_until
         for rid in self.pending:
             p = self.pending[rid]
             if p.due_ms > now_ms or p.waiting_until > now_ms or (hold and p.type != ACCOUNTED):
@@ -304,15 +318,20 @@ class Custody:
                 room -= need
         return out
 
-    def _bundle_frame(self, group, dst):
-        return F.bundle_frame(F.Header(F.T_BUNDLE, self.addr, dst, self.addr, self.hop_limit),
-                              [(q.origin, q.type, q.frame_body) for q in group])
+    def _bundle_frame(self, group, dst, flags=-1):
+        return F.bundle_frame(F.Header(F.T_BUNDLE if flags < 0 else F.T_SBUNDLE, self.addr, dst, self.addr,
+                                       self.hop_limit), [(q.origin, q.type, q.frame_body) for q in group], flags)
 
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)
         group = self._companions(p, dst, now_ms)
+        backlog = -1
+        if p.type != ACCOUNTED and self._lh_sched_parent(dst):
+            # a scheduling bridge (lasthop.py): our backlog rides along
+            group = group or [p]
+            backlog = self._lh_backlog(len(group))
         if group is not None:
-            frame = self._bundle_frame(group, dst)
+            frame = self._bundle_frame(group, dst, backlog)
         else:
             group = [p]
             frame = F.pack(F.Header(p.type, self.addr, dst, p.origin, self.hop_limit), p.frame_body)
@@ -320,9 +339,16 @@ class Custody:
         if f is None:
             p.due_ms = now_ms + 5000
             return None
+        self._sent(group, frame, f, dst, now_ms, now_ms + self.preset.airtime_us(len(f)) // 1000 +
+                   self._ack_air_ms + ACK_JITTER_MS + _ACK_MARGIN_MS)
+        if backlog > 0:  # it will grant us a slot: no random access for uplink until then (or a bound)
+            self.lh_hold_until = now_ms + GRANT_WAIT_MS
+        return f
+
+    def _sent(self, group, frame, f, dst, now_ms, waiting_until):
+        """The custody frame (group's records) is on air to dst: wait for its
+        ack until waiting_until, then back off. Returns its frame id."""
         fid = F.frame_id(frame)
-        waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
-            _ACK_MARGIN_MS
         if len(group) > 1:
             self.stats["bundled"] += len(group)
         self.by_fid[fid] = [q.rid for q in group]
@@ -338,7 +364,7 @@ class Custody:
             # when the wait is over with no ack, back off (more, the more tries)
             slots = 1 << min(q.tries, 5)
             q.due_ms = waiting_until + (self.rng.getrandbits(16) % slots) * _BACKOFF_SLOT_MS // 2
-        return f
+        return fid
 
     def _ack_tx(self, now_ms):
         """Our acks, if due: custody moves on only when they arrive. No

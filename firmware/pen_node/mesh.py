@@ -13,6 +13,8 @@ heap:
                  backoff, bundles, implicit acks
     downlink.py  what a bridge sends down: receipts along the payment's path,
                  managed floods
+    lasthop.py   a last hop the bridge schedules (lasthop=True): grants
+                 sized by children's backlog, acks batched into grants
     mesh.py      (here) the frame entry (on_frame), the spent set, the one
                  transmit decision (next_tx: acks, custody, beacon, floods,
                  under the duty cycle and listen-before-talk) and timers
@@ -34,12 +36,14 @@ from pen_protocol.identity import record_id, token_ref, USE, ACCOUNTED, VOTE_TYP
 from . import duty as D
 from .custody import Custody, ANY_ROUTE, ACK_JITTER_MS, MAX_ACK_IDS
 from .downlink import Downlink, REVERSE, RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE
+from .lasthop import LastHop
 from .ring import IdRing
 from .routing import Routing, SOLICIT_MS, BEACON_MIN_MS
 from .spent import SpentSet, USED, ACCOUNTED as SPENT_ACCOUNTED
 
 BROADCAST = F.BROADCAST
 T_BUNDLE = F.T_BUNDLE
+T_SBUNDLE = F.T_SBUNDLE
 _MAX_HOPS = const(7)
 _DEDUP = const(128)  # frame ids remembered (duplicate suppression)
 _LBT_MIN_MS = const(60)
@@ -50,9 +54,9 @@ class _Deferred(Exception):
     """The channel was busy: nothing was sent, try again after lbt_until."""
 
 
-class MeshNode(Routing, Custody, Downlink):
+class MeshNode(Routing, Custody, Downlink, LastHop):
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=_MAX_HOPS, reverse=REVERSE,
-                 dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None):
+                 dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None, lasthop=False):
         self.addr = addr
         self.preset = preset
         self.journal = journal
@@ -132,7 +136,10 @@ class MeshNode(Routing, Custody, Downlink):
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
                       "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
                       "floods_dropped": 0, "bundled": 0, "implicit_acks": 0, "bad_mac": 0,
-                      "quota_refused": 0, "events_dropped": 0}
+                      "quota_refused": 0, "events_dropped": 0, "grants": 0, "slot_frames": 0,
+                      "batched_acks": 0}
+        # lasthop.py: a bridge schedules its children's transmissions (lasthop)
+        self._lh_init(lasthop, tag)
         self._recover()
 
     def take_events(self):
@@ -177,7 +184,9 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
-        elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST) or t == F.T_DIGEST:
+        elif t == F.T_GRANT:
+            self._on_grant(hdr, payload, now_ms)
+        elif t < F.T_ACK or ((t == T_BUNDLE or t == T_SBUNDLE) and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one
             # broadcast (24000005ffff000500010205) once stopped every node
             # that heard it (issue 10, item 8). A digest is flooded: downlink._on_digest
@@ -215,7 +224,7 @@ class MeshNode(Routing, Custody, Downlink):
             self.lbt_until = max(self.lbt_until, now_ms + 20 + ACK_JITTER_MS + self._short_ack_air_ms + _LBT_MIN_MS)
         if hdr.frag_count > 1:
             return  # custody frames are never fragmented (submit refuses what does not fit)
-        if hdr.type == T_BUNDLE:
+        if hdr.type == T_BUNDLE or hdr.type == T_SBUNDLE:
             self._on_bundle(fid, hdr, payload, for_us, now_ms)
             return
         record = F.record_of(hdr, payload)
@@ -297,12 +306,22 @@ class MeshNode(Routing, Custody, Downlink):
             return None
 
     def _next_tx(self, now_ms):
-        if self.tx_busy or (now_ms < self.lbt_until and not (self.acks and now_ms >= self.ack_due)):
+        if self.tx_busy:
             return None
+        slot = self.lh_slot_left and now_ms >= self.lh_slot_from  # our slot in a grant (lasthop.py)
+        if now_ms < self.lbt_until and not (self.acks and now_ms >= self.ack_due):
+            if not slot:
+                return None
+            self.tick(now_ms)
+            return self._slot_tx(now_ms)  # the one frame that goes inside a schedule's reservation
         self.tick(now_ms)
-        # acks first (custody moves on only when they arrive), then custody
-        # records, our beacon, managed-flood relays
+        # acks first (custody moves on only when they arrive), then our slot,
+        # a bridge's grant, custody records, our beacon, managed-flood relays
         f = self._ack_tx(now_ms)
+        if f is None and slot:
+            f = self._slot_tx(now_ms)
+        if f is None:
+            f = self._grant_tx(now_ms)
         if f is None:
             f = self._custody_tx(now_ms)
         if f is None:
@@ -333,6 +352,8 @@ class MeshNode(Routing, Custody, Downlink):
                 due = max(p.due_ms, self.node_backoff_until)
                 if self.parent is None and p.type != ACCOUNTED:
                     due = max(due, self.round_wait_until)  # routeless: waiting for a new round
+                if p.type != ACCOUNTED:
+                    due = max(due, self.lh_hold_until)  # a slot is coming (lasthop.py)
                 if p.type == ACCOUNTED:
                     due = max(due, self.last_uplink_ms + RECEIPT_QUIET_MS)
                     if busy is None:
@@ -344,7 +365,12 @@ class MeshNode(Routing, Custody, Downlink):
             t = min(t, self.beacon_due)
         for fl in self.floods:
             t = min(t, fl[0])
+        g = self._grant_due()
+        if g >= 0:
+            t = min(t, g)
         t = max(t, floor)
+        if self.lh_slot_left and self.lh_slot_until > now_ms:  # our slot comes through any reservation
+            t = min(t, max(self.lh_slot_from, now_ms + 1))
         if self.acks and self.ack_due >= 0:  # acks do not wait for listen-before-talk
             t = min(t, max(self.ack_due, now_ms + 1))
         return t

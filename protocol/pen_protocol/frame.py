@@ -67,6 +67,16 @@ _DIGEST_MAX_ENTRIES = const(14)  # (MAX_PAYLOAD 244 - kid 4 - time 4 - signature
 # instead of 2 x 0.53 s plus a second ack. Only when records queue up.
 T_BUNDLE = const(0x24)
 BUNDLE_ENTRY = const(3)  # origin (2) | length (1), before each record
+# The scheduled last hop (firmware/pen_node/lasthop.py, docs/mesh.md):
+# a bridge's grant, broadcast: n (1) | n x (child addr (2) | frames (1)) |
+# frame ids it acks (4 each). Slots follow the grant's end in entry order.
+T_GRANT = const(0x23)
+GRANT_ENTRY = const(3)
+# a bundle to a scheduling parent: flags (1) | bundle entries. Flags: bit 7
+# "sent in my slot, ack me in your next grant", bits 0-6 the records the
+# sender still holds for that parent after this frame (its backlog, <= 127)
+T_SBUNDLE = const(0x25)
+SLOT_FLAG = const(0x80)
 LAST_TYPE = const(0x3F)
 
 # The tag: 24 bits. A forger without the key succeeds with probability
@@ -340,16 +350,20 @@ def unseal(frame, key):
     return -1 if ok else n
 
 
-def bundle_frame(hdr, entries):
+def bundle_frame(hdr, entries, flags=-1):
     """A T_BUNDLE frame (hdr.type must be T_BUNDLE) carrying entries
     [(origin, type, body), ...], body being a record without its type byte.
     Written in place in the frame's own buffer (frame_buffer): on a 64 KB
     heap, parts, their join and a copy were allocations too many while
-    records wait in custody. Raises FrameError as pack does."""
-    n = 0
+    records wait in custody. flags >= 0: a T_SBUNDLE, whose payload starts
+    with that byte (SLOT_FLAG | backlog). Raises FrameError as pack does."""
+    n = 1 if flags >= 0 else 0
     for e in entries:
         n += BUNDLE_ENTRY + 1 + len(e[2])
     out, i = frame_buffer(hdr, n)
+    if flags >= 0:
+        out[i] = flags & 255
+        i += 1
     for origin, rtype, body in entries:
         ln = len(body)
         out[i] = (origin >> 8) & 255
@@ -378,6 +392,47 @@ def bundle_records(payload):
         out.append(((payload[i] << 8) | payload[i + 1], bytes(payload[i + 3:i + 3 + ln])))
         i += BUNDLE_ENTRY + ln
     return out if out else None
+
+
+def grant_frame(entries, ids, src):
+    """A bridge's grant (T_GRANT, broadcast, one hop): entries [(child addr,
+    frames), ...] in slot order, then the frame ids it acks (batched: every
+    frame it took in the slots since its last grant)."""
+    n = len(entries)
+    if n > 255 or 1 + n * GRANT_ENTRY + len(ids) * FRAME_ID_LEN > MAX_PAYLOAD:
+        raise FrameError("bad-grant")
+    out, i = frame_buffer(Header(T_GRANT, src, BROADCAST, src, 0, 0), 1 + n * GRANT_ENTRY + len(ids) * FRAME_ID_LEN)
+    out[i] = n
+    i += 1
+    for a, k in entries:
+        if not 1 <= k <= 255:
+            raise FrameError("bad-grant")
+        out[i] = a >> 8
+        out[i + 1] = a & 255
+        out[i + 2] = k
+        i += GRANT_ENTRY
+    for fid in ids:
+        out[i:i + FRAME_ID_LEN] = fid
+        i += FRAME_ID_LEN
+    return bytes(out)
+
+
+def grant_acks_at(payload):
+    """Where a grant's acked frame ids start (entry j is at 1 + 3 j, the
+    ids from the returned index, 4 bytes each), or the reason it is not a
+    grant (a str: the bytes came from the air). Read in place, no copy."""
+    n = len(payload)
+    if n < 1:
+        return "truncated"
+    i = 1 + payload[0] * GRANT_ENTRY
+    if i > n:
+        return "truncated"
+    if (n - i) % FRAME_ID_LEN or (i == 1 and n == 1):
+        return "bad-grant"
+    for j in range(1, i, GRANT_ENTRY):
+        if payload[j + 2] == 0:
+            return "bad-grant"
+    return i
 
 
 def ack_frame(ids, src, dst):

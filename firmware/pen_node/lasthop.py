@@ -1,0 +1,283 @@
+"""A last hop the bridge schedules (issue 15, item 4), for MeshNode.
+
+Near a bridge every payment converges, and random access there loses to
+hidden terminals (two children that cannot hear each other both hear the
+bridge) and to the bridge's own duty cycle (one ack frame per payment:
+3,600 s x 10 % / 0.144 s = 2,493 payments/h at SF9). So a bridge that
+schedules (MeshNode(..., lasthop=True)) works in cycles:
+
+    GRANT | slot | slot | ... | contention window | GRANT | ...
+
+- Children say their backlog in what they send anyway: a child whose parent
+  is a bridge (it advertises metric 0) sends its custody frames as
+  T_SBUNDLE, a bundle whose first byte is the records it still holds for
+  that parent after this frame (frame.T_SBUNDLE).
+- The bridge grants transmit slots sized by that backlog (a slot is one
+  frame of the longest size: two payments), round robin by when each child
+  was served last, at most MAX_GRANT_FRAMES a cycle, and in the same grant
+  acks every frame it took in the last cycle's slots (one frame for many
+  fids instead of one ack frame each), naming them again in the next grant
+  (a grant lost at a child is repaired by the next one).
+- A grant is a reservation for everyone who hears it: until its last slot
+  ends, no node that heard it starts a frame but the slot's owner, in its
+  slot (acks excepted, as always): the hidden terminals at the bridge vanish
+  for as far as the grant is heard.
+- Robustness: custody is released only by an ack naming the frame's id, from
+  the node it was sent to (a grant from anyone else, or without the village
+  MAC, changes nothing). A child that has told its backlog waits for a slot
+  at most GRANT_WAIT_MS after its last grant, then falls back to random
+  access; a bridge whose grant went unused (the child missed it) forgets
+  that child's backlog until it reports again. A slot frame the next grant
+  does not ack was lost: it goes again at once (at least once, never a
+  guess that releases). Random access stays for joins, stragglers and
+  children of a bridge that does not schedule.
+- Children busy with their own children are not starved: a relay's backlog
+  includes its children's records, and its acks to them are never held back.
+
+Bounded: MAX_KIDS children (the least recently heard forgotten), at most
+_MAX_GRANT_ACKS frame ids batched and as many repeated, a grant at most
+1 + 8 x 3 + 16 x 4 = 89 bytes of payload.
+
+A mixin of mesh.MeshNode (the facade, whose constructor sets up its state
+with _lh_init).
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from pen_protocol import frame as F
+from pen_protocol.identity import ACCOUNTED
+
+from . import duty as D
+
+GUARD_MS = const(40)  # between a grant's end and the first slot, and in every slot: radio turnaround
+CW_MS = const(2000)  # after the slots, before the next grant: random access (joins, stragglers, beacons)
+MAX_GRANT_FRAMES = const(8)  # slots a cycle: a cycle is at most ~13 s at SF9 (p95 target 30 s)
+_MAX_KID_FRAMES = const(4)  # slots one child gets a cycle (8 payments)
+MAX_KIDS = const(16)  # children whose backlog the bridge keeps
+_MAX_GRANT_ACKS = const(8)  # frame ids a grant acks (as many slots as a cycle has), and as many repeated
+GRANT_WAIT_MS = const(15000)  # a child that told its backlog waits this long for a slot, then random access
+_SKIPS = const(3)  # grants that leave a waiting child out before it stops waiting for them
+_BACKLOG_MAX = const(127)
+_PER_SLOT = const(2)  # payments one slot frame carries (a bundle of two USE records)
+_GRANT_MAX_PAYLOAD = const(89)  # 1 + MAX_GRANT_FRAMES x GRANT_ENTRY + 2 x _MAX_GRANT_ACKS x FRAME_ID_LEN
+
+
+class LastHop:
+    def _lh_init(self, on, tag):
+        self.lasthop = on
+        self.lh_kids = {}  # scheduler: child addr -> [backlog, heard_ms, served_ms, granted and unused]
+        self.lh_acks = []  # scheduler: frame ids taken in slots since the last grant
+        self.lh_prev = []  # scheduler: the last grant's ids, named once more
+        self.lh_sched_end = 0  # when the last schedule heard (or sent) ends
+        self.lh_slot_from = 0
+        self.lh_slot_until = 0
+        self.lh_slot_left = 0  # frames left in our slot
+        self.lh_slot_fids = []  # child: frames sent in our last slot (the next grant acks them)
+        self.lh_hold_until = 0  # child: no random access uplink before this (a slot is coming)
+        self.lh_skips = 0
+        p = self.preset
+        self.lh_slot_ms = p.airtime_us(F.HEADER_LEN + self.max_payload + tag) // 1000 + GUARD_MS
+        # a whole cycle at its longest: the wait for the grant that acks a slot frame
+        self.lh_cycle_ms = p.airtime_us(F.HEADER_LEN + _GRANT_MAX_PAYLOAD + tag) // 1000 + GUARD_MS + \
+            MAX_GRANT_FRAMES * self.lh_slot_ms + CW_MS
+
+    def _lh_sched_parent(self, dst):
+        """True when custody frames to dst go as T_SBUNDLE: we schedule, and
+        dst is our parent and a bridge (it advertises metric 0)."""
+        if not self.lasthop or dst != self.parent:
+            return False
+        n = self.nbr.get(dst)
+        return n is not None and n[0] == 0
+
+    def _lh_backlog(self, sending):
+        """Uplink records we hold and are not sending now or awaiting an ack for."""
+        k = 0
+        for rid in self.pending:
+            q = self.pending[rid]
+            if q.type != ACCOUNTED and q.fid is None:
+                k += 1
+        return min(max(k - sending, 0), _BACKLOG_MAX)
+
+    # -- the scheduler (a bridge) --------------------------------------------
+
+    def _lh_heard(self, src, flags, fid, now_ms):
+        """A T_SBUNDLE from src: its backlog. True when its ack goes in our
+        next grant (sent in its slot), False for an ack now; fid None: not
+        every record in it is held, no ack at all (never one on a guess)."""
+        k = self.lh_kids.get(src)
+        if k is None:
+            if len(self.lh_kids) >= MAX_KIDS:
+                self._lh_forget()
+            k = [0, now_ms, 0, 0]
+            self.lh_kids[src] = k
+        k[0] = flags & _BACKLOG_MAX
+        k[1] = now_ms
+        if not flags & F.SLOT_FLAG:
+            return False
+        k[3] = 0  # it used its slot
+        if fid is None:
+            return False
+        if fid in self.lh_acks:
+            return True
+        if len(self.lh_acks) >= _MAX_GRANT_ACKS:
+            return False  # more than a cycle's slots (an insider's frames): acked now, bounded
+        self.lh_acks.append(fid)
+        self.stats["batched_acks"] += 1
+        return True
+
+    def _lh_forget(self):
+        old = None
+        for a in self.lh_kids:
+            if old is None or self.lh_kids[a][1] < self.lh_kids[old][1]:
+                old = a
+        del self.lh_kids[old]
+
+    def _lh_quiet(self, now_ms):
+        """Scheduler: inside our own schedule no ack goes out of turn (it
+        would talk over a slot at our own receiver); a frame taken then is
+        acked when its sender offers it again (a duplicate, acked)."""
+        return self.lasthop and self.is_bridge and now_ms < self.lh_sched_end
+
+    def _grant_due(self):
+        if not (self.lasthop and self.is_bridge):
+            return -1
+        if not self.lh_acks:
+            for a in self.lh_kids:
+                if self.lh_kids[a][0]:
+                    break
+            else:
+                return -1
+        return self.lh_sched_end + CW_MS
+
+    def _grant_tx(self, now_ms):
+        due = self._grant_due()
+        if due < 0 or now_ms < due:
+            return None
+        kids = self.lh_kids
+        for a in kids:  # granted last cycle and silent: it missed the grant, it reports again
+            if kids[a][3]:
+                kids[a][0] = 0
+                kids[a][3] = 0
+        want = [a for a in kids if kids[a][0] > 0]
+        want.sort(key=lambda a: kids[a][2])  # round robin: served longest ago first
+        entries = []
+        left = MAX_GRANT_FRAMES
+        for a in want:
+            k = min((kids[a][0] + _PER_SLOT - 1) // _PER_SLOT, _MAX_KID_FRAMES, left)
+            if k <= 0:
+                break
+            entries.append((a, k))
+            left -= k
+        ids = self.lh_acks + [i for i in self.lh_prev if i not in self.lh_acks]
+        frame = F.grant_frame(entries, ids, self.addr)
+        f = self._try_send(frame, D.P_PAYMENT, now_ms)  # listens first (raises mesh._Deferred when busy)
+        if f is None:  # the law holds it back: try again after a contention window
+            self.lh_sched_end = now_ms
+            return None
+        slots = MAX_GRANT_FRAMES - left
+        self.lh_sched_end = now_ms + self.preset.airtime_us(len(f)) // 1000 + GUARD_MS + slots * self.lh_slot_ms
+        self.lbt_until = max(self.lbt_until, self.lh_sched_end)
+        for a, k in entries:
+            e = kids[a]
+            e[0] = max(0, e[0] - k * _PER_SLOT)
+            e[2] = now_ms
+            e[3] = 1
+        self.lh_prev = self.lh_acks
+        self.lh_acks = []
+        self.stats["grants"] += 1
+        return f
+
+    # -- a child -------------------------------------------------------------
+
+    def _on_grant(self, hdr, payload, now_ms):
+        """A grant heard: its air is reserved (everyone); from our parent,
+        its acks and our slot."""
+        i = F.grant_acks_at(payload) if hdr.dst == F.BROADCAST else "not-broadcast"
+        if type(i) is str:
+            self.stats["rx_bad"] += 1
+            return
+        off = GUARD_MS
+        at = 0
+        mine = 0
+        for j in range(1, i, F.GRANT_ENTRY):
+            k = payload[j + 2]
+            if (payload[j] << 8) | payload[j + 1] == self.addr:
+                at = off
+                mine = k
+            off += k * self.lh_slot_ms
+        end = now_ms + off
+        self.lbt_until = max(self.lbt_until, end)  # the scheduler's air, until its last slot ends
+        if not self.lasthop or hdr.src != self.parent or self.is_bridge:
+            return
+        self.lh_sched_end = end
+        src = hdr.src
+        for j in range(i, len(payload), F.FRAME_ID_LEN):
+            fid = bytes(payload[j:j + F.FRAME_ID_LEN])
+            rids = self.by_fid.get(fid)
+            if rids:
+                p = self.pending.get(rids[0])
+                if p is not None and p.via == src:  # acked by the node we sent it to, only
+                    self._acked(fid, src)
+        for fid in self.lh_slot_fids:  # sent in our last slot, not acked by the grant after it: lost
+            rids = self.by_fid.get(fid)
+            if rids:
+                for rid in rids:
+                    p = self.pending.get(rid)
+                    if p is not None:
+                        p.waiting_until = now_ms
+        self.lh_slot_fids = []
+        if mine:
+            self.lh_slot_from = now_ms + at
+            self.lh_slot_until = self.lh_slot_from + mine * self.lh_slot_ms
+            self.lh_slot_left = mine
+            self.lh_skips = 0
+            self.lh_hold_until = max(self.lh_hold_until, end + CW_MS + self.lh_cycle_ms)
+        elif now_ms < self.lh_hold_until and self.lh_skips < _SKIPS:
+            self.lh_skips += 1  # left out this cycle (others first): keep waiting, a bounded number of times
+            self.lh_hold_until = max(self.lh_hold_until, end + CW_MS + self.lh_cycle_ms)
+
+    def _slot_tx(self, now_ms):
+        """In our slot: the records for our parent, payments first, as one
+        T_SBUNDLE acked by the next grant; no listening first (the slot is ours)."""
+        dst = self.parent
+        if now_ms >= self.lh_slot_until or dst is None:
+            self.lh_slot_left = 0
+            return None
+        group = None
+        room = self.max_payload - 1
+        for pri in (D.P_PAYMENT, D.P_VOTE, D.P_BULK):
+            for rid in self.pending:
+                q = self.pending[rid]
+                if q.type == ACCOUNTED or q.fid is not None or self._priority(q.type) != pri:
+                    continue
+                need = F.BUNDLE_ENTRY + 1 + len(q.frame_body)
+                if need <= room:
+                    group = group or []
+                    group.append(q)
+                    room -= need
+        if group is None:
+            self.lh_slot_left = 0
+            return None
+        backlog = self._lh_backlog(len(group))
+        frame = self._bundle_frame(group, dst, F.SLOT_FLAG | backlog)
+        if now_ms + self.lh_slot_ms - GUARD_MS > self.lh_slot_until + GUARD_MS:
+            self.lh_slot_left = 0  # started late (an ack first): it would run into the next slot
+            return None
+        f = self._try_send(frame, D.P_PAYMENT, now_ms, False)
+        if f is None:
+            self.lh_slot_left = 0
+            return None
+        self.lh_slot_left -= 1
+        self.stats["slot_frames"] += 1
+        # acked by the grant after this schedule, or (that one lost) by the next
+        fid = self._sent(group, frame, f, dst, now_ms, self.lh_sched_end + CW_MS + 2 * self.lh_cycle_ms)
+        self.inflight = group[0].rid
+        if len(self.lh_slot_fids) < _MAX_KID_FRAMES:
+            self.lh_slot_fids.append(fid)
+        if backlog:
+            self.lh_hold_until = max(self.lh_hold_until, self.lh_sched_end + CW_MS + self.lh_cycle_ms)
+        return f
