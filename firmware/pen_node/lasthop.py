@@ -12,9 +12,10 @@ schedules (MeshNode(..., lasthop=True)) works in cycles:
   is a bridge (it advertises metric 0) sends its custody frames as
   T_SBUNDLE, a bundle whose first byte is the records it still holds for
   that parent after this frame (frame.T_SBUNDLE).
-- The bridge grants transmit slots sized by that backlog (a slot is one
-  frame of the longest size: two payments), round robin by when each child
-  was served last, at most MAX_GRANT_FRAMES a cycle, and in the same grant
+- The bridge grants transmit slots sized by that backlog (in units of one
+  payment frame's airtime: a child granted k units sends as many frames as
+  fit, bundles of two payments in two units), round robin by when each
+  child was served last, at most MAX_GRANT_UNITS a cycle, and in the same grant
   acks every frame it took in the last cycle's slots (one frame for many
   fids instead of one ack frame each), naming them again in the next grant
   (a grant lost at a child is repaired by the next one).
@@ -55,15 +56,17 @@ from . import duty as D
 
 GUARD_MS = const(40)  # between a grant's end and the first slot, and in every slot: radio turnaround
 CW_MS = const(2000)  # after the slots, before the next grant: random access (joins, stragglers, beacons)
-MAX_GRANT_FRAMES = const(8)  # slots a cycle: a cycle is at most ~13 s at SF9 (p95 target 30 s)
-_MAX_KID_FRAMES = const(4)  # slots one child gets a cycle (8 payments)
+MAX_GRANT_UNITS = const(12)  # slot units a cycle: a cycle is at most ~10 s at SF9 (p95 target 30 s)
+_MAX_KID_UNITS = const(8)  # units one child gets a cycle
+_UNIT_RECORD = const(89)  # a slot unit carries the longest USE record (12-digit ids) as a T_SBUNDLE
 MAX_KIDS = const(16)  # children whose backlog the bridge keeps
-_MAX_GRANT_ACKS = const(8)  # frame ids a grant acks (as many slots as a cycle has), and as many repeated
+_MAX_GRANT_ACKS = const(12)  # frame ids a grant acks (a cycle's slot frames at most)
+_MAX_REPEATS = const(6)  # and ids of the grant before, named once more
+_MAX_SLOT_FIDS = const(8)
 GRANT_WAIT_MS = const(15000)  # a child that told its backlog waits this long for a slot, then random access
 _SKIPS = const(3)  # grants that leave a waiting child out before it stops waiting for them
 _BACKLOG_MAX = const(127)
-_PER_SLOT = const(2)  # payments one slot frame carries (a bundle of two USE records)
-_GRANT_MAX_PAYLOAD = const(89)  # 1 + MAX_GRANT_FRAMES x GRANT_ENTRY + 2 x _MAX_GRANT_ACKS x FRAME_ID_LEN
+_GRANT_MAX_PAYLOAD = const(109)  # 1 + MAX_GRANT_UNITS x GRANT_ENTRY + (12 + 6) x FRAME_ID_LEN
 
 
 class LastHop:
@@ -72,6 +75,7 @@ class LastHop:
         self.lh_kids = {}  # scheduler: child addr -> [backlog, heard_ms, served_ms, granted and unused]
         self.lh_acks = []  # scheduler: frame ids taken in slots since the last grant
         self.lh_prev = []  # scheduler: the last grant's ids, named once more
+        self.lh_open = False  # scheduler: our last grant had slots (a grant closes them)
         self.lh_sched_end = 0  # when the last schedule heard (or sent) ends
         self.lh_slot_from = 0
         self.lh_slot_until = 0
@@ -80,10 +84,11 @@ class LastHop:
         self.lh_hold_until = 0  # child: no random access uplink before this (a slot is coming)
         self.lh_skips = 0
         p = self.preset
-        self.lh_slot_ms = p.airtime_us(F.HEADER_LEN + self.max_payload + tag) // 1000 + GUARD_MS
+        self.lh_slot_ms = p.airtime_us(F.HEADER_LEN + 1 + F.BUNDLE_ENTRY + _UNIT_RECORD + tag) // 1000 + GUARD_MS
         # a whole cycle at its longest: the wait for the grant that acks a slot frame
         self.lh_cycle_ms = p.airtime_us(F.HEADER_LEN + _GRANT_MAX_PAYLOAD + tag) // 1000 + GUARD_MS + \
-            MAX_GRANT_FRAMES * self.lh_slot_ms + CW_MS
+            MAX_GRANT_UNITS * self.lh_slot_ms + CW_MS
+        self.lh_tag = tag
 
     def _lh_sched_parent(self, dst):
         """True when custody frames to dst go as T_SBUNDLE: we schedule, and
@@ -143,9 +148,13 @@ class LastHop:
         return self.lasthop and self.is_bridge and now_ms < self.lh_sched_end
 
     def _grant_due(self):
+        """When our next grant goes: a contention window after the last
+        schedule, if a child has told us a backlog, a slot frame awaits its
+        ack, or the last schedule had slots (a closing grant: children learn
+        at once which slot frames were lost, instead of waiting out a cycle)."""
         if not (self.lasthop and self.is_bridge):
             return -1
-        if not self.lh_acks:
+        if not self.lh_acks and not self.lh_open:
             for a in self.lh_kids:
                 if self.lh_kids[a][0]:
                     break
@@ -165,29 +174,30 @@ class LastHop:
         want = [a for a in kids if kids[a][0] > 0]
         want.sort(key=lambda a: kids[a][2])  # round robin: served longest ago first
         entries = []
-        left = MAX_GRANT_FRAMES
+        left = MAX_GRANT_UNITS
         for a in want:
-            k = min((kids[a][0] + _PER_SLOT - 1) // _PER_SLOT, _MAX_KID_FRAMES, left)
+            k = min(kids[a][0], _MAX_KID_UNITS, left)
             if k <= 0:
                 break
             entries.append((a, k))
             left -= k
-        ids = self.lh_acks + [i for i in self.lh_prev if i not in self.lh_acks]
+        ids = self.lh_acks + [i for i in self.lh_prev if i not in self.lh_acks][:_MAX_REPEATS]
         frame = F.grant_frame(entries, ids, self.addr)
         f = self._try_send(frame, D.P_PAYMENT, now_ms)  # listens first (raises mesh._Deferred when busy)
         if f is None:  # the law holds it back: try again after a contention window
             self.lh_sched_end = now_ms
             return None
-        slots = MAX_GRANT_FRAMES - left
+        slots = MAX_GRANT_UNITS - left
         self.lh_sched_end = now_ms + self.preset.airtime_us(len(f)) // 1000 + GUARD_MS + slots * self.lh_slot_ms
         self.lbt_until = max(self.lbt_until, self.lh_sched_end)
         for a, k in entries:
             e = kids[a]
-            e[0] = max(0, e[0] - k * _PER_SLOT)
+            e[0] -= k
             e[2] = now_ms
             e[3] = 1
         self.lh_prev = self.lh_acks
         self.lh_acks = []
+        self.lh_open = bool(entries)
         self.stats["grants"] += 1
         return f
 
@@ -241,21 +251,25 @@ class LastHop:
             self.lh_hold_until = max(self.lh_hold_until, end + CW_MS + self.lh_cycle_ms)
 
     def _slot_tx(self, now_ms):
-        """In our slot: the records for our parent, payments first, as one
-        T_SBUNDLE acked by the next grant; no listening first (the slot is ours)."""
+        """In our slot: the records for our parent, payments first, in
+        T_SBUNDLEs that fit the slot's time left, acked by the next grant;
+        no listening first (the slot is ours)."""
         dst = self.parent
-        if now_ms >= self.lh_slot_until or dst is None:
+        left_ms = self.lh_slot_until - now_ms - GUARD_MS
+        if left_ms <= 0 or dst is None:
             self.lh_slot_left = 0
             return None
         group = None
         room = self.max_payload - 1
+        p = self.preset
         for pri in (D.P_PAYMENT, D.P_VOTE, D.P_BULK):
             for rid in self.pending:
                 q = self.pending[rid]
                 if q.type == ACCOUNTED or q.fid is not None or self._priority(q.type) != pri:
                     continue
                 need = F.BUNDLE_ENTRY + 1 + len(q.frame_body)
-                if need <= room:
+                if need <= room and p.airtime_us(F.HEADER_LEN + self.max_payload - room + need + self.lh_tag) \
+                        // 1000 <= left_ms:
                     group = group or []
                     group.append(q)
                     room -= need
@@ -264,19 +278,15 @@ class LastHop:
             return None
         backlog = self._lh_backlog(len(group))
         frame = self._bundle_frame(group, dst, F.SLOT_FLAG | backlog)
-        if now_ms + self.lh_slot_ms - GUARD_MS > self.lh_slot_until + GUARD_MS:
-            self.lh_slot_left = 0  # started late (an ack first): it would run into the next slot
-            return None
         f = self._try_send(frame, D.P_PAYMENT, now_ms, False)
         if f is None:
             self.lh_slot_left = 0
             return None
-        self.lh_slot_left -= 1
         self.stats["slot_frames"] += 1
         # acked by the grant after this schedule, or (that one lost) by the next
         fid = self._sent(group, frame, f, dst, now_ms, self.lh_sched_end + CW_MS + 2 * self.lh_cycle_ms)
         self.inflight = group[0].rid
-        if len(self.lh_slot_fids) < _MAX_KID_FRAMES:
+        if len(self.lh_slot_fids) < _MAX_SLOT_FIDS:
             self.lh_slot_fids.append(fid)
         if backlog:
             self.lh_hold_until = max(self.lh_hold_until, self.lh_sched_end + CW_MS + self.lh_cycle_ms)
