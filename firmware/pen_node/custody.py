@@ -23,7 +23,6 @@ from pen_protocol.identity import record_id, token_ref, USE, ACCOUNTED, UPLINK_T
 
 from . import duty as D
 from .spent import USED
-from .lasthop import GRANT_WAIT_MS
 
 ANY_ROUTE = const(0xFFFE)  # uplink offered to any node that has a route
 MAX_ACK_IDS = const(8)
@@ -38,6 +37,9 @@ _JOURNAL_ENTRY = const(25)  # a journal entry's bytes besides its data (journal.
 # 8 lose ~0.1 %; they cost airtime only when frames are lost, and a busy
 # channel holds receipts back anyway (RECEIPT_MAX_LOAD_PERMILLE)
 _RECEIPT_TRIES = const(8)
+# lasthop.ScheduledNode: a child that told a scheduling bridge its backlog
+# waits this long for a slot before random access again (public: lasthop.py)
+GRANT_WAIT_MS = const(15000)
 
 # Timing. Frames arrive whole (on_frame at their end); an ack is due within
 # ACK_JITTER_MS of a frame's end, so a sender waits that plus the ack's own
@@ -195,7 +197,7 @@ class Custody:
             self.handled.put(rid, came)
 
     def _queue_ack(self, fid, to, now_ms):
-        if self._lh_quiet(now_ms):
+        if self.lasthop and self._lh_quiet(now_ms):
             return  # our own schedule's air (lasthop.py): its sender offers it again, acked as held
         if fid not in self.acks:
             if len(self.acks) >= _MAX_ACKS:  # the law holds acks back and frames keep coming:
@@ -326,7 +328,7 @@ class Custody:
         dst = self._next_hop(p)
         group = self._companions(p, dst, now_ms)
         backlog = -1
-        if p.type != ACCOUNTED and self._lh_sched_parent(dst):
+        if p.type != ACCOUNTED and self.lasthop and self._lh_sched_parent(dst):
             # a scheduling bridge (lasthop.py): our backlog rides along
             group = group or [p]
             backlog = self._lh_backlog(len(group))

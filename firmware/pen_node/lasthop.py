@@ -39,8 +39,10 @@ Bounded: MAX_KIDS children (the least recently heard forgotten), at most
 _MAX_GRANT_ACKS frame ids batched and as many repeated, a grant at most
 1 + 8 x 3 + 16 x 4 = 89 bytes of payload.
 
-A mixin of mesh.MeshNode (the facade, whose constructor sets up its state
-with _lh_init).
+ScheduledNode is a MeshNode that does all this (a bridge schedules, a child
+is scheduled); MeshNode itself keeps only the hooks (a few lines), so a node
+that does not schedule carries none of this module's bytecode on its heap
+(main.py's import is held under 72 KB: tests/firmware/test_board.py).
 """
 
 try:
@@ -53,6 +55,8 @@ from pen_protocol import frame as F
 from pen_protocol.identity import ACCOUNTED
 
 from . import duty as D
+from .custody import GRANT_WAIT_MS
+from .mesh import MeshNode
 
 GUARD_MS = const(40)  # between a grant's end and the first slot, and in every slot: radio turnaround
 CW_MS = const(2000)  # after the slots, before the next grant: random access (joins, stragglers, beacons)
@@ -63,15 +67,61 @@ MAX_KIDS = const(16)  # children whose backlog the bridge keeps
 _MAX_GRANT_ACKS = const(12)  # frame ids a grant acks (a cycle's slot frames at most)
 _MAX_REPEATS = const(6)  # and ids of the grant before, named once more
 _MAX_SLOT_FIDS = const(8)
-GRANT_WAIT_MS = const(15000)  # a child that told its backlog waits this long for a slot, then random access
 _SKIPS = const(3)  # grants that leave a waiting child out before it stops waiting for them
 _BACKLOG_MAX = const(127)
 _GRANT_MAX_PAYLOAD = const(109)  # 1 + MAX_GRANT_UNITS x GRANT_ENTRY + (12 + 6) x FRAME_ID_LEN
 
 
-class LastHop:
-    def _lh_init(self, on, tag):
-        self.lasthop = on
+def grant_frame(entries, ids, src):
+    """A bridge's grant (T_GRANT, broadcast, one hop): entries [(child addr,
+    units), ...] in slot order, then the frame ids it acks (batched: every
+    frame it took in the slots since its last grant)."""
+    n = len(entries)
+    if n > 255 or 1 + n * F.GRANT_ENTRY + len(ids) * F.FRAME_ID_LEN > F.MAX_PAYLOAD:
+        raise F.FrameError("bad-grant")
+    out, i = F.frame_buffer(F.Header(F.T_GRANT, src, F.BROADCAST, src, 0, 0), 1 + n * F.GRANT_ENTRY + len(ids) * F.FRAME_ID_LEN)
+    out[i] = n
+    i += 1
+    for a, k in entries:
+        if not 1 <= k <= 255:
+            raise F.FrameError("bad-grant")
+        out[i] = a >> 8
+        out[i + 1] = a & 255
+        out[i + 2] = k
+        i += F.GRANT_ENTRY
+    for fid in ids:
+        out[i:i + F.FRAME_ID_LEN] = fid
+        i += F.FRAME_ID_LEN
+    return bytes(out)
+
+
+def grant_acks_at(payload):
+    """Where a grant's acked frame ids start (entry j is at 1 + 3 j, the
+    ids from the returned index, 4 bytes each), or the reason it is not a
+    grant (a str: the bytes came from the air). Read in place, no copy."""
+    n = len(payload)
+    if n < 1:
+        return "truncated"
+    i = 1 + payload[0] * F.GRANT_ENTRY
+    if i > n:
+        return "truncated"
+    if (n - i) % F.FRAME_ID_LEN or (i == 1 and n == 1):
+        return "bad-grant"
+    for j in range(1, i, F.GRANT_ENTRY):
+        if payload[j + 2] == 0:
+            return "bad-grant"
+    return i
+
+
+
+class ScheduledNode(MeshNode):
+    """A MeshNode whose last hop is scheduled: as a bridge it grants slots,
+    as a bridge's child it uses them. Same arguments as MeshNode."""
+
+    def __init__(self, *args, **kw):
+        MeshNode.__init__(self, *args, **kw)
+        self.lasthop = True
+        tag = F.TAG_LEN if self.key is not None else 0
         self.lh_kids = {}  # scheduler: child addr -> [backlog, heard_ms, served_ms, granted and unused]
         self.lh_acks = []  # scheduler: frame ids taken in slots since the last grant
         self.lh_prev = []  # scheduler: the last grant's ids, named once more
@@ -93,7 +143,7 @@ class LastHop:
     def _lh_sched_parent(self, dst):
         """True when custody frames to dst go as T_SBUNDLE: we schedule, and
         dst is our parent and a bridge (it advertises metric 0)."""
-        if not self.lasthop or dst != self.parent:
+        if dst != self.parent:
             return False
         n = self.nbr.get(dst)
         return n is not None and n[0] == 0
@@ -145,14 +195,14 @@ class LastHop:
         """Scheduler: inside our own schedule no ack goes out of turn (it
         would talk over a slot at our own receiver); a frame taken then is
         acked when its sender offers it again (a duplicate, acked)."""
-        return self.lasthop and self.is_bridge and now_ms < self.lh_sched_end
+        return self.is_bridge and now_ms < self.lh_sched_end
 
     def _grant_due(self):
         """When our next grant goes: a contention window after the last
         schedule, if a child has told us a backlog, a slot frame awaits its
         ack, or the last schedule had slots (a closing grant: children learn
         at once which slot frames were lost, instead of waiting out a cycle)."""
-        if not (self.lasthop and self.is_bridge):
+        if not self.is_bridge:
             return -1
         if not self.lh_acks and not self.lh_open:
             for a in self.lh_kids:
@@ -182,7 +232,7 @@ class LastHop:
             entries.append((a, k))
             left -= k
         ids = self.lh_acks + [i for i in self.lh_prev if i not in self.lh_acks][:_MAX_REPEATS]
-        frame = F.grant_frame(entries, ids, self.addr)
+        frame = grant_frame(entries, ids, self.addr)
         f = self._try_send(frame, D.P_PAYMENT, now_ms)  # listens first (raises mesh._Deferred when busy)
         if f is None:  # the law holds it back: try again after a contention window
             self.lh_sched_end = now_ms
@@ -206,7 +256,7 @@ class LastHop:
     def _on_grant(self, hdr, payload, now_ms):
         """A grant heard: its air is reserved (everyone); from our parent,
         its acks and our slot."""
-        i = F.grant_acks_at(payload) if hdr.dst == F.BROADCAST else "not-broadcast"
+        i = grant_acks_at(payload) if hdr.dst == F.BROADCAST else "not-broadcast"
         if type(i) is str:
             self.stats["rx_bad"] += 1
             return
@@ -221,7 +271,7 @@ class LastHop:
             off += k * self.lh_slot_ms
         end = now_ms + off
         self.lbt_until = max(self.lbt_until, end)  # the scheduler's air, until its last slot ends
-        if not self.lasthop or hdr.src != self.parent or self.is_bridge:
+        if hdr.src != self.parent or self.is_bridge:
             return
         self.lh_sched_end = end
         src = hdr.src

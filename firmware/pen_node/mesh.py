@@ -13,8 +13,9 @@ heap:
                  backoff, bundles, implicit acks
     downlink.py  what a bridge sends down: receipts along the payment's path,
                  managed floods
-    lasthop.py   a last hop the bridge schedules (lasthop=True): grants
-                 sized by children's backlog, acks batched into grants
+    lasthop.py   ScheduledNode, a MeshNode whose last hop the bridge
+                 schedules (grants sized by children's backlog, acks batched
+                 into grants); here only its hooks (self.lasthop)
     mesh.py      (here) the frame entry (on_frame), the spent set, the one
                  transmit decision (next_tx: acks, custody, beacon, floods,
                  under the duty cycle and listen-before-talk) and timers
@@ -36,7 +37,6 @@ from pen_protocol.identity import record_id, token_ref, USE, ACCOUNTED, VOTE_TYP
 from . import duty as D
 from .custody import Custody, ANY_ROUTE, ACK_JITTER_MS, MAX_ACK_IDS
 from .downlink import Downlink, REVERSE, RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE
-from .lasthop import LastHop
 from .ring import IdRing
 from .routing import Routing, SOLICIT_MS, BEACON_MIN_MS
 from .spent import SpentSet, USED, ACCOUNTED as SPENT_ACCOUNTED
@@ -54,9 +54,9 @@ class _Deferred(Exception):
     """The channel was busy: nothing was sent, try again after lbt_until."""
 
 
-class MeshNode(Routing, Custody, Downlink, LastHop):
+class MeshNode(Routing, Custody, Downlink):
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=_MAX_HOPS, reverse=REVERSE,
-                 dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None, lasthop=False):
+                 dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None):
         self.addr = addr
         self.preset = preset
         self.journal = journal
@@ -138,8 +138,11 @@ class MeshNode(Routing, Custody, Downlink, LastHop):
                       "floods_dropped": 0, "bundled": 0, "implicit_acks": 0, "bad_mac": 0,
                       "quota_refused": 0, "events_dropped": 0, "grants": 0, "slot_frames": 0,
                       "batched_acks": 0}
-        # lasthop.py: a bridge schedules its children's transmissions (lasthop)
-        self._lh_init(lasthop, tag)
+        # lasthop.ScheduledNode's hooks: off here (a slot, a wait for one)
+        self.lasthop = False
+        self.lh_slot_left = 0
+        self.lh_slot_from = 0
+        self.lh_hold_until = 0
         self._recover()
 
     def take_events(self):
@@ -184,7 +187,7 @@ class MeshNode(Routing, Custody, Downlink, LastHop):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
-        elif t == F.T_GRANT:
+        elif t == F.T_GRANT and self.lasthop:
             self._on_grant(hdr, payload, now_ms)
         elif t < F.T_ACK or ((t == T_BUNDLE or t == T_SBUNDLE) and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one
@@ -320,7 +323,7 @@ class MeshNode(Routing, Custody, Downlink, LastHop):
         f = self._ack_tx(now_ms)
         if f is None and slot:
             f = self._slot_tx(now_ms)
-        if f is None:
+        if f is None and self.lasthop:
             f = self._grant_tx(now_ms)
         if f is None:
             f = self._custody_tx(now_ms)
@@ -365,11 +368,12 @@ class MeshNode(Routing, Custody, Downlink, LastHop):
             t = min(t, self.beacon_due)
         for fl in self.floods:
             t = min(t, fl[0])
-        g = self._grant_due()
-        if g >= 0:
-            t = min(t, g)
+        if self.lasthop:
+            g = self._grant_due()
+            if g >= 0:
+                t = min(t, g)
         t = max(t, floor)
-        if self.lh_slot_left and self.lh_slot_until > now_ms:  # our slot comes through any reservation
+        if self.lh_slot_left:  # our slot comes through any reservation (lasthop.py)
             t = min(t, max(self.lh_slot_from, now_ms + 1))
         if self.acks and self.ack_due >= 0:  # acks do not wait for listen-before-talk
             t = min(t, max(self.ack_due, now_ms + 1))

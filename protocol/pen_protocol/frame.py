@@ -68,8 +68,10 @@ _DIGEST_MAX_ENTRIES = const(14)  # (MAX_PAYLOAD 244 - kid 4 - time 4 - signature
 T_BUNDLE = const(0x24)
 BUNDLE_ENTRY = const(3)  # origin (2) | length (1), before each record
 # The scheduled last hop (firmware/pen_node/lasthop.py, docs/mesh.md):
-# a bridge's grant, broadcast: n (1) | n x (child addr (2) | frames (1)) |
+# a bridge's grant, broadcast: n (1) | n x (child addr (2) | units (1)) |
 # frame ids it acks (4 each). Slots follow the grant's end in entry order.
+# lasthop.grant_frame / grant_acks_at write and read it (there, not here:
+# a node that does not schedule keeps their bytecode out of its heap)
 T_GRANT = const(0x23)
 GRANT_ENTRY = const(3)
 # a bundle to a scheduling parent: flags (1) | bundle entries. Flags: bit 7
@@ -392,47 +394,6 @@ def bundle_records(payload):
         out.append(((payload[i] << 8) | payload[i + 1], bytes(payload[i + 3:i + 3 + ln])))
         i += BUNDLE_ENTRY + ln
     return out if out else None
-
-
-def grant_frame(entries, ids, src):
-    """A bridge's grant (T_GRANT, broadcast, one hop): entries [(child addr,
-    frames), ...] in slot order, then the frame ids it acks (batched: every
-    frame it took in the slots since its last grant)."""
-    n = len(entries)
-    if n > 255 or 1 + n * GRANT_ENTRY + len(ids) * FRAME_ID_LEN > MAX_PAYLOAD:
-        raise FrameError("bad-grant")
-    out, i = frame_buffer(Header(T_GRANT, src, BROADCAST, src, 0, 0), 1 + n * GRANT_ENTRY + len(ids) * FRAME_ID_LEN)
-    out[i] = n
-    i += 1
-    for a, k in entries:
-        if not 1 <= k <= 255:
-            raise FrameError("bad-grant")
-        out[i] = a >> 8
-        out[i + 1] = a & 255
-        out[i + 2] = k
-        i += GRANT_ENTRY
-    for fid in ids:
-        out[i:i + FRAME_ID_LEN] = fid
-        i += FRAME_ID_LEN
-    return bytes(out)
-
-
-def grant_acks_at(payload):
-    """Where a grant's acked frame ids start (entry j is at 1 + 3 j, the
-    ids from the returned index, 4 bytes each), or the reason it is not a
-    grant (a str: the bytes came from the air). Read in place, no copy."""
-    n = len(payload)
-    if n < 1:
-        return "truncated"
-    i = 1 + payload[0] * GRANT_ENTRY
-    if i > n:
-        return "truncated"
-    if (n - i) % FRAME_ID_LEN or (i == 1 and n == 1):
-        return "bad-grant"
-    for j in range(1, i, GRANT_ENTRY):
-        if payload[j + 2] == 0:
-            return "bad-grant"
-    return i
 
 
 def ack_frame(ids, src, dst):

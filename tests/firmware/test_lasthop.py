@@ -12,7 +12,7 @@ from pen_protocol.airtime import PRESETS
 from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node import lasthop as LH
-from pen_node.mesh import MeshNode
+from pen_node.lasthop import ScheduledNode, grant_frame, grant_acks_at
 from medium_node import XorShift
 from meshkit import Village, use_record, line, beacon
 
@@ -27,14 +27,14 @@ ME = 2
 
 def child(**kw):
     """A scheduling node whose parent is bridge 1 (it heard its beacon)."""
-    n = MeshNode(ME, SF9, Journal(MemStorage(32768)), XorShift(5), net_key=SECRET, lasthop=True, **kw)
+    n = ScheduledNode(ME, SF9, Journal(MemStorage(32768)), XorShift(5), net_key=SECRET, **kw)
     n.on_frame(F.seal(beacon(BRIDGE, 1, 0), KEY), -80, 40, 0)
     assert n.parent == BRIDGE
     return n
 
 
 def grant(entries, ids, src=BRIDGE):
-    return F.grant_frame(entries, ids, src)
+    return grant_frame(entries, ids, src)
 
 
 def send_one(n, now_ms, records=(0,)):
@@ -65,14 +65,14 @@ def test_grant_frame_round_trips_and_refuses_malformed_payloads():
     g = grant([(2, 3), (0x1234, 1)], [b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"])
     hdr, payload = F.parse(g)
     assert hdr.type == F.T_GRANT and hdr.dst == F.BROADCAST and hdr.hop_limit == 0
-    i = F.grant_acks_at(payload)
+    i = grant_acks_at(payload)
     assert i == 1 + 2 * F.GRANT_ENTRY
     assert bytes(payload[i:]) == b"\x01\x02\x03\x04\x05\x06\x07\x08"
-    assert F.grant_acks_at(b"") == "truncated"
-    assert F.grant_acks_at(b"\x02\x00\x02\x01") == "truncated"  # two entries announced, one byte of them
-    assert F.grant_acks_at(b"\x01\x00\x02\x01\x01\x02") == "bad-grant"  # ids not whole
-    assert F.grant_acks_at(b"\x01\x00\x02\x00") == "bad-grant"  # a slot of zero units
-    assert F.grant_acks_at(b"\x00") == "bad-grant"  # names nothing and acks nothing
+    assert grant_acks_at(b"") == "truncated"
+    assert grant_acks_at(b"\x02\x00\x02\x01") == "truncated"  # two entries announced, one byte of them
+    assert grant_acks_at(b"\x01\x00\x02\x01\x01\x02") == "bad-grant"  # ids not whole
+    assert grant_acks_at(b"\x01\x00\x02\x00") == "bad-grant"  # a slot of zero units
+    assert grant_acks_at(b"\x00") == "bad-grant"  # names nothing and acks nothing
     with pytest.raises(F.FrameError):
         grant([(2, 0)], [])
     with pytest.raises(F.FrameError):
@@ -127,8 +127,8 @@ def test_a_forged_or_replayed_batched_ack_never_releases_custody_the_bridge_did_
 
 
 def test_a_bridge_never_acks_in_a_grant_a_slot_frame_it_could_not_hold():
-    b = MeshNode(BRIDGE, SF9, Journal(MemStorage(32768), max_live=1), XorShift(3), is_bridge=True,
-                 net_key=SECRET, lasthop=True)
+    b = ScheduledNode(BRIDGE, SF9, Journal(MemStorage(32768), max_live=1), XorShift(3), is_bridge=True,
+                      net_key=SECRET)
     entries = [(9, 10, use_record(i)[1:]) for i in range(2)]  # two records, room for one
     f = F.bundle_frame(F.Header(F.T_SBUNDLE, 9, BRIDGE, 9, 7), entries, F.SLOT_FLAG | 4)
     b.on_frame(F.seal(f, KEY), -80, 40, 1000)
@@ -144,7 +144,7 @@ def star(n_kids, seed=1, **kw):
     links = {}
     for c in range(2, 2 + n_kids):
         links[(1, c)] = (20, 0)  # the children hear the bridge, not each other: hidden terminals
-    return Village(SF9, links, seed=seed, lasthop=True, **kw)
+    return Village(SF9, links, seed=seed, cls=ScheduledNode, **kw)
 
 
 def lose(v, ftype, share=1000):
@@ -216,7 +216,7 @@ def test_a_child_with_its_own_children_is_not_starved():
     and in time."""
     links = {(1, c): (20, 0) for c in range(2, 8)}
     links[(2, 8)] = (20, 0)
-    v = Village(SF9, links, lasthop=True)
+    v = Village(SF9, links, cls=ScheduledNode)
     v.run(3 * MIN)
     assert v.nodes[8].parent == 2
     t0 = v.now
@@ -237,8 +237,7 @@ def test_a_child_with_its_own_children_is_not_starved():
 
 
 def test_tables_stay_bounded_under_1000_distinct_senders():
-    b = MeshNode(BRIDGE, SF9, Journal(MemStorage(32768)), XorShift(3), is_bridge=True, net_key=SECRET,
-                 lasthop=True)
+    b = ScheduledNode(BRIDGE, SF9, Journal(MemStorage(32768)), XorShift(3), is_bridge=True, net_key=SECRET)
     rec = use_record(1)
     for s in range(1000):
         src = 100 + s

@@ -7,6 +7,7 @@ from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node.downlink import EV_RECEIPT
 from pen_node.mesh import MeshNode
+from pen_node.lasthop import ScheduledNode
 from pen_protocol.identity import record_id
 
 from pen.bridge.digests import DigestSigner
@@ -100,8 +101,9 @@ class Run:
             if node_factory is not None:
                 node = node_factory(i, i in topo.bridges, cad)
             elif scheme == "pen":
-                node = MeshNode(i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
-                                channel_busy=cad, net_key=SIM_NET_KEY, lasthop=lasthop)
+                node = (ScheduledNode if lasthop else MeshNode)(
+                    i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
+                    channel_busy=cad, net_key=SIM_NET_KEY)
             else:
                 node = BASELINES[scheme](i + 1, topo.preset, r, is_bridge=i in topo.bridges,
                                          hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1,
