@@ -37,9 +37,6 @@ _JOURNAL_ENTRY = const(25)  # a journal entry's bytes besides its data (journal.
 # 8 lose ~0.1 %; they cost airtime only when frames are lost, and a busy
 # channel holds receipts back anyway (RECEIPT_MAX_LOAD_PERMILLE)
 _RECEIPT_TRIES = const(8)
-# lasthop.ScheduledNode: a child that told a scheduling bridge its backlog
-# waits this long for a slot before random access again (public: lasthop.py)
-GRANT_WAIT_MS = const(15000)
 
 # Timing. Frames arrive whole (on_frame at their end); an ack is due within
 # ACK_JITTER_MS of a frame's end, so a sender waits that plus the ack's own
@@ -197,8 +194,6 @@ class Custody:
             self.handled.put(rid, came)
 
     def _queue_ack(self, fid, to, now_ms):
-        if self.lasthop and self._lh_quiet(now_ms):
-            return  # our own schedule's air (lasthop.py): its sender offers it again, acked as held
         if fid not in self.acks:
             if len(self.acks) >= _MAX_ACKS:  # the law holds acks back and frames keep coming:
                 del self.acks[0]  # the oldest goes, its sender tries again (bounded heap)
@@ -227,15 +222,7 @@ class Custody:
     def _on_bundle(self, fid, hdr, payload, for_us, now_ms):
         """Several uplink records in one frame: acked (as one frame id) only
         when every one of them is held, so a partial take is retried whole
-        and the part already held is acked as a duplicate next time. A
-        T_SBUNDLE's first byte is its sender's backlog (lasthop.py)."""
-        flags = -1
-        if hdr.type == F.T_SBUNDLE:
-            if len(payload) < 2:
-                self.stats["rx_bad"] += 1
-                return
-            flags = payload[0]
-            payload = payload[1:]
+        and the part already held is acked as a duplicate next time."""
         records = F.bundle_records(payload)
         if records is None:
             self.stats["rx_bad"] += 1
@@ -250,9 +237,6 @@ class Custody:
             self._passed_on(record, hdr.src)
             if for_us and not self._take_in(record, origin, hdr.src, now_ms):
                 held = False
-        if for_us and flags >= 0 and self.lasthop and self.is_bridge and \
-                self._lh_heard(hdr.src, flags, fid if held else None, now_ms):
-            return  # held, and acked in our next grant
         if for_us and held:
             self._queue_ack(fid, hdr.src, now_ms)
 
@@ -327,13 +311,8 @@ class Custody:
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)
         group = self._companions(p, dst, now_ms)
-        backlog = -1
-        if p.type != ACCOUNTED and self.lasthop and self._lh_sched_parent(dst):
-            # a scheduling bridge (lasthop.py): our backlog rides along
-            group = group or [p]
-            backlog = self._lh_backlog(len(group))
         if group is not None:
-            frame = self._bundle_frame(group, dst, backlog)
+            frame = self._bundle_frame(group, dst)
         else:
             group = [p]
             frame = F.pack(F.Header(p.type, self.addr, dst, p.origin, self.hop_limit), p.frame_body)
@@ -341,16 +320,17 @@ class Custody:
         if f is None:
             p.due_ms = now_ms + 5000
             return None
-        self._sent(group, frame, f, dst, now_ms, now_ms + self.preset.airtime_us(len(f)) // 1000 +
-                   self._ack_air_ms + ACK_JITTER_MS + _ACK_MARGIN_MS)
-        if backlog > 0:  # it will grant us a slot: no random access for uplink until then (or a bound)
-            self.lh_hold_until = now_ms + GRANT_WAIT_MS
+        self._sent(group, frame, f, dst, now_ms)
         return f
 
-    def _sent(self, group, frame, f, dst, now_ms, waiting_until):
-        """The custody frame (group's records) is on air to dst: wait for its
-        ack until waiting_until, then back off. Returns its frame id."""
+    def _sent(self, group, frame, f, dst, now_ms, waiting_until=0):
+        """The custody frame (group's records; f as sealed) is on air to dst:
+        wait for its ack until waiting_until (0: its ack's usual time), then
+        back off. Returns its frame id."""
         fid = F.frame_id(frame)
+        if not waiting_until:
+            waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
+                _ACK_MARGIN_MS
         if len(group) > 1:
             self.stats["bundled"] += len(group)
         self.by_fid[fid] = [q.rid for q in group]

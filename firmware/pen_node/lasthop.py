@@ -55,7 +55,7 @@ from pen_protocol import frame as F
 from pen_protocol.identity import ACCOUNTED
 
 from . import duty as D
-from .custody import GRANT_WAIT_MS
+from .custody import Custody
 from .mesh import MeshNode
 
 GUARD_MS = const(40)  # between a grant's end and the first slot, and in every slot: radio turnaround
@@ -69,6 +69,9 @@ _MAX_REPEATS = const(6)  # and ids of the grant before, named once more
 _MAX_SLOT_FIDS = const(8)
 _SKIPS = const(3)  # grants that leave a waiting child out before it stops waiting for them
 _BACKLOG_MAX = const(127)
+GRANT_WAIT_MS = const(15000)  # a child that told its backlog waits this long for a slot, then random access
+_GRANT_ENTRY = const(3)  # child addr (2) | units (1)
+_SLOT_FLAG = const(0x80)  # a T_SBUNDLE's flags: sent in its slot (frame.py has the layout)
 _GRANT_MAX_PAYLOAD = const(109)  # 1 + MAX_GRANT_UNITS x GRANT_ENTRY + (12 + 6) x FRAME_ID_LEN
 
 
@@ -77,9 +80,9 @@ def grant_frame(entries, ids, src):
     units), ...] in slot order, then the frame ids it acks (batched: every
     frame it took in the slots since its last grant)."""
     n = len(entries)
-    if n > 255 or 1 + n * F.GRANT_ENTRY + len(ids) * F.FRAME_ID_LEN > F.MAX_PAYLOAD:
+    if n > 255 or 1 + n * _GRANT_ENTRY + len(ids) * F.FRAME_ID_LEN > F.MAX_PAYLOAD:
         raise F.FrameError("bad-grant")
-    out, i = F.frame_buffer(F.Header(F.T_GRANT, src, F.BROADCAST, src, 0, 0), 1 + n * F.GRANT_ENTRY + len(ids) * F.FRAME_ID_LEN)
+    out, i = F.frame_buffer(F.Header(F.T_GRANT, src, F.BROADCAST, src, 0, 0), 1 + n * _GRANT_ENTRY + len(ids) * F.FRAME_ID_LEN)
     out[i] = n
     i += 1
     for a, k in entries:
@@ -88,7 +91,7 @@ def grant_frame(entries, ids, src):
         out[i] = a >> 8
         out[i + 1] = a & 255
         out[i + 2] = k
-        i += F.GRANT_ENTRY
+        i += _GRANT_ENTRY
     for fid in ids:
         out[i:i + F.FRAME_ID_LEN] = fid
         i += F.FRAME_ID_LEN
@@ -102,12 +105,12 @@ def grant_acks_at(payload):
     n = len(payload)
     if n < 1:
         return "truncated"
-    i = 1 + payload[0] * F.GRANT_ENTRY
+    i = 1 + payload[0] * _GRANT_ENTRY
     if i > n:
         return "truncated"
     if (n - i) % F.FRAME_ID_LEN or (i == 1 and n == 1):
         return "bad-grant"
-    for j in range(1, i, F.GRANT_ENTRY):
+    for j in range(1, i, _GRANT_ENTRY):
         if payload[j + 2] == 0:
             return "bad-grant"
     return i
@@ -118,20 +121,24 @@ class ScheduledNode(MeshNode):
     """A MeshNode whose last hop is scheduled: as a bridge it grants slots,
     as a bridge's child it uses them. Same arguments as MeshNode."""
 
+    lasthop = True
+
     def __init__(self, *args, **kw):
         MeshNode.__init__(self, *args, **kw)
-        self.lasthop = True
         tag = F.TAG_LEN if self.key is not None else 0
+        self.stats["grants"] = 0
+        self.stats["slot_frames"] = 0
+        self.stats["batched_acks"] = 0
         self.lh_kids = {}  # scheduler: child addr -> [backlog, heard_ms, served_ms, granted and unused]
         self.lh_acks = []  # scheduler: frame ids taken in slots since the last grant
         self.lh_prev = []  # scheduler: the last grant's ids, named once more
         self.lh_open = False  # scheduler: our last grant had slots (a grant closes them)
+        self.lh_flags = -1  # the T_SBUNDLE being taken: its flags byte (its ack may wait for our grant)
         self.lh_sched_end = 0  # when the last schedule heard (or sent) ends
         self.lh_slot_from = 0
         self.lh_slot_until = 0
-        self.lh_slot_left = 0  # frames left in our slot
+        self.lh_slot_left = 0  # nonzero while our slot is open
         self.lh_slot_fids = []  # child: frames sent in our last slot (the next grant acks them)
-        self.lh_hold_until = 0  # child: no random access uplink before this (a slot is coming)
         self.lh_skips = 0
         p = self.preset
         self.lh_slot_ms = p.airtime_us(F.HEADER_LEN + 1 + F.BUNDLE_ENTRY + _UNIT_RECORD + tag) // 1000 + GUARD_MS
@@ -139,6 +146,82 @@ class ScheduledNode(MeshNode):
         self.lh_cycle_ms = p.airtime_us(F.HEADER_LEN + _GRANT_MAX_PAYLOAD + tag) // 1000 + GUARD_MS + \
             MAX_GRANT_UNITS * self.lh_slot_ms + CW_MS
         self.lh_tag = tag
+
+    # -- MeshNode's hooks ----------------------------------------------------
+
+    def _lh_frame(self, frame, hdr, payload, snr_x4, now_ms):
+        """A T_GRANT or a T_SBUNDLE (authenticated: on_frame checked its tag)."""
+        if hdr.type == F.T_GRANT:
+            self._on_grant(hdr, payload, now_ms)
+            return
+        if hdr.dst == F.BROADCAST or len(payload) < 2:
+            self.stats["rx_bad"] += 1
+            return
+        flags = payload[0]
+        if self.is_bridge and hdr.dst == self.addr:
+            self._lh_kid(hdr.src, flags, now_ms)
+        # a bundle after its flags byte (the frame id is the whole frame's)
+        hdr.type = F.T_BUNDLE
+        self.lh_flags = flags
+        try:
+            self._on_record_frame(frame, hdr, payload[1:], snr_x4, now_ms)
+        finally:
+            self.lh_flags = -1
+
+    def _queue_ack(self, fid, to, now_ms):
+        """Inside our own schedule no ack goes out of turn (it would talk
+        over a slot at our own receiver: the sender offers it again and the
+        duplicate is acked); a frame sent in its slot is acked in our next grant."""
+        if self.is_bridge:
+            if self.lh_flags >= 0 and self.lh_flags & _SLOT_FLAG and self._lh_batch(fid):
+                return
+            if now_ms < self.lh_sched_end:
+                return
+        Custody._queue_ack(self, fid, to, now_ms)
+
+    def _send_custody(self, p, now_ms):
+        """Random access; to a scheduling bridge as a T_SBUNDLE telling our
+        backlog, and once it is told, no random access for uplink until a slot."""
+        dst = self._next_hop(p)
+        if p.type == ACCOUNTED or not self._lh_sched_parent(dst):
+            return Custody._send_custody(self, p, now_ms)
+        group = self._companions(p, dst, now_ms) or [p]
+        told = self._lh_backlog(len(group))
+        frame = self._bundle_frame(group, dst, told)
+        f = self._try_send(frame, self._priority(p.type), now_ms)
+        if f is None:
+            p.due_ms = now_ms + 5000
+            return None
+        self._sent(group, frame, f, dst, now_ms)
+        if told:  # a slot is coming: no random access for uplink until then (or a bound)
+            self.lh_hold_until = now_ms + GRANT_WAIT_MS
+        return f
+
+    def _next_tx(self, now_ms):
+        if self.tx_busy:
+            return None
+        acks = self.acks and now_ms >= self.ack_due
+        if self.lh_slot_left and now_ms >= self.lh_slot_from:
+            self.tick(now_ms)
+            f = self._ack_tx(now_ms) if acks else None
+            return f if f is not None else self._slot_tx(now_ms)  # the frame that goes inside a reservation
+        if now_ms >= self.lbt_until or acks:
+            self.tick(now_ms)
+            f = self._ack_tx(now_ms)
+            if f is None and now_ms >= self.lbt_until:
+                f = self._grant_tx(now_ms)
+            if f is not None:
+                return f
+        return MeshNode._next_tx(self, now_ms)
+
+    def next_wakeup_ms(self, now_ms):
+        t = MeshNode.next_wakeup_ms(self, now_ms)
+        g = self._grant_due()
+        if g >= 0:
+            t = min(t, max(g, self.lbt_until, now_ms + 1))
+        if self.lh_slot_left:  # our slot comes through any reservation
+            t = min(t, max(self.lh_slot_from, now_ms + 1))
+        return t
 
     def _lh_sched_parent(self, dst):
         """True when custody frames to dst go as T_SBUNDLE: we schedule, and
@@ -159,10 +242,8 @@ class ScheduledNode(MeshNode):
 
     # -- the scheduler (a bridge) --------------------------------------------
 
-    def _lh_heard(self, src, flags, fid, now_ms):
-        """A T_SBUNDLE from src: its backlog. True when its ack goes in our
-        next grant (sent in its slot), False for an ack now; fid None: not
-        every record in it is held, no ack at all (never one on a guess)."""
+    def _lh_kid(self, src, flags, now_ms):
+        """A T_SBUNDLE from child src: its backlog (bounded table: MAX_KIDS)."""
         k = self.lh_kids.get(src)
         if k is None:
             if len(self.lh_kids) >= MAX_KIDS:
@@ -171,15 +252,17 @@ class ScheduledNode(MeshNode):
             self.lh_kids[src] = k
         k[0] = flags & _BACKLOG_MAX
         k[1] = now_ms
-        if not flags & F.SLOT_FLAG:
-            return False
-        k[3] = 0  # it used its slot
-        if fid is None:
-            return False
+        if flags & _SLOT_FLAG:
+            k[3] = 0  # it used its slot
+
+    def _lh_batch(self, fid):
+        """A slot frame we hold whole: its ack waits for our next grant
+        (True), unless a cycle's worth are batched already (an insider's
+        frames: acked now, the list stays bounded)."""
         if fid in self.lh_acks:
             return True
         if len(self.lh_acks) >= _MAX_GRANT_ACKS:
-            return False  # more than a cycle's slots (an insider's frames): acked now, bounded
+            return False
         self.lh_acks.append(fid)
         self.stats["batched_acks"] += 1
         return True
@@ -190,12 +273,6 @@ class ScheduledNode(MeshNode):
             if old is None or self.lh_kids[a][1] < self.lh_kids[old][1]:
                 old = a
         del self.lh_kids[old]
-
-    def _lh_quiet(self, now_ms):
-        """Scheduler: inside our own schedule no ack goes out of turn (it
-        would talk over a slot at our own receiver); a frame taken then is
-        acked when its sender offers it again (a duplicate, acked)."""
-        return self.is_bridge and now_ms < self.lh_sched_end
 
     def _grant_due(self):
         """When our next grant goes: a contention window after the last
@@ -263,7 +340,7 @@ class ScheduledNode(MeshNode):
         off = GUARD_MS
         at = 0
         mine = 0
-        for j in range(1, i, F.GRANT_ENTRY):
+        for j in range(1, i, _GRANT_ENTRY):
             k = payload[j + 2]
             if (payload[j] << 8) | payload[j + 1] == self.addr:
                 at = off
@@ -327,7 +404,7 @@ class ScheduledNode(MeshNode):
             self.lh_slot_left = 0
             return None
         backlog = self._lh_backlog(len(group))
-        frame = self._bundle_frame(group, dst, F.SLOT_FLAG | backlog)
+        frame = self._bundle_frame(group, dst, _SLOT_FLAG | backlog)
         f = self._try_send(frame, D.P_PAYMENT, now_ms, False)
         if f is None:
             self.lh_slot_left = 0

@@ -15,7 +15,7 @@ heap:
                  managed floods
     lasthop.py   ScheduledNode, a MeshNode whose last hop the bridge
                  schedules (grants sized by children's backlog, acks batched
-                 into grants); here only its hooks (self.lasthop)
+                 into grants); here only its hooks (lasthop, lh_hold_until)
     mesh.py      (here) the frame entry (on_frame), the spent set, the one
                  transmit decision (next_tx: acks, custody, beacon, floods,
                  under the duty cycle and listen-before-talk) and timers
@@ -43,7 +43,6 @@ from .spent import SpentSet, USED, ACCOUNTED as SPENT_ACCOUNTED
 
 BROADCAST = F.BROADCAST
 T_BUNDLE = F.T_BUNDLE
-T_SBUNDLE = F.T_SBUNDLE
 _MAX_HOPS = const(7)
 _DEDUP = const(128)  # frame ids remembered (duplicate suppression)
 _LBT_MIN_MS = const(60)
@@ -55,6 +54,8 @@ class _Deferred(Exception):
 
 
 class MeshNode(Routing, Custody, Downlink):
+    lasthop = False  # lasthop.ScheduledNode: True (its frames, T_GRANT and T_SBUNDLE, go to _lh_frame)
+
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=_MAX_HOPS, reverse=REVERSE,
                  dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None):
         self.addr = addr
@@ -136,13 +137,8 @@ class MeshNode(Routing, Custody, Downlink):
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
                       "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
                       "floods_dropped": 0, "bundled": 0, "implicit_acks": 0, "bad_mac": 0,
-                      "quota_refused": 0, "events_dropped": 0, "grants": 0, "slot_frames": 0,
-                      "batched_acks": 0}
-        # lasthop.ScheduledNode's hooks: off here (a slot, a wait for one)
-        self.lasthop = False
-        self.lh_slot_left = 0
-        self.lh_slot_from = 0
-        self.lh_hold_until = 0
+                      "quota_refused": 0, "events_dropped": 0}
+        self.lh_hold_until = 0  # lasthop.py: no random access uplink before this (a slot is coming)
         self._recover()
 
     def take_events(self):
@@ -187,9 +183,9 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
-        elif t == F.T_GRANT and self.lasthop:
-            self._on_grant(hdr, payload, now_ms)
-        elif t < F.T_ACK or ((t == T_BUNDLE or t == T_SBUNDLE) and hdr.dst != BROADCAST) or t == F.T_DIGEST:
+        elif self.lasthop and (t == F.T_GRANT or t == F.T_SBUNDLE):
+            self._lh_frame(frame, hdr, payload, snr_x4, now_ms)
+        elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one
             # broadcast (24000005ffff000500010205) once stopped every node
             # that heard it (issue 10, item 8). A digest is flooded: downlink._on_digest
@@ -227,7 +223,7 @@ class MeshNode(Routing, Custody, Downlink):
             self.lbt_until = max(self.lbt_until, now_ms + 20 + ACK_JITTER_MS + self._short_ack_air_ms + _LBT_MIN_MS)
         if hdr.frag_count > 1:
             return  # custody frames are never fragmented (submit refuses what does not fit)
-        if hdr.type == T_BUNDLE or hdr.type == T_SBUNDLE:
+        if hdr.type == T_BUNDLE:
             self._on_bundle(fid, hdr, payload, for_us, now_ms)
             return
         record = F.record_of(hdr, payload)
@@ -309,22 +305,12 @@ class MeshNode(Routing, Custody, Downlink):
             return None
 
     def _next_tx(self, now_ms):
-        if self.tx_busy:
+        if self.tx_busy or (now_ms < self.lbt_until and not (self.acks and now_ms >= self.ack_due)):
             return None
-        slot = self.lh_slot_left and now_ms >= self.lh_slot_from  # our slot in a grant (lasthop.py)
-        if now_ms < self.lbt_until and not (self.acks and now_ms >= self.ack_due):
-            if not slot:
-                return None
-            self.tick(now_ms)
-            return self._slot_tx(now_ms)  # the one frame that goes inside a schedule's reservation
         self.tick(now_ms)
-        # acks first (custody moves on only when they arrive), then our slot,
-        # a bridge's grant, custody records, our beacon, managed-flood relays
+        # acks first (custody moves on only when they arrive), then custody
+        # records, our beacon, managed-flood relays
         f = self._ack_tx(now_ms)
-        if f is None and slot:
-            f = self._slot_tx(now_ms)
-        if f is None and self.lasthop:
-            f = self._grant_tx(now_ms)
         if f is None:
             f = self._custody_tx(now_ms)
         if f is None:
@@ -355,26 +341,20 @@ class MeshNode(Routing, Custody, Downlink):
                 due = max(p.due_ms, self.node_backoff_until)
                 if self.parent is None and p.type != ACCOUNTED:
                     due = max(due, self.round_wait_until)  # routeless: waiting for a new round
-                if p.type != ACCOUNTED:
-                    due = max(due, self.lh_hold_until)  # a slot is coming (lasthop.py)
                 if p.type == ACCOUNTED:
                     due = max(due, self.last_uplink_ms + RECEIPT_QUIET_MS)
                     if busy is None:
                         busy = self.heard.permille(now_ms) >= RECEIPT_MAX_LOAD_PERMILLE
                     if busy:
                         due = max(due, now_ms + 10000)  # when a load bucket expires
+                else:
+                    due = max(due, self.lh_hold_until)  # a slot is coming (lasthop.py)
                 t = min(t, due)
         if self.beacon_due >= 0:
             t = min(t, self.beacon_due)
         for fl in self.floods:
             t = min(t, fl[0])
-        if self.lasthop:
-            g = self._grant_due()
-            if g >= 0:
-                t = min(t, g)
         t = max(t, floor)
-        if self.lh_slot_left:  # our slot comes through any reservation (lasthop.py)
-            t = min(t, max(self.lh_slot_from, now_ms + 1))
         if self.acks and self.ack_due >= 0:  # acks do not wait for listen-before-talk
             t = min(t, max(self.ack_due, now_ms + 1))
         return t

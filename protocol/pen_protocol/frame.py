@@ -73,12 +73,10 @@ BUNDLE_ENTRY = const(3)  # origin (2) | length (1), before each record
 # lasthop.grant_frame / grant_acks_at write and read it (there, not here:
 # a node that does not schedule keeps their bytecode out of its heap)
 T_GRANT = const(0x23)
-GRANT_ENTRY = const(3)
 # a bundle to a scheduling parent: flags (1) | bundle entries. Flags: bit 7
 # "sent in my slot, ack me in your next grant", bits 0-6 the records the
 # sender still holds for that parent after this frame (its backlog, <= 127)
-T_SBUNDLE = const(0x25)
-SLOT_FLAG = const(0x80)
+T_SBUNDLE = const(0x25)  # (the slot bit is lasthop._SLOT_FLAG: only a scheduling node reads it)
 LAST_TYPE = const(0x3F)
 
 # The tag: 24 bits. A forger without the key succeeds with probability

@@ -66,7 +66,7 @@ def test_grant_frame_round_trips_and_refuses_malformed_payloads():
     hdr, payload = F.parse(g)
     assert hdr.type == F.T_GRANT and hdr.dst == F.BROADCAST and hdr.hop_limit == 0
     i = grant_acks_at(payload)
-    assert i == 1 + 2 * F.GRANT_ENTRY
+    assert i == 1 + 2 * 3
     assert bytes(payload[i:]) == b"\x01\x02\x03\x04\x05\x06\x07\x08"
     assert grant_acks_at(b"") == "truncated"
     assert grant_acks_at(b"\x02\x00\x02\x01") == "truncated"  # two entries announced, one byte of them
@@ -130,7 +130,7 @@ def test_a_bridge_never_acks_in_a_grant_a_slot_frame_it_could_not_hold():
     b = ScheduledNode(BRIDGE, SF9, Journal(MemStorage(32768), max_live=1), XorShift(3), is_bridge=True,
                       net_key=SECRET)
     entries = [(9, 10, use_record(i)[1:]) for i in range(2)]  # two records, room for one
-    f = F.bundle_frame(F.Header(F.T_SBUNDLE, 9, BRIDGE, 9, 7), entries, F.SLOT_FLAG | 4)
+    f = F.bundle_frame(F.Header(F.T_SBUNDLE, 9, BRIDGE, 9, 7), entries, LH._SLOT_FLAG | 4)
     b.on_frame(F.seal(f, KEY), -80, 40, 1000)
     assert len(b.journal.live) == 1
     assert b.lh_acks == [] and b.acks == []  # neither batched nor acked now: the child keeps them all
@@ -241,7 +241,7 @@ def test_tables_stay_bounded_under_1000_distinct_senders():
     rec = use_record(1)
     for s in range(1000):
         src = 100 + s
-        f = F.bundle_frame(F.Header(F.T_SBUNDLE, src, BRIDGE, src, 7), [(src, 10, rec[1:])], F.SLOT_FLAG | 9)
+        f = F.bundle_frame(F.Header(F.T_SBUNDLE, src, BRIDGE, src, 7), [(src, 10, rec[1:])], LH._SLOT_FLAG | 9)
         b.on_frame(F.seal(f, KEY), -80, 40, 1000 + s)
     assert len(b.lh_kids) == LH.MAX_KIDS
     assert len(b.lh_acks) <= 12  # _MAX_GRANT_ACKS
