@@ -42,3 +42,14 @@ def test_sim_json_says_which_last_hop_ran(capsys):
     with pytest.raises(SystemExit):
         main(["sim", "--nodes", "12", "--last-hop", "polled"])
     assert "invalid choice: 'polled'" in capsys.readouterr().err
+
+
+def test_batched_acks_lift_the_duty_cap_past_the_channel():
+    from pen.sim.oracles import bounds
+    b = bounds(P)
+    # one ack frame per payment: 2,493/h; one grant for a cycle's payments: far past the channel's cap
+    assert b["one_ack_per_payment_duty_cap_per_hour"] == 2493
+    assert b["batched_ack_duty_cap_per_hour"] > b["channel_cap_per_hour"] > 2000
+    # the scheduler's own cycle (all slots) carries more than issue 15's peak target
+    assert b["scheduled_cycle_cap_per_hour"] > 2000
+    assert abs(b["scheduled_cycle_cap_per_hour"] - 3600 * 12 / b["cycle_s"]) < 2  # (cycle_s is rounded)

@@ -262,6 +262,11 @@ def _bound(args):
     print("With acks batched, the channel itself (every payment and an ack heard once, back to back, no collision) "
           "caps it at 3,600 s / (%.4f + %.4f) s = %s payments/h." % (
               b["payment_airtime_s"], b["ack_airtime_s"], format(b["channel_cap_per_hour"], ",")))
+    if b["batched_ack_duty_cap_per_hour"] is not None:
+        print("Acks batched into grants (--last-hop scheduled: a %d B grant, %.4f s, acks a cycle's payments) cap "
+              "the bridge's duty at %s payments/h; a cycle that is all slots (%.2f s) carries at most %s payments/h."
+              % (b["grant_bytes"], b["grant_airtime_s"], format(b["batched_ack_duty_cap_per_hour"], ","),
+                 b["cycle_s"], format(b["scheduled_cycle_cap_per_hour"], ",")))
     return 0
 
 
