@@ -9,9 +9,10 @@ schedules (MeshNode(..., lasthop=True)) works in cycles:
     GRANT | slot | slot | ... | contention window | GRANT | ...
 
 - Children say their backlog in what they send anyway: a child whose parent
-  is a bridge (it advertises metric 0) sends its custody frames as
-  T_SBUNDLE, a bundle whose first byte is the records it still holds for
-  that parent after this frame (frame.T_SBUNDLE).
+  is a bridge (it advertises metric 0) and that holds more than it sends
+  sends its custody frame as a T_SBUNDLE, a bundle whose first byte is the
+  records it still holds for that parent after this frame (frame.T_SBUNDLE);
+  with nothing more to tell, the plain frame.
 - The bridge grants transmit slots sized by that backlog (in units of one
   payment frame's airtime: a child granted k units sends as many frames as
   fit, bundles of two payments in two units), round robin by when each
@@ -187,6 +188,12 @@ class ScheduledNode(MeshNode):
             return Custody._send_custody(self, p, now_ms)
         group = self._companions(p, dst, now_ms) or [p]
         told = self._lh_backlog(len(group))
+        if not told:
+            # nothing to tell: the plain frame (a payment alone in compact
+            # form, 96 B, not 104 as a bundle of one); at 200 payments/h
+            # this made seeds 1, 4, 5 the same as random access (99.5, 100,
+            # 98.1 % on time) where the bundle of one had 100, 96.6, 89.4 %
+            return Custody._send_custody(self, p, now_ms)
         frame = self._bundle_frame(group, dst, told)
         f = self._try_send(frame, self._priority(p.type), now_ms)
         if f is None:

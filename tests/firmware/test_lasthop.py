@@ -88,6 +88,15 @@ def test_a_scheduled_childs_bundle_carries_its_backlog():
     assert payload[0] == 3 - carried  # what it still holds for the bridge; no slot flag: random access
 
 
+def test_a_child_with_nothing_more_to_tell_sends_the_plain_frame():
+    n = child()
+    f, fid = send_one(n, 1000)
+    hdr, payload = F.parse(f[:-F.TAG_LEN])
+    # a USE alone in compact form (3 bytes shorter), as random access sends it
+    assert hdr.type == 10 and hdr.compact and len(f) == F.HEADER_LEN + len(use_record(0)) - 1 - 3 + F.TAG_LEN
+    assert n.lh_hold_until == 0  # nothing told: no wait for a slot
+
+
 # -- authenticity ------------------------------------------------------------------
 
 
