@@ -141,6 +141,7 @@ class ScheduledNode(MeshNode):
         self.lh_slot_left = 0  # nonzero while our slot is open
         self.lh_slot_fids = []  # child: frames sent in our last slot (the next grant acks them)
         self.lh_skips = 0
+        self.lh_hold_until = 0
         p = self.preset
         self.lh_slot_ms = p.airtime_us(F.HEADER_LEN + 1 + F.BUNDLE_ENTRY + _UNIT_RECORD + tag) // 1000 + GUARD_MS
         # a whole cycle at its longest: the wait for the grant that acks a slot frame

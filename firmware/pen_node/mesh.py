@@ -55,6 +55,7 @@ class _Deferred(Exception):
 
 class MeshNode(Routing, Custody, Downlink):
     lasthop = False  # lasthop.ScheduledNode: True (its frames, T_GRANT and T_SBUNDLE, go to _lh_frame)
+    lh_hold_until = 0  # lasthop.ScheduledNode: no random access uplink before this (a slot is coming)
 
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=_MAX_HOPS, reverse=REVERSE,
                  dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None):
@@ -138,7 +139,6 @@ class MeshNode(Routing, Custody, Downlink):
                       "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
                       "floods_dropped": 0, "bundled": 0, "implicit_acks": 0, "bad_mac": 0,
                       "quota_refused": 0, "events_dropped": 0}
-        self.lh_hold_until = 0  # lasthop.py: no random access uplink before this (a slot is coming)
         self._recover()
 
     def take_events(self):
