@@ -269,3 +269,33 @@ def test_tables_stay_bounded_under_1000_distinct_senders():
     for s in range(1000):  # a thousand schedulers' grants at a child: nothing grows
         n.on_frame(F.seal(grant([(ME, 1)], [bytes((s & 255, s >> 8, 0, 0))], src=100 + s), KEY), -80, 40, 2000 + s)
     assert n.lh_slot_left == 0 and not n.lh_slot_fids and len(n.nbr) <= 32
+
+
+@pytest.mark.micropython
+def test_a_scheduled_village_runs_under_micropython():
+    """The scheduler and its children are the same code on a board's
+    runtime: a star of four hidden children under load, every payment once,
+    grants sent and acks batched (no CPython-only construct on the path)."""
+    from conftest import run_micropython
+    code = """
+from pen_protocol.airtime import PRESETS
+from pen_node.lasthop import ScheduledNode
+from meshkit import Village, use_record
+links = {}
+for c in range(2, 6):
+    links[(1, c)] = (20, 0)
+v = Village(PRESETS["eu868-sf9"], links, journal_bytes=8192, cls=ScheduledNode)
+v.run(120000)
+k = 0
+for r in range(12):
+    for c in range(2, 6):
+        v.submit(c, use_record(k))
+        k += 1
+    v.run(3000)
+v.run(900000)
+got = v.all_delivered()
+b = v.nodes[1]
+print(k, len(got), len(set(got)), b.stats["grants"] > 0, b.stats["batched_acks"] > 0)
+"""
+    out = run_micropython("import sys\nsys.path.append('tests/firmware')\n" + code, heap="512k", timeout=300)
+    assert out.split() == ["48", "48", "48", "True", "True"]
