@@ -16,6 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from pen import sqlwal
 from pen_protocol import cbor, ctb, records as R, sign
 
 SCHEMA_VERSION = 2
@@ -362,10 +363,12 @@ class SQLiteCTB(SQLStore):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path == ":memory:":
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        else:
+            self.db = sqlwal.connect(self.path, check_same_thread=False)
         self._init_common(clock)
         self._data_version = None
-        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA cache_size=-%d" % CACHE_KIB)
         self.db.execute("PRAGMA wal_autocheckpoint=%d" % WAL_CHECKPOINT_PAGES)

@@ -49,12 +49,17 @@ def fresh(bridge=False):
     return n
 
 
+_MOVING = ("rx_frames", "frames_handled", "bad_mac")  # any energy heard moves these
+
+
 def state(n):
+    st = dict(n.stats)
+    for k in _MOVING:
+        st.pop(k, None)
     return (sorted(n.pending), sorted(n.journal.live), bytes(n.spent.ring.ids), bytes(n.spent.ring.vals),
-            n.spent.dropped, list(n.acks), [f[1] for f in n.floods], sorted((a, tuple(v)) for a, v in n.nbr.items()),
+            n.spent.dropped, list(n.acks), [f[1] for f in n.floods], sorted([(a, tuple(v)) for a, v in n.nbr.items()]),
             n.parent, len(n.events), bytes(n.seen.ids), bytes(n.rev.ids), bytes(n.handled.ids), n.beacon_due,
-            n.lbt_until, n.last_uplink_ms, sorted(n.by_fid), n.inflight, n.metric, len(n.delivered),
-            dict((k, v) for k, v in n.stats.items() if k not in ("rx_frames", "frames_handled", "bad_mac")))
+            n.lbt_until, n.last_uplink_ms, sorted(n.by_fid), n.inflight, n.metric, len(n.delivered), st)
 
 
 class Bytes:

@@ -75,11 +75,12 @@ def test_stores_pair_with_the_bridge_and_pay_sealed_over_meshtastic(tmp_path):
         assert run("keys", "new", "shop").returncode == 0
         assert run("store", "trust", node_key().hex()).returncode == 0
         r = run("store", "pay", "--link", link, "--record", uses[0].raw.hex(), "--wait", "60")  # the refusal ends it; the wait bounds a loaded machine
-        assert r.returncode == 1 and "unpaired" in r.stderr  # in the clear: refused
+        assert r.returncode == 1 and "unpaired" in r.stderr, (r.stderr, (tmp_path / "bridge.log").read_text()[-4000:])
         r = run("store", "pair", "--link", link, "--code", code, "--key", "shop")
         assert r.returncode == 0, r.stderr
         r = run("store", "resume", "--link", link, "--wait", "90")
-        assert r.returncode == 0 and "accounted (receipt verified" in r.stdout, (r.stdout, r.stderr)
+        assert r.returncode == 0 and "accounted (receipt verified" in r.stdout, (
+            r.stdout, r.stderr, (tmp_path / "bridge.log").read_text()[-4000:])
         assert uses[0].raw not in b"".join(bytes(x) for x in mesh.payloads)  # the air never saw the record
     finally:
         stop_bridge(p, srv)

@@ -43,6 +43,32 @@ def test_a_use_is_queued_and_its_receipt_goes_back_to_that_store_once(tmp_path):
     assert LinkGateway(q, 7).poll() == []
 
 
+def test_a_receipt_whose_mark_fails_goes_at_the_next_poll_not_never(tmp_path):
+    import sqlite3
+    q = BridgeQueue(tmp_path / "b.sqlite")
+    gw = LinkGateway(q, 7)
+    us = [use(1), use(2)]
+    for u in us:
+        ask(gw, L.SUBMIT, u.raw)
+    q.mark("peer", [(u.id, "accepted", None) for u in us],
+           down=[B.accounted(CTB_KEY, u.fields[0], u.id, 1).raw for u in us])
+    real, calls = q.meta_set, []
+
+    def locked_on_the_second(key, value):
+        calls.append(key)
+        if len(calls) == 2:  # the file locked past its busy wait
+            raise sqlite3.OperationalError("database is locked")
+        return real(key, value)
+
+    q.meta_set = locked_on_the_second
+    first = gw.poll()  # the first goes; the second stays due
+    assert len(first) == 1
+    second = gw.poll()
+    assert len(second) == 1 and gw.poll() == []
+    got = {bytes(L.Decoder().feed(b)[0].payload) for _, b in first + second}
+    assert got == {B.accounted(CTB_KEY, u.fields[0], u.id, 1).raw for u in us}
+
+
 def test_what_the_gateway_refuses(tmp_path):
     gw = LinkGateway(BridgeQueue(tmp_path / "b.sqlite"), 7)
     assert ask(gw, L.SUBMIT, b"\x0a\x00").payload[0] == L.E_BAD_PAYLOAD

@@ -392,6 +392,7 @@ class UploadWorker:
         self.retry = {name: [0.0, 0] for name, _ in peers}  # name -> [next try, failures]
         self.thread = None
         self.uploaded = 0
+        self.faults = 0  # rounds that failed outside a peer's own errors (logged)
 
     def run_once(self):
         """One round over the peers that are due; returns records uploaded."""
@@ -429,7 +430,15 @@ class UploadWorker:
 
     def _loop(self):
         while not self.stopping.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception as e:  # noqa: BLE001 -- the worker must outlive any fault
+                # a fault outside a peer's round (the queue's file locked past its busy wait, a full disk):
+                # the records stay queued and the next round tries again; a dead worker would hold every
+                # receipt back while the bridge still took custody
+                self.faults += 1
+                self.log("upload round failed (%s: %s); the records stay queued, next round in %.0f s"
+                         % (type(e).__name__, e, self.idle_s))
             self.wake.wait(self.idle_s)
             self.wake.clear()
 

@@ -14,10 +14,10 @@ HOLD_MAX_TRIES the record is quarantined: marked delivered with outcome
 downlink: records to broadcast into the mesh (ACCOUNTED receipts, openings,
 publications), each sent until the node confirms it, once.
 """
-import sqlite3
 import time
 from pathlib import Path
 
+from pen import sqlwal
 from pen_protocol import records as R
 
 SCHEMA = """
@@ -48,8 +48,7 @@ HOLD_MAX_TRIES = 8
 class BridgeQueue:
     def __init__(self, path, clock=time.time):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = sqlwal.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
         self.clock = clock
