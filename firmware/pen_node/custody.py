@@ -304,9 +304,9 @@ class Custody:
                 room -= need
         return out
 
-    def _bundle_frame(self, group, dst, flags=-1):
-        return F.bundle_frame(F.Header(F.T_BUNDLE if flags < 0 else F.T_SBUNDLE, self.addr, dst, self.addr,
-                                       self.hop_limit), [(q.origin, q.type, q.frame_body) for q in group], flags)
+    def _bundle_frame(self, group, dst):
+        return F.bundle_frame(F.Header(F.T_BUNDLE, self.addr, dst, self.addr, self.hop_limit),
+                              [(q.origin, q.type, q.frame_body) for q in group])
 
     def _send_custody(self, p, now_ms):
         dst = self._next_hop(p)
@@ -320,17 +320,9 @@ class Custody:
         if f is None:
             p.due_ms = now_ms + 5000
             return None
-        self._sent(group, frame, f, dst, now_ms)
-        return f
-
-    def _sent(self, group, frame, f, dst, now_ms, waiting_until=0):
-        """The custody frame (group's records; f as sealed) is on air to dst:
-        wait for its ack until waiting_until (0: its ack's usual time), then
-        back off. Returns its frame id."""
         fid = F.frame_id(frame)
-        if not waiting_until:
-            waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
-                _ACK_MARGIN_MS
+        waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
+            _ACK_MARGIN_MS
         if len(group) > 1:
             self.stats["bundled"] += len(group)
         self.by_fid[fid] = [q.rid for q in group]
@@ -346,7 +338,7 @@ class Custody:
             # when the wait is over with no ack, back off (more, the more tries)
             slots = 1 << min(q.tries, 5)
             q.due_ms = waiting_until + (self.rng.getrandbits(16) % slots) * _BACKOFF_SLOT_MS // 2
-        return fid
+        return f
 
     def _ack_tx(self, now_ms):
         """Our acks, if due: custody moves on only when they arrive. No

@@ -44,6 +44,8 @@ from .spent import SpentSet, USED, ACCOUNTED as SPENT_ACCOUNTED
 BROADCAST = F.BROADCAST
 T_BUNDLE = F.T_BUNDLE
 _MAX_HOPS = const(7)
+_T_GRANT = const(0x23)  # lasthop.T_GRANT, T_SBUNDLE (frame.py reserves them)
+_T_SBUNDLE = const(0x25)
 _DEDUP = const(128)  # frame ids remembered (duplicate suppression)
 _LBT_MIN_MS = const(60)
 _LBT_SPREAD_MS = const(500)
@@ -183,7 +185,7 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
-        elif self.lasthop and (t == F.T_GRANT or t == F.T_SBUNDLE):
+        elif self.lasthop and (t == _T_GRANT or t == _T_SBUNDLE):
             self._lh_frame(frame, hdr, payload, snr_x4, now_ms)
         elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one

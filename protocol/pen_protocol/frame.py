@@ -67,16 +67,14 @@ _DIGEST_MAX_ENTRIES = const(14)  # (MAX_PAYLOAD 244 - kid 4 - time 4 - signature
 # instead of 2 x 0.53 s plus a second ack. Only when records queue up.
 T_BUNDLE = const(0x24)
 BUNDLE_ENTRY = const(3)  # origin (2) | length (1), before each record
-# The scheduled last hop (firmware/pen_node/lasthop.py, docs/mesh.md):
-# a bridge's grant, broadcast: n (1) | n x (child addr (2) | units (1)) |
-# frame ids it acks (4 each). Slots follow the grant's end in entry order.
-# lasthop.grant_frame / grant_acks_at write and read it (there, not here:
-# a node that does not schedule keeps their bytecode out of its heap)
-T_GRANT = const(0x23)
-# a bundle to a scheduling parent: flags (1) | bundle entries. Flags: bit 7
-# "sent in my slot, ack me in your next grant", bits 0-6 the records the
-# sender still holds for that parent after this frame (its backlog, <= 127)
-T_SBUNDLE = const(0x25)  # (the slot bit is lasthop._SLOT_FLAG: only a scheduling node reads it)
+# Types 0x23 and 0x25 are the scheduled last hop's (firmware/pen_node/lasthop.py,
+# docs/mesh.md), defined there (T_GRANT, T_SBUNDLE) so that a node that does not
+# schedule keeps none of it on its heap:
+#   0x23 T_GRANT, a bridge's grant, broadcast: n (1) | n x (child addr (2) |
+#        units (1)) | frame ids it acks (4 each); slots follow its end in order
+#   0x25 T_SBUNDLE, a bundle to a scheduling parent: flags (1) | bundle entries;
+#        flags bit 7 "sent in my slot, ack me in your next grant", bits 0-6 the
+#        records the sender still holds for that parent after this frame
 LAST_TYPE = const(0x3F)
 
 # The tag: 24 bits. A forger without the key succeeds with probability
@@ -350,20 +348,16 @@ def unseal(frame, key):
     return -1 if ok else n
 
 
-def bundle_frame(hdr, entries, flags=-1):
+def bundle_frame(hdr, entries):
     """A T_BUNDLE frame (hdr.type must be T_BUNDLE) carrying entries
     [(origin, type, body), ...], body being a record without its type byte.
     Written in place in the frame's own buffer (frame_buffer): on a 64 KB
     heap, parts, their join and a copy were allocations too many while
-    records wait in custody. flags >= 0: a T_SBUNDLE, whose payload starts
-    with that byte (SLOT_FLAG | backlog). Raises FrameError as pack does."""
-    n = 1 if flags >= 0 else 0
+    records wait in custody. Raises FrameError as pack does."""
+    n = 0
     for e in entries:
         n += BUNDLE_ENTRY + 1 + len(e[2])
     out, i = frame_buffer(hdr, n)
-    if flags >= 0:
-        out[i] = flags & 255
-        i += 1
     for origin, rtype, body in entries:
         ln = len(body)
         out[i] = (origin >> 8) & 255

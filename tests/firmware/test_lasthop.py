@@ -64,7 +64,7 @@ def custody_state(n):
 def test_grant_frame_round_trips_and_refuses_malformed_payloads():
     g = grant([(2, 3), (0x1234, 1)], [b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"])
     hdr, payload = F.parse(g)
-    assert hdr.type == F.T_GRANT and hdr.dst == F.BROADCAST and hdr.hop_limit == 0
+    assert hdr.type == LH.T_GRANT and hdr.dst == F.BROADCAST and hdr.hop_limit == 0
     i = grant_acks_at(payload)
     assert i == 1 + 2 * 3
     assert bytes(payload[i:]) == b"\x01\x02\x03\x04\x05\x06\x07\x08"
@@ -83,7 +83,7 @@ def test_a_scheduled_childs_bundle_carries_its_backlog():
     n = child()
     f, fid = send_one(n, 1000, records=(0, 1, 2))
     hdr, payload = F.parse(f[:-F.TAG_LEN])
-    assert hdr.type == F.T_SBUNDLE and hdr.dst == BRIDGE
+    assert hdr.type == LH.T_SBUNDLE and hdr.dst == BRIDGE
     carried = len(F.bundle_records(payload[1:]))
     assert payload[0] == 3 - carried  # what it still holds for the bridge; no slot flag: random access
 
@@ -139,7 +139,7 @@ def test_a_bridge_never_acks_in_a_grant_a_slot_frame_it_could_not_hold():
     b = ScheduledNode(BRIDGE, SF9, Journal(MemStorage(32768), max_live=1), XorShift(3), is_bridge=True,
                       net_key=SECRET)
     entries = [(9, 10, use_record(i)[1:]) for i in range(2)]  # two records, room for one
-    f = F.bundle_frame(F.Header(F.T_SBUNDLE, 9, BRIDGE, 9, 7), entries, LH._SLOT_FLAG | 4)
+    f = LH.sbundle(F.bundle_frame(F.Header(F.T_BUNDLE, 9, BRIDGE, 9, 7), entries), LH._SLOT_FLAG | 4)
     b.on_frame(F.seal(f, KEY), -80, 40, 1000)
     assert len(b.journal.live) == 1
     assert b.lh_acks == [] and b.acks == []  # neither batched nor acked now: the child keeps them all
@@ -196,7 +196,7 @@ def test_grants_batch_the_acks_of_a_busy_last_hop():
 
 def test_a_child_whose_grants_are_all_lost_still_delivers_by_random_access():
     v = star(4)
-    lose(v, F.T_GRANT)
+    lose(v, LH.T_GRANT)
     v.run(2 * MIN)
     k = load(v, range(2, 6), 15, 4000)
     v.run(15 * MIN)
@@ -208,7 +208,7 @@ def test_a_child_whose_grants_are_all_lost_still_delivers_by_random_access():
 
 def test_lost_batched_acks_are_repaired_and_custody_is_released_only_by_an_ack():
     v = star(4, seed=3)
-    lose(v, F.T_GRANT, share=400)  # 40 % of grants lost: slot frames' acks with them
+    lose(v, LH.T_GRANT, share=400)  # 40 % of grants lost: slot frames' acks with them
     v.run(2 * MIN)
     k = load(v, range(2, 6), 20, 3000)
     v.run(20 * MIN)
@@ -250,7 +250,8 @@ def test_tables_stay_bounded_under_1000_distinct_senders():
     rec = use_record(1)
     for s in range(1000):
         src = 100 + s
-        f = F.bundle_frame(F.Header(F.T_SBUNDLE, src, BRIDGE, src, 7), [(src, 10, rec[1:])], LH._SLOT_FLAG | 9)
+        f = LH.sbundle(F.bundle_frame(F.Header(F.T_BUNDLE, src, BRIDGE, src, 7), [(src, 10, rec[1:])]),
+                       LH._SLOT_FLAG | 9)
         b.on_frame(F.seal(f, KEY), -80, 40, 1000 + s)
     assert len(b.lh_kids) == LH.MAX_KIDS
     assert len(b.lh_acks) <= 12  # _MAX_GRANT_ACKS
@@ -259,12 +260,12 @@ def test_tables_stay_bounded_under_1000_distinct_senders():
         g = b.next_tx(t)
         if g is not None:
             b.on_tx_done(t)
-            if g[0] == F.T_GRANT:
+            if g[0] == LH.T_GRANT:
                 break
         t += 100
         assert t < 10 ** 6 + 60000
     hdr, payload = F.parse(g[:-F.TAG_LEN])
-    assert hdr.type == F.T_GRANT and len(payload) <= 109  # _GRANT_MAX_PAYLOAD
+    assert hdr.type == LH.T_GRANT and len(payload) <= 109  # _GRANT_MAX_PAYLOAD
     n = child()
     for s in range(1000):  # a thousand schedulers' grants at a child: nothing grows
         n.on_frame(F.seal(grant([(ME, 1)], [bytes((s & 255, s >> 8, 0, 0))], src=100 + s), KEY), -80, 40, 2000 + s)
