@@ -42,6 +42,12 @@ MIGRATIONS = [
 ]
 
 
+# The batch's two writes, as (head, one row's values, tail): SQLStore runs
+# them a row at a time, SQLiteCTB with many rows' VALUES in one statement.
+RECORD_ROWS = ("INSERT INTO records(id, type, token, raw, received) VALUES ", "(?,?,?,?,?)", "")
+STATE_ROWS = ("INSERT INTO state(key, value) VALUES ", "(?,?)", " ON CONFLICT(key) DO UPDATE SET value=excluded.value")
+
+
 class BatchRejected(Exception):
     """A batch with a rejected record: nothing was stored."""
 
@@ -259,13 +265,24 @@ class SQLStore:
     def _write(self, ov):
         now = self.clock()
         self._insert_records([(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added])
-        self._many("INSERT INTO state(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                   [(k, cbor.dumps(v)) for k, v in ov.kv.items() if v is not None])
-        self._many("DELETE FROM state WHERE key=?", [(k,) for k, v in ov.kv.items() if v is None])
+        dumps = cbor.dumps
+        put, gone = [], []
+        for k, v in ov.kv.items():
+            if v is None:
+                gone.append((k,))
+            else:
+                put.append((k, dumps(v)))
+        self._put_state(put)
+        if gone:
+            self._many("DELETE FROM state WHERE key=?", gone)
 
     def _insert_records(self, rows):
         """(id, type, token, raw, received) rows into records, in order."""
-        self._many("INSERT INTO records(id, type, token, raw, received) VALUES (?,?,?,?,?)", rows)
+        self._many("".join(RECORD_ROWS), rows)
+
+    def _put_state(self, rows):
+        """(key, encoded value) rows into state, replacing what is there."""
+        self._many("".join(STATE_ROWS), rows)
 
     # -- reading --------------------------------------------------------------
 
@@ -356,6 +373,7 @@ CACHE_KIB = 65536
 # against 72-85 us a record, and 4-34 % more records/s (pen bench ingest
 # --grown, docs/node.md).
 WAL_CHECKPOINT_PAGES = 10000
+ROWS_PER_INSERT = 199
 
 
 class SQLiteCTB(SQLStore):
@@ -391,6 +409,29 @@ class SQLiteCTB(SQLStore):
 
     def _exec(self, sql, args):
         self.db.execute(sql, args)
+
+    # A batch's rows go into SQLite as a few INSERTs of many VALUES each
+    # rather than an executemany of one row each: the per-statement work
+    # (a step of the statement, the AUTOINCREMENT counter written back) is
+    # paid once per ROWS_PER_INSERT rows. Bare inserts of the ingest bench's
+    # rows: records 4.2 -> 3.5 us, state 1.7 -> 1.2 us a row of CPU (pen bench
+    # ingest --phases, sql_floor). VALUES rows are inserted in their order, so
+    # seq is still the acceptance order. 199 rows of 5 values stay under the
+    # 999 host parameters older SQLite builds allow.
+    def _insert_records(self, rows):
+        self._many_values(RECORD_ROWS, rows)
+
+    def _put_state(self, rows):
+        self._many_values(STATE_ROWS, rows)
+
+    def _many_values(self, sql, rows):
+        head, one, tail = sql
+        for i in range(0, len(rows), ROWS_PER_INSERT):
+            part = rows[i:i + ROWS_PER_INSERT]
+            args = []
+            for row in part:
+                args += row
+            self.db.execute(head + ",".join([one] * len(part)) + tail, args)
 
     def _begin(self):
         self.db.execute("BEGIN IMMEDIATE")

@@ -237,6 +237,28 @@ def _uint(x):
     return isinstance(x, int) and x is not True and x is not False and x >= 0
 
 
+# Per record type, each field as (index, kind, fixed byte length or -1,
+# largest value of an enum or -1): parse checks the kinds every payment
+# carries (refs, keys, ids, plain uints) in its own loop and hands the others
+# to _check_field, which says the same of them.
+_BSTR_LEN = {F_K: sign.KID_LEN, F_R: REF_LEN, F_ID: ID_LEN, F_PK: 32}
+_PLAN = {}
+for _t in SCHEMA:
+    _PLAN[_t] = tuple((_i, SCHEMA[_t][_i][1], _BSTR_LEN.get(SCHEMA[_t][_i][1], -1), _ENUM_MAX.get((_t, _i), -1))
+                      for _i in range(len(SCHEMA[_t])))
+
+
+def _check_fields(rtype, plan, fields):
+    for i, kind, n, top in plan:
+        v = fields[i]
+        if n >= 0:  # decoded byte strings are exactly bytes
+            if type(v) is bytes and len(v) == n:
+                continue
+        elif kind == F_U and type(v) is int and v >= 0 and (top < 0 or v <= top):  # not bool: its own type
+            continue
+        _check_field(rtype, i, kind, v)
+
+
 def parse(raw):
     """Parse record bytes; raises RecordError with a reason code:
     empty, too-long, unknown-type, malformed (CBOR), not-array, field-count,
@@ -247,19 +269,18 @@ def parse(raw):
     if len(raw) > MAX_RECORD:
         raise RecordError("too-long")
     rtype = raw[0]
-    schema = SCHEMA.get(rtype)
-    if schema is None:
+    plan = _PLAN.get(rtype)
+    if plan is None:
         raise RecordError("unknown-type", str(rtype))
     try:
         fields, end = cbor.decode_prefix(raw, 1)
     except cbor.CBORError as e:
         raise RecordError("malformed", str(e))
-    if not isinstance(fields, list):
+    if type(fields) is not list:
         raise RecordError("not-array")
-    if len(fields) != len(schema):
-        raise RecordError("field-count", "%s has %d fields" % (NAMES[rtype], len(schema)))
-    for i in range(len(schema)):
-        _check_field(rtype, i, schema[i][1], fields[i])
+    if len(fields) != len(plan):
+        raise RecordError("field-count", "%s has %d fields" % (NAMES[rtype], len(plan)))
+    _check_fields(rtype, plan, fields)
     siglen = 0 if rtype == CONFLICT else SIG_LEN
     if len(raw) != end + siglen:
         raise RecordError("bad-length", "signature missing or trailing bytes")
