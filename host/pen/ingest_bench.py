@@ -280,7 +280,7 @@ def ingest_phases(tokens=TOKENS, batch=BATCH, db=None):
         return run
     try:
         store.submit([r.raw for r in base])
-        store.records_by_id = timed("lookups", store.records_by_id)
+        store.ids_held = timed("lookups", store.ids_held)
         store._state_many = timed("lookups", store._state_many)
         store._write = timed("write", store._write)
         store._commit = timed("commit", store._commit)

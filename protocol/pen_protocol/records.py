@@ -120,6 +120,12 @@ _ENUM_MAX = {  # (type, field index) -> largest allowed value
 }
 
 
+# what each type's signature covers before the body (sign.domain of its name)
+_DOMAINS = {}
+for _t in NAMES:
+    _DOMAINS[_t] = sign.domain(NAMES[_t].encode())
+
+
 class RecordError(ValueError):
     """A record that is not well formed; .reason is a short code."""
 
@@ -161,7 +167,7 @@ class Record:
         return None
 
     def signed_message(self):
-        return sign.domain(NAMES[self.type].encode()) + self.body
+        return _DOMAINS[self.type] + self.body
 
     def __repr__(self):
         return "<%s %s>" % (NAMES[self.type], self.id.hex())
