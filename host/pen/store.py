@@ -222,16 +222,22 @@ class SQLStore:
                 if v.code == ctb.REJECTED:
                     raise BatchRejected(i, v, verdicts)
             self._write(ov)
-        for k, v in ov.kv.items():
-            self._cache_put(k, v)
+        self._cache_all(ov.kv)
         return ov, verdicts
 
     # -- decoded state kept between batches ---------------------------------
 
-    def _cache_put(self, key, value):
-        if len(self._cache) >= STATE_CACHE:
-            self._cache.clear()
-        self._cache[key] = value
+    def _cache_all(self, kv):
+        """Keep a batch's values; the cache is dropped whole first when they
+        would not fit (a batch with more than STATE_CACHE keeps its last)."""
+        cache = self._cache
+        if len(cache) + len(kv) > STATE_CACHE:
+            cache.clear()
+        if len(kv) <= STATE_CACHE:
+            cache.update(kv)
+            return
+        for k in list(kv)[-STATE_CACHE:]:
+            cache[k] = kv[k]
 
     def _state_many(self, keys, recheck=True):
         """{key: decoded value or None} for keys, one query per 500."""

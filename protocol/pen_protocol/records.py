@@ -25,7 +25,8 @@ from . import cbor, ids, sign
 # the type numbers, the id and the token ref have one definition, shared
 # with the firmware, the bridge and the simulator (identity.py)
 from .identity import (SIG_LEN, ID_LEN, REF_LEN, COUNCIL, GENESIS, MEMBER, PROPOSAL, VOTATION_OPEN, VOTE,  # noqa: F401
-                       VOTATION_CLOSE, ISSUE, SET_USER, USE, ACCOUNTED, PUBLICATION, CONFLICT, record_id)
+                       VOTATION_CLOSE, ISSUE, SET_USER, USE, ACCOUNTED, PUBLICATION, CONFLICT, TOKEN_TYPES,
+                       record_id)
 
 # Largest record accepted: a votation close listing 100 votes is ~1.7 KB;
 # 16 LoRa fragments carry 3.7 KB. Bounded so no peer can make us buffer more.
@@ -120,12 +121,6 @@ _ENUM_MAX = {  # (type, field index) -> largest allowed value
 }
 
 
-# what each type's signature covers before the body (sign.domain of its name)
-_DOMAINS = {}
-for _t in NAMES:
-    _DOMAINS[_t] = sign.domain(NAMES[_t].encode())
-
-
 class RecordError(ValueError):
     """A record that is not well formed; .reason is a short code."""
 
@@ -139,7 +134,7 @@ class Record:
     """A parsed record. raw is the exact bytes; body the exact body bytes the
     signature covers; fields the decoded positional fields."""
 
-    __slots__ = ("raw", "type", "body", "fields", "sig", "id")
+    __slots__ = ("raw", "type", "body", "fields", "sig", "id", "token_ref")
 
     def __init__(self, raw, rtype, body, fields, sig):
         self.raw = raw
@@ -148,6 +143,9 @@ class Record:
         self.fields = fields
         self.sig = sig
         self.id = record_id(raw)
+        # the token a token record is about (its first field), else None:
+        # a CTB node asks it of every record several times
+        self.token_ref = fields[0] if rtype in TOKEN_TYPES else None
 
     @property
     def name(self):
@@ -160,14 +158,8 @@ class Record:
                 return self.fields[i]
         raise KeyError(field)
 
-    @property
-    def token_ref(self):
-        if self.type in (ISSUE, SET_USER, USE, ACCOUNTED):
-            return self.fields[0]
-        return None
-
     def signed_message(self):
-        return _DOMAINS[self.type] + self.body
+        return sign.domain(NAMES[self.type].encode()) + self.body
 
     def __repr__(self):
         return "<%s %s>" % (NAMES[self.type], self.id.hex())
@@ -243,24 +235,23 @@ def _uint(x):
     return isinstance(x, int) and x is not True and x is not False and x >= 0
 
 
-# Per record type, each field as (index, kind, fixed byte length or -1,
-# largest value of an enum or -1): parse checks the kinds every payment
-# carries (refs, keys, ids, plain uints) in its own loop and hands the others
-# to _check_field, which says the same of them.
-_BSTR_LEN = {F_K: sign.KID_LEN, F_R: REF_LEN, F_ID: ID_LEN, F_PK: 32}
-_PLAN = {}
-for _t in SCHEMA:
-    _PLAN[_t] = tuple((_i, SCHEMA[_t][_i][1], _BSTR_LEN.get(SCHEMA[_t][_i][1], -1), _ENUM_MAX.get((_t, _i), -1))
-                      for _i in range(len(SCHEMA[_t])))
+# Each field kind's fixed byte length (refs, keys, ids: a CTB node's every
+# payment carries them), -1 for the others, by kind number: parse checks
+# those and plain uints in its own loop and hands the rest to _check_field,
+# which says the same of them. (A table of 15 small ints, not a plan per
+# type: MicroPython's 64 KB heap tests hold records.py too.)
+_FIXED = (-1, -1, sign.KID_LEN, REF_LEN, ID_LEN, 32, -1, -1, -1, -1, -1, -1, -1, -1, -1)
 
 
-def _check_fields(rtype, plan, fields):
-    for i, kind, n, top in plan:
+def _check_fields(rtype, schema, fields):
+    for i in range(len(schema)):
+        kind = schema[i][1]
         v = fields[i]
+        n = _FIXED[kind]
         if n >= 0:  # decoded byte strings are exactly bytes
             if type(v) is bytes and len(v) == n:
                 continue
-        elif kind == F_U and type(v) is int and v >= 0 and (top < 0 or v <= top):  # not bool: its own type
+        elif kind == F_U and type(v) is int and v >= 0 and (rtype, i) not in _ENUM_MAX:  # not bool: its own type
             continue
         _check_field(rtype, i, kind, v)
 
@@ -275,8 +266,8 @@ def parse(raw):
     if len(raw) > MAX_RECORD:
         raise RecordError("too-long")
     rtype = raw[0]
-    plan = _PLAN.get(rtype)
-    if plan is None:
+    schema = SCHEMA.get(rtype)
+    if schema is None:
         raise RecordError("unknown-type", str(rtype))
     try:
         fields, end = cbor.decode_prefix(raw, 1)
@@ -284,9 +275,9 @@ def parse(raw):
         raise RecordError("malformed", str(e))
     if type(fields) is not list:
         raise RecordError("not-array")
-    if len(fields) != len(plan):
-        raise RecordError("field-count", "%s has %d fields" % (NAMES[rtype], len(plan)))
-    _check_fields(rtype, plan, fields)
+    if len(fields) != len(schema):
+        raise RecordError("field-count", "%s has %d fields" % (NAMES[rtype], len(schema)))
+    _check_fields(rtype, schema, fields)
     siglen = 0 if rtype == CONFLICT else SIG_LEN
     if len(raw) != end + siglen:
         raise RecordError("bad-length", "signature missing or trailing bytes")

@@ -107,3 +107,31 @@ def test_a_deleted_state_value_is_gone_after_a_multi_row_write(tmp_path):
     s._commit()
     assert s.get(b"A\x07") is None and s.get(b"A\x08") == 100
     assert len(list(s.state_prefix(b"A"))) == ROWS_PER_INSERT + 4
+
+
+def test_ids_held_names_exactly_the_held_ones_past_one_query(tmp_path, payments):
+    base, recs = payments
+    s = SQLiteCTB(tmp_path / "c.sqlite")
+    s.submit([r.raw for r in base])
+    s.submit([r.raw for r in recs[:300]])
+    asked = [r.id for r in recs] + [bytes(16), b"\xff" * 16]  # 452 ids, then 1,100: past 500 a query
+    assert s.ids_held(asked) == {r.id for r in recs[:300]}
+    assert s.ids_held(asked * 2 + [r.id for r in base]) == {r.id for r in recs[:300]} | {r.id for r in base}
+    assert s.ids_held([]) == set()
+
+
+def test_the_decoded_state_cache_stays_bounded_and_right(tmp_path, payments, monkeypatch):
+    import pen.store as S
+    monkeypatch.setattr(S, "STATE_CACHE", 40)  # a batch of 60 records touches more keys than that
+    base, recs = payments
+    raws = [r.raw for r in recs]
+    s, ref = SQLiteCTB(tmp_path / "c.sqlite"), RowByRow(tmp_path / "ref.sqlite")
+    s.submit([r.raw for r in base])
+    ref.submit([r.raw for r in base])
+    for i in range(0, len(raws), 60):
+        s.submit(raws[i:i + 60])
+        assert len(s._cache) <= 40
+        for k, v in s._cache.items():
+            assert v == s.get(k)  # what the cache says is what the database holds
+    ref.submit(raws)
+    assert s.state_digest() == ref.state_digest()
