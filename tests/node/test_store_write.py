@@ -135,3 +135,18 @@ def test_the_decoded_state_cache_stays_bounded_and_right(tmp_path, payments, mon
             assert v == s.get(k)  # what the cache says is what the database holds
     ref.submit(raws)
     assert s.state_digest() == ref.state_digest()
+
+
+def test_phases_report_the_sql_floor_of_the_same_rows(payments):
+    from pen.ingest_bench import batch_rows, ingest_phases
+    base, recs = payments
+    rows = batch_rows(base, recs, 100)
+    assert len(rows) == 5 and [len(r[0]) for r in rows] == [100, 100, 100, 100, 50]
+    raws = [r.raw for r in recs]
+    for k, b in enumerate(rows):  # each batch's records as stored: in type order, then batch order
+        part = raws[100 * k:100 * k + 100]
+        assert [row[3] for row in b[0]] == sorted(part, key=lambda raw: (raw[0], part.index(raw)))
+    assert all(b[1] for b in rows)  # every batch writes state
+    res = ingest_phases(tokens=60, batch=50)
+    floor = res["sql_floor_us_per_record"]
+    assert set(floor) == {"executemany", "values"} and all(v > 0 for v in floor.values())
