@@ -62,14 +62,16 @@ State keys (bytes) and values (CBOR-able lists):
                 against it by all of them]
   b"T"+ref      token [issuer kid, value, kind, authority, user key | None, uses [[use id, product, account]...],
                        accounted [[receipt id, use id]...]]
-  b"A"+account  credits received by an account (product id bytes)
+  b"A"+account  credits received by an account (product id bytes); this and the other sums of token
+                values (b"N", b"Q", an account's released change) are read with amount(): past 2^64-1
+                they are stored as 64-bit limbs
   b"N"+account  the cover for change: the value of every normal (not change) token with a USE into the
                 account, each token once; it only grows (a double spend that moves a use away leaves it,
                 with the evidence against the payer), so a release valid once stays valid
   b"Q"+product  credits spent on a product
   b"U"+ref      publication [kind, subject, content, id] (content checked by publication.py)
   b"R"+kid      every [council, role] of a key holding several memberships (membership.py)
-  b"Y"+kid+year [closed, proposal refs, unissued] a council's plan year (yearend.py)
+  b"Y"+kid+year [closed, proposal refs, unissued, excess credits] a council's plan year (yearend.py)
 A put of None deletes the key: a value that returns to nothing leaves no
 trace, so the state does not depend on the order that led there.
 """
@@ -344,7 +346,7 @@ def account_shops(o):
 
 def account_released(o):
     """Of a b"O" value: change released against the account, all allowances."""
-    return o[1]
+    return amount(o[1])
 
 
 def publication_kind(u):
@@ -364,6 +366,38 @@ def publication_content(u):
 def publication_id(u):
     """The id of the PUBLICATION record."""
     return u[3]
+
+
+_U64 = 0xFFFFFFFFFFFFFFFF
+
+
+def amount(v):
+    """A sum of token values from the state (b"A", b"Q", b"N", an exchange
+    account's released change): 0 when absent. Each token carries at most
+    2^64-1 credits but nothing bounds how many add up in one account, and
+    a bound on the sum would refuse one record or another depending on
+    which arrived first. So a sum past 2^64-1 (the largest CBOR uint) is
+    stored as its 64-bit limbs, most significant first; below it, as the
+    plain integer it always was."""
+    if v is None:
+        return 0
+    if isinstance(v, int):
+        return v
+    n = 0
+    for limb in v:
+        n = (n << 64) | limb
+    return n
+
+
+def _stored(n):
+    """The state form of the sum n (see amount)."""
+    if n <= _U64:
+        return n
+    limbs = []
+    while n:
+        limbs.insert(0, n & _U64)
+        n >>= 64
+    return limbs
 
 
 def is_admitted(state, kid):
@@ -791,8 +825,10 @@ class Ledger:
         total = 0
         for line in lines:
             total += line[2]
-        if total > 0xFFFFFFFFFFFFFFFF:  # the state stores it as a CBOR uint (an individual could sign one)
+        if total > _U64:  # the state stores it as a CBOR uint (an individual could sign one)
             raise Reject("bad-field", "proposal total exceeds 2^64-1 credits")
+        if is_council:
+            yearend.check_year_total(st, ref, year, total)
         self._verify(rec, pk, "the proposing council" if is_council else "the proposing member")
         if is_council:
             yearend.index_proposal(st, ref, year)
@@ -833,6 +869,8 @@ class Ledger:
         self._verify(rec, c[0], "the issuing council")
         p[slot] += value
         st.put(key, p)
+        if kind == R.NORMAL:
+            yearend.on_issue(st, issuer, p, value)
         st.put(b"T" + ref, [issuer, value, kind, authority, None, [], []])
 
     def _set_user(self, rec):
@@ -842,8 +880,13 @@ class Ledger:
         if t is None:
             raise Reject("unknown-token", "SET_USER needs the token in the CTB")
         if t[4] is not None:
+            if yearend.set_user_again(t, user_key):
+                # what the year end did already: the record is kept, nothing changes
+                self._verify(rec, council_key(st, t[0]), "the token's issuer")
+                return None
             raise Reject("already-usable", "the token's user is already set")
-        yearend.check_set_user(st, t)
+        # (no year-closed check: every token of a closed year that was still ISSUED is accounted by its
+        # year end, which sets its user, so a later SET_USER meets the branch above)
         x = o = None
         if t[2] == R.CHANGE:
             # change enters the economy only against normal credits taken
@@ -852,16 +895,19 @@ class Ledger:
             # amount of normal tokens must be taken out)
             x = st.get(b"X" + t[3])
             o = st.get(b"O" + x[2])
-            took = st.get(b"N" + x[2]) or 0
-            if o[1] + t[1] > took:
+            took = amount(st.get(b"N" + x[2]))
+            released = amount(o[1])
+            if released + t[1] > took:
                 raise Reject("exchange-not-covered",
-                             "released change would exceed normal credits taken in (%d, %d released)" % (took, o[1]))
-        self._verify(rec, council_key(st, t[0]), "the token's issuer")
+                             "released change would exceed normal credits taken in (%d, %d released)" % (took, released))
+        ckey = council_key(st, t[0])
+        self._verify(rec, ckey, "the token's issuer")
         if x is not None:
             x[4] += t[1]
-            o[1] += t[1]
+            o[1] = _stored(released + t[1])
             st.put(b"X" + t[3], x)
             st.put(b"O" + x[2], o)
+        yearend.on_set_user(st, t, user_key, ckey)
         t[4] = user_key
         st.put(b"T" + ref, t)
 
@@ -873,11 +919,13 @@ class Ledger:
             raise Reject("unknown-token")
         if t[4] is None:
             raise Reject("not-usable", "the issuer has not set a user")
-        yearend.check_use(st, t, council_key(st, t[0]))
+        ckey = council_key(st, t[0])
+        yearend.check_use(st, t, ckey)
         self._verify(rec, t[4], "the token's user")
         before = effective_use(t)
         if t[2] == R.NORMAL and not any(u[2] == account for u in t[5]):
-            st.put(b"N" + account, (st.get(b"N" + account) or 0) + t[1])
+            st.put(b"N" + account, _stored(amount(st.get(b"N" + account)) + t[1]))
+        yearend.on_use(st, t, ckey)
         t[5].append([rec.id, product, account])
         t[5].sort()
         self._move_credit(t, before)
@@ -903,8 +951,8 @@ class Ledger:
         for key in (b"A" + u[2], b"Q" + u[1]):
             # an account back at zero (a double spend's loser credited, then
             # moved to the winner) is deleted, as if never credited
-            total = (st.get(key) or 0) + value
-            st.put(key, total if total else None)
+            total = amount(st.get(key)) + value
+            st.put(key, _stored(total) if total else None)
 
     def _accounted(self, rec):
         st = self.state
@@ -998,7 +1046,7 @@ DEPENDENCY = ("unknown-council", "council-not-admitted", "unknown-proposal", "no
               "unknown-epoch", "membership-pending", "no-genesis",
               "unknown-votation", "unknown-vote", "unknown-token", "not-usable", "unknown-use",
               "unknown-record", "no-exchange-allowance", "exchange-not-covered", "not-a-ctb-node",
-              "unknown-signer", "bad-parent", "not-a-proposer")
+              "unknown-signer", "bad-parent", "not-a-proposer", "excess-unlisted")
 
 
 def apply_batch(base, raws, verify=None):

@@ -14,8 +14,6 @@ and a short text. Corrupt, truncated or oversized input becomes an error event
 from the decoder and changes nothing. See docs/link.md.
 """
 
-from array import array
-
 try:
     from micropython import const
 except ImportError:
@@ -69,24 +67,20 @@ REASONS = {E_CRC: "crc", E_TRUNCATED: "truncated", E_OVERSIZED: "oversized", E_C
            E_LOCKED: "locked", E_PAIR: "pair-failed"}
 
 
-def _crc_table():
-    t = array("H", bytes(512))
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        t[i] = c & 0xFFFF
-    return t
-
-
-_CRC_T = _crc_table()  # 512 bytes: one lookup a byte instead of eight shifts and branches
+# CRC-16/CCITT-FALSE four bits at a time: a 16-entry table (a constant
+# tuple, no heap on a frozen build) and two lookups a byte instead of eight
+# shifts and branches; a 256-entry table would cost 512 bytes of a node's
+# heap for another 2x
+_CRC_NIBBLE = (0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50A5, 0x60C6, 0x70E7,
+               0x8108, 0x9129, 0xA14A, 0xB16B, 0xC18C, 0xD1AD, 0xE1CE, 0xF1EF)
 
 
 def crc16(data, crc=0xFFFF):
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF): check value 0x29B1."""
-    t = _CRC_T
+    t = _CRC_NIBBLE
     for b in data:
-        crc = ((crc << 8) & 0xFF00) ^ t[(crc >> 8) ^ b]
+        crc = ((crc << 4) & 0xFFFF) ^ t[(crc >> 12) ^ (b >> 4)]
+        crc = ((crc << 4) & 0xFFFF) ^ t[(crc >> 12) ^ (b & 15)]
     return crc
 
 

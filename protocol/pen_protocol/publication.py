@@ -17,7 +17,8 @@ key, so a typo never becomes a price every store believes.
                                    work products are measured in "hour" (medium-effort hours)
     council   publisher's own kid  1 description (text), 2 locality (text)
     accounts  year (uint)          1 [[account, credits]...] ascending, 2 total (= their sum)
-    year-end  year (uint)          1 [token ref...] ascending (excess tokens), 2 unissued credits
+    year-end  year (uint)          1 [token ref...] ascending (excess tokens), 2 unissued credits,
+                                   3 part (1: more follow; absent in the one that closes the year)
                                    (yearend.py applies it)
 
 Keys 1.. are the content; numbering starts at 1 so that 0 stays free.
@@ -59,7 +60,7 @@ SCHEMAS = {
     PRODUCT: (_SUBJ_PRODUCT, {1: (_T, True), 2: (_U, False), 3: (_T, False)}),
     COUNCIL: (_SUBJ_KID, {1: (_T, True), 2: (_T, False)}),
     ACCOUNTS: (_SUBJ_YEAR, {1: (_ACCT, True), 2: (_U, True)}),
-    YEAR_END: (_SUBJ_YEAR, {1: (_REFS, True), 2: (_U, True)}),
+    YEAR_END: (_SUBJ_YEAR, {1: (_REFS, True), 2: (_U, True), 3: (_U, False)}),
 }
 
 
@@ -141,6 +142,8 @@ def check_shape(kind, subject, content):
             raise PublicationError("unknown product flags %d" % flags)
         if flags & WORK and content.get(3) != WORK_UNIT:
             raise PublicationError("work is measured in medium-effort hours: unit must be %r" % WORK_UNIT)
+    elif kind == YEAR_END and content.get(3, 1) != 1:
+        raise PublicationError("content key 3 marks a part: it is 1 or absent")
     elif kind == ACCOUNTS:
         total = 0
         for row in content[1]:

@@ -21,6 +21,8 @@ class Pen:
             sys.stdin = io.StringIO(stdin)
         try:
             rc = main(["--home", self.home] + [str(a) for a in argv])
+        except SystemExit as e:  # a usage error: argparse exits (one line, see pen.cli.Parser)
+            rc = e.code
         finally:
             sys.stdin = old
         out, err = self.capsys.readouterr()

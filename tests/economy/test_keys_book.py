@@ -277,3 +277,40 @@ def test_print_and_forget_leaves_only_the_book(fed, tmp_path):
     assert _pdf_qrs(tmp_path / "b2.pdf")[0] == sealed
     assert "no sealed key named 'carlos'" in fed.fails("book", "print", "--user", "carlos", "--out", tmp_path / "b3.pdf")
 
+
+
+def _video(path, frames):
+    """An MJPG video of the frames (BGR): what OpenCV's VideoCapture opens
+    like a camera, through the same read loop."""
+    import cv2
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
+    assert out.isOpened()
+    for f in frames:
+        out.write(f)
+    out.release()
+    return path
+
+
+def test_import_through_real_opencv_videocapture(fed, tmp_path):
+    """No camera here, so real OpenCV opens a video stream in its place:
+    VideoCapture, read() frame by frame, BGR to RGB, zxing-cpp: the code
+    path a camera takes, nothing stood in for."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+    from PIL import Image
+    pk = "cd" * 32
+    qr.save_qr("pen:key:" + pk, tmp_path / "seen.png", scale=6)
+    img = np.asarray(Image.open(tmp_path / "seen.png").convert("RGB"))[:, :, ::-1]
+    h, w = img.shape[:2]
+    frame = np.full(((h + 15) // 16 * 16, (w + 15) // 16 * 16, 3), 255, np.uint8)
+    frame[:h, :w] = img
+    blank = np.full_like(frame, 255)
+    video = _video(tmp_path / "cam.avi", [blank, blank, blank, frame, frame])
+    assert cv2.VideoCapture(str(video)).isOpened()
+    assert fed.out("keys", "import", "--camera", video, "--name", "seen").startswith("imported contact seen")
+    assert Keyring(fed.home).public_key("seen").hex() == pk
+    empty = _video(tmp_path / "empty.avi", [blank] * 3)
+    assert fed.fails("keys", "import", "--camera", empty, "--name", "x") == "pen: error: no QR code seen within 20 s"
+    assert fed.fails("keys", "import", "--camera", tmp_path / "none.avi", "--name", "x") == \
+        "pen: error: no camera found (%s)" % (tmp_path / "none.avi")

@@ -81,7 +81,7 @@ def test_proposal_refusals(fed):
     assert "bad line '40:-1:1'" in fed.fails("plan", "propose", "--key", "cons", "--year", "2027",
                                              "--line", "40:-1:1")
     assert "--plot writes a .svg or .png" in fed.fails("plan", "compare", "--year", "2027", "--plot", "x.pdf")
-    assert "--level must be 2 to 12" in fed.fails("plan", "compare", "--year", "2027", "--level", "13")
+    assert "--level must be a catalogue level" in fed.fails("plan", "compare", "--year", "2027", "--level", "13")
 
 
 def test_limit_applies_to_individuals(fed):
@@ -169,15 +169,22 @@ def test_missing_optional_packages_give_one_clear_line(fed, tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (("plan", "sums", "--year", "2027", "--tree", "consumption", "--level", "1"), "--level must be 2 to 12 digits"),
+    (("plan", "sums", "--year", "2027", "--tree", "consumption", "--level", "1"), "--level must be a catalogue level"),
     (("plan", "status", "--key", "nobody", "--year", "2027"), "no key named 'nobody'"),
     (("products", "list", "--under", "4x"), "bad product id '4x'"),
     (("keys", "memberships", "pen:key:12"), "bad pen:key: payload"),
     (("keys", "memberships", "stranger"), "unknown key 'stranger'"),
     (("keys", "cert", "stranger", "--out", "x.txt"), "unknown key 'stranger'"),
-    (("accounts", "--level", "0"), "--level must be 2 to 12 digits"),
+    (("accounts", "--level", "0"), "--level must be a catalogue level"),
     (("publish", "accounts", "--key", "fed", "--year", "2027", "--prefix", "x"), "bad --prefix 'x'"),
     (("demo", "--year", "--out", "/proc/no-such/dir"), "cannot make the folder /proc/no-such/dir"),
+    (("accounts", "--level", "3"), "--level must be a catalogue level: 2, 4, 6 or 8 digits"),
+    (("plan", "compare", "--year", "2027", "--level", "7"), "not 7"),
+    (("accounts", "--year", "99999"), "argument --year: a year is 1900 to 9999, not '99999'"),
+    (("plan", "close", "--key", "prod", "--year", "27"), "argument --year: a year is 1900 to 9999, not '27'"),
+    (("publish", "accounts", "--key", "fed", "--year", "x"), "argument --year: a year is 1900 to 9999, not 'x'"),
+    (("publish", "price", "--key", "prod", "--product", "50", "--credits", "1", "--year", "0"), "a year is 1900"),
+    (("keys", "import", "--camera", "/no/such/camera", "--name", "x"), "no camera found (/no/such/camera)"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(fed, argv, msg):
     assert msg in fed.fails(*argv)

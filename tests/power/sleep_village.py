@@ -28,6 +28,8 @@ GAP_MS = 900000  # 4 payments an hour: 200/h shared by the 49 stores of the 50-n
 
 
 class Rng:
+    # mpykit.Rng's twin, kept here: importing mpykit (its radio double with it) under the unix port costs
+    # more heap than the two nodes and the machine double leave at 192 KB (measured: MemoryError)
     def __init__(self, seed):
         self.s = seed
 

@@ -3,7 +3,7 @@ import json
 
 from pen.cli import PenError
 from pen.commands._common import open_ctb
-from pen.commands.plan import check_level, check_plot
+from pen.commands.plan import check_level, check_plot, year
 from pen.economy import accounts as ACC
 from pen.economy.plan import PlanError
 from pen_protocol import ids
@@ -13,7 +13,7 @@ def register(sub):
     p = sub.add_parser("accounts", help="accounts rolled up by product id prefix: table, JSON or picture")
     p.add_argument("--prefix", default="", help="only accounts under this category")
     p.add_argument("--level", type=int, help="roll up to this many digits (2 segment ... 8 commodity)")
-    p.add_argument("--year", type=int, help="only tokens issued under proposals of this year")
+    p.add_argument("--year", type=year, help="only tokens issued under proposals of this year")
     p.add_argument("--by", choices=("account", "product"), default="account")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE", help="write a picture (.svg or .png)")

@@ -93,8 +93,8 @@ def balances(store):
         issued[ctb.token_state(t)] += ctb.token_value(t)
         conflicts += len(ctb.uses(t)) > 1
     spent = issued["USED"] + issued["ACCOUNTED"]
-    accounts = sum(v for _, v in store.state_prefix(b"A"))
-    products = sum(v for _, v in store.state_prefix(b"Q"))
+    accounts = sum(ctb.amount(v) for _, v in store.state_prefix(b"A"))
+    products = sum(ctb.amount(v) for _, v in store.state_prefix(b"Q"))
     caps_ok = all(ctb.proposal_issued(p) <= ctb.proposal_total(p) and
                   (ctb.proposal_approved(p) or ctb.proposal_issued(p) == 0) for _, p in store.state_prefix(b"P"))
     change_ok = all(ctb.allowance_issued(x) <= ctb.allowance_amount(x) for _, x in store.state_prefix(b"X"))
@@ -105,7 +105,7 @@ def balances(store):
         acct = ctb.allowance_account(x)
         released[acct] = released.get(acct, 0) + ctb.allowance_released(x)
     for acct, total in released.items():
-        change_ok = change_ok and total <= (store.get(b"N" + acct) or 0)
+        change_ok = change_ok and total <= ctb.amount(store.get(b"N" + acct))
     return {
         "tokens_by_state": issued,
         "spent": spent,

@@ -27,7 +27,9 @@ def register(sub):
                                      "(a pen: payload, a key file, an image of a QR, or --camera)")
     im.add_argument("source", nargs="?", help="payload, file or image")
     im.add_argument("--name", help="local name for an imported key")
-    im.add_argument("--camera", action="store_true", help="read the QR from a camera")
+    im.add_argument("--camera", nargs="?", const="0", metavar="DEVICE",
+                    help="read the QR from a camera: its index (default 0), a device such as /dev/video2, or "
+                         "a stream OpenCV opens")
     im.set_defaults(func=cmd_import)
     ce = s.add_parser("cert", help="write a key's member certificates, to hand to the member (file or QR image)")
     ce.add_argument("name", help="key name, contact, 64 hex or pen:key: payload")
@@ -118,10 +120,11 @@ def cmd_seal(args):
 
 def cmd_import(args):
     from pen.economy import qr
-    if args.camera == bool(args.source):
+    if (args.camera is not None) == bool(args.source):
         raise PenError("give a payload, a file or an image, or --camera (one of them)")
     try:
-        texts = [qr.from_camera()] if args.camera else qr.read_source(args.source)
+        texts = [qr.from_camera(device=qr.camera_device(args.camera))] if args.camera is not None \
+            else qr.read_source(args.source)
     except qr.QRError as e:
         raise PenError(str(e))
     kr = keyring(args)

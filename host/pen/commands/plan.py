@@ -1,13 +1,14 @@
 """pen plan propose|sums|compare|status|close: participatory planning over
 the consumption (locality) and production (federation) trees, and year end
 (see pen/economy/plan.py and pen_protocol/yearend.py)."""
+import argparse
 import json
 
 from pen import build as B
 from pen.cli import PenError
 from pen.commands._common import open_ctb, load_key, submit, fresh_serial, fmt_ref
 from pen.economy import plan as PL
-from pen_protocol import ctb, ids, records as R, yearend
+from pen_protocol import ctb, ids, publication as PUB, records as R, yearend
 
 
 def register(sub):
@@ -16,20 +17,20 @@ def register(sub):
     s.required = True
     pr = s.add_parser("propose", help="a consumption or production proposal (a council or an individual proposer)")
     pr.add_argument("--key", required=True)
-    pr.add_argument("--year", type=int, required=True)
+    pr.add_argument("--year", type=year, required=True)
     pr.add_argument("--line", action="append", required=True, metavar="PRODUCT:QTY:CREDITS",
                     help="production councils: CREDITS 0 for an output they offer")
     pr.add_argument("--complementary", action="store_true", help="a further proposal for the same year")
     pr.set_defaults(func=cmd_propose)
     su = s.add_parser("sums", help="sums of one tree by product category, at every node")
-    su.add_argument("--year", type=int, required=True)
+    su.add_argument("--year", type=year, required=True)
     su.add_argument("--tree", choices=("consumption", "production"), required=True)
     su.add_argument("--level", type=int, default=2, help="category digits (2 segment ... 8 commodity)")
     su.add_argument("--json", action="store_true")
     su.add_argument("--plot", metavar="FILE", help="write a picture of the tree's sums (.svg or .png)")
     su.set_defaults(func=cmd_sums)
     co = s.add_parser("compare", help="where consumption and production disagree, by category")
-    co.add_argument("--year", type=int, required=True)
+    co.add_argument("--year", type=year, required=True)
     co.add_argument("--level", type=int, default=2)
     co.add_argument("--under", default="", help="only categories under this one")
     co.add_argument("--json", action="store_true")
@@ -37,11 +38,11 @@ def register(sub):
     co.set_defaults(func=cmd_compare)
     st = s.add_parser("status", help="a council's approved, issued and remaining credits")
     st.add_argument("--key", required=True)
-    st.add_argument("--year", type=int, required=True)
+    st.add_argument("--year", type=year, required=True)
     st.set_defaults(func=cmd_status)
     cl = s.add_parser("close", help="year end: account the council's excess tokens into its special account")
     cl.add_argument("--key", required=True)
-    cl.add_argument("--year", type=int, required=True)
+    cl.add_argument("--year", type=year, required=True)
     cl.set_defaults(func=cmd_close)
 
 
@@ -49,9 +50,23 @@ MAX_AMOUNT = 2 ** 64 - 1  # the largest CBOR unsigned integer a record carries
 
 
 def check_level(level):
-    if level is not None and not ids.MIN_DIGITS <= level <= ids.MAX_DIGITS:
-        raise PenError("--level must be %d to %d digits" % (ids.MIN_DIGITS, ids.MAX_DIGITS))
+    """Roll-ups follow the catalogue: UNSPSC's levels, then digits into a
+    producer's own suffix (odd prefixes of the 8 digits name no category)."""
+    if level is not None and not (level in PUB.LEVELS or PUB.CATEGORY_DIGITS < level <= ids.MAX_DIGITS):
+        raise PenError("--level must be a catalogue level: 2, 4, 6 or 8 digits (segment, family, class, "
+                       "commodity), or 9 to %d (into a producer's own suffix), not %d" % (ids.MAX_DIGITS, level))
     return level
+
+
+def year(text):
+    """--year: a calendar year, as the validator takes them."""
+    try:
+        y = int(text)
+    except ValueError:
+        y = None
+    if y is None or not 1900 <= y <= 9999:
+        raise argparse.ArgumentTypeError("a year is 1900 to 9999, not %r" % text)
+    return y
 
 
 def check_plot(path):
@@ -187,11 +202,16 @@ def cmd_close(args):
     if store.get(b"C" + signer.kid) is None:
         raise PenError("%s is not a council key: a council closes its year" % args.key)
     refs, unissued = excess(store, signer.kid, signer.public_key, args.year)
-    if len(refs) > R.MAX_LIST:
-        raise PenError("%d excess tokens: a year end lists at most %d" % (len(refs), R.MAX_LIST))
-    rec = B.publication(signer, fresh_serial(store, signer.kid, b"U"), "year-end", args.year,
-                        {1: refs, 2: unissued})
-    submit(store, [rec])
+    # the validator takes a year end only if it lists every excess token (yearend.py); one publication
+    # lists at most MAX_LIST, so more go in parts, in one batch, the last one closing the year
+    recs = []
+    for i in range(0, max(len(refs), 1), R.MAX_LIST):
+        content = {1: refs[i:i + R.MAX_LIST], 2: unissued}
+        if i + R.MAX_LIST < len(refs):
+            content[3] = 1
+        recs.append(B.publication(signer, fresh_serial(store, signer.kid, b"U"), "year-end", args.year, content))
+    submit(store, recs)
     value = sum(store.get(b"T" + r)[1] for r in refs)
-    print("year %d closed: %d excess tokens (%d credits) accounted into %s; %d approved credits never issued" % (
-        args.year, len(refs), value, yearend.excess_account(args.year), unissued))
+    print("year %d closed: %d excess tokens (%d credits) accounted into %s%s; %d approved credits never issued" % (
+        args.year, len(refs), value, yearend.excess_account(args.year),
+        " in %d year-end publications" % len(recs) if len(recs) > 1 else "", unissued))

@@ -7,7 +7,7 @@ from pen import build as B
 from pen.cli import PenError
 from pen.commands._common import open_ctb, load_key, submit, fresh_serial, fmt_ref
 from pen.economy import accounts as ACC
-from pen.commands.plan import MAX_AMOUNT
+from pen.commands.plan import MAX_AMOUNT, year
 from pen.economy.plan import PlanError
 from pen_protocol import ctb, ids, records as R
 
@@ -24,7 +24,7 @@ def register(sub):
         x.add_argument("--product", required=True)
         x.add_argument(qty, type=int, required=True, dest="amount")
         x.add_argument("--unit")
-        x.add_argument("--year", type=int)
+        x.add_argument("--year", type=year)
         x.set_defaults(func=cmd_amount, kind=kind)
     c = s.add_parser("council", help="information about your own council")
     c.add_argument("--key", required=True)
@@ -33,7 +33,7 @@ def register(sub):
     c.set_defaults(func=cmd_council)
     a = s.add_parser("accounts", help="publish the accounts of a year, rolled up from the CTB")
     a.add_argument("--key", required=True)
-    a.add_argument("--year", type=int, required=True)
+    a.add_argument("--year", type=year, required=True)
     a.add_argument("--prefix", default="")
     a.add_argument("--level", type=int)
     a.set_defaults(func=cmd_accounts)

@@ -7,8 +7,8 @@ import sys
 
 from pen import build as B
 from pen.cli import PenError
-from pen.commands._common import home, load_key, parse_ref, fmt_ref
-from pen_protocol import ids
+from pen.commands._common import home, home_path, load_key, open_ctb, parse_ref, fmt_ref
+from pen_protocol import ids, records as R
 
 LINK_HELP = ("serial:/dev/ttyUSB0 | tcp:HOST:PORT | pty:COMMAND | ble:NAME | "
              "meshtastic:serial:PORT[@NODE] | meshtastic:tcp:HOST[@NODE]")
@@ -108,7 +108,17 @@ def _store_client(args, need_keys=True):
             print("payment %s is in the node's custody; waiting up to %d s for its receipt ..." % (
                 p.id.hex()[:12], wait), file=sys.stderr, flush=True)
     return StoreClient(port, Outbox(_dir(args) / "outbox.sqlite"), keys, client=_client(args, port),
-                       on_state=progress)
+                       on_state=progress, products=_catalogue_check(args))
+
+
+def _catalogue_check(args):
+    """The store's CTB copy, if it has one, checks each USE's product
+    against the economy's catalogue before the store takes it."""
+    from pen.economy.catalogue import check_paid_product
+    if not (getattr(args, "db", None) or os.environ.get("PEN_DB") or (home_path(args) / "ctb.sqlite").exists()):
+        return None
+    store = open_ctb(args)
+    return lambda pid: check_paid_product(store, pid)
 
 
 def _show(p):
@@ -176,6 +186,16 @@ def _record(args):
 
 def cmd_pay(args):
     raw = _record(args)
+    products = _catalogue_check(args)
+    if products is not None:  # before the link is opened; StoreClient.pay checks again (and what a USE is)
+        try:
+            rec = R.parse(raw)
+            if rec.type == R.USE:
+                products(ids.unpack(rec.fields[1]))
+        except R.RecordError:
+            pass
+        except ValueError as e:
+            raise PenError(str(e))
     sc = _store_client(args)
     try:
         p = _run(lambda: sc.pay(raw, wait_s=args.wait))

@@ -12,6 +12,10 @@ from pen_protocol import ctb, ids, records as R
 from .catalogue import Catalogue, state_items
 from .plan import PlanError, category, pyplot, save
 
+# a CBOR uint: what a publication's row or total can state. Sums in the CTB can exceed it
+# (pen_protocol.ctb.amount); a roll-up is shown whole and published only when it fits.
+MAX_CREDITS = 2 ** 64 - 1
+
 
 def rollup(store, prefix="", level=None, year=None, by="account"):
     """[{account, name, credits, tokens}] sorted by account, and the total."""
@@ -45,6 +49,13 @@ def publication_content(rows, total):
     if len(rows) > R.MAX_LIST:
         raise PlanError("%d accounts: a publication holds at most %d; use a shorter --level or a --prefix" % (
             len(rows), R.MAX_LIST))
+    for r in rows:
+        if r["credits"] > MAX_CREDITS:
+            raise PlanError("account %s holds %d credits, more than a publication carries (2^64-1)" % (
+                r["account"], r["credits"]))
+    if total > MAX_CREDITS:
+        raise PlanError("the accounts add up to %d credits, more than a publication carries (2^64-1); publish "
+                        "them under narrower --prefix values" % total)
     packed = sorted([ids.pack(r["account"]), r["credits"]] for r in rows)
     return {1: packed, 2: total}
 

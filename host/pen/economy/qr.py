@@ -39,23 +39,37 @@ def decode_image(path_or_image):
     return [r.text for r in found if r.valid]
 
 
-def from_camera(seconds=20, device=0):
-    """The first QR a camera sees within seconds."""
+def camera_device(text):
+    """--camera's argument: a camera index (0 is the first camera), else
+    what OpenCV's VideoCapture opens by name: a device such as
+    /dev/video2, a video file, or a phone camera's stream URL."""
+    t = str(text).strip()
+    return int(t) if t.isdigit() else t
+
+
+def from_camera(seconds=20, device=0, clock=None):
+    """The first QR a camera sees within seconds: OpenCV's VideoCapture,
+    frame by frame (BGR, as cameras give them) to zxing-cpp. A named
+    source that ends (a video file) ends the search early."""
     try:
         import cv2
     except ImportError:
         raise QRError("reading from a camera needs OpenCV: pip install opencv-python-headless")
-    import time
+    if clock is None:
+        import time
+        clock = time.monotonic
     from PIL import Image
     cam = cv2.VideoCapture(device)
     if not cam.isOpened():
-        raise QRError("no camera found (device %d)" % device)
+        raise QRError("no camera found (%s)" % (("device %d" % device) if isinstance(device, int) else device))
     try:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        end = clock() + seconds
+        while clock() < end:
             ok, frame = cam.read()
             if not ok:
-                continue
+                if isinstance(device, int):
+                    continue  # a camera may drop a frame; a stream that ended has nothing more
+                break
             texts = decode_image(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
             if texts:
                 return texts[0]

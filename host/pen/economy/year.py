@@ -19,6 +19,7 @@ from pathlib import Path
 from pen import build as B
 from pen.accounting import receipts_for
 from pen.commands.ctb import balances
+from pen.economy.catalogue import check_paid_product
 from pen.keys import Signer, seal_seed, unseal_payload
 from pen.store import SQLiteCTB
 from pen_protocol import ctb, ids, records as R, yearend
@@ -185,6 +186,7 @@ class Year:
         return t.fields[0]
 
     def use(self, user, ref, product, account=None, signer=None):
+        check_paid_product(self.db, product)  # as every paying front end does: the year buys only catalogued things
         r = B.use(signer or self.k[user], ref, product, account or product)
         self.put([r])
         return r
@@ -289,7 +291,7 @@ class Year:
             refs, unissued = excess(self.db, k[who].kid, k[who].public_key, YEAR)
             self.put([self.pub(who, "year-end", YEAR, {1: refs, 2: unissued})])
             closed[who] = (len(refs), unissued)
-        excess_credits = self.db.get(b"A" + ids.pack(yearend.excess_account(YEAR))) or 0
+        excess_credits = ctb.amount(self.db.get(b"A" + ids.pack(yearend.excess_account(YEAR))))
         self.say.step("every council closes %d: %d credits of excess tokens accounted into %s; %d approved credits "
                       "never issued" % (YEAR, excess_credits, yearend.excess_account(YEAR),
                                         sum(u for _, u in closed.values())))

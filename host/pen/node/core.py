@@ -345,11 +345,11 @@ class Node:
         for k, credits in rows:
             digits = ids.unpack(k[1:])
             if digits.startswith(prefix):
-                accts[digits] = credits
+                accts[digits] = ctb.amount(credits)
         return {"prefix": prefix, "total": sum(accts.values()), "accounts": accts}
 
     def account(self, text):
         key = parse_account(text)
         with self.lock:
-            credits = self.store.get(b"A" + key) or 0
+            credits = ctb.amount(self.store.get(b"A" + key))
         return {"account": text, "credits": credits}

@@ -11,6 +11,7 @@ import time
 
 from pen import build as B
 from pen.economy import qr
+from pen.economy.catalogue import CatalogueError, check_paid_product
 from pen.keys import SEALED_PAYLOAD, SealError, sealed_public_key, unseal_payload
 from pen.store import BatchRejected
 from pen.storeclient import ACCOUNTED, Outbox
@@ -107,6 +108,7 @@ class Register:
         ours = [ids.pack(a) for a in (self.account, self.exchange) if a]
         if rec.fields[2] not in ours:  # signed over to someone else's account
             raise Refused("wrong-account", ids.unpack(rec.fields[2]))
+        self.known_product(ids.unpack(rec.fields[1]))
         with self.lock:
             a = self.answer(rec.fields[0], [rec.raw])
             if refuses(a):
@@ -128,6 +130,7 @@ class Register:
             ids.pack(product)
         except ids.ProductIdError:
             raise Refused("bad-product")
+        self.known_product(self.exchange if exchange and self.exchange else product)
         pk = sealed_public_key(sealed)
         t = self.copy.get(b"T" + ref)
         if t is not None and ctb.user(t) != pk:
@@ -146,6 +149,15 @@ class Register:
         rec = B.use(user, ref, product, self.exchange if exchange else self.account)
         del user
         return self.pay_use(rec.raw)
+
+    def known_product(self, pid):
+        """A USE this till takes names a product of the economy's catalogue
+        (in its CTB copy), as every paying front end checks; the validator
+        does not (docs/economy.md, "Where product ids are checked")."""
+        try:
+            check_paid_product(self.copy, pid)
+        except CatalogueError:
+            raise Refused("unknown-product", pid)
 
     # -- change (seed, payment example 2) -------------------------------------
 

@@ -19,6 +19,7 @@ import time
 
 from pen_protocol import cbor
 from pen_protocol import digest as G
+from pen_protocol import ids
 from pen_protocol import link as L
 from pen_protocol import records as R
 from pen_protocol import sign
@@ -73,7 +74,11 @@ def receipt_problem(raw, use, ctb_keys):
 
 class StoreClient:
     def __init__(self, port, outbox, ctb_keys, client=None, clock=time.monotonic, wall=time.time,
-                 resend_s=RESEND_S, on_state=None):
+                 resend_s=RESEND_S, on_state=None, products=None):
+        """products(pid) raises ValueError for a product the store must not
+        take (pen.economy.catalogue.check_paid_product over its CTB copy:
+        the catalogue check every paying front end makes); None: no copy."""
+        self.products = products
         self.port = port
         self.outbox = outbox
         self.ctb_keys = [bytes(k) for k in ctb_keys]
@@ -90,6 +95,8 @@ class StoreClient:
         """Relay a signed USE through the node and wait for its receipt.
         The payment is in the outbox (fsync'd) before a byte goes out."""
         use = self._use(record)
+        if self.products is not None:
+            self.products(ids.unpack(use.fields[1]))
         self.outbox.add(use.id, use.fields[0], use.raw, self.wall())
         return self._send(use, wait_s)
 
