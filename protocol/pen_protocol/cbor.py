@@ -89,13 +89,8 @@ def _enc(obj, out, depth):
                 out += x
             else:
                 _enc(x, out, depth + 1)
-    else:
-        _enc_other(obj, out, depth)
-
-
-def _enc_other(obj, out, depth):
-    # bool before int: True is an int on CPython
-    if obj is True:
+    # the rest: bool, None, text, maps, and subclasses or views of the types above
+    elif obj is True:
         out.append(0xF5)
     elif obj is False:
         out.append(0xF4)
@@ -150,17 +145,11 @@ def _arg(data, pos, ai):
     return n, end
 
 
-def _bytes(data, pos, end):
-    if end > len(data):
-        raise CBORError("string longer than input")
-    raw = data[pos:end]
-    return raw if type(raw) is bytes else bytes(raw)
-
-
 def _dec(data, pos, depth):
     if depth > MAX_DEPTH:
         raise CBORError("nesting too deep")
-    if pos >= len(data):
+    size = len(data)
+    if pos >= size:
         raise CBORError("truncated")
     ib = data[pos]
     mt = ib >> 5
@@ -180,20 +169,44 @@ def _dec(data, pos, depth):
         n, pos = _arg(data, pos, ai)
     if mt == _MT_UINT:
         return n, pos
-    if mt == _MT_BYTES:
-        return _bytes(data, pos, pos + n), pos + n
-    if mt == _MT_ARRAY:
-        return _dec_array(data, pos, depth, n)
     if mt == _MT_NINT:
         return -1 - n, pos
-    if mt == _MT_TEXT:
-        raw = _bytes(data, pos, pos + n)
+    if mt == _MT_BYTES or mt == _MT_TEXT:
+        end = pos + n
+        if end > size:
+            raise CBORError("string longer than input")
+        raw = data[pos:end]
+        if type(raw) is not bytes:
+            raw = bytes(raw)
+        if mt == _MT_BYTES:
+            return raw, end
         try:
-            return str(raw, "utf-8"), pos + n
+            return str(raw, "utf-8"), end
         except Exception:
             raise CBORError("invalid UTF-8 in text string")
+    if mt == _MT_ARRAY:
+        # every item takes at least one byte: a count beyond the input is a lie
+        if n > size - pos:
+            raise CBORError("array longer than input")
+        if depth >= MAX_DEPTH and n:
+            raise CBORError("nesting too deep")  # as the first item's own check would
+        arr = []
+        for _ in range(n):
+            ib = data[pos] if pos < size else 0xFF  # (0xFF: past the end, _dec says "truncated")
+            if ib < 24:  # uint 0..23
+                arr.append(ib)
+                pos += 1
+            elif 0x40 <= ib < 0x58 and pos + 1 + ib - 0x40 <= size:  # bytes of 0..23, all there
+                end = pos + 1 + ib - 0x40
+                raw = data[pos + 1:end]
+                arr.append(raw if type(raw) is bytes else bytes(raw))
+                pos = end
+            else:
+                x, pos = _dec(data, pos, depth + 1)
+                arr.append(x)
+        return arr, pos
     if mt == _MT_MAP:
-        if 2 * n > len(data) - pos:
+        if 2 * n > size - pos:
             raise CBORError("map longer than input")
         m = {}
         prev = None
@@ -210,35 +223,6 @@ def _dec(data, pos, depth):
             m[k] = v
         return m, pos
     raise CBORError("unsupported major type (tag)")
-
-
-def _dec_array(data, pos, depth, n):
-    # every item takes at least one byte: a count beyond the input is a lie
-    size = len(data)
-    if n > size - pos:
-        raise CBORError("array longer than input")
-    if depth >= MAX_DEPTH and n:
-        raise CBORError("nesting too deep")  # as the first item's own check would
-    arr = []
-    for _ in range(n):
-        if pos >= size:
-            raise CBORError("truncated")
-        ib = data[pos]
-        if ib < 24:  # uint 0..23
-            arr.append(ib)
-            pos += 1
-        elif 0x40 <= ib < 0x58:  # bytes of 0..23
-            end = pos + 1 + ib - 0x40
-            arr.append(_bytes(data, pos + 1, end))
-            pos = end
-        elif ib == 0x58 and pos + 1 < size and data[pos + 1] >= 24:  # bytes of 24..255 (keys, signatures)
-            end = pos + 2 + data[pos + 1]
-            arr.append(_bytes(data, pos + 2, end))
-            pos = end
-        else:
-            x, pos = _dec(data, pos, depth + 1)
-            arr.append(x)
-    return arr, pos
 
 
 def decode_prefix(data, pos=0):
