@@ -273,7 +273,7 @@ class Custody:
         best = None
         quiet = self._receipts_may_go(now_ms)
         # routeless: uplink waits for the new round it asked for (routing._lost_route)
-        hold = self.parent is None and now_ms < self.round_wait_until
+        hold = (self.parent is None and now_ms < self.round_wait_until) or now_ms < self.lh_hold_until
         for rid in self.pending:
             p = self.pending[rid]
             if p.due_ms > now_ms or p.waiting_until > now_ms or (hold and p.type != ACCOUNTED):

@@ -13,6 +13,9 @@ heap:
                  backoff, bundles, implicit acks
     downlink.py  what a bridge sends down: receipts along the payment's path,
                  managed floods
+    lasthop.py   ScheduledNode, a MeshNode whose last hop the bridge
+                 schedules (grants sized by children's backlog, acks batched
+                 into grants); here only its hooks (lasthop, lh_hold_until)
     mesh.py      (here) the frame entry (on_frame), the spent set, the one
                  transmit decision (next_tx: acks, custody, beacon, floods,
                  under the duty cycle and listen-before-talk) and timers
@@ -41,6 +44,8 @@ from .spent import SpentSet, USED, ACCOUNTED as SPENT_ACCOUNTED
 BROADCAST = F.BROADCAST
 T_BUNDLE = F.T_BUNDLE
 _MAX_HOPS = const(7)
+_T_GRANT = const(0x23)  # lasthop.T_GRANT, T_SBUNDLE (frame.py reserves them)
+_T_SBUNDLE = const(0x25)
 _DEDUP = const(128)  # frame ids remembered (duplicate suppression)
 _LBT_MIN_MS = const(60)
 _LBT_SPREAD_MS = const(500)
@@ -51,6 +56,9 @@ class _Deferred(Exception):
 
 
 class MeshNode(Routing, Custody, Downlink):
+    lasthop = False  # lasthop.ScheduledNode: True (its frames, T_GRANT and T_SBUNDLE, go to _lh_frame)
+    lh_hold_until = 0  # lasthop.ScheduledNode: no random access uplink before this (a slot is coming)
+
     def __init__(self, addr, preset, journal, rng, is_bridge=False, hop_limit=_MAX_HOPS, reverse=REVERSE,
                  dedup=_DEDUP, channel_busy=None, spent_capacity=None, net_key=None):
         self.addr = addr
@@ -177,6 +185,8 @@ class MeshNode(Routing, Custody, Downlink):
                     return
                 for fid in ids:
                     self._acked(fid, hdr.src)
+        elif self.lasthop and (t == _T_GRANT or t == _T_SBUNDLE):
+            self._lh_frame(frame, hdr, payload, snr_x4, now_ms)
         elif t < F.T_ACK or (t == T_BUNDLE and hdr.dst != BROADCAST) or t == F.T_DIGEST:
             # a bundle is custody for one next hop, never a flood: one
             # broadcast (24000005ffff000500010205) once stopped every node
@@ -339,6 +349,8 @@ class MeshNode(Routing, Custody, Downlink):
                         busy = self.heard.permille(now_ms) >= RECEIPT_MAX_LOAD_PERMILLE
                     if busy:
                         due = max(due, now_ms + 10000)  # when a load bucket expires
+                else:
+                    due = max(due, self.lh_hold_until)  # a slot is coming (lasthop.py)
                 t = min(t, due)
         if self.beacon_due >= 0:
             t = min(t, self.beacon_due)

@@ -67,6 +67,14 @@ _DIGEST_MAX_ENTRIES = const(14)  # (MAX_PAYLOAD 244 - kid 4 - time 4 - signature
 # instead of 2 x 0.53 s plus a second ack. Only when records queue up.
 T_BUNDLE = const(0x24)
 BUNDLE_ENTRY = const(3)  # origin (2) | length (1), before each record
+# Types 0x23 and 0x25 are the scheduled last hop's (firmware/pen_node/lasthop.py,
+# docs/mesh.md), defined there (T_GRANT, T_SBUNDLE) so that a node that does not
+# schedule keeps none of it on its heap:
+#   0x23 T_GRANT, a bridge's grant, broadcast: n (1) | n x (child addr (2) |
+#        units (1)) | frame ids it acks (4 each); slots follow its end in order
+#   0x25 T_SBUNDLE, a bundle to a scheduling parent: flags (1) | bundle entries;
+#        flags bit 7 "sent in my slot, ack me in your next grant", bits 0-6 the
+#        records the sender still holds for that parent after this frame
 LAST_TYPE = const(0x3F)
 
 # The tag: 24 bits. A forger without the key succeeds with probability

@@ -61,11 +61,17 @@ def _reject(reason, detail=""):
     return Reject(reason, detail)
 
 
+_C = []  # the ctb module, once imported
+
+
 def _ctb():
     # ctb imports this module at its top: the state accessors are reached
-    # at call time, when ctb is whole (MicroPython too)
-    from . import ctb
-    return ctb
+    # at call time, when ctb is whole (MicroPython too); the import statement
+    # runs once, not on each of the several calls a record makes
+    if not _C:
+        from . import ctb
+        _C.append(ctb)
+    return _C[0]
 
 
 def closed(st, kid, year):

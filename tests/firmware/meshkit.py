@@ -13,8 +13,10 @@ from medium_node import XorShift
 
 
 class Village:
-    def __init__(self, preset, links, bridges=(1,), seed=1, journal_bytes=32768, **tunables):
-        """links: {(a, b): (snr_x4, loss_permille)}, symmetric unless both given."""
+    def __init__(self, preset, links, bridges=(1,), seed=1, journal_bytes=32768, cls=MeshNode, **tunables):
+        """links: {(a, b): (snr_x4, loss_permille)}, symmetric unless both given;
+        cls: the node class (MeshNode, or lasthop.ScheduledNode)."""
+        self.cls = cls
         self.preset = preset
         self.rng = XorShift(seed + 7)
         self.links = {}
@@ -29,7 +31,7 @@ class Village:
         self.storage = {}
         for a in sorted(addrs):
             self.storage[a] = MemStorage(journal_bytes)
-            self.nodes[a] = MeshNode(a, preset, Journal(self.storage[a]), XorShift(seed * 100 + a),
+            self.nodes[a] = cls(a, preset, Journal(self.storage[a]), XorShift(seed * 100 + a),
                                      is_bridge=a in bridges, channel_busy=self._busy_fn(a), **tunables)
         self.now = 0
         self.air = []  # [sender, frame, start_ms, end_ms]
@@ -140,7 +142,7 @@ class Village:
     def reboot(self, a):
         """Power cut and restart: RAM is gone, the journal survives."""
         old = self.nodes[a]
-        self.nodes[a] = MeshNode(a, self.preset, Journal(self.storage[a]), XorShift(self.now + a),
+        self.nodes[a] = self.cls(a, self.preset, Journal(self.storage[a]), XorShift(self.now + a),
                                  is_bridge=old.is_bridge, channel_busy=self._busy_fn(a))
         self.air = [x for x in self.air if x[0] != a]
 

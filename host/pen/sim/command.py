@@ -53,6 +53,8 @@ def register(sub):
                    help="real: blind for its first symbols, 1 %% false alarms; ideal: sees every frame at once")
     p.add_argument("--interference", default="sinr", choices=MediumModel.INTERFERENCE,
                    help="sinr: overlapping frames' power summed; pairwise: the strongest one only")
+    p.add_argument("--last-hop", default=None, choices=("random", "scheduled"),
+                   help="Pen's last hop into a bridge: random access, or slots the bridge grants (docs/sim.md)")
     p.add_argument("--oracle", choices=sorted(ORACLES), help="a bound no protocol beats, applied to Pen's runs")
     p.add_argument("--bound", action="store_true", help="print the first-principles airtime bounds and exit")
     p.add_argument("--no-sweep", action="store_true", help="skip the capacity sweep")
@@ -110,7 +112,7 @@ def cmd_sim(args):
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     kw = dict(nodes=args.nodes, load=args.load, minutes=args.minutes, preset=args.preset, bridges=args.bridges,
               topology_file=args.topology, sweep=() if args.no_sweep else scenario.SWEEP, model=model,
-              baseline=args.baseline, oracle=args.oracle)
+              baseline=args.baseline, oracle=args.oracle, last_hop=args.last_hop or scenario.LAST_HOP)
     with _Progress(not args.json, seeds or [args.seed], 0 if args.no_sweep else len(scenario.SWEEP)) as prog:
         try:
             if seeds:
@@ -260,6 +262,11 @@ def _bound(args):
     print("With acks batched, the channel itself (every payment and an ack heard once, back to back, no collision) "
           "caps it at 3,600 s / (%.4f + %.4f) s = %s payments/h." % (
               b["payment_airtime_s"], b["ack_airtime_s"], format(b["channel_cap_per_hour"], ",")))
+    if b["batched_ack_duty_cap_per_hour"] is not None:
+        print("Acks batched into grants (--last-hop scheduled: a %d B grant, %.4f s, acks a cycle's payments) cap "
+              "the bridge's duty at %s payments/h; a cycle that is all slots (%.2f s) carries at most %s payments/h."
+              % (b["grant_bytes"], b["grant_airtime_s"], format(b["batched_ack_duty_cap_per_hour"], ","),
+                 b["cycle_s"], format(b["scheduled_cycle_cap_per_hour"], ",")))
     return 0
 
 

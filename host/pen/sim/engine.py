@@ -7,6 +7,7 @@ from pen_node.journal import Journal
 from pen_node.memstorage import MemStorage
 from pen_node.downlink import EV_RECEIPT
 from pen_node.mesh import MeshNode
+from pen_node.lasthop import ScheduledNode
 from pen_protocol.identity import record_id
 
 from pen.bridge.digests import DigestSigner
@@ -69,7 +70,8 @@ class Payments:
 
 class Run:
     def __init__(self, topo, scheme, load_per_hour, minutes, seed, receipts=True, node_factory=None,
-                 payments=None, on_bridge=None, bridge_queue=None, oracle=None, leaves=(), digests=True):
+                 payments=None, on_bridge=None, bridge_queue=None, oracle=None, leaves=(), digests=True,
+                 lasthop=False):
         """scheme: "pen" or a baseline (pen.sim.baseline.BASELINES; "flooding"
         is the older name of flooding-2.5); leaves: nodes listening in RX duty
         cycle (pen.sim.power). payments: [(time_ms, node index, USE record)] instead of a Poisson
@@ -77,7 +79,8 @@ class Run:
         with delivered records once they are stored (upload), returning
         ACCOUNTED receipts to send down; bridge_queue: the bridge PC's queue
         (a pen.bridge.queue.BridgeQueue) instead of one in memory. All three
-        are for the demo's village; the sweep uses none.
+        are for the demo's village; the sweep uses none. lasthop: Pen's bridges
+        schedule their children (firmware/pen_node/lasthop.py).
 
         Every bridge node has a bridge PC running the one bridge engine
         (pen.bridge.driver.BridgeCore): it stores what the node delivers
@@ -98,8 +101,9 @@ class Run:
             if node_factory is not None:
                 node = node_factory(i, i in topo.bridges, cad)
             elif scheme == "pen":
-                node = MeshNode(i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
-                                channel_busy=cad, net_key=SIM_NET_KEY)
+                node = (ScheduledNode if lasthop else MeshNode)(
+                    i + 1, topo.preset, Journal(MemStorage(32768)), r, is_bridge=i in topo.bridges,
+                    channel_busy=cad, net_key=SIM_NET_KEY)
             else:
                 node = BASELINES[scheme](i + 1, topo.preset, r, is_bridge=i in topo.bridges,
                                          hop_limit=min(7, max(3, hops)), bridge_addr=topo.bridges[0] + 1,

@@ -87,4 +87,26 @@ def bounds(preset):
            "ack_frame_bytes": ACK_BYTES, "ack_airtime_s": round(t_ack, 4), "bridge_duty": duty,
            "channel_cap_per_hour": int(3600 / (t_pay + t_ack))}
     out["one_ack_per_payment_duty_cap_per_hour"] = int(3600 * duty / t_ack) if duty else None
+    out.update(scheduled_bounds(preset))
     return out
+
+
+def scheduled_bounds(preset):
+    """The scheduled last hop's own caps (firmware/pen_node/lasthop.py, its
+    constants; sealed frames, tag included): a full grant acks at most a
+    cycle's slot units, one payment each (a two-payment bundle takes two
+    units), so the bridge's duty cycle spent on acks is one grant per
+    MAX_GRANT_UNITS payments; and a cycle that is all slots (grant, guard,
+    MAX_GRANT_UNITS units, the contention window) carries at most
+    MAX_GRANT_UNITS payments."""
+    from pen_node import lasthop as L
+    unit_s = preset.airtime_us(F.HEADER_LEN + 1 + F.BUNDLE_ENTRY + PAYMENT_RECORD_BYTES + F.TAG_LEN) / 1e6 + \
+        L.GUARD_MS / 1000.0
+    grant_bytes = F.HEADER_LEN + L._GRANT_MAX_PAYLOAD + F.TAG_LEN
+    t_grant = preset.airtime_us(grant_bytes) / 1e6
+    cycle_s = t_grant + L.GUARD_MS / 1000.0 + L.MAX_GRANT_UNITS * unit_s + L.CW_MS / 1000.0
+    duty = preset.duty_permille / 1000.0
+    return {"grant_bytes": grant_bytes, "grant_airtime_s": round(t_grant, 4), "slot_unit_s": round(unit_s, 4),
+            "cycle_s": round(cycle_s, 3),
+            "batched_ack_duty_cap_per_hour": int(3600 * duty * L.MAX_GRANT_UNITS / t_grant) if duty else None,
+            "scheduled_cycle_cap_per_hour": int(3600 * L.MAX_GRANT_UNITS / cycle_s)}

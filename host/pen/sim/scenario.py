@@ -14,6 +14,8 @@ from pen.sim.engine import DEADLINE_S, RECEIPT_DEADLINE_S, Run, service_ok
 # 50 and 100 because a baseline's service level (99 % on time) may end there
 SWEEP = (50, 100, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 2000, 2400, 3200)
 BASELINE = "meshtastic-2.6"
+LAST_HOPS = ("random", "scheduled")
+LAST_HOP = "random"  # Pen's last hop into a bridge (firmware/pen_node/lasthop.py; docs/sim.md)
 # per sweep point: a whole hour, because the duty-cycle law is a budget per
 # rolling hour; a shorter run lets a node spend an hour's budget in minutes
 # and overstates capacity
@@ -34,11 +36,12 @@ STOP_BELOW_PEAK = 0.85
 
 
 def _one(args):
-    nodes, bridges, preset, seed, path, model_args, oracle, scheme, load, minutes = args
+    nodes, bridges, preset, seed, path, model_args, oracle, lasthop, scheme, load, minutes = args
     t = topology(nodes, bridges, preset, seed, path, MediumModel(*model_args))
     t0 = time.time()
     from pen.sim.oracles import make as make_oracle
-    m = Run(t, scheme, load, minutes, seed, oracle=make_oracle(oracle) if scheme == "pen" else None).run()
+    m = Run(t, scheme, load, minutes, seed, oracle=make_oracle(oracle) if scheme == "pen" else None,
+            lasthop=lasthop == "scheduled").run()
     m["run_seconds"] = round(time.time() - t0, 1)
     return m
 
@@ -88,19 +91,20 @@ class _Sweep:
 
 def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, topology_file=None,
         sweep=SWEEP, sweep_minutes=SWEEP_MINUTES, processes=2, model=None, baseline=BASELINE, oracle=None,
-        progress=None):
+        progress=None, last_hop=LAST_HOP):
     """Both schemes' main runs, then their sweeps, on `processes` workers:
     whenever a worker is free it takes the next load of the scheme with
     fewer points in flight, so early stopping and both cores work together.
     model: the medium's MediumModel (realistic by default); baseline: a name
     in pen.sim.baseline.BASELINES; oracle: an oracle name (pen.sim.oracles)
     applied to Pen's runs; progress(scheme, load, metrics): called as each
-    run finishes."""
+    run finishes; last_hop: "scheduled" (Pen's bridges grant slots,
+    firmware/pen_node/lasthop.py) or "random" (random access only)."""
     t0 = time.time()
     model = model or MediumModel()
     topo = topology(nodes, bridges, preset, seed, topology_file, model)
     sm = min(minutes, sweep_minutes)
-    base = (nodes, bridges, preset, seed, topology_file, model.to_args(), oracle)
+    base = (nodes, bridges, preset, seed, topology_file, model.to_args(), oracle, last_hop)
     schemes = ("pen", baseline)
     # the main run doubles as the sweep point at its own load when the durations agree
     loads = sorted(ld for ld in set(sweep) if not (ld == load and sm == minutes))
@@ -185,6 +189,7 @@ def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, t
                        "mean_neighbours": round(sum(len(x) for x in topo.neighbours) / topo.n, 1),
                        "deadline_s": DEADLINE_S, "receipt_deadline_s": RECEIPT_DEADLINE_S, "runtime": "cpython",
                        "medium": model.describe(topo.preset), "baseline": baseline, "oracle": oracle,
+                       "last_hop": last_hop,
                        "seconds": round(time.time() - t0, 1)}
     return out
 
