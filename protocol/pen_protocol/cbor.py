@@ -175,9 +175,7 @@ def _dec(data, pos, depth):
         end = pos + n
         if end > size:
             raise CBORError("string longer than input")
-        raw = data[pos:end]
-        if type(raw) is not bytes:
-            raw = bytes(raw)
+        raw = bytes(data[pos:end])
         if mt == _MT_BYTES:
             return raw, end
         try:
@@ -198,8 +196,7 @@ def _dec(data, pos, depth):
                 pos += 1
             elif 0x40 <= ib < 0x58 and pos + 1 + ib - 0x40 <= size:  # bytes of 0..23, all there
                 end = pos + 1 + ib - 0x40
-                raw = data[pos + 1:end]
-                arr.append(raw if type(raw) is bytes else bytes(raw))
+                arr.append(bytes(data[pos + 1:end]))
                 pos = end
             else:
                 x, pos = _dec(data, pos, depth + 1)
