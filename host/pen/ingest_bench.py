@@ -280,7 +280,7 @@ def ingest_phases(tokens=TOKENS, batch=BATCH, db=None):
         return run
     try:
         store.submit([r.raw for r in base])
-        store.records_by_id = timed("lookups", store.records_by_id)
+        store.ids_held = timed("lookups", store.ids_held)
         store._state_many = timed("lookups", store._state_many)
         store._write = timed("write", store._write)
         store._commit = timed("commit", store._commit)
@@ -300,8 +300,72 @@ def ingest_phases(tokens=TOKENS, batch=BATCH, db=None):
     us = {k: round(v / len(recs) * 1e6, 1) for k, v in out.items()}
     us["total"] = round(total / len(recs) * 1e6, 1)
     us["verify"] = round(verify_cpu_us(triples), 1)
-    return {"records": len(recs), "batch": batch, "database": database_kind(db), "us_per_record": us,
-            "ceiling_ratio": round(us["verify"] / (us["verify"] + us["total"]), 3)}
+    res = {"records": len(recs), "batch": batch, "database": database_kind(db), "us_per_record": us,
+           "ceiling_ratio": round(us["verify"] / (us["verify"] + us["total"]), 3)}
+    if database_kind(db) == "sqlite":
+        res["sql_floor_us_per_record"] = sql_floor(base, recs, batch)
+    return res
+
+
+def batch_rows(base, recs, batch=BATCH):
+    """[(record rows, state rows)] of each batch exactly as the store writes
+    them ((id, type, token, raw, received), (key, CBOR value)), and the keys
+    it deletes, from an ingest with every signature answered True."""
+    from pen_protocol import cbor, sign
+    store, drop = fresh_store()
+    rows = []
+    inner = store._write
+
+    def capture(ov):
+        rows.append(([(r.id, r.type, r.token_ref, r.raw, 0.0) for r in ov.added],
+                     [(k, cbor.dumps(v)) for k, v in ov.kv.items() if v is not None],
+                     [k for k, v in ov.kv.items() if v is None]))
+        return inner(ov)
+    try:
+        store.submit([r.raw for r in base])
+        store._write = capture
+        sign.set_verifier(lambda pk, msg, sig: True)
+        for i in range(0, len(recs), batch):
+            store.submit([r.raw for r in recs[i:i + batch]])
+    finally:
+        sign.set_verifier(None)
+        drop()
+    return rows
+
+
+def sql_floor(base, recs, batch=BATCH, rounds=3):
+    """The SQL write's floor, us of CPU a record (least of rounds): the
+    rows the store writes for the workload, written with nothing else
+    running, into a fresh SQLite CTB (the store's schema and settings), one
+    transaction a batch, commit included; "executemany" one row a statement,
+    "values" as SQLiteCTB writes (pen.store.ROWS_PER_INSERT rows a
+    statement). What no change above the database can take away."""
+    from pen.store import RECORD_ROWS, STATE_ROWS
+    rows = batch_rows(base, recs, batch)
+    n = sum(len(r[0]) for r in rows)
+    out = {}
+    for kind in ("executemany", "values"):
+        best = None
+        for _ in range(rounds):
+            store, drop = fresh_store()
+            try:
+                c = time.process_time()
+                for recs_rows, state_rows, gone in rows:
+                    store.db.execute("BEGIN IMMEDIATE")
+                    if kind == "values":
+                        store._many_values(RECORD_ROWS, recs_rows)
+                        store._many_values(STATE_ROWS, state_rows)
+                    else:
+                        store.db.executemany("".join(RECORD_ROWS), recs_rows)
+                        store.db.executemany("".join(STATE_ROWS), state_rows)
+                    store.db.executemany("DELETE FROM state WHERE key=?", [(k,) for k in gone])
+                    store.db.execute("COMMIT")
+                dc = time.process_time() - c
+            finally:
+                drop()
+            best = dc if best is None else min(best, dc)
+        out[kind] = round(best / n * 1e6, 1)
+    return out
 
 
 # Rows a --grown run puts in the records table before the measured workload.
@@ -489,6 +553,10 @@ def cmd(args):
         print("CPU per record on one core, us (%(database)s, %(records)d records, batches of %(batch)d): " % res
               + ", ".join("%s %.1f" % kv for kv in res["us_per_record"].items()))
         print("so one core's best ratio to bare verify is verify / (verify + total) = %.3f" % res["ceiling_ratio"])
+        floor = res.get("sql_floor_us_per_record")
+        if floor:
+            print("the same rows written with nothing else (SQL floor, commit included): %.1f us a record one row "
+                  "a statement, %.1f us as the store writes them" % (floor["executemany"], floor["values"]))
     elif single:
         print("single-record POSTs over HTTP (%(database)s, %(connections)d connections, signed, a receipt "
               "each): %(posts_per_s)d/s; with a commit and a sync-index update for every POST, as before: "

@@ -34,47 +34,78 @@ class CBORError(ValueError):
     """The one error the codec raises: bad input or an unsupported value."""
 
 
-def _head(mt, n):
-    mt <<= 5
+def _head(out, mt, n):
+    """Append the head of major type mt (already shifted left by 5) with
+    argument n to the bytearray out, in its shortest form."""
     if n < 24:
-        return bytes((mt | n,))
-    if n < 0x100:
-        return bytes((mt | 24, n))
-    if n < 0x10000:
-        return bytes((mt | 25,)) + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return bytes((mt | 26,)) + n.to_bytes(4, "big")
-    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+        out.append(mt | n)
+    elif n < 0x100:
+        out.append(mt | 24)
+        out.append(n)
+    elif n < 0x10000:
+        out.append(mt | 25)
+        out += n.to_bytes(2, "big")
+    elif n < 0x100000000:
+        out.append(mt | 26)
+        out += n.to_bytes(4, "big")
+    else:
+        out.append(mt | 27)
+        out += n.to_bytes(8, "big")
 
+
+# The hot path (a CTB node encodes ~1 state value and decodes ~1 record body
+# per record it ingests) dispatches on the exact type first: int, bytes and
+# list cover Pen's records and state values, and within an array the leaves
+# that fit a one-byte head are written or read in the array's own loop, not
+# by a call each. Everything else takes the general path below, whose checks
+# are those the fast paths repeat; tests/protocol/test_cbor_reference.py holds
+# both to the straightforward codec they replaced, value for value and error
+# for error.
 
 def _enc(obj, out, depth):
     if depth > MAX_DEPTH:
         raise CBORError("nesting too deep")
-    # bool before int: True is an int on CPython
-    if obj is True:
-        out.append(b"\xf5")
-    elif obj is False:
-        out.append(b"\xf4")
-    elif obj is None:
-        out.append(b"\xf6")
-    elif isinstance(obj, int):
+    t = type(obj)
+    if t is int:  # not bool: type(True) is bool, on both runtimes
         if 0 <= obj <= _U64:
-            out.append(_head(_MT_UINT, obj))
+            _head(out, 0x00, obj)
         elif -_U64 - 1 <= obj < 0:
-            out.append(_head(_MT_NINT, -1 - obj))
+            _head(out, 0x20, -1 - obj)
         else:
             raise CBORError("integer out of 64-bit range")
+    elif t is bytes:
+        _head(out, 0x40, len(obj))
+        out += obj
+    elif t is list or t is tuple:
+        _head(out, 0x80, len(obj))
+        if depth >= MAX_DEPTH and obj:
+            raise CBORError("nesting too deep")  # as the first item's own check would
+        for x in obj:
+            tx = type(x)
+            if tx is int and 0 <= x < 24:
+                out.append(x)
+            elif tx is bytes:
+                _head(out, 0x40, len(x))
+                out += x
+            else:
+                _enc(x, out, depth + 1)
+    # the rest: bool, None, text, maps, and subclasses or views of the types above
+    elif obj is True:
+        out.append(0xF5)
+    elif obj is False:
+        out.append(0xF4)
+    elif obj is None:
+        out.append(0xF6)
+    elif isinstance(obj, int):  # a subclass of int
+        _enc(int(obj), out, depth)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        out.append(_head(_MT_BYTES, len(obj)))
-        out.append(bytes(obj))
+        _enc(bytes(obj), out, depth)
     elif isinstance(obj, str):
         b = obj.encode("utf-8")
-        out.append(_head(_MT_TEXT, len(b)))
-        out.append(b)
+        _head(out, 0x60, len(b))
+        out += b
     elif isinstance(obj, (list, tuple)):
-        out.append(_head(_MT_ARRAY, len(obj)))
-        for x in obj:
-            _enc(x, out, depth + 1)
+        _enc(list(obj), out, depth)
     elif isinstance(obj, dict):
         items = []
         for k, v in obj.items():
@@ -82,9 +113,9 @@ def _enc(obj, out, depth):
                 raise CBORError("map keys must be integers")
             items.append((dumps(k), v))
         items.sort(key=lambda kv: kv[0])
-        out.append(_head(_MT_MAP, len(items)))
+        _head(out, 0xA0, len(items))
         for kb, v in items:
-            out.append(kb)
+            out += kb
             _enc(v, out, depth + 1)
     else:
         raise CBORError("unsupported type: " + type(obj).__name__)
@@ -92,9 +123,9 @@ def _enc(obj, out, depth):
 
 def dumps(obj):
     """Encode obj canonically; raises CBORError for what Pen does not support."""
-    out = []
+    out = bytearray()
     _enc(obj, out, 0)
-    return b"".join(out)
+    return bytes(out)
 
 
 def _arg(data, pos, ai):
@@ -117,7 +148,8 @@ def _arg(data, pos, ai):
 def _dec(data, pos, depth):
     if depth > MAX_DEPTH:
         raise CBORError("nesting too deep")
-    if pos >= len(data):
+    size = len(data)
+    if pos >= size:
         raise CBORError("truncated")
     ib = data[pos]
     mt = ib >> 5
@@ -131,14 +163,17 @@ def _dec(data, pos, depth):
         if ai == 22:
             return None, pos
         raise CBORError("unsupported simple value or float")
-    n, pos = _arg(data, pos, ai)
+    if ai < 24:
+        n = ai
+    else:
+        n, pos = _arg(data, pos, ai)
     if mt == _MT_UINT:
         return n, pos
     if mt == _MT_NINT:
         return -1 - n, pos
     if mt == _MT_BYTES or mt == _MT_TEXT:
         end = pos + n
-        if end > len(data):
+        if end > size:
             raise CBORError("string longer than input")
         raw = bytes(data[pos:end])
         if mt == _MT_BYTES:
@@ -149,15 +184,26 @@ def _dec(data, pos, depth):
             raise CBORError("invalid UTF-8 in text string")
     if mt == _MT_ARRAY:
         # every item takes at least one byte: a count beyond the input is a lie
-        if n > len(data) - pos:
+        if n > size - pos:
             raise CBORError("array longer than input")
+        if depth >= MAX_DEPTH and n:
+            raise CBORError("nesting too deep")  # as the first item's own check would
         arr = []
         for _ in range(n):
-            x, pos = _dec(data, pos, depth + 1)
-            arr.append(x)
+            ib = data[pos] if pos < size else 0xFF  # (0xFF: past the end, _dec says "truncated")
+            if ib < 24:  # uint 0..23
+                arr.append(ib)
+                pos += 1
+            elif 0x40 <= ib < 0x58 and pos + 1 + ib - 0x40 <= size:  # bytes of 0..23, all there
+                end = pos + 1 + ib - 0x40
+                arr.append(bytes(data[pos + 1:end]))
+                pos = end
+            else:
+                x, pos = _dec(data, pos, depth + 1)
+                arr.append(x)
         return arr, pos
     if mt == _MT_MAP:
-        if 2 * n > len(data) - pos:
+        if 2 * n > size - pos:
             raise CBORError("map longer than input")
         m = {}
         prev = None

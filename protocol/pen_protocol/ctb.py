@@ -154,10 +154,15 @@ class MemoryState:
 
 def _copy(v):
     if isinstance(v, list):
-        return [_copy(x) for x in v]
+        # the leaves of state values (bytes, ints, None) are shared, not
+        # copied: a call less for each (this runs for every value a batch reads)
+        return [x if type(x) is bytes or type(x) is int or x is None else _copy(x) for x in v]
     if isinstance(v, dict):
         return {k: _copy(x) for k, x in v.items()}
     return v
+
+
+_ABSENT = object()  # Overlay.get's "not there" (None is a value: a deleted key)
 
 
 class Overlay:
@@ -172,14 +177,14 @@ class Overlay:
         self._read = {}
 
     def get(self, key):
-        if key in self.kv:
-            return self.kv[key]
-        if key in self._read:
-            return self._read[key]
-        # a private copy: rules mutate what they read, and the base must not
-        # change before the batch commits
-        v = _copy(self.base.get(key))
-        self._read[key] = v
+        v = self.kv.get(key, _ABSENT)
+        if v is _ABSENT:
+            v = self._read.get(key, _ABSENT)
+            if v is _ABSENT:
+                # a private copy: rules mutate what they read, and the base
+                # must not change before the batch commits
+                v = _copy(self.base.get(key))
+                self._read[key] = v
         return v
 
     def put(self, key, value):

@@ -25,7 +25,8 @@ from . import cbor, ids, sign
 # the type numbers, the id and the token ref have one definition, shared
 # with the firmware, the bridge and the simulator (identity.py)
 from .identity import (SIG_LEN, ID_LEN, REF_LEN, COUNCIL, GENESIS, MEMBER, PROPOSAL, VOTATION_OPEN, VOTE,  # noqa: F401
-                       VOTATION_CLOSE, ISSUE, SET_USER, USE, ACCOUNTED, PUBLICATION, CONFLICT, record_id)
+                       VOTATION_CLOSE, ISSUE, SET_USER, USE, ACCOUNTED, PUBLICATION, CONFLICT, TOKEN_TYPES,
+                       record_id)
 
 # Largest record accepted: a votation close listing 100 votes is ~1.7 KB;
 # 16 LoRa fragments carry 3.7 KB. Bounded so no peer can make us buffer more.
@@ -133,7 +134,7 @@ class Record:
     """A parsed record. raw is the exact bytes; body the exact body bytes the
     signature covers; fields the decoded positional fields."""
 
-    __slots__ = ("raw", "type", "body", "fields", "sig", "id")
+    __slots__ = ("raw", "type", "body", "fields", "sig", "id", "token_ref")
 
     def __init__(self, raw, rtype, body, fields, sig):
         self.raw = raw
@@ -142,6 +143,9 @@ class Record:
         self.fields = fields
         self.sig = sig
         self.id = record_id(raw)
+        # the token a token record is about (its first field), else None:
+        # a CTB node asks it of every record several times
+        self.token_ref = fields[0] if rtype in TOKEN_TYPES else None
 
     @property
     def name(self):
@@ -153,12 +157,6 @@ class Record:
             if names[i][0] == field:
                 return self.fields[i]
         raise KeyError(field)
-
-    @property
-    def token_ref(self):
-        if self.type in (ISSUE, SET_USER, USE, ACCOUNTED):
-            return self.fields[0]
-        return None
 
     def signed_message(self):
         return sign.domain(NAMES[self.type].encode()) + self.body
@@ -237,6 +235,27 @@ def _uint(x):
     return isinstance(x, int) and x is not True and x is not False and x >= 0
 
 
+# Each field kind's fixed byte length (refs, keys, ids: a CTB node's every
+# payment carries them), -1 for the others, by kind number: parse checks
+# those and plain uints in its own loop and hands the rest to _check_field,
+# which says the same of them. (A table of 15 small ints, not a plan per
+# type: MicroPython's 64 KB heap tests hold records.py too.)
+_FIXED = (-1, -1, sign.KID_LEN, REF_LEN, ID_LEN, 32, -1, -1, -1, -1, -1, -1, -1, -1, -1)
+
+
+def _check_fields(rtype, schema, fields):
+    for i in range(len(schema)):
+        kind = schema[i][1]
+        v = fields[i]
+        n = _FIXED[kind]
+        if n >= 0:  # decoded byte strings are exactly bytes
+            if type(v) is bytes and len(v) == n:
+                continue
+        elif kind == F_U and type(v) is int and v >= 0 and (rtype, i) not in _ENUM_MAX:  # not bool: its own type
+            continue
+        _check_field(rtype, i, kind, v)
+
+
 def parse(raw):
     """Parse record bytes; raises RecordError with a reason code:
     empty, too-long, unknown-type, malformed (CBOR), not-array, field-count,
@@ -254,12 +273,11 @@ def parse(raw):
         fields, end = cbor.decode_prefix(raw, 1)
     except cbor.CBORError as e:
         raise RecordError("malformed", str(e))
-    if not isinstance(fields, list):
+    if type(fields) is not list:
         raise RecordError("not-array")
     if len(fields) != len(schema):
         raise RecordError("field-count", "%s has %d fields" % (NAMES[rtype], len(schema)))
-    for i in range(len(schema)):
-        _check_field(rtype, i, schema[i][1], fields[i])
+    _check_fields(rtype, schema, fields)
     siglen = 0 if rtype == CONFLICT else SIG_LEN
     if len(raw) != end + siglen:
         raise RecordError("bad-length", "signature missing or trailing bytes")
