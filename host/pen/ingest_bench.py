@@ -228,11 +228,14 @@ def run_ingest_bench(tokens=TOKENS, batch=BATCH, rounds=3, cores=CORES, db=None,
     triples = _signers(base, recs)
     pool = ParallelVerifier(cores - 1) if cores > 1 else None
     many, one, cpu = [], [], []
+    shipped = 0  # signatures the measured rounds sent to the workers
     try:
         ingest_once(base, recs[:3 * batch], batch, pool, db)  # warm: imports, caches, the pool's share
         for _ in range(rounds):
             vn = verify_rate_cores(triples, cores, 1)
+            before = pool.shipped[0] if pool else 0
             r = ingest_once(base, recs, batch, pool, db) if pool else None
+            shipped += (pool.shipped[0] - before) if pool else 0
             v1 = verify_rate(triples, 1)
             r1 = ingest_once(base, recs, batch, None, db)
             one.append([round(r1[0]), round(v1)])
@@ -252,7 +255,7 @@ def run_ingest_bench(tokens=TOKENS, batch=BATCH, rounds=3, cores=CORES, db=None,
             "records_per_s": r_many, "verify_per_s": vn, "ratio_to_verify_bound": round(r_many / vn, 3),
             "records_per_s_one_core": r_one, "verify_per_s_one_core": v1, "ratio_one_core": round(r_one / v1, 3),
             "rounds_records_and_verify_per_s": many, "rounds_one_core": one,
-            "per_batch_records_per_s": per_batch,
+            "per_batch_records_per_s": per_batch, "signatures_to_workers": shipped,
             "main_cpu_us_per_record": main, "worker_cpu_us_per_record": worker,
             "main_cpu_us_per_record_one_core": alone, "verify_cpu_us": verify,
             "cpu_ratio_to_verify_bound": _cpu_ratio(verify, cores, main, worker),

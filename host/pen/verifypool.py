@@ -116,6 +116,7 @@ class ParallelVerifier:
         self._procs = [subprocess.Popen([sys.executable, "-m", "pen.verifypool"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env) for _ in range(workers)]
         self._lock = threading.Lock()  # one batch on the pipes at a time
+        self.shipped = [0]  # signatures sent to the workers so far (a count, whatever the load)
 
     def collect(self):
         """A list-like for one batch's signatures that ships them to the
@@ -126,7 +127,7 @@ class ParallelVerifier:
         unfinished (a rejected batch) is drained when the next begins."""
         with self._lock:
             self._drain()
-            self._stream = _Stream(self._procs, self.keep)
+            self._stream = _Stream(self._procs, self.keep, self.shipped)
             return self._stream
 
     def _drain(self):
@@ -162,6 +163,7 @@ class ParallelVerifier:
         for i, p in enumerate(self._procs):
             p.stdin.write(_pack(triples[i * share:(i + 1) * share]))
             p.stdin.flush()
+        self.shipped[0] += w * share
         if meanwhile is not None:
             meanwhile()
         ok = verify_all(triples[w * share:])
@@ -213,8 +215,9 @@ class _Stream:
     they are recorded; a `keep` share of the chunks and what is left under
     a chunk at the end are checked here while the workers finish."""
 
-    def __init__(self, procs, keep):
+    def __init__(self, procs, keep, shipped):
         self.procs = procs
+        self.shipped = shipped
         self.buf = []
         self.kept = []  # chunks this process checks at the end
         self.n = 0
@@ -241,6 +244,7 @@ class _Stream:
             p = self.procs[self.next]
             p.stdin.write(_pack(self.buf))
             p.stdin.flush()
+            self.shipped[0] += len(self.buf)
             self.waiting[self.next] += 1
             self.next = (self.next + 1) % len(self.procs)
             self.buf = []

@@ -87,6 +87,10 @@ def test_bench_compares_equal_cores_and_reports_each_batch_size():
     assert res["records_per_s"] > 0 and res["verify_per_s"] > 0 and res["verify_per_s_one_core"] > 0
     assert set(res["per_batch_records_per_s"]) == {"1", "100"} and all(res["per_batch_records_per_s"].values())
     assert res["main_cpu_us_per_record"] > 0 and res["main_cpu_us_per_record_one_core"] > 0
+    # the worker took signatures, counted: not "the main's CPU a record is below the one-core run's" (under load
+    # the stream keeps more here when the worker is late) nor "the worker's CPU is above 0" (/proc counts
+    # 10 ms ticks and 180 records are ~5 ms of its work): both failed now and then in a full suite
+    assert res["signatures_to_workers"] > 0
     # The ratios are computed from the figures as reported. Before, the test
     # recomputed the ratio from rounded rates while the bench used unrounded
     # ones, and failed whenever rounding crossed a boundary (issue 14 item 8).
@@ -101,9 +105,6 @@ def test_bench_compares_equal_cores_and_reports_each_batch_size():
     if not sys.platform.startswith("linux"):  # the workers' CPU comes from /proc
         assert res["worker_cpu_us_per_record"] is None and res["cpu_ratio_to_verify_bound"] is None
         return
-    # the worker took signatures. (Not "the main's CPU a record is below the one-core run's": under load the
-    # stream keeps more signatures here when the worker is late, and that comparison failed in a full suite.)
-    assert res["worker_cpu_us_per_record"] > 0
     assert res["cpu_ratio_to_verify_bound"] == round(
         res["verify_cpu_us"] / (2 * max(res["main_cpu_us_per_record"], res["worker_cpu_us_per_record"])), 3)
     assert res["cpu_ratio_one_core"] == round(res["verify_cpu_us"] / res["main_cpu_us_per_record_one_core"], 3)
