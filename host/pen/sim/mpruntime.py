@@ -27,11 +27,14 @@ def _micropython():
     return exe
 
 
-def _mpy_path():
+def _mpy_dir():
     """Compile the firmware and protocol to .mpy (as for a board) so a 64 KB
-    heap holds the node, not the compiler."""
-    from pen.board.layout import micropython_path
-    return micropython_path()
+    heap holds the node, not the compiler; -> the directory. The nodes run
+    there with a relative MICROPYPATH: a module's file name stays on the
+    heap, and an absolute one made the fit depend on where the checkout
+    lives (a longer path failed the 76 KB overload test)."""
+    from pen.board.layout import compile_node
+    return str(compile_node())
 
 
 class RemoteNode:
@@ -135,7 +138,8 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
     t0 = time.time()
     topo = topology(nodes, bridges, preset, seed, model=model)
     udp = UdpMedium()
-    env = dict(os.environ, MICROPYPATH=_mpy_path())
+    cwd = _mpy_dir()
+    env = dict(os.environ, MICROPYPATH=".:.frozen")
     exe = _micropython()
     procs = []
     run_ = None
@@ -151,7 +155,7 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
             # -m runs the precompiled medium_node.mpy, as a board runs frozen code
             args = [exe, "-X", "heapsize=" + heap, "-m", "medium_node", str(udp.port),
                     str(i + 1), preset] + (["bridge"] if node.is_bridge else [])
-            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            procs.append(subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
             data, peer = udp.sock.recvfrom(64)
             if data[:1] != b"H" or int.from_bytes(data[1:3], "big") != i + 1:
                 raise RuntimeError("unexpected hello %r" % data)
