@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris over fuzz_node.one_input, with coverage instrumentation of the
 node and protocol code only, not of the harness (its branches are not the
 node's, and instrumenting them slows every execution); the harness's own
