@@ -6,19 +6,9 @@ from pen import build as B
 from pen_protocol import ctb, records as R
 
 
-def receipts_for(store, verdicts, node_key, now):
-    """ACCOUNTED records for USEs accepted in this batch that are the
-    effective use of a token not yet accounted. Stores them (a batch of
-    its own) and returns them."""
-    out = make_receipts(store, verdicts, node_key, now)
-    if out:
-        store.submit([r.raw for r in out])
-    return [r.raw for r in out]
-
-
 def make_receipts(store, verdicts, node_key, now):
-    """The ACCOUNTED Records receipts_for would store, made and not stored:
-    store is any State (get) that reads the CTB as the batch left it (a
+    """The ACCOUNTED Records a CTB node makes for a batch's accepted USEs,
+    made and not stored: store is any State (get) that reads the CTB as the batch left it (a
     store's submit_follow passes its batch's overlay, so the receipts go in
     the batch's own transaction)."""
     if node_key is None:
