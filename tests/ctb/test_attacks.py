@@ -392,14 +392,20 @@ def test_approval_outside_the_proposals_year_is_refused(eco):
 
 # -- 13. key-id squatting gains nothing ---------------------------------------
 
+def _colliding_keys(monkeypatch):
+    """A victim's key and a squatter's whose key ids collide (a 32-bit collision costs ~91 core-hours;
+    here sign.kid gives the squatter the victim's kid)."""
+    victim, squatter = Signer.from_phrase("victim"), Signer.from_phrase("squatter")
+    real_kid = sign.kid
+    monkeypatch.setattr(sign, "kid", lambda pk: real_kid(victim.public_key) if bytes(pk) == squatter.public_key
+                        else real_kid(pk))
+    return victim, squatter
+
+
 def test_a_squatted_key_id_cannot_be_admitted_as_its_victim(eco, monkeypatch):
     k, n, st, led = eco
     fed, fp, vc = k["valley-federation"], k["formosa-plumbing"], k["village-consumers"]
-    victim, squatter = Signer.from_phrase("victim"), Signer.from_phrase("squatter")
-    real_kid = sign.kid
-    # a 32-bit collision costs ~91 core-hours; here both keys get the victim's kid
-    monkeypatch.setattr(sign, "kid", lambda pk: real_kid(victim.public_key) if bytes(pk) == squatter.public_key
-                        else real_kid(pk))
+    victim, squatter = _colliding_keys(monkeypatch)
     squat = B.council(squatter, "Victim Coop", "production", fed)
     real = B.council(victim, "Victim Coop", "production", fed)
     ok(led, squat)
@@ -413,10 +419,7 @@ def test_a_squatted_key_id_cannot_be_admitted_as_its_victim(eco, monkeypatch):
 def test_a_late_squatter_is_refused_and_named_records_bind_the_key(eco, monkeypatch):
     k, n, st, led = eco
     fed = k["valley-federation"]
-    victim, squatter = Signer.from_phrase("victim"), Signer.from_phrase("squatter")
-    real_kid = sign.kid
-    monkeypatch.setattr(sign, "kid", lambda pk: real_kid(victim.public_key) if bytes(pk) == squatter.public_key
-                        else real_kid(pk))
+    victim, squatter = _colliding_keys(monkeypatch)
     real = B.council(victim, "Victim Coop", "production", fed)
     squat = B.council(squatter, "Victim Coop", "production", fed)
     ok(led, real)
