@@ -98,6 +98,7 @@ class MeshNode(Routing, Custody, Downlink):
         self.parent = None
         self.beacon_seq = 0  # newest round heard (or sent, on a bridge)
         self.beacon_sent_seq = -1
+        self.beacon_aired = -1  # when our last beacon went out (routing._heard_us)
         self.beacon_due = 0 if is_bridge else -1
         self.beacon_interval = BEACON_MIN_MS
         self.solicit_after = 0
