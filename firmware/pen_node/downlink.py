@@ -163,6 +163,11 @@ class Downlink:
                     self.originated.remove(ref)
                     self._event((EV_RECEIPT, ref, record, False))
                     return  # it was for us: relaying it further helps no one
+                if ref is None or self.rev.get(ref) is None:
+                    # a receipt is flooded only past a hop that never acked it
+                    # (custody._RECEIPT_FLOOD_AFTER): the nodes that passed its
+                    # payment up carry it on, no one else
+                    return
             else:
                 self._event((EV_BROADCAST, record))
         if hdr.hop_limit > 0 and not self.is_bridge:

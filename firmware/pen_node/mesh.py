@@ -141,7 +141,7 @@ class MeshNode(Routing, Custody, Downlink):
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
                       "reroutes": 0, "frames_handled": 0, "lbt_deferred": 0, "receipts_dropped": 0,
                       "floods_dropped": 0, "bundled": 0, "implicit_acks": 0, "bad_mac": 0,
-                      "quota_refused": 0, "events_dropped": 0}
+                      "quota_refused": 0, "events_dropped": 0, "receipts_flooded": 0}
         self._recover()
 
     def take_events(self):
