@@ -249,7 +249,7 @@ class Routing:
             # and a route in the newest round is taken over an older one
             # unless clearly worse (a node in an older round sees no
             # neighbour of the newest as feasible but its own parent's)
-            bonus = _KEEP_GAIN if a == self.parent or (n[3] >> _SEQ_SHIFT) == fresh else 0
+            bonus = _KEEP_GAIN if a == self.parent or ((n[3] >> _SEQ_SHIFT) & 0xFF) == fresh else 0
             if cost - bonus < best_cost - best_bonus:
                 best, best_cost, best_bonus = a, cost, bonus
         old = self.parent
@@ -320,7 +320,12 @@ class Routing:
             # very late copy) it would be stale news
             self._heard_us(n, payload, k, metric, now_ms)
         q = (n[3] >> _Q_SHIFT) & _Q_MASK
-        if q:  # measured: drift back towards the prior (_Q_RELAX_SHIFT)
+        if q and fails_of(n) < PARENT_FAILS:
+            # measured: drift back towards the prior (_Q_RELAX_SHIFT). Not
+            # while it has failed PARENT_FAILS frames in a row: only an ack
+            # lifts it then, so a neighbour that beacons often and says it
+            # hears us well, but never acks (an insider), cannot pull its
+            # cost back down faster than our failures push it up
             q -= 1
             _with_q(n, q + ((prior_q(n, self.preset.sf) - q) >> _Q_RELAX_SHIFT), fails_of(n))
         if self.is_bridge or self.metric < 255:
