@@ -67,7 +67,8 @@ def custody_room(free_heap, most):
 
 
 class _Pending:
-    __slots__ = ("rid", "frame_body", "type", "origin", "tries", "due_ms", "fid", "via", "waiting_until", "to")
+    __slots__ = ("rid", "frame_body", "type", "origin", "tries", "due_ms", "fid", "via", "waiting_until", "to",
+                 "since")
 
     def __init__(self, rid, rtype, body, origin, due_ms, to=None):
         self.rid = rid
@@ -76,6 +77,7 @@ class _Pending:
         self.origin = origin
         self.tries = 0
         self.due_ms = due_ms
+        self.since = due_ms  # when taken (a receipt's patience runs from here: downlink._receipt_overdue)
         self.fid = None
         self.via = None
         self.waiting_until = 0
@@ -282,7 +284,7 @@ class Custody:
             p = self.pending[rid]
             if p.due_ms > now_ms or p.waiting_until > now_ms or (hold and p.type != ACCOUNTED):
                 continue
-            if p.type == ACCOUNTED and not quiet:
+            if p.type == ACCOUNTED and not (quiet or self._receipt_overdue(p, now_ms)):
                 continue  # receipts yield to payments moving up through here
             if best is None or self._priority(p.type) < self._priority(best.type) or (
                     self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):

@@ -194,16 +194,18 @@ def round_requests_go_up_not_round():
     started, bnow = advertise(b, bnow)
     due = b.beacon_due  # the trickle's next
     b.on_frame(beacon(9, first[1] + 1, 4, 2, (1,)), -80, LOUD, bnow + 1000)
-    return len(up) == 5 and up[4] == 1, m.beacon_due, started[1] == first[1] + 1, b.beacon_due == due
+    return len(up) >= 5 and up[4] & 1 == 1, m.beacon_due, started[1] == first[1] + 1, b.beacon_due == due
 
 
 def malformed_beacons_change_nothing():
-    """A beacon's payload is 4 bytes, or 5 with the round request (1): any
-    other length or fifth byte is counted and changes nothing."""
+    """A beacon's payload is 4 bytes, or a flags byte (bits 1: round
+    request, 2: its list cut short) then "I heard you" pairs, at most 24:
+    any other length or flag is counted and changes nothing."""
     n = node()
     n.on_frame(beacon(2, 1, 0), -80, LOUD, 1000)
     before = (sorted(n.nbr), [list(v) for v in n.nbr.values()], n.parent, n.metric, n.beacon_due, n.ask_round)
-    bad = [beacon(3, 1, 0, 0, (2,)), beacon(3, 1, 0, 0, (1, 1)), beacon(3, 5, 0, 0, (0,)),
+    bad = [beacon(3, 1, 0, 0, (4,)), beacon(3, 1, 0, 0, (1, 1)), beacon(3, 5, 0, 0, (0, ME)),
+           beacon(3, 1, 0, 0, (0,) + (ME, 99) * 25), beacon(3, 1, 0, 0, (0x80, ME, 99)),
            F.pack(F.Header(F.T_BEACON, 3, F.BROADCAST, 3, 0, 0), b"\x00\x01\x00")]
     for f in bad:
         n.on_frame(f, -80, LOUD, 2000)
@@ -236,8 +238,95 @@ def a_thousand_neighbours_stay_bounded():
     return len(n.nbr), n.parent, small, late - grown < 2048
 
 
+def heard_us(n, addr):
+    """The margin (dB) neighbour addr's beacons say it hears node n at, or
+    None (not said)."""
+    up = (n.nbr[addr][3] >> 22) & 0x7F
+    return up - 64 if up else None
+
+
+def ihu(seq, metric, parent, heard, flags=0):
+    """A beacon payload's tail: flags, then (address, margin dB) pairs."""
+    out = [flags]
+    for a, margin in heard:
+        out += [a & 0xFF, margin + 64]
+    return tuple(out)
+
+
+def one_way_known_before_any_payment():
+    """The bridge (2) is heard loudly but, its beacon says, does not hear
+    us: we had beaconed before it, and it lists everyone it hears. Relay 3
+    (metric 4) lists us at 20 dB. The first payment goes to the relay: no
+    try is wasted on the bridge. And a bridge that lists us at 20 dB is the
+    parent (against 4 + 4 through the relay)."""
+    n = node()
+    n.on_frame(beacon(3, 1, 4, 2, ihu(1, 4, 2, [(ME, 20)])), -80, LOUD, 1000)
+    n.beacon_due = 1000
+    adv, now = advertise(n, 1000)  # our beacon (routeless so far, or through 3)
+    n.on_frame(beacon(2, 2, 0, 0, ihu(2, 0, 0, [(5, 10), (7, 12)])), -80, LOUD, now + 5000)
+    n.on_frame(beacon(3, 2, 4, 2, ihu(2, 4, 2, [(ME, 20)])), -80, LOUD, now + 6000)
+    n.submit(use(1), now + 7000)
+    dst, now = custody_try(n, now + 7000, True)
+    m = node(10)
+    m.on_frame(beacon(3, 1, 4, 2, ihu(1, 4, 2, [(10, 20)])), -80, LOUD, 1000)
+    m.on_frame(beacon(2, 1, 0, 0, ihu(1, 0, 0, [(10, 20)])), -80, LOUD, 1000)
+    return heard_us(n, 2), heard_us(n, 3), n.parent, dst, n.held_ids() == [], m.parent
+
+
+def forged_or_replayed_reports_change_nothing():
+    """In a village with a network key: a beacon not sealed with it, saying
+    the bridge hears us at 40 dB, is dropped unread. A replay of the
+    bridge's beacon of an older round (it said it did not hear us) after
+    its newer one (which lists us at 10 dB) leaves the report as it was; a
+    replay of the newer one changes nothing either."""
+    key = b"routing-check-village-key-16b"
+    n = MeshNode(ME, P, Journal(MemStorage(8192)), Rng(ME), net_key=key, **SMALL)
+    sealed = lambda f: F.seal(f, F.net_key(key))
+    n.on_frame(sealed(beacon(2, 1, 0, 0, ihu(1, 0, 0, [(5, 10)]))), -80, LOUD, 1000)
+    n.beacon_due = 1000
+    adv, now = advertise(n, 1000)
+    newer = sealed(beacon(2, 2, 0, 0, ihu(2, 0, 0, [(ME, 10)])))
+    n.on_frame(newer, -80, LOUD, now + 5000)
+    state = lambda: ([list(v) for v in n.nbr.values()], n.parent, n.metric)
+    before = state()
+    forged = beacon(2, 3, 0, 0, ihu(3, 0, 0, [(ME, 40)]))  # unsealed
+    n.on_frame(forged, -80, LOUD, now + 6000)
+    n.on_frame(sealed(beacon(2, 1, 0, 0, ihu(1, 0, 0, [(5, 10)]))), -80, LOUD, now + 7000)  # an old round replayed
+    after_old = heard_us(n, 2)
+    n.on_frame(newer, -80, LOUD, now + 8000)
+    return heard_us(n, 2), n.stats["bad_mac"], after_old, [list(v)[3] for v in n.nbr.values()] == [v[3] for v in before[0]]
+
+
+def liar_cannot_capture_payments():
+    """Neighbour 4, an insider, advertises metric 1 and says (before every
+    one of our tries) that it hears us at 40 dB, but never acks. Relay 3
+    (metric 4) acks. The payment stays in our custody until an ack, goes
+    to 3 after a few tries, and none after: the liar's beacons do not pull
+    its cost back down while it keeps failing."""
+    n = node()
+    n.on_frame(beacon(3, 1, 4, 2, ihu(1, 4, 2, [(ME, 20)])), -80, LOUD, 1000)
+    lie = beacon(4, 1, 1, 2, ihu(1, 1, 2, [(ME, 40)]))
+    n.on_frame(lie, -80, LOUD, 1000)
+    n.beacon_due = -1
+    now = 2000
+    liar_tries = 0
+    held = True
+    for k in range(12):
+        n.submit(use(k + 1), now)
+        for _ in range(40):
+            n.on_frame(lie, -80, LOUD, now)
+            dst, now = custody_try(n, now, False) if n.parent == 4 else custody_try(n, now, True)
+            if dst == 4:
+                liar_tries += 1
+                held = held and len(n.held_ids()) > 0  # custody stays while only the liar was tried
+            else:
+                break
+    return liar_tries <= 4, n.parent, n.held_ids() == [], held
+
+
 def run():
-    return {"one_way": one_way_parent_is_dropped(), "one_way_advertised": one_way_parent_after_advertising_asks_for_a_round(),
+    return {"ihu_one_way": one_way_known_before_any_payment(), "ihu_forged": forged_or_replayed_reports_change_nothing(),
+            "liar": liar_cannot_capture_payments(), "one_way": one_way_parent_is_dropped(), "one_way_advertised": one_way_parent_after_advertising_asks_for_a_round(),
             "busy": busy_parent_that_acks_most_frames_is_kept(), "no_descendant": no_descendant_is_ever_taken(),
             "no_growth": metric_never_grows_within_a_round(), "requests": round_requests_go_up_not_round(),
             "malformed": malformed_beacons_change_nothing(), "bounded": a_thousand_neighbours_stay_bounded()}
@@ -245,6 +334,6 @@ def run():
 
 if __name__ == "__main__":
     r = run()
-    for k in ("one_way", "one_way_advertised", "busy", "no_descendant", "no_growth", "requests", "malformed",
+    for k in ("ihu_one_way", "ihu_forged", "liar", "one_way", "one_way_advertised", "busy", "no_descendant", "no_growth", "requests", "malformed",
               "bounded"):
         print(k, r[k])
