@@ -328,6 +328,8 @@ class Custody:
         if f is None:
             p.due_ms = now_ms + 5000
             return None
+        if p.type == ACCOUNTED and not self._receipts_may_go(now_ms):
+            self.receipt_forced_ms = now_ms  # an overdue receipt (downlink._receipt_overdue)
         fid = F.frame_id(frame)
         waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
             _ACK_MARGIN_MS

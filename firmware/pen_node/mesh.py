@@ -136,6 +136,7 @@ class MeshNode(Routing, Custody, Downlink):
         self.channel_busy = channel_busy
         self.lbt_until = 0
         self.last_uplink_ms = -RECEIPT_QUIET_MS
+        self.receipt_forced_ms = -RECEIPT_PATIENCE_MS  # when an overdue receipt last went (downlink._receipt_overdue)
         self.stats = {"tx_frames": 0, "tx_airtime_us": 0, "rx_frames": 0, "rx_bad": 0, "dup_dropped": 0,
                       "acks_sent": 0, "acks_heard": 0, "retries": 0, "refused": 0, "duty_blocked": 0,
                       "floods_relayed": 0, "floods_cancelled": 0, "delivered": 0, "custody_in": 0,
@@ -350,7 +351,8 @@ class MeshNode(Routing, Custody, Downlink):
                         busy = self.heard.permille(now_ms) >= RECEIPT_MAX_LOAD_PERMILLE
                     if busy:
                         # when a load bucket expires, or its patience ends (downlink._receipt_overdue)
-                        due = max(due, min(now_ms + 10000, p.since + RECEIPT_PATIENCE_MS))
+                        due = max(due, min(now_ms + 10000, max(p.since + RECEIPT_PATIENCE_MS,
+                                                               self.receipt_forced_ms + 20000)))
                 else:
                     due = max(due, self.lh_hold_until)  # a slot is coming (lasthop.py)
                 t = min(t, due)
