@@ -41,6 +41,7 @@ _JOURNAL_ENTRY = const(25)  # a journal entry's bytes besides its data (journal.
 # relayed only by nodes that passed the payment up (downlink._on_broadcast),
 # so it reaches the path past the one-way hop.
 _RECEIPT_FLOOD_AFTER = const(8)
+_RECEIPT_FLOOD_HOPS = const(1)
 
 # Timing. Frames arrive whole (on_frame at their end); an ack is due within
 # ACK_JITTER_MS of a frame's end, so a sender waits that plus the ack's own
@@ -358,7 +359,7 @@ class Custody:
         it leaves custody (the PC and the CTB keep it, the store can ask
         SPENT)."""
         frame = F.record_frame(bytes((p.type,)) + bytes(p.frame_body), self.addr, F.BROADCAST, p.origin,
-                               self.hop_limit)
+                               _RECEIPT_FLOOD_HOPS)
         f = self._try_send(frame, self._priority(p.type), now_ms)
         if f is None:
             p.due_ms = now_ms + 5000

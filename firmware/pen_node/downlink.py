@@ -172,10 +172,17 @@ class Downlink:
                     self.originated.remove(ref)
                     self._event((EV_RECEIPT, ref, record, False))
                     return  # it was for us: relaying it further helps no one
-                if ref is None or self.rev.get(ref) is None:
-                    # a receipt is flooded only past a hop that never acked it
-                    # (custody._RECEIPT_FLOOD_AFTER): the nodes that passed its
-                    # payment up carry it on, no one else
+                child = self.rev.get(ref) if ref is not None else None
+                if child is not None:
+                    # a receipt is flooded (one hop and its neighbours' relays)
+                    # only past a hop that never acked it (custody.
+                    # _RECEIPT_FLOOD_AFTER): a node that passed its payment up
+                    # carries it on down its path by custody, as if handed it
+                    rid = record_id(record)
+                    if rid not in self.pending and rid not in self.handled and \
+                            len(self.pending) < self.journal.max_live:
+                        self.pending[rid] = _Pending(rid, ACCOUNTED, record[1:], hdr.origin,
+                                                     now_ms + self.rng.getrandbits(16) % TX_JITTER_MS, child)
                     return
             else:
                 self._event((EV_BROADCAST, record))

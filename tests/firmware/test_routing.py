@@ -165,22 +165,34 @@ import routing_check as RC  # noqa: E402  (tests/mpy: the scenarios both runtime
 
 # what both runtimes must print (the same scenario code runs on both)
 ROUTING_EXPECTED = {
+    # "I heard you": the bridge's beacon, though we beaconed before it, does not list us (-1: under the
+    # floor), the relay lists us at 20 dB; the relay is the parent, the first payment goes there and is
+    # acked, nothing held; a bridge that lists us at 20 dB is the parent over the relay (4 against 4 + 4)
+    "ihu_one_way": "(-1, 20, 3, 3, True, 2)",
+    # the bridge's newer beacon lists us at 10 dB; an unsealed one saying 40 dB is dropped (bad_mac 1);
+    # a replay of its older round (not listing us) leaves 10; replaying the newer changes no entry
+    "ihu_forged": "(10, 1, 10, True)",
+    # an insider at metric 1 saying it hears us at 40 dB before each of our tries, never acking: at most
+    # 4 tries go to it, then relay 3 is the parent, every payment acked, custody held until then
+    "liar": "(True, 3, True, True)",
     # first parent the loud bridge; after 3 unacked tries the relay; it acks; nothing left held
     "one_way": "(2, 3, 3, 3, True)",
-    # advertised metric 4 via the bridge; 4 unacked tries, all to the bridge (the relay, at 4 too,
-    # is not feasible); then a beacon asking for a round (fifth byte 1); the relay in the new round
-    "one_way_advertised": "(b'\\x00\\x01\\x04\\x02', 4, [2], b'\\x00\\x01\\x04\\x02\\x01', 3, 3)",
+    # advertised metric 4 via the bridge (flags 0, then the relay heard at 22 dB: 'V' = 64 + 22); 4 unacked
+    # tries, all to the bridge (the relay, at 4 too, is not feasible); then a beacon asking for a round
+    # (flags 1); the relay in the new round
+    "one_way_advertised": "(b'\\x00\\x01\\x04\\x02\\x00\\x03V', 4, [2], b'\\x00\\x01\\x04\\x02\\x01\\x03V', 3, 3)",
     # a parent acking 2 of 3, then 3 of 4 frames: kept, never a reroute
     "busy": "[(2, 0), (2, 0)]",
     # never the neighbour at our own metric nor the one from an older round, however bad our link:
-    # the bridge kept, a round asked for (one beacon, sent again at most every 30 s)
-    "no_descendant": "(b'\\x00\\x03\\x04\\x02', [2], True, b'\\x00\\x03\\x04\\x02\\x01', 1)",
+    # the bridge kept, a round asked for (one beacon, sent again at most every 30 s); our beacon at 4
+    # lists nobody (the bridge is below us), the request lists neighbour 5 (at 4, it may take us)
+    "no_descendant": "(b'\\x00\\x03\\x04\\x02\\x00', [2], True, b'\\x00\\x03\\x04\\x02\\x01\\x05V', 1)",
     # metric 4 advertised, 4 again in the same round after the link got worse, the real cost next round
     "no_growth": "(4, 4, True)",
     # a child's request passed up; one from nearer the bridge not; the bridge's round once, not twice
     "requests": "(True, -1, True, True)",
-    # four malformed beacons: nothing changed, each counted
-    "malformed": "(True, 4)",
+    # six malformed beacons (unknown flag, odd list, 25 entries, high flag, 3 bytes): nothing changed
+    "malformed": "(True, 6)",
     # 1,000 addresses heard: 32 kept, the parent among them, small ints only, < 2 KB more heap than at 40
     "bounded": "(32, 2, True, True)",
 }

@@ -214,10 +214,11 @@ def malformed_beacons_change_nothing():
 
 
 def a_thousand_neighbours_stay_bounded():
-    """Beacons from 1,000 addresses (an insider can seal any): the table
-    stays at its bound, keeps the parent, and every entry is small ints
-    (its packed fourth field too: a heap object there would cost an
-    allocation per frame on a 32-bit board)."""
+    """Beacons from 1,000 addresses (an insider can seal any), each saying
+    it hears us: the table stays at its bound, keeps the parent, and every
+    entry is small ints (its packed fourth field too, with the heard-us
+    report in its top bits: a heap object there would cost an allocation
+    per frame on a 32-bit board)."""
     n = node()
     n.on_frame(beacon(2, 1, 0), -80, LOUD, 1000)
     n.submit(use(1), 1000)
@@ -226,7 +227,7 @@ def a_thousand_neighbours_stay_bounded():
     gc.collect()
     grown = None
     for i in range(1000):
-        n.on_frame(beacon(100 + i, 1, 8), -80, 20, 2000 + i)
+        n.on_frame(beacon(100 + i, 1, 8, 0, (0, ME, 127)), -80, 20, 2000 + i)  # each says it hears us well
         if i == 39:
             gc.collect()
             grown = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
