@@ -390,3 +390,72 @@ def test_a_routeless_pair_asks_for_routes_instead_of_waiting_for_the_bridges_rou
     v.run(1 * MIN)
     assert sorted(v.all_delivered()) == sorted(use_record(i) for i in range(3))
     assert v.nodes[1].beacon_interval == 1200000  # one answer, the round's timer unchanged
+
+
+# -- issue 15: receipts on links that work one way ------------------------------
+
+def test_a_receipt_whose_next_hop_stopped_hearing_goes_round_it_by_one_relay_and_on_down_its_path():
+    # 3 paid through 2 to the bridge; then the bridge's frames stop reaching 2
+    # (links are not symmetric: 2 still reaches the bridge). 4 hears both, 5
+    # hears only 4. After 8 unacked tries the bridge floods the receipt with
+    # one relay: 4 relays it, 2 (which passed the payment up) takes it back
+    # into custody down to 3; 5 hears 4's relay and passes nothing on
+    v = Village(SF9, {(1, 2): (30, 0), (2, 3): (30, 0), (1, 4): (30, 0), (2, 4): (30, 0), (4, 5): (30, 0)})
+    v.run(2 * MIN)
+    assert v.nodes[2].parent == 1 and v.nodes[3].parent == 2
+    rec = use_record(77)
+    assert v.submit(3, rec)
+    v.run(2 * MIN)
+    assert v.all_delivered() == [rec]
+    v.links[(1, 2)] = (30, 1000)
+    assert v.nodes[1].broadcast(accounted_record(77), v.now)
+    v.run(15 * MIN)
+    assert rec[3:11] in v.receipts(3)
+    assert v.nodes[1].stats["receipts_flooded"] == 1 and not v.nodes[1].pending
+    assert v.nodes[4].stats["floods_relayed"] == 1 and not v.nodes[4].pending
+    assert v.nodes[5].stats["floods_relayed"] == 0 and not v.nodes[5].floods
+    assert v.nodes[2].stats["receipts_flooded"] == 0  # its own hop to 3 worked
+
+
+def test_a_flooded_receipt_is_not_taken_by_nodes_off_its_path_nor_twice_by_one_on_it():
+    # an insider floods a sealed-looking receipt for a payment nobody here
+    # carried: relayed at most by its hop limit, taken into custody by none;
+    # the same frame again is a duplicate everywhere
+    v = Village(SF9, line(4))
+    v.run(2 * MIN)
+    f = F.record_frame(accounted_record(5), 1, BROADCAST, 1, 1)
+    for a in (2,):
+        v.nodes[a].on_frame(f, -80, 40, v.now)
+        v.nodes[a].on_frame(f, -80, 40, v.now + 10)
+    v.run(2 * MIN)
+    for a in (2, 3, 4):
+        assert not v.nodes[a].pending
+    assert v.nodes[2].stats["dup_dropped"] >= 1
+    assert v.nodes[2].stats["floods_relayed"] <= 1 and v.nodes[3].stats["floods_relayed"] == 0
+
+
+def test_a_receipt_held_a_minute_goes_on_a_busy_channel_one_every_20_s():
+    # a relay near a loaded bridge hears the channel busy all the time: a
+    # receipt waits for a calm minute, but never past its patience (60 s),
+    # and overdue receipts go one per 20 s, not all at once
+    n = MeshNode(1, SF9, Journal(MemStorage(8192)), XorShift(3), is_bridge=True)
+    for t in range(0, 60000, 1000):
+        n.heard.add(400000, t)  # 0.4 s of others' frames heard every second: ~40 % busy
+    for i in (1, 2):
+        n.rev.put(use_record(i)[3:11], 7)
+        assert n.broadcast(accounted_record(i), 60000)
+    sent = []
+    t = 60000
+    while t < 180000:
+        n.heard.add(400000, t)
+        f = n.next_tx(t)
+        if f is not None:
+            hdr, _ = F.parse(f)
+            if hdr.type == 11:
+                sent.append(t)
+            n.on_tx_done(t + 700)
+        t += 1000
+    assert n.heard.permille(t) > 120
+    assert len(sent) >= 2
+    assert 120000 <= sent[0] < 122000  # its patience, not before
+    assert sent[1] - sent[0] >= 20000  # the next overdue one 20 s later at the earliest
