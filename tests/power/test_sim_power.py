@@ -45,9 +45,6 @@ def test_leaves_in_duty_cycle_lose_and_delay_nothing_against_the_same_village_aw
     assert m1["p95_latency_s"] <= 1.05 * m0["p95_latency_s"]
 
 
-@pytest.mark.xfail(strict=True, reason="since routing on delivery measured both ways (issue 15 item 3), symmetric "
-                   "links, seed 1 at 200/h: everything on time and back asleep and awake, but p95 4.5 s asleep against "
-                   "3.84 s awake (+17 %, the bound is +5 %)")
 def test_on_the_symmetric_medium_sleep_changes_neither_delivery_nor_receipts():
     # the medium these figures were first taken on (links symmetric), pinned:
     # every payment on time asleep and awake, every receipt back asleep
