@@ -140,8 +140,16 @@ _CONGESTED_PERMILLE = const(100)
 _ROUND_GAIN = const(4)
 
 
-def margin_cost(margin):
-    """link_cost for an SNR margin (dB) over the demodulation floor."""
+def link_cost(snr_x4, sf):
+    """ETX-like cost of a link from its SNR margin above the SF's floor, in
+    quarters of a transmission: 4 for a link that carries a frame at the first
+    try, more as fading starts to cost retries. Quarters, so that a direct
+    link a few dB above the floor still beats two strong hops: near a bridge
+    every hop is in the bridge's hearing, and a second hop there costs the
+    bridge's own airtime (measured: routing round weak direct links through
+    neighbours halved the village's capacity). This is the prior, from the
+    direction we hear (prior_q adds the other); acks replace it (delivery_q)."""
+    margin = (snr_x4 - SF_FLOOR_X4.get(sf, -50)) // 4
     if margin >= 6:
         return 4
     if margin >= 3:
@@ -153,30 +161,18 @@ def margin_cost(margin):
     return 16
 
 
-def link_cost(snr_x4, sf):
-    """ETX-like cost of a link from its SNR margin above the SF's floor, in
-    quarters of a transmission: 4 for a link that carries a frame at the first
-    try, more as fading starts to cost retries. Quarters, so that a direct
-    link a few dB above the floor still beats two strong hops: near a bridge
-    every hop is in the bridge's hearing, and a second hop there costs the
-    bridge's own airtime (measured: routing round weak direct links through
-    neighbours halved the village's capacity). This is the prior, from the
-    direction we hear; acks replace it (delivery_q)."""
-    return margin_cost((snr_x4 - SF_FLOOR_X4.get(sf, -50)) // 4)
-
-
 def prior_q(n, sf):
     """The delivery estimate neighbour entry n starts from (and drifts back
-    to): from the SNR margin we hear it at and, once its beacons said, the
-    one it hears us at, whichever is worse (a one-way link's prior is the
-    dead direction's)."""
-    margin = (n[1] - SF_FLOOR_X4.get(sf, -50)) // 4
+    to): from the SNR we hear it at and, once its beacons said, the one it
+    hears us at (as SNR x4 over our floor), whichever is worse (a one-way
+    link's prior is the dead direction's)."""
+    snr = n[1]
     up = (n[3] >> _UP_SHIFT) & _UP_MASK
     if not up:
-        margin -= _UP_UNKNOWN_DB
-    elif up - 64 < margin:
-        margin = up - 64
-    return 4 * Q_ONE // margin_cost(margin)
+        snr -= 4 * _UP_UNKNOWN_DB
+    else:
+        snr = min(snr, SF_FLOOR_X4.get(sf, -50) + 4 * (up - 64))
+    return 4 * Q_ONE // link_cost(snr, sf)
 
 
 def fails_of(n):
