@@ -37,9 +37,10 @@ _JOURNAL_ENTRY = const(25)  # a journal entry's bytes besides its data (journal.
 # simulated villages 42-46 % of linked pairs work one way only; at 200
 # payments/h on seed 5, the bridge tried 8 times in 4 minutes a child it
 # reached 1.3 dB under the floor, and two receipts never came back). After
-# this many unacked tries the receipt goes as a managed flood instead,
-# relayed only by nodes that passed the payment up (downlink._on_broadcast),
-# so it reaches the path past the one-way hop.
+# this many unacked tries the receipt goes once as a flood of one relay
+# (_RECEIPT_FLOOD_HOPS): our neighbours pass it on, and a node that passed
+# the payment up takes it back into custody down its path
+# (downlink._on_broadcast), past the one-way hop.
 _RECEIPT_FLOOD_AFTER = const(8)
 _RECEIPT_FLOOD_HOPS = const(1)
 
@@ -353,11 +354,11 @@ class Custody:
 
     def _flood_receipt(self, p, now_ms):
         """A receipt whose hop never acked it (_RECEIPT_FLOOD_AFTER tries)
-        goes once as a managed flood, under the frame id every holder's
-        flood of it shares (its origin is the bridge's), relayed only by
-        the nodes that passed its payment up (downlink._on_broadcast); then
-        it leaves custody (the PC and the CTB keep it, the store can ask
-        SPENT)."""
+        goes once as a flood of one relay, under the frame id every
+        holder's flood of it shares (its origin is the bridge's): a node
+        that passed its payment up takes it back into custody, others pass
+        it on once (downlink._on_broadcast). Then it leaves our custody (the
+        PC and the CTB keep it, the store can ask SPENT)."""
         frame = F.record_frame(bytes((p.type,)) + bytes(p.frame_body), self.addr, F.BROADCAST, p.origin,
                                _RECEIPT_FLOOD_HOPS)
         f = self._try_send(frame, self._priority(p.type), now_ms)

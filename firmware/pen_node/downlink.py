@@ -64,12 +64,12 @@ RECEIPT_MAX_LOAD_PERMILLE = const(120)
 # (RECEIPT_QUIET_MS) whatever the channel load: near a bridge the channel
 # sounds 15-35 % busy even at 200 payments/h, and receipts waited there for
 # one calm minute past their 10 minutes (seeds 7-8 at 200/h: 6 receipts late).
-# One such receipt per _RECEIPT_FORCE_GAP_MS at most: every held receipt
+# One such receipt per RECEIPT_FORCE_GAP_MS at most: every held receipt
 # going after its minute took a loaded village's air (400 payments/h, seeds
 # 1-10: 298 payments late, the worst village 58 % on time; 59 and 96 % with
 # one per 20 s)
 RECEIPT_PATIENCE_MS = const(60000)
-_RECEIPT_FORCE_GAP_MS = const(20000)
+RECEIPT_FORCE_GAP_MS = const(20000)
 
 
 class Downlink:
@@ -237,9 +237,9 @@ class Downlink:
     def _receipt_overdue(self, p, now_ms):
         """Receipt p has waited RECEIPT_PATIENCE_MS here: it goes once no
         payment went up through here for RECEIPT_QUIET_MS, busy or not (one
-        per _RECEIPT_FORCE_GAP_MS: custody._send_custody notes when)."""
+        per RECEIPT_FORCE_GAP_MS: custody._send_custody notes when)."""
         return now_ms - p.since >= RECEIPT_PATIENCE_MS and now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \
-            now_ms - self.receipt_forced_ms >= _RECEIPT_FORCE_GAP_MS
+            now_ms - self.receipt_forced_ms >= RECEIPT_FORCE_GAP_MS
 
     def _receipts_may_go(self, now_ms):
         return now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \

@@ -36,7 +36,8 @@ from pen_protocol.identity import record_id, token_ref, USE, ACCOUNTED, VOTE_TYP
 
 from . import duty as D
 from .custody import Custody, ANY_ROUTE, ACK_JITTER_MS, MAX_ACK_IDS
-from .downlink import Downlink, REVERSE, RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE, RECEIPT_PATIENCE_MS
+from .downlink import Downlink, REVERSE, RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE, RECEIPT_PATIENCE_MS, \
+    RECEIPT_FORCE_GAP_MS
 from .ring import IdRing
 from .routing import Routing, SOLICIT_MS, BEACON_MIN_MS
 from .spent import SpentSet, USED, ACCOUNTED as SPENT_ACCOUNTED
@@ -352,7 +353,7 @@ class MeshNode(Routing, Custody, Downlink):
                     if busy:
                         # when a load bucket expires, or its patience ends (downlink._receipt_overdue)
                         due = max(due, min(now_ms + 10000, max(p.since + RECEIPT_PATIENCE_MS,
-                                                               self.receipt_forced_ms + 20000)))
+                                                               self.receipt_forced_ms + RECEIPT_FORCE_GAP_MS)))
                 else:
                     due = max(due, self.lh_hold_until)  # a slot is coming (lasthop.py)
                 t = min(t, due)
