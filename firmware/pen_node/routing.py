@@ -1,6 +1,7 @@
 """Routing for MeshNode: which neighbour is this node's parent towards a
-bridge, learnt from beacons (T_BEACON: sequence, metric, parent) and from
-how our own frames to each neighbour fare (acks both ways).
+bridge, learnt from beacons (T_BEACON: sequence, metric, parent, flags, and
+whom the sender hears how well: "I heard you") and from how our own frames
+to each neighbour fare (acks both ways).
 
 Bridges send beacons (trickle: 15 s doubling to 20 min). Each node keeps its
 neighbours' advertised metric, the SNR it hears them at and, once it has
