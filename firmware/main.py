@@ -157,9 +157,11 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
         try:
             frame = node.next_tx(now)
             if frame is not None:
-                if power is not None and not power.before_send(frame, now):
-                    node.on_tx_done(now)  # kept off the air (a leaf's beacon)
-                    continue
+                if power is not None:
+                    frame = power.before_send(frame, now, node.key)
+                    if frame is None:
+                        node.on_tx_done(now)  # kept off the air (a leaf's beacon)
+                        continue
                 await modem.send(frame)
                 done = clock()
                 node.on_tx_done(done)

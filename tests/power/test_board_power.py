@@ -107,16 +107,17 @@ def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig)
     p.sent(1000, 1500)  # after a send the driver listens continuously; the next nap arms again
     p.listen.due(1500, 60000)
     assert spi.log[-1] == "9400020c000418" and p.listen.duty_since == 1500
-    assert p.before_send(bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0)), 0) is True  # a relay beacons
+    beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
+    assert p.before_send(beacon, 0) == beacon  # a relay beacons
 
 
 def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
     esp32, m, spi = rig
     p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
-    assert p.before_send(to_leaf, 0) is True and m.configured == [{"preamble_len": 29}]
+    assert p.before_send(to_leaf, 0) == to_leaf and m.configured == [{"preamble_len": 29}]
     p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
-    assert p.before_send(to_leaf, 200) is True and m.configured[-1] == {"preamble_len": 8}
+    assert p.before_send(to_leaf, 200) == to_leaf and m.configured[-1] == {"preamble_len": 8}
 
 
 def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
@@ -125,10 +126,10 @@ def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
     beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
     any_route = bytes((10, 0x1B, 0, 5, 0xFF, 0xFE, 0, 5, 0))
     to_it = bytes((11, 0x1B, 0, 5, 0x00, 0x02, 0, 1, 0))
-    assert p.before_send(beacon, 0) is False and p.ignores(any_route) is True
-    assert p.ignores(to_it) is False and p.before_send(to_it, 0) is True
+    assert p.before_send(beacon, 0) is None and p.ignores(any_route) is True
+    assert p.ignores(to_it) is False and p.before_send(to_it, 0) == to_it
     relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert relay.before_send(beacon, 0) is True and relay.ignores(any_route) is False
+    assert relay.before_send(beacon, 0) == beacon and relay.ignores(any_route) is False
 
 
 def test_an_sx1276_board_sleeps_on_dio0_without_sx126x_commands_cad_or_duty_cycle(rig):

@@ -88,7 +88,7 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
     out = {
         "board": board, "role": role, "load_per_hour": load, "nodes": nodes, "seed": seed,
         "relay_rx_duty": relay_rx_duty,
-        "nodes_in_role": len(picked),
+        "nodes_in_role": len(picked), "node": wi + 1,
         "average_ma": round(ma, 3), "mean_ma_in_role": round(mean_ma, 3),
         "awake_fraction": round(worst[2], 4),
         "parts_ma": {k: round(v, 3) for k, v in zip(Budget.PARTS, parts)},
