@@ -163,6 +163,8 @@ class NodePower:
         self.listen = listen
         self.leaf = leaf
         self.preamble = None  # sx126x.PreambleByDestination toward sleepy leaves
+        self.txpower = None  # txpower.TxPower ("tx_power_control" in /pen.json), set through self.modem
+        self.modem = None
 
     def sent(self, start_ms, end_ms):
         self.meter.tx(self.tx_dbm, end_ms - start_ms)
@@ -177,6 +179,10 @@ class NodePower:
             self.listen.heard(now_ms)
         if self.preamble is not None:
             self.preamble.heard(frame, now_ms)
+        if self.txpower is not None:
+            snr = getattr(frame, "snr", None)  # lora.RxPacket: dB x4
+            if snr is not None:
+                self.txpower.heard(frame, snr, now_ms)
 
     def nap(self, now_ms, until_ms):
         """Light-sleep (self.sleeper is set: a board on battery) until until_ms
@@ -195,6 +201,8 @@ class NodePower:
                 return None
         if self.preamble is not None:
             self.preamble.set_for(frame, now_ms)
+        if self.txpower is not None:
+            self.tx_dbm = self.txpower.set_for(self.modem, frame, now_ms)  # sent() meters it at this power
         return frame
 
     def lbt(self, channel_busy):

@@ -182,3 +182,31 @@ def test_the_board_wiring_runs_under_the_unix_port(mpy):
               "print(p.leaf, p.meter.duty, [(a[0], a[1].n) for a in e.armed], ' '.join(s.log))\n", heap="128k")
     assert out.strip() == "True (4, 21) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
                           "8c000800ff0100 82ffffff 8001 02ffff 94000418001581"
+
+
+class _Rx(bytes):
+    """lora.RxPacket as the rx task hands it over: the frame, its SNR (dB x4)."""
+    snr = 0
+
+
+def test_tx_power_control_is_off_unless_asked_then_meters_each_frame_at_its_power(rig):
+    from pen_protocol import frame as F
+    esp32, m, spi = rig
+    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, FIGS).txpower is None
+    p = S.board_power({"tx_power_control": True, "max_power_dbm": 30}, board("heltec-v3"), P, m, lambda: 0,
+                      False, FIGS)
+    t = p.txpower
+    assert t.top == 22 and t.levels == [14, 17, 20, 22]  # the SX1262's steps; never above its 22 dBm
+    key = F.net_key(b"village secret for the board")
+    t.set_key(key)
+    b = _Rx(F.seal(F.pack(F.Header(F.T_BEACON, 7, F.BROADCAST, 7, 0, 0), b"\x00\x01\x02\x00"), key))
+    b.snr = 32  # heard at +8 dB
+    p.heard(b, 0)
+    to7 = F.seal(F.pack(F.Header(11, 5, 7, 5, 0, 0), b"z" * 40), key)
+    m.configured = []
+    assert p.before_send(to7, 10, key) == to7 and m.configured == [{"output_power": 14}]
+    p.sent(10, 510)
+    assert p.meter.tx_ms == {14: 500}
+    assert p.before_send(to7, 4000, key) == to7 and m.configured[-1] == {"output_power": 22}  # unacked: full
+    p.sent(4000, 4500)
+    assert p.meter.tx_ms == {14: 500, 22: 500}

