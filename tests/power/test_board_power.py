@@ -93,9 +93,9 @@ def test_a_board_whose_radio_irq_cannot_wake_the_mcu_stays_awake_and_says_so(rig
 def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
     esp32, m, spi = rig
     p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert p.leaf and p.listen is not None and p.meter.duty == (4, 21)
+    assert p.leaf and p.listen is not None and p.meter.duty == (4, 61)
     p.listen.due(4000, 60000)  # the boot window is over: arm
-    assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
+    assert spi.log[-1] == "94000418003e76"  # 4 and 61 SF9 symbols (16.384 ms, 249.856 ms)
 
 
 def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig):
@@ -115,7 +115,7 @@ def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
     esp32, m, spi = rig
     p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
-    assert p.before_send(to_leaf, 0) == to_leaf and m.configured == [{"preamble_len": 29}]
+    assert p.before_send(to_leaf, 0) == to_leaf and m.configured == [{"preamble_len": 69}]
     p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
     assert p.before_send(to_leaf, 200) == to_leaf and m.configured[-1] == {"preamble_len": 8}
 
@@ -158,7 +158,7 @@ def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_aga
     assert busy(9000) is False and spi.log[-1] == "82ffffff"  # the CAD left the chip in continuous RX
     assert p.listen.duty_since == -1 and p.meter.ms[1] == 4000  # 4 s in duty cycle counted, no more
     p.listen.due(9000, 60000)
-    assert spi.log[-1] == "94000418001581"
+    assert spi.log[-1] == "94000418003e76"
     assert p.lbt(None) is None and S.NodePower(p.meter, 22).lbt(busy) is busy
 
 
@@ -180,8 +180,8 @@ def test_the_board_wiring_runs_under_the_unix_port(mpy):
               + "p = board_power({'leaf': True}, b, PRESETS['eu868-sf9'], m, lambda: 0, False, figs)\n"
               "p.nap(5000, 60000)\n"
               "print(p.leaf, p.meter.duty, [(a[0], a[1].n) for a in e.armed], ' '.join(s.log))\n", heap="128k")
-    assert out.strip() == "True (4, 21) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
-                          "8c000800ff0100 82ffffff 8001 02ffff 94000418001581"
+    assert out.strip() == "True (4, 61) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
+                          "8c000800ff0100 82ffffff 8001 02ffff 94000418003e76"
 
 
 class _Rx(bytes):

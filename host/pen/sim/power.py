@@ -188,12 +188,18 @@ class SimPower:
 
         def windowed_on_tx_done(now_ms):
             if leaf:
-                until = now_ms + self.window_ms
-                self.listen_ms[i] += until - max(self.listen_until[i], now_ms)
-                self.listen_until[i] = until
+                self._listen(i, now_ms, self.window_ms)
             return on_tx_done(now_ms)
 
         node.next_tx, node.on_frame, node.on_tx_done = counted_next_tx, filtered_on_frame, windowed_on_tx_done
+
+    def _listen(self, i, now_ms, ms):
+        """Leaf i listens continuously from now_ms for ms (a window after its
+        own frame, or a round's re-advertisements), merged with the one open."""
+        until = now_ms + ms
+        if until > self.listen_until[i]:
+            self.listen_ms[i] += until - max(self.listen_until[i], now_ms)
+            self.listen_until[i] = until
 
     def role(self, i):
         if i in self.run.t.bridges:
