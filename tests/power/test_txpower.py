@@ -41,3 +41,18 @@ def test_in_the_simulator_every_frame_goes_between_the_lowest_step_and_the_cap(p
     assert used and min(used) >= 14 and max(used) == top
     st = r.power.tpc
     assert sum(t.stats["reduced"] for t in st) > 0 or top == 14
+
+
+def test_pen_power_prices_the_village_with_tx_power_control_when_asked(capsys):
+    import json
+    from pen.cli import main
+    outs = []
+    for extra in ((), ("--tx-power-control",)):
+        assert main(["power", "--role", "relay", "--json", *extra]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    off, on = outs
+    assert off["tx_power_control"] is False and list(off["tx_ms_by_dbm"]) == ["22"]  # everything at full power
+    assert on["tx_power_control"] is True and set(on["tx_ms_by_dbm"]) <= {"14", "17", "20", "22"}
+    assert main(["power", "--board", "ttgo-lora32-v2.1", "--role", "relay", "--json", "--tx-power-control"]) == 0
+    sx1276 = json.loads(capsys.readouterr().out)
+    assert set(sx1276["tx_ms_by_dbm"]) <= {"7", "13", "17", "20"} and "20" in sx1276["tx_ms_by_dbm"]

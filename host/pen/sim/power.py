@@ -89,6 +89,12 @@ class SimPower:
         self.heard_leaf = [{} for _ in range(n)]  # node -> {leaf addr: last ms it heard that leaf}
         self._medium(run.medium, p)
 
+    def use_board(self, budget):
+        """Price (and pick power steps) with another board's figures; before run()."""
+        self.budget = budget
+        self.top_dbm = txpower.cap(self.run.t.preset.power_dbm, budget.tx_steps(),
+                                   region_max=region_cap(self.run.t.preset.name))
+
     def tx_power_control(self, margin_x4=txpower.MARGIN_X4):
         """Every node sends unicast frames at the lowest power with margin_x4
         over the link (pen_node.txpower, as a board with "tx_power_control"
