@@ -56,3 +56,13 @@ def test_pen_power_prices_the_village_with_tx_power_control_when_asked(capsys):
     assert main(["power", "--board", "ttgo-lora32-v2.1", "--role", "relay", "--json", "--tx-power-control"]) == 0
     sx1276 = json.loads(capsys.readouterr().out)
     assert set(sx1276["tx_ms_by_dbm"]) <= {"7", "13", "17", "20"} and "20" in sx1276["tx_ms_by_dbm"]
+
+
+def test_the_medium_carries_a_frame_at_its_own_power():
+    from pen.sim.medium import Medium, Topology
+    from pen_protocol.airtime import PRESETS
+    t = Topology([(0, 0), (300, 0), (600, 0)], [0], PRESETS["eu868-sf9"], 5)
+    f = bytes([11, 0x1B, 0, 1, 0, 2, 0, 1]) + bytes(40)
+    _, full = Medium(t, 5).start(0, f, 0)
+    _, low = Medium(t, 5).start(0, f, 0, power_db=-8.0)  # the same fading draws, 8 dB less
+    assert set(full[4]) == set(low[4]) and all(abs(full[4][j] - low[4][j] - 8.0) < 1e-9 for j in full[4])
