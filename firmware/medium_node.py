@@ -18,6 +18,8 @@ Node -> medium, after every message: any of
 and then exactly one  W wakeup (8 bytes).
 """
 import gc
+gc.collect()
+BEGIN = gc.mem_free() if hasattr(gc, "mem_free") else 0  # before the node's modules: counted from here
 import socket
 import sys
 
@@ -52,7 +54,8 @@ def s8(b):
     return b - 256 if b > 127 else b
 
 
-def main(argv):
+def main(argv=None):
+    argv = argv or sys.argv
     port = int(argv[1])
     addr = int(argv[2])
     preset = PRESETS[argv[3]]
@@ -82,8 +85,8 @@ def main(argv):
         msg = sock.recv(600)
         kind = msg[0]
         if kind == 0x51:  # Q
-            total = gc.mem_free() + gc.mem_alloc()
-            print("heap", total, "peak_used", total - low)
+            # the free heap at start, the most the node took of it (modules, node, traffic), the least left
+            print("heap", BEGIN, "peak_used", BEGIN - low, "low_free", low)
             break
         now = int.from_bytes(msg[1:9], "big")
         state["busy"] = msg[9] == 1

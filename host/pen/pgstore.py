@@ -38,6 +38,16 @@ MIGRATIONS = [
     """
     CREATE TABLE local (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE set_aside (
+        id BYTEA PRIMARY KEY,
+        raw BYTEA NOT NULL,
+        seq BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        rules INTEGER NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 
 
@@ -53,6 +63,7 @@ class PostgresCTB(SQLStore):
         self._sql = {}
         self._top = -1  # highest record seq this connection knows of (see _changed_elsewhere)
         self._migrate()
+        self._check_rules()
 
     def close(self):
         self.db.close()

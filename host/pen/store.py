@@ -18,8 +18,9 @@ from pathlib import Path
 
 from pen import sqlwal
 from pen_protocol import cbor, ctb, records as R, sign
+from pen_protocol.identity import record_id
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry migrates from version i to i+1. Never edit a released entry.
 MIGRATIONS = [
@@ -39,7 +40,21 @@ MIGRATIONS = [
     """
     CREATE TABLE local (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE set_aside (
+        id BLOB PRIMARY KEY,
+        raw BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        rules INTEGER NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 ]
+
+# `local` key: the ctb.RULES_VERSION the state was derived under
+RULES_KEY = "ctb.rules"
+REPLAY_BATCH = 500
 
 
 # The batch's two writes, as (head, one row's values, tail): SQLStore runs
@@ -121,6 +136,27 @@ class _BatchView:
         if rid in self.absent:
             return None
         return self.store.get_record(rid)
+
+
+class _Replay:
+    """The CTB as the replay of rebuild_state has it so far: the state derived
+    from the records before the batch being replayed, and of the records
+    table only those (by acceptance order), less any set aside."""
+
+    def __init__(self, store, state, set_aside):
+        self.store = store
+        self.kv = state
+        self.set_aside = set_aside
+        self.before = 0  # seq of the first record of the batch being replayed
+
+    def get(self, key):
+        return self.kv.get(key)
+
+    def get_record(self, rid):
+        row = self.store._one("SELECT seq, raw FROM records WHERE id=?", (rid,))
+        if row is None or row[0] >= self.before or bytes(rid) in self.set_aside:
+            return None
+        return bytes(row[1])
 
 
 class SQLStore:
@@ -353,6 +389,87 @@ class SQLStore:
             h.update(bytes(i))
         return h.hexdigest()
 
+    # -- the rules' version ------------------------------------------------------
+
+    def _check_rules(self):
+        """After the schema's migrations: a CTB whose state was derived under
+        other rules (another ctb.RULES_VERSION, or none recorded: written
+        before versions were kept) derives it again from its records."""
+        if self.local_get(RULES_KEY) == str(ctb.RULES_VERSION):
+            return None
+        if self._one("SELECT 1 FROM records LIMIT 1", ()) is None:
+            self._begin()
+            try:
+                self.local_set(RULES_KEY, ctb.RULES_VERSION)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+            return None
+        return self.rebuild_state()
+
+    def rebuild_state(self, progress=None):
+        """Derive the state again from the records, in their acceptance order,
+        under this Pen's rules, every signature checked again. A record these
+        rules refuse (an older Pen accepted it) moves to `set_aside` with its
+        exact bytes, seq and reason: never deleted, no longer in the CTB, and
+        so is a record that depended on it. One transaction: a crash leaves the
+        CTB as it was, and the next open rebuilds again. progress(done, total)
+        is called after each batch. Evidence these rules derive that the
+        records lack is added, as a batch adds it. -> [(record id, reason)]
+        set aside."""
+        self._begin()
+        try:
+            total = self._one("SELECT COUNT(*) FROM records", ())[0]
+            state, aside, derived = {}, {}, []
+            view = _Replay(self, state, aside)
+            done, last = 0, 0
+            while True:
+                rows = list(self._all("SELECT seq, raw FROM records WHERE seq>? ORDER BY seq LIMIT ?",
+                                      (last, REPLAY_BATCH)))
+                if not rows:
+                    break
+                view.before = rows[0][0]
+                raws = [bytes(raw) for _, raw in rows]
+                ov, verdicts = ctb.apply_batch(view, raws)  # a refused record writes nothing: keep the rest
+                for k, v in ov.kv.items():
+                    if v is None:
+                        state.pop(k, None)
+                    else:
+                        state[k] = v
+                held = self.ids_held([r.id for r in ov.added])
+                derived += [r for r in ov.added if r.id not in held]  # evidence these rules make that older did not
+                for (seq, _), raw, v in zip(rows, raws, verdicts):
+                    if v.code == ctb.REJECTED:
+                        rid = v.record.id if v.record is not None else record_id(raw)
+                        aside[rid] = (raw, seq, v.reason + ((": " + v.detail) if v.detail else ""))
+                last = rows[-1][0]
+                done += len(rows)
+                if progress is not None:
+                    progress(done, total)
+            self._exec("DELETE FROM state", ())
+            dumps = cbor.dumps
+            self._put_state([(k, dumps(v)) for k, v in state.items()])
+            now = self.clock()
+            self._many("INSERT INTO set_aside(id, raw, seq, reason, rules, at) VALUES (?,?,?,?,?,?)",
+                       [(rid, raw, seq, why, ctb.RULES_VERSION, now) for rid, (raw, seq, why) in aside.items()])
+            self._many("DELETE FROM records WHERE id=?", [(rid,) for rid in aside])
+            self._insert_records([(r.id, r.type, r.token_ref, r.raw, now) for r in derived])
+            self.local_set(RULES_KEY, ctb.RULES_VERSION)
+            self._wrote()
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._cache.clear()
+        return [(rid, why) for rid, (_, _, why) in aside.items()]
+
+    def set_aside(self):
+        """(id, raw, seq, reason, rules) of every record a rebuild set aside."""
+        return [(bytes(i), bytes(raw), seq, why, rules) for i, raw, seq, why, rules in
+                self._all("SELECT id, raw, seq, reason, rules FROM set_aside ORDER BY seq", ())]
+
     # -- local bookkeeping ----------------------------------------------------
 
     def local_get(self, key, default=None):
@@ -409,6 +526,7 @@ class SQLiteCTB(SQLStore):
         self.db.execute("PRAGMA wal_autocheckpoint=%d" % WAL_CHECKPOINT_PAGES)
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self._check_rules()
 
     def close(self):
         self.db.close()

@@ -81,6 +81,11 @@ from .records import RecordError
 from . import sign
 from . import membership, publication, yearend
 
+# The rules' version: raise it whenever the state a record set derives changes
+# (a new rule, a new state layout). A host CTB written under other rules
+# derives its state again from its records (pen.store.SQLStore.rebuild_state).
+RULES_VERSION = 1
+
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 CONFLICT = "conflict"  # stored as evidence; does not count

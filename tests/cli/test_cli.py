@@ -9,6 +9,7 @@ import pytest
 
 from pen.cli import main
 from pen.store import SQLiteCTB
+from pen_protocol import records as R
 
 
 class Pen:
@@ -170,3 +171,33 @@ def test_bench_sizes_json_has_use_and_vote_within_budget(capsys):
     assert frames["use"]["bytes"] <= 96 and frames["vote"]["bytes"] <= 96
     assert set(frames["use"]["airtime_ms"]) == {"sf9-bw125", "sf11-bw250"}
     assert frames["use"]["airtime_ms"]["sf9-bw125"] == 533.5
+
+
+def test_ctb_rebuild_fixes_state_an_older_pen_left_and_lists_what_it_set_aside(pen, tmp_path):
+    from pen.store import RULES_KEY
+    found(pen)
+    prop, vot = approve(pen)
+    _, out, _ = pen("ctb", "rebuild")
+    assert "unchanged" in out and "set aside" not in out
+    s = SQLiteCTB(os.path.join(pen.home, "ctb.sqlite"))
+    good = s.state_digest()
+    s._begin()  # as an older validator might have left it: a proposal worth more, no rules version
+    s._exec("UPDATE state SET value=? WHERE key=(SELECT key FROM state WHERE key>=? AND key<? LIMIT 1)",
+            (b"\x80", b"P", b"Q"))
+    s._exec("DELETE FROM local WHERE key=?", (RULES_KEY,))
+    s._commit()
+    s.close()
+    _, out, _ = pen("ctb", "status")  # opening derives it again by itself
+    assert "set aside" not in out
+    assert SQLiteCTB(os.path.join(pen.home, "ctb.sqlite")).state_digest() == good
+    s = SQLiteCTB(os.path.join(pen.home, "ctb.sqlite"))
+    s._begin()  # now a record these rules refuse, taken by an older Pen: a vote with a broken signature
+    rid, raw = [(bytes(i), bytes(r)) for i, r in s._all("SELECT id, raw FROM records WHERE type=?", (R.VOTE,))][0]
+    s._exec("UPDATE records SET raw=? WHERE id=?", (raw[:-1] + bytes((raw[-1] ^ 1,)), rid))
+    s._exec("UPDATE local SET value='0' WHERE key=?", (RULES_KEY,))
+    s._commit()
+    s.close()
+    _, out, _ = pen("ctb", "status")
+    assert "set aside: " in out
+    _, out, _ = pen("ctb", "rebuild")
+    assert ("set aside before (rules 1) %s: bad-signature" % rid.hex()) in out

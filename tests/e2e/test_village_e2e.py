@@ -12,6 +12,8 @@ from pen.bridge.queue import BridgeQueue
 from pen.bridge.serial import spawn
 from pen.bridge.uploader import PeerUnavailable
 from pen_protocol import ctb
+from pen_protocol import frame as F
+from pen_protocol import link as L
 from village_kit import ctb_node, node_command, node_env
 
 pytestmark = pytest.mark.micropython
@@ -80,6 +82,41 @@ def test_payments_at_the_store_reach_the_ctb_and_receipts_return_to_the_node(vil
     assert st["link_submits"] == len(uses) and st["journal_used"] == 0
     assert q.down_backlog() == 0
     assert bridge.spent(uses[0].fields[0])[0] is True  # the village spent set knows it
+
+
+def test_a_bridge_pc_holding_the_node_key_sends_receipts_down_in_signed_digests(tmp_path):
+    # `pen bridge --node-key`: receipts the CTB node signed go to the village many to a T_DIGEST frame,
+    # each named twice (DIGEST_REPEAT), instead of one ACCOUNTED frame each
+    from pen.bridge.digests import DigestSigner
+    srv, store, uses = ctb_node(tmp_path / "ctb.sqlite", 24)
+    port, proc = spawn(node_command(tmp_path / "node.journal"), env=node_env())
+    try:
+        q = BridgeQueue(tmp_path / "bridge.sqlite")
+        worker = UploadWorker(str(tmp_path / "bridge.sqlite"), [("ctb", HttpPeer(srv.url, signer=srv.bridge_key))],
+                              idle_s=0)
+        bridge = Bridge(port, q, digests=DigestSigner(srv.node_key), repeat_gap=0.2)
+        sent = []
+        real = bridge._send
+
+        def watch(kind, payload=b"", key=None):
+            sent.append((kind, bytes(payload[:1])))
+            return real(kind, payload, key)
+        bridge._send = watch
+        bridge.start()
+        for u in uses:
+            bridge.submit(u.raw)
+        serve(bridge, worker, lambda: q.backlog("ctb") == 0 and q.down_backlog() == 0)
+        assert all(ctb.token_state(store.get(b"T" + u.fields[0])) == ctb.ACCOUNTED for u in uses)
+        down = [first for kind, first in sent if kind == L.DOWNLINK]
+        digests = down.count(bytes((F.T_DIGEST,)))
+        assert bridge.core.stats["receipts_in_digests"] >= 2 * len(uses) - 2  # each named twice (a lone one may go alone)
+        print("\n%d receipts in %d digests, %d downlinks" % (bridge.core.stats["receipts_in_digests"], digests, len(down)))
+        assert 4 <= digests < len(uses)  # 24 receipts, up to 14 a digest, twice: a handful of frames
+        assert bridge.status()["link_downlinks"] == len(down)  # the node took every one into the mesh
+    finally:
+        proc.kill()
+        proc.wait()
+        srv.stop()
 
 
 def test_a_restarted_bridge_gets_what_the_node_still_holds(village, tmp_path):

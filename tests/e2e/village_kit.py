@@ -48,6 +48,7 @@ def ctb_node(path, count):
     allow_peer(store, bridge_key.public_key, "bridge", BRIDGE, rate=1e6, burst=1e6)
     srv = serve_in_thread(Node(store, node_key=k["common-node"], clock=lambda: T0 + 3600))
     srv.bridge_key = bridge_key
+    srv.node_key = k["common-node"]  # for a bridge PC that holds it: receipt digests
     return srv, store, uses
 
 

@@ -9,6 +9,7 @@ from pen_node.journal import Journal, FileStorage
 # the journal is a file, as on a board's flash filesystem: not on the heap
 PATH = sys.argv[1] if len(sys.argv) > 1 else "/tmp/pen-node-loop.journal"
 STORAGE = FileStorage(PATH, 8192)
+BOARD_RINGS = len(sys.argv) > 2 and sys.argv[2] == "board"
 gc.collect()
 base = gc.mem_alloc()
 
@@ -55,10 +56,13 @@ def main():
     # globals dict that would grow (and want a big block) mid-run
     gc.collect()
     mods = gc.mem_alloc() - base
-    # ring sizes below medium_node.py's under 64 KB (bytecode is in the heap here;
-    # a board keeps frozen bytecode in flash and can afford the defaults,
-    # among them 48 records in custody, ~480 B of heap each: 8 here)
-    node = MeshNode(2, P, Journal(STORAGE, max_live=8), Lcg(5), dedup=32, reverse=32, spent_capacity=64)
+    # "board": the node's default rings (main.py's); otherwise the simulator's
+    # smaller ones (medium_node.py). 8 records in custody at most (a board
+    # caps custody by its free heap, custody.custody_room: ~480 B each)
+    if BOARD_RINGS:
+        node = MeshNode(2, P, Journal(STORAGE, max_live=8), Lcg(5))
+    else:
+        node = MeshNode(2, P, Journal(STORAGE, max_live=8), Lcg(5), dedup=32, reverse=32, spent_capacity=64)
     gc.collect()
     built = gc.mem_alloc() - base
     t = 1000

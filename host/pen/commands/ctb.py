@@ -35,6 +35,9 @@ def register(sub):
     im = s.add_parser("import", help="validate and add the records of a file (all or nothing)")
     im.add_argument("file")
     im.set_defaults(func=cmd_import)
+    rb = s.add_parser("rebuild", help="derive the state again from the records under this Pen's rules "
+                                      "(done by itself when a CTB was written under other rules)")
+    rb.set_defaults(func=cmd_rebuild)
 
 
 def _consents(texts):
@@ -127,10 +130,36 @@ def cmd_status(args):
         print("membership epoch %d: %d councils" % (ctb.epoch(store), len(ctb.electorate_of(store, ctb.epoch(store)))))
     for name, n in store.counts_by_type().items():
         print("  %-15s %d" % (name, n))
+    aside = store.set_aside()
+    if aside:
+        print("set aside: %d records an older Pen accepted and these rules refuse (kept in the table set_aside; "
+              "pen ctb rebuild lists them)" % len(aside))
     b = balances(store)
     print("tokens by state: " + ", ".join("%s %d" % kv for kv in b["tokens_by_state"].items()))
     print("books %s: %d spent, %d credited to accounts, %d conflicts" % (
         "balance" if b["balanced"] else "DO NOT BALANCE", b["spent"], b["credited_to_accounts"], b["conflicts"]))
+
+
+def cmd_rebuild(args):
+    from rich.progress import Progress
+    store = open_ctb(args)
+    before = store.state_digest()
+    import time
+    n = store.count()
+    t0 = time.perf_counter()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("deriving the state from %d records" % n, total=n)
+        aside = store.rebuild_state(progress=lambda done, total: bar.update(task, completed=done))
+    took = time.perf_counter() - t0
+    print("state derived again from %d records under rules %d in %.1f s (%.0f us a record): %s" % (
+        n, ctb.RULES_VERSION, took, took / max(n, 1) * 1e6,
+        "unchanged" if store.state_digest() == before else "it differed, now fixed"))
+    for rid, why in aside:
+        print("  set aside %s: %s" % (rid.hex(), why))
+    for rid, raw, seq, why, rules in store.set_aside():
+        if (rid, why) not in aside:
+            print("  set aside before (rules %d) %s: %s" % (rules, rid.hex(), why))
+    return 0
 
 
 def cmd_export(args):

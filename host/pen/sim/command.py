@@ -42,7 +42,7 @@ def register(sub):
     p.add_argument("--bridges", type=int, default=1)
     p.add_argument("--topology", help="JSON file: {\"positions\": [[x_m, y_m]...], \"bridges\": [index...]}")
     p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
-    p.add_argument("--heap", default="76k", help="MicroPython heap per node (with --runtime micropython; 76k: the node loop no longer fits 64k from .mpy, docs/sim.md)")
+    p.add_argument("--heap", default="64k", help="MicroPython heap per node beside its bytecode, which runs from a ROM image as a board's runs from flash (with --runtime micropython)")
     p.add_argument("--baseline", default="meshtastic-2.6", choices=sorted(b for b in BASELINES if b != "flooding"),
                    help="meshtastic-2.6: next-hop routing, ACK-cancelled relays, PKI overhead; flooding-2.5: before")
     p.add_argument("--links", default="asymmetric", choices=MediumModel.LINKS,

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from pen.board.romfs import command
 from pen.sim.engine import Run
 from pen_node.downlink import EV_RECEIPT
 from pen.sim.scenario import topology
@@ -28,13 +29,14 @@ def _micropython():
 
 
 def _mpy_dir():
-    """Compile the firmware and protocol to .mpy (as for a board) so a 64 KB
-    heap holds the node, not the compiler; -> the directory. The nodes run
-    there with a relative MICROPYPATH: a module's file name stays on the
-    heap, and an absolute one made the fit depend on where the checkout
-    lives (a longer path failed the 76 KB overload test)."""
+    """Compile the firmware and protocol to .mpy (as for a board) and their
+    ROMFS image: each node runs its bytecode in place from the image, as a
+    board does from flash, with `heap` free beside it (pen.board.romfs);
+    -> (the directory, the image)."""
     from pen.board.layout import compile_node
-    return str(compile_node())
+    from pen.board.romfs import write_image
+    out = compile_node()
+    return str(out), str(write_image(out))
 
 
 class RemoteNode:
@@ -134,12 +136,12 @@ class UdpMedium:
             raise RuntimeError("a node spoke out of turn (lock-step broken): %r" % (peer,))
 
 
-def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="76k", model=None):
+def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, heap="64k", model=None):
     t0 = time.time()
     topo = topology(nodes, bridges, preset, seed, model=model)
     udp = UdpMedium()
-    cwd = _mpy_dir()
-    env = dict(os.environ, MICROPYPATH=".:.frozen")
+    cwd, rom = _mpy_dir()
+    env = dict(os.environ, MICROPYPATH=".")
     exe = _micropython()
     procs = []
     run_ = None
@@ -152,9 +154,9 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
         run_ = Run(topo, "pen", load, minutes, seed, node_factory=make)
         for i, node in enumerate(run_.nodes):
             node.preset = topo.preset
-            # -m runs the precompiled medium_node.mpy, as a board runs frozen code
-            args = [exe, "-X", "heapsize=" + heap, "-m", "medium_node", str(udp.port),
-                    str(i + 1), preset] + (["bridge"] if node.is_bridge else [])
+            # medium_node's bytecode in ROM, as a board runs it from flash; `heap` is what it has beside
+            args = command(exe, rom, "medium_node:main", [udp.port, i + 1, preset] + (["bridge"] if node.is_bridge
+                                                                                         else []), heap, env, cwd)
             procs.append(subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
             data, peer = udp.sock.recvfrom(64)
             if data[:1] != b"H" or int.from_bytes(data[1:3], "big") != i + 1:
@@ -176,7 +178,7 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
                 p.kill()
             for line in p.stdout.read().decode(errors="replace").splitlines():
                 if line.startswith("heap "):
-                    peaks.append(int(line.split()[3]))
+                    peaks.append((int(line.split()[3]), int(line.split()[5])))
             err = p.stderr.read().decode(errors="replace").strip()
             if p.returncode not in (0, None) or err:
                 errors.append(err[-500:])
@@ -185,5 +187,6 @@ def run(nodes=6, load=60, minutes=10, preset="eu868-sf9", seed=1, bridges=1, hea
     m = holder["m"]
     m.update(runtime="micropython", nodes=nodes, heap=heap, medium=topo.model.describe(topo.preset),
              seconds=round(time.time() - t0, 1),
-             node_errors=errors, peak_heap_used_bytes=max(peaks) if peaks else None)
+             node_errors=errors, peak_heap_used_bytes=max(p[0] for p in peaks) if peaks else None,
+             least_heap_free_bytes=min(p[1] for p in peaks) if peaks else None)
     return m
