@@ -66,3 +66,11 @@ def test_the_medium_carries_a_frame_at_its_own_power():
     _, full = Medium(t, 5).start(0, f, 0)
     _, low = Medium(t, 5).start(0, f, 0, power_db=-8.0)  # the same fading draws, 8 dB less
     assert set(full[4]) == set(low[4]) and all(abs(full[4][j] - low[4][j] - 8.0) < 1e-9 for j in full[4])
+
+
+def test_pen_power_says_how_long_it_sent_at_each_power(capsys):
+    from pen.cli import main
+    assert main(["power", "--role", "relay", "--tx-power-control"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "time on air" in ln]
+    assert len(line) == 1 and line[0].strip().startswith("time on air      22 dBm ")
+    assert line[0].endswith("(transmit power control)")

@@ -134,6 +134,9 @@ def cmd_power(args):
     for k, v in out["parts_ma"].items():
         if v:
             print("    %-20s %.3f mA" % (k, v))
+    if out["tx_power_control"]:
+        print("  time on air      %s (transmit power control)" % ", ".join(
+            "%s dBm %.1f s" % (k, v / 1000.0) for k, v in sorted(out["tx_ms_by_dbm"].items(), key=lambda kv: -int(kv[0]))))
     if "target_ma" in out:
         print("  target           <= %.1f mA: %s" % (out["target_ma"], "met" if out["meets_target"] else "NOT met"))
     if not out["can_sleep"]:
