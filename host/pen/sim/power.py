@@ -10,10 +10,15 @@ stays out of the engine. attach() wraps each node's calls the engine makes:
   in RX duty cycle (pen_node/sleep.py DutyListen): a frame reaches a leaf
   outside its listen window only if it was sent to that leaf, or is a receipt
   digest from a node that has leaves (their senders stretch the preamble,
-  pen_node/preamble.PreambleByDestination); anything else (a beacon, another
-  flood, an ANY_ROUTE offer) is slept through. The medium's
-  airtime for frames to a leaf grows by the longer preamble, so collisions,
-  duty cycle and latency in the run pay for it.
+  pen_node/preamble.PreambleByDestination), or by chance (catch_share: a
+  listening window fell inside its short preamble); anything else (a
+  beacon, another flood, an ANY_ROUTE offer) is slept through. A leaf's
+  beacons stay off the air except its asks for routes (sleep.leaf_beacon,
+  as main.tx_task does). The medium's airtime for frames to a leaf grows by
+  the longer preamble, so collisions, duty cycle and latency in the run pay
+  for it;
+- the medium's start(): each frame's time on air is metered by the power it
+  went out at (full, or pen_node.txpower's choice with tx_power_control()).
 
 What the medium does not model: the extra preamble is not in the sending
 MeshNode's own duty-cycle budget (it computes airtime from the preset; a
