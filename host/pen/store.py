@@ -179,6 +179,8 @@ class SQLStore:
         # follow-up batches the store refused (submit_follow) and the last
         # reason: a node whose key may not sign receipts shows it here
         self.follow_refused = (0, "")
+        # set by _check_rules at open: None, or what a rebuild set aside (a list, maybe empty)
+        self.rebuilt = None
 
     # -- the State interface the validator reads ----------------------------
 
@@ -406,7 +408,8 @@ class SQLStore:
                 self._rollback()
                 raise
             return None
-        return self.rebuild_state()
+        self.rebuilt = self.rebuild_state()
+        return self.rebuilt
 
     def rebuild_state(self, progress=None):
         """Derive the state again from the records, in their acceptance order,

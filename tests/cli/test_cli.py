@@ -187,8 +187,10 @@ def test_ctb_rebuild_fixes_state_an_older_pen_left_and_lists_what_it_set_aside(p
     s._exec("DELETE FROM local WHERE key=?", (RULES_KEY,))
     s._commit()
     s.close()
-    _, out, _ = pen("ctb", "status")  # opening derives it again by itself
-    assert "set aside" not in out
+    _, out, err = pen("ctb", "status")  # opening derives it again by itself, and says so
+    assert "set aside" not in out and "derived again under this Pen's rules" in err
+    _, out, err = pen("ctb", "status")
+    assert "derived again" not in err  # once
     assert SQLiteCTB(os.path.join(pen.home, "ctb.sqlite")).state_digest() == good
     s = SQLiteCTB(os.path.join(pen.home, "ctb.sqlite"))
     s._begin()  # now a record these rules refuse, taken by an older Pen: a vote with a broken signature
@@ -197,7 +199,7 @@ def test_ctb_rebuild_fixes_state_an_older_pen_left_and_lists_what_it_set_aside(p
     s._exec("UPDATE local SET value='0' WHERE key=?", (RULES_KEY,))
     s._commit()
     s.close()
-    _, out, _ = pen("ctb", "status")
-    assert "set aside: " in out
+    _, out, err = pen("ctb", "status")
+    assert "set aside: " in out and "2 records they refuse were set aside" in err  # the vote, and the close counting it
     _, out, _ = pen("ctb", "rebuild")
     assert ("set aside before (rules 1) %s: bad-signature" % rid.hex()) in out

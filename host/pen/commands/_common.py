@@ -1,6 +1,7 @@
 """What the command modules share: the home folder, the CTB, keys, refs and
 record files."""
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -46,10 +47,15 @@ def open_ctb(args):
     url = getattr(args, "db", None) or os.environ.get("PEN_DB")
     if url and url.startswith(("postgres://", "postgresql://")):
         from pen.pgstore import PostgresCTB
-        return PostgresCTB(url)
-    if url and url != ":memory:" and not Path(url).parent.is_dir():
-        raise PenError("there is no folder %s for the CTB database %s" % (Path(url).parent, url))
-    return SQLiteCTB(url or (home(args) / "ctb.sqlite"))
+        store = PostgresCTB(url)
+    else:
+        if url and url != ":memory:" and not Path(url).parent.is_dir():
+            raise PenError("there is no folder %s for the CTB database %s" % (Path(url).parent, url))
+        store = SQLiteCTB(url or (home(args) / "ctb.sqlite"))
+    if store.rebuilt is not None:  # written under other rules: its state was just derived again
+        sys.stderr.write("pen: this CTB's state was derived again under this Pen's rules (docs/node.md)%s\n" % (
+            "; %d records they refuse were set aside (pen ctb status)" % len(store.rebuilt) if store.rebuilt else ""))
+    return store
 
 
 def keyring(args):
