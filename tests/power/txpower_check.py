@@ -109,7 +109,25 @@ def check():
     v = TxPower(9, STEPS, 22, None)
     v.heard(beacon(B, None), 32, 0)
     assert v.power_for(sealed(10, ME, B, b"r" * 40, None), 1) == 14
+    # the board's path: NodePower hands the radio's SNR over and meters each frame at its power
+    from pen_node.sleep import NodePower, Meter
+    p = NodePower(Meter(), 22)
+    p.txpower, p.modem = TxPower(9, STEPS, 22, KEY), Modem()
+    rx = Rx(beacon(B))
+    rx.snr = 32
+    p.heard(rx, 0)
+    p.heard(beacon(C), 0)  # a frame without an SNR (not from the radio) teaches nothing
+    f = record(B, b"k" * 40)
+    assert p.before_send(f, 1, KEY) == f and p.modem.configured == [{"output_power": 14}]
+    p.sent(1, 501)
+    assert p.before_send(record(C, b"k" * 40), 600, KEY) is not None and p.tx_dbm == 22  # rerouted: B held
+    p.sent(600, 1100)
+    assert p.meter.tx_ms == {14: 500, 22: 500} and C not in p.txpower.snr and p.txpower.stats["fallbacks"] == 1
     print("txpower ok")
+
+
+class Rx(bytearray):
+    """lora.RxPacket's shape: the frame's bytes and the radio's SNR (dB x4)."""
 
 
 check()
