@@ -157,9 +157,11 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
         try:
             frame = node.next_tx(now)
             if frame is not None:
-                if power is not None and not power.before_send(frame, now):
-                    node.on_tx_done(now)  # kept off the air (a leaf's beacon)
-                    continue
+                if power is not None:
+                    frame = power.before_send(frame, now, node.key)
+                    if frame is None:
+                        node.on_tx_done(now)  # kept off the air (a leaf's beacon)
+                        continue
                 await modem.send(frame)
                 done = clock()
                 node.on_tx_done(done)
@@ -294,6 +296,8 @@ async def run():
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
                     net_key=net_secret(cfg), channel_busy=power.lbt(lbt))
+    if power.txpower is not None:
+        power.txpower.set_key(node.key)  # only sealed frames teach it a neighbour's SNR
     from pen_node.dutyrecord import DutyRecord, RECORD_BYTES
     duty_record = DutyRecord(FileStorage(DUTY, RECORD_BYTES))
     duty_record.restore(node.duty, clock())

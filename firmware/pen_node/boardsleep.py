@@ -22,7 +22,9 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
     "leaf": this node relays for no one: listen in RX duty cycle (SX126x);
     "relay_rx_duty": a relay listens in RX duty cycle at the preset's own
       preamble (opt-in until a board shows the chip detects it: docs/power.md);
-    "sleepy": addresses of leaves, sent to with the long preamble.
+    "sleepy": addresses of leaves, sent to with the long preamble;
+    "tx_power_control": unicast frames at the lowest power with a margin over
+      the link (pen_node.txpower; off by default: docs/power.md).
     A board whose radio IRQ is not on an RTC GPIO stays awake, and says so."""
     import machine
     import esp32
@@ -39,6 +41,12 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
             power.preamble = PreambleByDestination(
                 modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
                 set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
+    if cfg.get("tx_power_control"):
+        from .txpower import TxPower, cap
+        steps = [int(k) for k in figs["radios"][board["radio"]]["tx_ma"]]
+        # the preset's power is its sub-band's cap (hardware/regions.json); the key comes with the node
+        power.txpower = TxPower(preset.sf, steps, cap(preset.power_dbm, steps, board.get("max_power_dbm")))
+        power.modem = modem
     rtc = figs["mcus"][board["mcu"]]["rtc_gpios"]
     link_pin = cfg.get("link_wake_pin")
     if link_pin is not None and link_pin not in rtc:

@@ -87,6 +87,10 @@ class Budget:
                 return ma
         return self._tx[-1][1]
 
+    def tx_steps(self):
+        """The output powers (dBm) the board's figures price."""
+        return [p for p, _ in self._tx]
+
     def top_dbm(self):
         """The radio's highest output power (a preset may allow more: 27 dBm
         in EU868's 869.4-869.65 MHz sub-band; an SX1262 gives 22)."""

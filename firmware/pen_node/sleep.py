@@ -163,6 +163,8 @@ class NodePower:
         self.listen = listen
         self.leaf = leaf
         self.preamble = None  # sx126x.PreambleByDestination toward sleepy leaves
+        self.txpower = None  # txpower.TxPower ("tx_power_control" in /pen.json), set through self.modem
+        self.modem = None
 
     def sent(self, start_ms, end_ms):
         self.meter.tx(self.tx_dbm, end_ms - start_ms)
@@ -177,6 +179,10 @@ class NodePower:
             self.listen.heard(now_ms)
         if self.preamble is not None:
             self.preamble.heard(frame, now_ms)
+        if self.txpower is not None:
+            snr = getattr(frame, "snr", None)  # lora.RxPacket: dB x4
+            if snr is not None:
+                self.txpower.heard(frame, snr, now_ms)
 
     def nap(self, now_ms, until_ms):
         """Light-sleep (self.sleeper is set: a board on battery) until until_ms
@@ -185,13 +191,19 @@ class NodePower:
             until_ms = self.listen.due(now_ms, until_ms)
         return self.sleeper.nap(until_ms)
 
-    def before_send(self, frame, now_ms):
-        """False: a leaf keeps this frame off the air (leaf_quiet)."""
+    def before_send(self, frame, now_ms, key=None):
+        """The frame to put on air, or None: a leaf keeps its beacons off the
+        air (leaf_quiet) except its asks for routes (leaf_beacon; key: the
+        village's frame key, MeshNode.key)."""
         if self.leaf and leaf_quiet(frame):
-            return False
+            frame = leaf_beacon(frame, key)
+            if frame is None:
+                return None
         if self.preamble is not None:
             self.preamble.set_for(frame, now_ms)
-        return True
+        if self.txpower is not None:
+            self.tx_dbm = self.txpower.set_for(self.modem, frame, now_ms)  # sent() meters it at this power
+        return frame
 
     def lbt(self, channel_busy):
         """MeshNode's listen-before-talk hook, told to the duty cycle: a CAD
@@ -218,10 +230,40 @@ class NodePower:
 _T_BEACON = const(0x21)  # pen_protocol.frame.T_BEACON
 _ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE
 _T_DIGEST = const(0x22)  # pen_protocol.frame.T_DIGEST
+_BEACON_ASK_LEN = const(13)  # header 8 + seq 2, metric, parent, ask (routing._ASK_ROUND)
+_METRIC_AT = const(10)  # header 8 + seq 2
+_NO_ROUTE = const(255)
+_TAG_LEN = const(3)  # pen_protocol.frame.TAG_LEN
 
 
 def leaf_quiet(frame):
     return frame[0] == _T_BEACON
+
+
+def leaf_beacon(frame, key):
+    """What a leaf puts on air of a beacon its routing wants sent: nothing,
+    unless the beacon asks for routes (routeless: metric 255; or its parent
+    stopped acking and no neighbour it knows is feasible: the ask byte).
+    Then the same beacon with metric 255, sealed again with the village key
+    (pen_protocol.frame.seal; key None: an unsealed village): "no route
+    through me, tell me yours". Every neighbour with a route answers within
+    ~2.2 s (routing._beacon_soon), inside the window a leaf listens after its
+    own frame, so the sleeping leaf learns its neighbours again instead of
+    retrying a parent that never hears it (seed 1 at 200/h: leaf 10 sent 143
+    frames to one such parent; its asks had been kept off the air). With
+    metric 255 nobody takes it as parent."""
+    tag_len = _TAG_LEN if key is not None else 0
+    n = len(frame) - tag_len
+    if frame[0] != _T_BEACON or n < _BEACON_ASK_LEN - 1:
+        return None
+    if frame[_METRIC_AT] != _NO_ROUTE and n != _BEACON_ASK_LEN:
+        return None
+    body = bytearray(frame[:n])
+    body[_METRIC_AT] = _NO_ROUTE
+    if key is None:
+        return bytes(body)
+    from pen_protocol.frame import seal
+    return seal(body, key)
 
 
 def leaf_deaf(frame):

@@ -62,7 +62,7 @@ def run(mode="sleep", payments=PAYMENTS, isr_by_hand=True):
     store = MeshNode(STORE, P, Journal(MemStorage(8192)), Rng(2))
     policy = None
     if mode == "sleep":  # the bridge knows the store is a leaf ("sleepy" in its /pen.json)
-        policy = PreambleByDestination(Configured(), P.preamble, leaf_preamble(4, 21), {STORE}, 4000)
+        policy = PreambleByDestination(Configured(), P.preamble, leaf_preamble(4, 61), {STORE}, 4000)  # power.json leaf_rx
     air = Air(bridge, P, policy)
     radio = AsyncRadioDouble(air)
     machine, esp32 = MachineDouble(air), Esp32Double()

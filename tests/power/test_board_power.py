@@ -93,9 +93,9 @@ def test_a_board_whose_radio_irq_cannot_wake_the_mcu_stays_awake_and_says_so(rig
 def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
     esp32, m, spi = rig
     p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert p.leaf and p.listen is not None and p.meter.duty == (4, 21)
+    assert p.leaf and p.listen is not None and p.meter.duty == (4, 61)
     p.listen.due(4000, 60000)  # the boot window is over: arm
-    assert spi.log[-1] == "94000418001581"  # 4 and 21 SF9 symbols
+    assert spi.log[-1] == "94000418003e76"  # 4 and 61 SF9 symbols (16.384 ms, 249.856 ms)
 
 
 def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig):
@@ -107,16 +107,17 @@ def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig)
     p.sent(1000, 1500)  # after a send the driver listens continuously; the next nap arms again
     p.listen.due(1500, 60000)
     assert spi.log[-1] == "9400020c000418" and p.listen.duty_since == 1500
-    assert p.before_send(bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0)), 0) is True  # a relay beacons
+    beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
+    assert p.before_send(beacon, 0) == beacon  # a relay beacons
 
 
 def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
     esp32, m, spi = rig
     p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
-    assert p.before_send(to_leaf, 0) is True and m.configured == [{"preamble_len": 29}]
+    assert p.before_send(to_leaf, 0) == to_leaf and m.configured == [{"preamble_len": 69}]
     p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
-    assert p.before_send(to_leaf, 200) is True and m.configured[-1] == {"preamble_len": 8}
+    assert p.before_send(to_leaf, 200) == to_leaf and m.configured[-1] == {"preamble_len": 8}
 
 
 def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
@@ -125,10 +126,10 @@ def test_a_leaf_keeps_its_beacons_off_the_air_and_ignores_any_route_offers(rig):
     beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
     any_route = bytes((10, 0x1B, 0, 5, 0xFF, 0xFE, 0, 5, 0))
     to_it = bytes((11, 0x1B, 0, 5, 0x00, 0x02, 0, 1, 0))
-    assert p.before_send(beacon, 0) is False and p.ignores(any_route) is True
-    assert p.ignores(to_it) is False and p.before_send(to_it, 0) is True
+    assert p.before_send(beacon, 0) is None and p.ignores(any_route) is True
+    assert p.ignores(to_it) is False and p.before_send(to_it, 0) == to_it
     relay = S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert relay.before_send(beacon, 0) is True and relay.ignores(any_route) is False
+    assert relay.before_send(beacon, 0) == beacon and relay.ignores(any_route) is False
 
 
 def test_an_sx1276_board_sleeps_on_dio0_without_sx126x_commands_cad_or_duty_cycle(rig):
@@ -157,7 +158,7 @@ def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_aga
     assert busy(9000) is False and spi.log[-1] == "82ffffff"  # the CAD left the chip in continuous RX
     assert p.listen.duty_since == -1 and p.meter.ms[1] == 4000  # 4 s in duty cycle counted, no more
     p.listen.due(9000, 60000)
-    assert spi.log[-1] == "94000418001581"
+    assert spi.log[-1] == "94000418003e76"
     assert p.lbt(None) is None and S.NodePower(p.meter, 22).lbt(busy) is busy
 
 
@@ -179,5 +180,33 @@ def test_the_board_wiring_runs_under_the_unix_port(mpy):
               + "p = board_power({'leaf': True}, b, PRESETS['eu868-sf9'], m, lambda: 0, False, figs)\n"
               "p.nap(5000, 60000)\n"
               "print(p.leaf, p.meter.duty, [(a[0], a[1].n) for a in e.armed], ' '.join(s.log))\n", heap="128k")
-    assert out.strip() == "True (4, 21) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
-                          "8c000800ff0100 82ffffff 8001 02ffff 94000418001581"
+    assert out.strip() == "True (4, 61) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
+                          "8c000800ff0100 82ffffff 8001 02ffff 94000418003e76"
+
+
+class _Rx(bytes):
+    """lora.RxPacket as the rx task hands it over: the frame, its SNR (dB x4)."""
+    snr = 0
+
+
+def test_tx_power_control_is_off_unless_asked_then_meters_each_frame_at_its_power(rig):
+    from pen_protocol import frame as F
+    esp32, m, spi = rig
+    assert S.board_power({}, board("heltec-v3"), P, m, lambda: 0, False, FIGS).txpower is None
+    p = S.board_power({"tx_power_control": True, "max_power_dbm": 30}, board("heltec-v3"), P, m, lambda: 0,
+                      False, FIGS)
+    t = p.txpower
+    assert t.top == 22 and t.levels == [14, 17, 20, 22]  # the SX1262's steps; never above its 22 dBm
+    key = F.net_key(b"village secret for the board")
+    t.set_key(key)
+    b = _Rx(F.seal(F.pack(F.Header(F.T_BEACON, 7, F.BROADCAST, 7, 0, 0), b"\x00\x01\x02\x00"), key))
+    b.snr = 32  # heard at +8 dB
+    p.heard(b, 0)
+    to7 = F.seal(F.pack(F.Header(11, 5, 7, 5, 0, 0), b"z" * 40), key)
+    m.configured = []
+    assert p.before_send(to7, 10, key) == to7 and m.configured == [{"output_power": 14}]
+    p.sent(10, 510)
+    assert p.meter.tx_ms == {14: 500}
+    assert p.before_send(to7, 4000, key) == to7 and m.configured[-1] == {"output_power": 22}  # unacked: full
+    p.sent(4000, 4500)
+    assert p.meter.tx_ms == {14: 500, 22: 500}

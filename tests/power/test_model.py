@@ -39,8 +39,8 @@ def test_a_sleeping_relay_is_priced_state_by_state(b):
     assert b.average_ma(m, hour) == pytest.approx(sum(parts.values()))
 
 
-def test_rx_duty_cycle_listens_four_symbols_in_twenty_five(b):
-    assert b.rx_duty_ma() == pytest.approx((4 * 4.6 + 21 * 0.0012) / 25)
+def test_rx_duty_cycle_listens_four_symbols_in_sixty_five(b):
+    assert b.rx_duty_ma() == pytest.approx((4 * 4.6 + 61 * 0.0012) / 65)
     m = b.sleeping_meter(1000, {}, 0, 0, rxdc_ms=1000)
     assert b.parts(m, 1000)[1] == 0 and b.parts(m, 1000)[2] == pytest.approx(b.rx_duty_ma())
 

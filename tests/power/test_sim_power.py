@@ -1,8 +1,8 @@
 """The simulator's power report (host/pen/sim/power.py) and `pen power`: the
 firmware's model priced over what each node's loop did in the 50-node
 village, seed 1; leaves in RX duty cycle lose and delay nothing that the
-same village awake delivers (on the default, realistic medium, which loses a
-few on time either way), and change nothing on symmetric links."""
+same village awake delivers, compared like with like (pooled over draws of
+the medium's fading): met on symmetric links, not yet on the default medium."""
 import powerpath  # noqa: F401
 import json
 
@@ -26,46 +26,86 @@ def village():
     return plain, m0, duty, m1, leaves
 
 
-@pytest.mark.xfail(strict=True, reason="since routing on delivery measured both ways (issue 15 item 3), seed 1 at "
-                   "200/h: asleep, every payment on time as awake (185/186) but 184 receipts back by the end of the "
-                   "run against 186 awake; issue 16's 'no change' target is missed (reproduce: this test)")
-def test_leaves_in_duty_cycle_lose_and_delay_nothing_against_the_same_village_awake(village):
-    # on the simulator's default medium (per-direction shadowing, real CAD,
-    # summed interference: issue 15) the village awake does not deliver every
-    # payment on time either (seed 1: 175 of 186, p95 135 s; the same village
-    # with its leaves asleep: 181, p95 26 s). What sleep must not do is lose
-    # or delay a payment or a receipt that the village awake gets there.
-    plain, m0, duty, m1, leaves = village
-    assert len(leaves) > 20  # most of a village relays for no one
-    assert m1["offered"] == m0["offered"] and m1["lost"] == m0["lost"] == 0
-    assert m1["delivered"] == m0["delivered"] == m0["offered"]
-    assert m1["delivered_on_time"] >= m0["delivered_on_time"] >= 0.9 * m0["offered"]
-    assert m1["delivery_ratio"] == round(m1["delivered_on_time"] / m1["offered"], 4) > 0.95
-    assert m1["receipts_returned"] >= m0["receipts_returned"] >= m0["offered"] - 1
-    assert m1["p95_latency_s"] <= 1.05 * m0["p95_latency_s"]
+# Like with like. One run of a village is one trajectory of a chaotic system:
+# the same village awake, its per-frame fading drawn another way, moves seed
+# 1's p95 from 13.6 s to 9.9 or 19.6 s and its on-time count by a few (five
+# seeds x three draws: 944-962 of 986 on time awake). A single asleep run
+# against a single awake one measures that, not sleep. So the target ("no
+# change in delivery or p95 at 200/h, seed 1, against the same code without
+# sleep") is checked on seed 1's payments over FADING_DRAWS draws of the
+# medium's fading, asleep and awake alike: every payment of every draw
+# pooled, an undelivered one counting as infinitely late.
+FADING_DRAWS = 4
+
+
+def pooled(model=None):
+    """(awake, asleep) over FADING_DRAWS draws, each a dict: on_time,
+    receipts, offered, p95 (s, pooled), leaf_max_ma (the worst draw's)."""
+    import random
+    from pen.sim.medium import MediumModel
+    plain = Run(topology(50, 1, "eu868-sf9", 1, model=model and MediumModel(model)), "pen", 200, 60, 1)
+    plain.run()
+    leaves = relays_for_no_one(plain)
+    out = []
+    for lv in ((), leaves):
+        t = {"on_time": 0, "receipts": 0, "offered": 0, "lat": [], "leaf_max_ma": 0}
+        for k in range(FADING_DRAWS):
+            r = Run(topology(50, 1, "eu868-sf9", 1, model=model and MediumModel(model)), "pen", 200, 60, 1,
+                    leaves=lv)
+            if k:  # the medium's per-frame fading only (Medium: seed * 31 + 7 for draw 0)
+                r.medium.rnd = random.Random(1 * 31 + 7 + 1000 * k)
+            m = r.run()
+            t["on_time"] += m["delivered_on_time"]
+            t["receipts"] += m["receipts_returned"]
+            t["offered"] += m["offered"]
+            t["lat"] += [(r.delivered[rid] - t0) / 1000.0 if rid in r.delivered else float("inf")
+                         for rid, (t0, _) in r.submitted.items()]
+            if lv:
+                t["leaf_max_ma"] = max(t["leaf_max_ma"], m["power"]["leaf"]["max_ma"])
+        lat = sorted(t.pop("lat"))
+        t["p95"] = lat[int(0.95 * len(lat))]
+        out.append(t)
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason="seed 1 at 200/h, default medium, four fading draws pooled: 740 of 744 on "
+                   "time asleep against 743 awake, p95 17.7 s against 14.2 s (+25 %). Sleep's fault, not chaos: "
+                   "paired payment by payment, the leaves' own payments are slower asleep (p95 15 -> 33 s; 33 "
+                   "slower by 10 s or more, 16 faster) while relays' are faster (12.3 -> 7.7 s): a sleeping leaf "
+                   "picks parents that do not hear it (its neighbours are what it heard in its windows), a routing "
+                   "choice (issue 15); docs/power.md")
+def test_leaves_in_duty_cycle_lose_and_delay_nothing_against_the_same_village_awake():
+    awake, asleep = pooled()
+    assert asleep["offered"] == awake["offered"] == FADING_DRAWS * 186
+    assert asleep["on_time"] >= awake["on_time"] >= 0.97 * awake["offered"]
+    assert asleep["receipts"] >= awake["receipts"]
+    assert asleep["p95"] <= 1.05 * awake["p95"]
 
 
 def test_on_the_symmetric_medium_sleep_changes_neither_delivery_nor_receipts():
-    # the medium these figures were first taken on (links symmetric), pinned:
-    # every payment on time asleep and awake, every receipt back asleep
-    from pen.sim.medium import MediumModel
-    runs = [Run(topology(50, 1, "eu868-sf9", 1, model=MediumModel("symmetric")), "pen", 200, 60, 1)]
-    m0 = runs[0].run()
-    runs.append(Run(topology(50, 1, "eu868-sf9", 1, model=MediumModel("symmetric")), "pen", 200, 60, 1,
-                    leaves=relays_for_no_one(runs[0])))
-    m1 = runs[1].run()
-    assert m1["delivered_on_time"] == m0["delivered_on_time"] == m0["offered"]
-    assert m1["receipts_returned"] == m0["offered"] and m0["receipts_returned"] >= m0["offered"] - 3
-    assert m1["p95_latency_s"] <= 1.05 * m0["p95_latency_s"]
-    assert m1["power"]["leaf"]["max_ma"] <= 1.5  # the leaf target (1.421 mA measured)
+    # the medium these figures were first taken on (links symmetric): every
+    # payment on time and every receipt back, asleep and awake, in every draw;
+    # pooled p95 within 5 % (4.52 s asleep, 4.34 s awake measured). Before
+    # like with like it was one draw each: 4.5 s against 3.84 s (xfail)
+    awake, asleep = pooled("symmetric")
+    assert asleep["on_time"] == awake["on_time"] == awake["offered"] == FADING_DRAWS * 186
+    assert asleep["receipts"] == awake["receipts"] == awake["offered"]
+    assert asleep["p95"] <= 1.05 * awake["p95"]
+    assert asleep["leaf_max_ma"] <= 1.5  # the leaf target in every draw
 
 
 def test_a_leaf_relays_for_no_one_and_sleeps_through_what_is_not_for_it(village):
     _, _, duty, m1, leaves = village
+    assert len(leaves) > 20  # most of a village relays for no one
     for i in leaves:
         assert duty.nodes[i].stats["custody_in"] == 0  # nobody routed through it
     p = m1["power"]
     assert p["leaf_frames_slept_through"] > 1000  # beacons, floods, frames for others
+    # ...but not all: a window inside a short preamble catches some (4 in 65 symbols: 6 %), paid at full RX
+    caught = p["leaf_frames_caught_by_chance"]
+    assert duty.power.catch_share == 4 / 65.0
+    assert 0.04 < caught / float(caught + p["leaf_frames_slept_through"]) < 0.08
+    assert p["leaf_route_asks"] > 0  # asks for routes went on air; none made a leaf anyone's parent (above)
     assert 0 < p["long_preamble_frames"] < m1["tx_frames"] // 4  # only frames to a leaf outside its window
 
 
@@ -85,11 +125,11 @@ def test_the_report_prices_every_node_from_its_wakes(village):
     assert p["nodes"][i][2] == round(b.average_ma(duty.power.meter(i, DUR_MS), DUR_MS), 3)
 
 
-@pytest.mark.xfail(strict=True, reason="on the default medium (per-direction shadowing) the worst leaf of seed 1 "
-                   "draws 1.573 mA (1.421 on symmetric links) with the same sends and listening: the 1.5 mA leaf "
-                   "target is missed; the simulator's pricing of frames heard is where to look")
 def test_every_leaf_meets_the_target_on_the_default_medium(village):
-    assert village[3]["power"]["leaf"]["max_ma"] <= 1.5
+    # regression: 2.11 mA (seed 1) when leaves listened 4 symbols in 25 and their asks for routes were kept
+    # off the air; at 4 in 65 the floor is 0.28 mA instead of 0.74 (docs/power.md)
+    p = village[3]["power"]
+    assert p["leaf"]["max_ma"] <= 1.5 and p["leaf"]["mean_ma"] <= 1.1
 
 
 def test_a_relay_never_draws_less_than_listening(village):
@@ -146,12 +186,21 @@ def test_pen_power_refuses_bad_input_in_one_line(capsys, argv, msg):
 def test_bench_sizes_counts_the_long_preamble_toward_a_leaf(capsys):
     rc, out, err = pen(capsys, "bench", "sizes", "--json")
     t = json.loads(out)["to_leaf"]
-    # 29 symbols instead of 8 at SF9/BW125 (4.096 ms each), instead of 16 at SF11/BW250 (8.192 ms)
-    assert t["preamble_symbols"] == 29
-    assert t["extra_ms"] == {"sf9-bw125": 86.0, "sf11-bw250": 106.5}
+    # 69 symbols instead of 8 at SF9/BW125 (4.096 ms each), instead of 16 at SF11/BW250 (8.192 ms)
+    assert t["preamble_symbols"] == 69
+    assert t["extra_ms"] == {"sf9-bw125": 249.9, "sf11-bw250": 434.2}
 
 
-def test_relays_in_rx_duty_cycle_are_priced_only_when_asked_and_leaves_do_not_change(capsys):
+def test_relays_in_rx_duty_cycle_are_priced_only_when_asked_and_leaves_do_not_change(capsys, village):
+    _, _, duty, _, _ = village
+    pw, dur = duty.power, DUR_MS
+    for i in range(50):  # each node's sends priced the same either way; only a relay's listening changes
+        pw.relay_duty = False
+        a = pw.budget.parts(pw.meter(i, dur), dur)
+        pw.relay_duty = True
+        b = pw.budget.parts(pw.meter(i, dur), dur)
+        assert a[0] == b[0] and (a == b) == (pw.role(i) != "relay")
+    pw.relay_duty = False
     # opt-in and unverified on a board (docs/power.md, checklist step 6): the
     # same village, only the relays' listening priced at 2 symbols in 6
     rc, out, err = pen(capsys, "power", "--role", "relay", "--relay-rx-duty", "--json")
@@ -160,8 +209,10 @@ def test_relays_in_rx_duty_cycle_are_priced_only_when_asked_and_leaves_do_not_ch
     assert r["parts_ma"]["radio_rx_duty_cycle"] > 0 and r["parts_ma"]["radio_rx"] < 1
     rc, out, err = pen(capsys, "power", "--role", "relay", "--json")
     plain = json.loads(out)
-    assert plain["parts_ma"]["radio_tx"] == r["parts_ma"]["radio_tx"]  # the same village, the same sends
     assert plain["parts_ma"]["radio_rx_duty_cycle"] == 0 and plain["relay_rx_duty"] is False
+    if plain["node"] == r["node"]:  # the same village, the same sends
+        assert plain["parts_ma"]["radio_tx"] == r["parts_ma"]["radio_tx"]
+    assert r["average_ma"] < plain["listening_floor_ma"] < plain["average_ma"]
     leaf = [json.loads(pen(capsys, "power", "--role", "leaf", "--json", *x)[1])["average_ma"]
             for x in ((), ("--relay-rx-duty",))]
     assert leaf[0] == leaf[1]

@@ -117,7 +117,7 @@ def test_leaf_listens_continuously_for_the_window_then_arms_and_counts_duty_time
 
 def test_a_node_without_a_sleeper_is_left_to_wait_awake():
     p = NodePower(Meter(), 22)
-    assert p.sleeper is None and p.before_send(b"\x0a\x1b\x00\x01\x00\x02\x00\x01x", 0) is True
+    assert p.sleeper is None and p.before_send(b"\x0a\x1b\x00\x01\x00\x02\x00\x01x", 0) == b"\x0a\x1b\x00\x01\x00\x02\x00\x01x"
 
 
 def _mpy_line(mpy, mode):

@@ -51,6 +51,7 @@ CONFIG_KEYS = {
     "leaf": "this node relays for no one: it listens in RX duty cycle (SX126x)",
     "relay_rx_duty": "a relay listens in RX duty cycle at the preset's own preamble (opt-in)",
     "sleepy": "addresses of leaves, sent to with the long preamble",
+    "tx_power_control": "unicast frames at the lowest power with a margin over the link (off by default)",
 }
 
 

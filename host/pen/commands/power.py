@@ -31,12 +31,15 @@ def register(sub):
     p.add_argument("--relay-rx-duty", action="store_true",
                    help="relays listen in RX duty cycle at the preset's own preamble (opt-in, unverified on a "
                         "board: docs/power.md checklist step 6)")
+    p.add_argument("--tx-power-control", action="store_true",
+                   help="unicast frames at the lowest power with a margin over the link (pen_node.txpower; off "
+                        "by default: it does not pay in the simulated village, docs/power.md)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_power)
 
 
 @functools.lru_cache(maxsize=4)
-def village(board, load, nodes, seed, minutes):
+def village(board, load, nodes, seed, minutes, tx_power_control=False):
     """One simulated village with its leaves in RX duty cycle: (run, metrics).
     A first run finds which nodes relay for no one at this load. Kept for the
     next call with the same arguments (a test, or several roles in one process):
@@ -48,27 +51,32 @@ def village(board, load, nodes, seed, minutes):
     b = load_budget(board)
     t = topology(nodes, 1, "eu868-sf9", seed)
     first = Run(t, "pen", load, minutes, seed)
-    m = first.run()
-    leaves = relays_for_no_one(first)
     if not b.radio.get("rx_duty_cycle"):  # an SX127x leaf listens all the time: the first run is its life
-        first.power.leaves = set(leaves)
-        first.power.budget = b
+        first.power.use_board(b)
+        if tx_power_control:
+            first.power.tx_power_control()
+        m = first.run()
+        first.power.leaves = set(relays_for_no_one(first))
         return first, m
+    first.run()
+    leaves = relays_for_no_one(first)
     run = Run(topology(nodes, 1, "eu868-sf9", seed), "pen", load, minutes, seed, leaves=leaves)
+    run.power.use_board(b)
+    if tx_power_control:
+        run.power.tx_power_control()
     m = run.run()
-    run.power.budget = b
     return run, m
 
 
 def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None, sun_hours=1.5,
-           relay_rx_duty=False):
+           relay_rx_duty=False, tx_power_control=False):
     from pen_node.power import Budget
     from pen.sim.engine import DEADLINE_S
     board = board.replace("_", "-")
     if (battery_mah is not None and battery_mah <= 0) or sun_hours <= 0:
         raise PenError("--battery-mah and --sun-hours must be positive")
     try:
-        run, m = village(board, load, nodes, seed, minutes)
+        run, m = village(board, load, nodes, seed, minutes, tx_power_control)
     except ValueError as e:
         raise PenError(str(e))
     pw = run.power
@@ -87,8 +95,9 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
     daily_wh = ma / 1000.0 * 24 * b.battery_v
     out = {
         "board": board, "role": role, "load_per_hour": load, "nodes": nodes, "seed": seed,
-        "relay_rx_duty": relay_rx_duty,
-        "nodes_in_role": len(picked),
+        "relay_rx_duty": relay_rx_duty, "tx_power_control": tx_power_control,
+        "tx_ms_by_dbm": {str(k): v // 1000 for k, v in sorted(pw.tx_us[wi].items())},
+        "nodes_in_role": len(picked), "node": wi + 1,
         "average_ma": round(ma, 3), "mean_ma_in_role": round(mean_ma, 3),
         "awake_fraction": round(worst[2], 4),
         "parts_ma": {k: round(v, 3) for k, v in zip(Budget.PARTS, parts)},
@@ -113,7 +122,7 @@ def cmd_power(args):
     if not 2 <= args.nodes <= 400 or args.load < 0 or args.minutes < 1:
         raise PenError("--nodes must be 2 to 400, --load >= 0, --minutes >= 1")
     out = budget(args.board, args.role, args.load, args.nodes, args.seed, args.minutes, args.battery_mah,
-                 args.sun_hours, args.relay_rx_duty)
+                 args.sun_hours, args.relay_rx_duty, args.tx_power_control)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -125,6 +134,9 @@ def cmd_power(args):
     for k, v in out["parts_ma"].items():
         if v:
             print("    %-20s %.3f mA" % (k, v))
+    if out["tx_power_control"]:
+        print("  time on air      %s (transmit power control)" % ", ".join(
+            "%s dBm %.1f s" % (k, v / 1000.0) for k, v in sorted(out["tx_ms_by_dbm"].items(), key=lambda kv: -int(kv[0]))))
     if "target_ma" in out:
         print("  target           <= %.1f mA: %s" % (out["target_ma"], "met" if out["meets_target"] else "NOT met"))
     if not out["can_sleep"]:

@@ -234,11 +234,13 @@ class Medium:
         p = self.t.preset
         return time_on_air_us(len(frame), p.sf, p.bw_hz, p.cr, p.preamble)
 
-    def start(self, sender, frame, now_us):
+    def start(self, sender, frame, now_us, power_db=0.0):
+        """power_db: this frame's output power against the sender's full
+        power (transmit power control, pen.sim.power: 0 or less)."""
         end = now_us + self.airtime_us(frame)
         rx = {}
         for j in self.t.neighbours[sender]:
-            rx[j] = self.t.rssi[sender][j] + self.rnd.gauss(0.0, FADE_SIGMA_DB)
+            rx[j] = self.t.rssi[sender][j] + power_db + self.rnd.gauss(0.0, FADE_SIGMA_DB)
         tx = [now_us, end, sender, frame, rx, {}]
         # interference with everything still on air: the new frame always hits
         # the tail of an earlier one; the earlier one hits the new frame only if

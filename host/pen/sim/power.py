@@ -10,22 +10,45 @@ stays out of the engine. attach() wraps each node's calls the engine makes:
   in RX duty cycle (pen_node/sleep.py DutyListen): a frame reaches a leaf
   outside its listen window only if it was sent to that leaf, or is a receipt
   digest from a node that has leaves (their senders stretch the preamble,
-  pen_node/preamble.PreambleByDestination); anything else (a beacon, another
-  flood, an ANY_ROUTE offer) is slept through. The medium's
-  airtime for frames to a leaf grows by the longer preamble, so collisions,
-  duty cycle and latency in the run pay for it.
+  pen_node/preamble.PreambleByDestination), or by chance (catch_share: a
+  listening window fell inside its short preamble); anything else (a
+  beacon, another flood, an ANY_ROUTE offer) is slept through. A leaf's
+  beacons stay off the air except its asks for routes (sleep.leaf_beacon,
+  as main.tx_task does). The medium's airtime for frames to a leaf grows by
+  the longer preamble, so collisions, duty cycle and latency in the run pay
+  for it;
+- the medium's start(): each frame's time on air is metered by the power it
+  went out at (full, or pen_node.txpower's choice with tx_power_control()).
 
 What the medium does not model: the extra preamble is not in the sending
 MeshNode's own duty-cycle budget (it computes airtime from the preset; a
 per-destination preamble there needs mesh.py, docs/power.md lists it).
 """
+import random
+
 from pen_protocol.airtime import time_on_air_us
 
+from pen_node import txpower
 from pen_node.power import load_budget, M_SLEEP, R_RXDC
-from pen_node.sleep import leaf_quiet, leaf_deaf, wakes_leaves
+from pen_node.sleep import leaf_quiet, leaf_deaf, wakes_leaves, leaf_beacon
 from pen_node.sx126x import leaf_preamble, LISTEN_MARGIN_MS
 
 BOARD = "heltec-v3"
+
+
+def region_cap(preset_name):
+    """The most a preset's sub-band allows (hardware/regions.json), or None."""
+    import json
+    from pen_node.power import hardware_dir
+    with open(hardware_dir() + "/regions.json") as f:
+        regions = json.load(f)
+    pr = regions["presets"].get(preset_name)
+    if pr is None:
+        return None
+    reg = regions[pr["region"]]
+    if "sub_band" in pr:
+        return [b for b in reg["sub_bands"] if b["name"] == pr["sub_band"]][0]["max_erp_dbm"]
+    return reg.get("max_conducted_dbm")
 
 
 def _dst(frame):
@@ -55,28 +78,49 @@ class SimPower:
         self.long_frames = 0
         self.long_digests = set()  # digest frames sent with the long preamble: a sleeping leaf catches them
         self.long_extra_us = 0
+        # a leaf in RX duty cycle still catches a frame with the preset's
+        # short preamble when one of its listening windows falls wholly
+        # inside that preamble (catch_share); drawn apart from the medium's
+        # fading so that a village's trajectory does not move with it
+        self.catch_share = catch_share(p.preamble, lf["rx_symbols"], lf["sleep_symbols"])
+        self.catch_rnd = random.Random(run.seed * 977 + 5)
+        self.caught = [0] * n
+        self.asks = [0] * n  # beacons a leaf sent as asks for routes (sleep.leaf_beacon)
+        self.top_dbm = txpower.cap(p.power_dbm, self.budget.tx_steps(), region_max=region_cap(p.name))
+        self.tpc = None  # [TxPower per node] once tx_power_control() is called
+        self.tx_us = [{} for _ in range(n)]  # node -> {dBm: us on air}, long preambles included
         for i, node in enumerate(run.nodes):
             self._wrap(i, node)
         self.heard_leaf = [{} for _ in range(n)]  # node -> {leaf addr: last ms it heard that leaf}
-        if self.leaves:
-            self._stretch(run.medium, p)
+        self._medium(run.medium, p)
 
-    def _stretch(self, medium, p):
-        """Frames to a leaf that is not in its listen window carry the long
-        preamble (the rule of sx126x.PreambleByDestination on a board): the
-        medium's airtime for them grows."""
+    def use_board(self, budget):
+        """Price (and pick power steps) with another board's figures; before run()."""
+        self.budget = budget
+        self.top_dbm = txpower.cap(self.run.t.preset.power_dbm, budget.tx_steps(),
+                                   region_max=region_cap(self.run.t.preset.name))
+
+    def tx_power_control(self, margin_x4=txpower.MARGIN_X4):
+        """Every node sends unicast frames at the lowest power with margin_x4
+        over the link (pen_node.txpower, as a board with "tx_power_control"
+        in /pen.json); call before run()."""
+        steps = self.budget.tx_steps()
+        self.tpc = [txpower.TxPower(self.run.t.preset.sf, steps, self.top_dbm, getattr(node, "key", None),
+                                    margin_x4) for node in self.run.nodes]
+
+    def _medium(self, medium, p):
+        """What a frame costs on the medium: frames to a leaf that is not in
+        its listen window carry the long preamble (the rule of
+        sx126x.PreambleByDestination on a board), so their airtime grows; with
+        transmit power control a unicast frame goes at its sender's chosen
+        power. Each node's time on air is kept by power level."""
         plain_start = medium.start
         extra = {}
 
         def start(sender, frame, now_us):
-            dst = _dst(frame)
-            # a digest from a node that has heard leaves (a board with "sleepy" set) goes long, as
-            # PreambleByDestination sends it
-            digest = wakes_leaves(frame) and self.heard_leaf[sender]
-            if digest or dst in self.leaf_addrs and \
-                    now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + self.window_ms - LISTEN_MARGIN_MS:
-                if digest:
-                    self.long_digests.add(bytes(frame))
+            dbm = self.top_dbm if self.tpc is None else self.tpc[sender].power_for(frame, now_us // 1000)
+            power_db = dbm - self.top_dbm
+            if self.leaves and self._long(sender, frame, now_us):
                 n_ = len(frame)
                 if n_ not in extra:
                     extra[n_] = time_on_air_us(n_, p.sf, p.bw_hz, p.cr, self.long_preamble) - \
@@ -86,12 +130,27 @@ class SimPower:
                 plain = medium.airtime_us
                 medium.airtime_us = lambda f: plain(f) + extra[n_]
                 try:
-                    return plain_start(sender, frame, now_us)
+                    end, tx = plain_start(sender, frame, now_us, power_db)
                 finally:
                     medium.airtime_us = plain
-            return plain_start(sender, frame, now_us)
+            else:
+                end, tx = plain_start(sender, frame, now_us, power_db)
+            t = self.tx_us[sender]
+            t[dbm] = t.get(dbm, 0) + end - now_us
+            return end, tx
 
         medium.start = start
+
+    def _long(self, sender, frame, now_us):
+        dst = _dst(frame)
+        # a digest from a node that has heard leaves (a board with "sleepy" set) goes long, as
+        # PreambleByDestination sends it
+        digest = wakes_leaves(frame) and self.heard_leaf[sender]
+        if digest:
+            self.long_digests.add(bytes(frame))
+            return True
+        return dst in self.leaf_addrs and \
+            now_us // 1000 > self.heard_leaf[sender].get(dst, -1 << 40) + self.window_ms - LISTEN_MARGIN_MS
 
     def _wrap(self, i, node):
         next_tx, on_frame, on_tx_done = node.next_tx, node.on_frame, node.on_tx_done
@@ -104,20 +163,35 @@ class SimPower:
             else:
                 self.wakes[i] += 1
             f = next_tx(now_ms)
-            if leaf and f is not None and leaf_quiet(f):  # as main.tx_task: not sent
+            if leaf and f is not None and leaf_quiet(f):  # as main.tx_task: not sent, or sent as an ask
+                ask = leaf_beacon(f, node.key)
+                if ask is not None:
+                    self.asks[i] += 1
+                    return ask
                 self.quiet_us[i] += self.run.medium.airtime_us(f)
                 on_tx_done(now_ms)
                 return None
             return f
 
         def filtered_on_frame(frame, rssi, snr, now_ms):
-            if leaf and (leaf_deaf(frame) or now_ms > self.listen_until[i] and _dst(frame) != addr and
-                         bytes(frame) not in self.long_digests):
-                self.missed[i] += 1
-                self.slept_through[i] = True
+            if leaf and now_ms > self.listen_until[i] and _dst(frame) != addr and \
+                    bytes(frame) not in self.long_digests:
+                if self.catch_rnd.random() >= self.catch_share:
+                    self.missed[i] += 1
+                    self.slept_through[i] = True
+                    return None
+                self.caught[i] += 1  # a window fell inside its preamble: received whole
+            if leaf and leaf_deaf(frame):  # received (and paid for), then ignored
+                self.heard[i] += 1
+                if now_ms > self.listen_until[i]:
+                    self.rx_busy_ms[i] += self.run.medium.airtime_us(frame) // 1000
                 return None
             self.heard[i] += 1
-            self.rx_busy_ms[i] += self.run.medium.airtime_us(frame) // 1000
+            if not leaf or now_ms > self.listen_until[i]:
+                # a leaf's windows (listen_ms) already count what it hears in them at full RX
+                self.rx_busy_ms[i] += self.run.medium.airtime_us(frame) // 1000
+            if self.tpc is not None:
+                self.tpc[i].heard(frame, snr, now_ms)
             src = (frame[2] << 8) | frame[3]
             if src in self.leaf_addrs:
                 self.heard_leaf[i][src] = now_ms
@@ -125,12 +199,18 @@ class SimPower:
 
         def windowed_on_tx_done(now_ms):
             if leaf:
-                until = now_ms + self.window_ms
-                self.listen_ms[i] += until - max(self.listen_until[i], now_ms)
-                self.listen_until[i] = until
+                self._listen(i, now_ms, self.window_ms)
             return on_tx_done(now_ms)
 
         node.next_tx, node.on_frame, node.on_tx_done = counted_next_tx, filtered_on_frame, windowed_on_tx_done
+
+    def _listen(self, i, now_ms, ms):
+        """Leaf i listens continuously from now_ms for ms (a window after its
+        own frame, or a round's re-advertisements), merged with the one open."""
+        until = now_ms + ms
+        if until > self.listen_until[i]:
+            self.listen_ms[i] += until - max(self.listen_until[i], now_ms)
+            self.listen_until[i] = until
 
     def role(self, i):
         if i in self.run.t.bridges:
@@ -142,19 +222,17 @@ class SimPower:
         with light sleep between events."""
         b = self.budget
         node = self.run.nodes[i]
-        tx_ms = (node.stats["tx_airtime_us"] - self.quiet_us[i]) // 1000
-        p = self.run.t.preset
-        dbm = min(p.power_dbm, b.top_dbm())
+        tx = {dbm: us // 1000 for dbm, us in self.tx_us[i].items()}
         rxdc, duty = 0, None
         role = self.role(i)
-        busy = tx_ms + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
+        busy = sum(tx.values()) + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
         if b.radio.get("rx_duty_cycle"):
             if role == "leaf":
                 rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - busy)
             elif role == "relay" and self.relay_duty:
                 rxdc = max(0, dur_ms - busy)
                 duty = (b.relay_rx["rx_symbols"], b.relay_rx["sleep_symbols"])
-        m = b.sleeping_meter(dur_ms, {dbm: tx_ms}, self.heard[i], self.wakes[i], rxdc, duty)
+        m = b.sleeping_meter(dur_ms, tx, self.heard[i], self.wakes[i], rxdc, duty)
         if role == "bridge" or not b.can_sleep:  # a bridge is on its PC's USB power; some boards cannot sleep
             m.ms[M_SLEEP] = 0
         return m
@@ -174,7 +252,9 @@ class SimPower:
         out = {"board": self.budget.board, "nodes": nodes,
                "long_preamble_frames": self.long_frames,
                "long_preamble_extra_ms": round(self.long_extra_us / 1000.0, 1),
-               "leaf_frames_slept_through": sum(self.missed)}
+               "leaf_frames_slept_through": sum(self.missed),
+               "leaf_frames_caught_by_chance": sum(self.caught),
+               "leaf_route_asks": sum(self.asks)}
         for role, xs in roles.items():
             out[role] = {"count": len(xs), "max_ma": round(max(x[0] for x in xs), 3),
                          "mean_ma": round(sum(x[0] for x in xs) / len(xs), 3),
@@ -184,6 +264,16 @@ class SimPower:
 
 def attach(run, leaves=()):
     return SimPower(run, leaves)
+
+
+def catch_share(preamble, rx_symbols, sleep_symbols):
+    """The share of frames with a preamble of `preamble` symbols that a
+    receiver in RX duty cycle (listening rx_symbols of every rx + sleep)
+    catches: those where one whole listening window falls inside the
+    preamble (the rule leaf_preamble builds on: a preamble of sleep + 2 rx
+    symbols always holds one). At SF9's 8 symbols and the leaves' 4 in 25:
+    4 / 25, 16 %."""
+    return min(1.0, max(0, preamble - rx_symbols) / float(rx_symbols + sleep_symbols))
 
 
 def relays_for_no_one(run):
