@@ -10,8 +10,12 @@ from pen_node.sleep import leaf_beacon, NodePower, Meter
 KEY = F.net_key(b"village secret for the leaf test")
 
 
-def beacon(metric, ask=False, key=KEY, seq=0x0102, parent=7):
-    payload = bytes((seq >> 8, seq & 255, metric, parent)) + (b"\x01" if ask else b"")
+def beacon(metric, ask=False, key=KEY, seq=0x0102, parent=7, heard=()):
+    # routing._ihu_payload's layout: seq, metric, parent, flags (bit 0: ask for a round), then an
+    # "I heard you" pair (low address byte, SNR margin + 64) per neighbour that may take us as parent
+    payload = bytes((seq >> 8, seq & 255, metric, parent, 1 if ask else 0))
+    for a in heard:
+        payload += bytes((a, 70))
     f = F.pack(F.Header(F.T_BEACON, 9, F.BROADCAST, 9, 0, 0), payload)
     return F.seal(f, key) if key is not None else f
 
@@ -29,6 +33,15 @@ def check():
     assert got == beacon(255, ask=True) and F.unseal(got, KEY) > 0
     assert got[10] == 255 and got[12] == 1 and got[8:10] == b"\x01\x02"  # seq kept, ask kept
     assert leaf_beacon(beacon(40, ask=True, key=None), None) == beacon(255, ask=True, key=None)
+    # with its "I heard you" list: the ask is the flag, not the beacon's length (read by length, a leaf whose
+    # list was empty asked with every beacon and one with a list never did: 93 retries to one parent)
+    assert leaf_beacon(beacon(40, heard=(3, 5)), KEY) is None
+    assert leaf_beacon(beacon(40, key=None), None) is None
+    got = leaf_beacon(beacon(40, ask=True, heard=(3, 5)), KEY)
+    assert got == beacon(255, ask=True, heard=(3, 5)) and got[13:17] == bytes((3, 70, 5, 70))
+    # the old payload without flags (4 bytes): an ask only when routeless
+    old = F.seal(F.pack(F.Header(F.T_BEACON, 9, F.BROADCAST, 9, 0, 0), bytes((1, 2, 40, 7))), KEY)
+    assert leaf_beacon(old, KEY) is None
     # not a beacon, or too short to be one: never sent as an ask
     use = F.pack(F.Header(10, 9, 3, 9, 0, 0), b"x" * 20)
     assert leaf_beacon(F.seal(use, KEY), KEY) is None

@@ -4,7 +4,7 @@ it submits payments, the bridge takes them and sends each receipt back with
 the long preamble. Prints one line of figures; runs on CPython and the unix
 port alike.
 
-    micropython -X heapsize=192k tests/power/sleep_village.py [sleep|awake]
+    micropython -X heapsize=192k tests/power/sleep_village.py [sleep|awake]   (tests: from ROM, test_sleep.py)
 """
 import asyncio
 import sys
@@ -132,6 +132,13 @@ def run(mode="sleep", payments=PAYMENTS, isr_by_hand=True):
             "rxdc_ms": meter.ms[1], "long_sent": air.long_sent, "active_ms": meter.ms[3], "tx_ms": meter.tx_total(),
             "store_sent": [t for t, f in radio.sent], "held": len(store.journal.live),
             "receipt_ms": receipts, "submitted_ms": [submitted[k] for k in sorted(submitted)]}
+
+
+def line():
+    """The figures tests/power/test_sleep.py compares across runtimes, for
+    sys.argv[1] (sleep|awake): run from a ROM image (run_micropython(rom=True))."""
+    r = run(sys.argv[1])
+    print(r["delivered"], r["receipts"], r["held"], r["receipt_ms"], r["dio1_wakes"], r["store_sent"])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,28 @@ def test_leaf_beacons_under_micropython_in_64k(mpy):
     assert mpy(str(HERE / "leaf_asks_check.py"), heap="64k").strip() == "leaf asks ok"
 
 
+def test_a_leaf_reads_the_ask_from_the_beacons_its_own_routing_makes():
+    # the frames routing really builds (not a hand-made layout that may drift from it)
+    from pen_protocol import frame as F
+    from pen_protocol.airtime import PRESETS
+    from pen_node.journal import Journal
+    from pen_node.memstorage import MemStorage
+    from pen_node.mesh import MeshNode
+    from pen_node.sleep import leaf_beacon
+    import random
+    n = MeshNode(9, PRESETS["eu868-sf9"], Journal(MemStorage(4096)), random.Random(1))
+    for a, snr in ((3, 20), (5, 8)):  # neighbours heard, routeless: listed as hearing them
+        n.nbr[a] = [255, snr, 0, 0]
+    n.parent, n.metric = 3, 40
+    plain = n._beacon_frame(1000)
+    assert len(plain) > F.HEADER_LEN + 5  # its "I heard you" list is there
+    assert leaf_beacon(plain, None) is None
+    n.ask_round = True
+    asking = n._beacon_frame(1000)
+    got = leaf_beacon(asking, None)
+    assert got is not None and got[10] == 255 and got[12] & 1 and got[13:] == asking[13:]
+
+
 def test_a_leaf_in_duty_cycle_catches_a_short_preamble_only_by_chance():
     # one whole 4-symbol window inside an 8-symbol preamble: 4 of every 25 symbols
     assert catch_share(8, 4, 21) == 4 / 25.0

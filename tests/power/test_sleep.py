@@ -53,8 +53,10 @@ def test_the_leaf_listens_in_duty_cycle_between_its_windows(runs):
     assert s["duty_arms"] == V.PAYMENTS  # armed again after each send window
     assert s["rxdc_ms"] > 0.9 * s["elapsed_ms"]
     assert s["missed"] > 0  # the bridge's beacons (short preamble) go unheard; receipts do not
-    # the long preamble only for what comes after the store's window: each receipt (its hop's ack is short)
-    assert s["long_sent"] == V.PAYMENTS
+    # the long preamble only for what comes after the store's window: at most once a receipt, never for the
+    # hop's ack; a receipt the bridge sends while the store still listens after its own frame goes short
+    # (since receipts go at once: 2 of 3 here), and every receipt reaches the store either way
+    assert 1 <= s["long_sent"] <= V.PAYMENTS and s["receipts"] == V.PAYMENTS
 
 
 def test_modelled_current_of_the_sleeping_leaf_is_within_the_target(runs):
@@ -121,15 +123,23 @@ def test_a_node_without_a_sleeper_is_left_to_wait_awake():
 
 
 def _mpy_line(mpy, mode):
-    from conftest import ROOT
-    here = str(ROOT / "tests" / "power")
-    # 'tests/power', relative to ROOT where the process runs: module file names stay on the heap, so an
-    # absolute path would make the 192 KB fit depend on where the checkout lives
-    code = ("import sys\nsys.path.append('tests/power')\n"
-            + open(here + "/sleep_village.py").read().split("if __name__")[0]
-            + "r = run('%s')\nprint(r['delivered'], r['receipts'], r['held'], r['receipt_ms'], r['dio1_wakes'], "
-              "r['store_sent'])\n" % mode)
-    return mpy(code, heap="192k").strip()
+    # the village's scripts compiled beside the node's tree, all of it run from the ROM image as a board
+    # runs it from flash: the heap holds the two nodes, main's tasks and the machine double
+    import subprocess
+    from build_mpy import mpy_cross
+    from conftest import MPY_BUILD, ROOT
+    mpy("print(1)")  # the tree compiled into MPY_BUILD
+    for name in ("sleep_village", "machinedouble"):
+        subprocess.run([mpy_cross(), "-s", name + ".py", "-o", str(MPY_BUILD / (name + ".mpy")),
+                        str(ROOT / "tests" / "power" / (name + ".py"))], check=True)
+    return mpy("", module="sleep_village:line", args=[mode], heap=SLEEP_VILLAGE_HEAP, rom=True).strip()
+
+
+# two nodes with the board's rings and 8 KB journals, main's tasks, asyncio and the machine double, beside
+# their bytecode: 152 KB is the least that runs (measured after the I-heard-you routing and transmit power
+# control merged, when 192 KB with the bytecode in the heap no longer did); the heap is not what this
+# test measures, the same run on both runtimes is
+SLEEP_VILLAGE_HEAP = "192k"
 
 
 @pytest.mark.micropython
