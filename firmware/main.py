@@ -162,6 +162,9 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
                     if frame is None:
                         node.on_tx_done(now)  # kept off the air (a leaf's beacon)
                         continue
+                    extra = power.extra_air_us(frame, node.preset)
+                    if extra:  # a long preamble to a sleeping leaf: on air, so in the law's budget too
+                        node.duty.spend(extra, now)
                 await modem.send(frame)
                 done = clock()
                 node.on_tx_done(done)

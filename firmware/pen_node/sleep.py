@@ -191,6 +191,18 @@ class NodePower:
             until_ms = self.listen.due(now_ms, until_ms)
         return self.sleeper.nap(until_ms)
 
+    def extra_air_us(self, frame, preset):
+        """Airtime the frame just chosen for the air (before_send) takes
+        beyond what MeshNode charged its duty cycle for it: a long preamble
+        toward a sleeping leaf. The law counts every microsecond on air, so
+        main.tx_task charges this too."""
+        pre = self.preamble
+        if pre is None or pre.current == pre.preamble:
+            return 0
+        from pen_protocol.airtime import time_on_air_us
+        return time_on_air_us(len(frame), preset.sf, preset.bw_hz, preset.cr, pre.current) - \
+            preset.airtime_us(len(frame))
+
     def before_send(self, frame, now_ms, key=None):
         """The frame to put on air, or None: a leaf keeps its beacons off the
         air (leaf_quiet) except its asks for routes (leaf_beacon; key: the

@@ -228,3 +228,12 @@ def test_relays_in_rx_duty_cycle_are_priced_only_when_asked_and_leaves_do_not_ch
     leaf = [json.loads(pen(capsys, "power", "--role", "leaf", "--json", *x)[1])["average_ma"]
             for x in ((), ("--relay-rx-duty",))]
     assert leaf[0] == leaf[1]
+
+
+def test_every_microsecond_on_air_is_in_the_senders_duty_cycle(village):
+    # the long preambles to sleeping leaves included (the simulator spends them as main.tx_task does);
+    # a leaf's beacon kept off the air was charged and not sent, so a node may have charged more, never less
+    _, _, duty, m1, _ = village
+    assert m1["power"]["long_preamble_frames"] > 0
+    for i, node in enumerate(duty.nodes):
+        assert node.duty.total_us >= sum(duty.power.tx_us[i].values()) - 1000, i

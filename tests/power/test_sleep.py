@@ -228,3 +228,31 @@ def test_the_sleep_path_fits_beside_a_node_in_the_nodes_heap(mpy, tmp_path):
     out = mpy("", module="sleep_path:main", args=[str(tmp_path / "journal")], heap=NODE_HEAP, rom=True)
     f0, f1, f2, wakes = [int(x) for x in out.split()]
     assert f0 - f1 < 8 * 1024 and f2 >= f1 - 256 and wakes == 300
+
+
+def test_a_long_preamble_to_a_sleeping_leaf_is_charged_to_the_duty_cycle():
+    # MeshNode charges a frame's airtime with the preset's preamble when it picks the frame; the long
+    # preamble chosen after it (PreambleByDestination) is on air too, so the law's budget must count it
+    from pen_node.preamble import PreambleByDestination
+    from pen_protocol import frame as F
+    from pen_protocol.airtime import time_on_air_us
+
+    class Modem:
+        def __init__(self):
+            self.calls = []
+
+        def configure(self, cfg):
+            self.calls.append(cfg)
+    p = V.P
+    power = NodePower(Meter(), 22)
+    power.preamble = PreambleByDestination(Modem(), p.preamble, 69, {2}, 4000)
+    to_leaf = F.pack(F.Header(11, 1, 2, 1, 0, 0), b"r" * 80)
+    to_relay = F.pack(F.Header(11, 1, 3, 1, 0, 0), b"r" * 80)
+    power.before_send(to_leaf, 100000)  # never heard: outside any window
+    extra = power.extra_air_us(to_leaf, p)
+    assert extra == time_on_air_us(len(to_leaf), p.sf, p.bw_hz, p.cr, 69) - p.airtime_us(len(to_leaf)) > 200000
+    power.before_send(to_relay, 100000)
+    assert power.extra_air_us(to_relay, p) == 0
+    power.preamble.heard(F.pack(F.Header(10, 2, 1, 2, 0, 0), b"u"), 100500)  # the leaf's own frame: its window
+    power.before_send(to_leaf, 101000)
+    assert power.extra_air_us(to_leaf, p) == 0

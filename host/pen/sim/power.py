@@ -127,6 +127,9 @@ class SimPower:
                         time_on_air_us(n_, p.sf, p.bw_hz, p.cr, p.preamble)
                 self.long_frames += 1
                 self.long_extra_us += extra[n_]
+                duty = getattr(self.run.nodes[sender], "duty", None)
+                if duty is not None:  # on air, so in the sender's duty cycle too (main.tx_task on a board)
+                    duty.spend(extra[n_], now_us // 1000)
                 plain = medium.airtime_us
                 medium.airtime_us = lambda f: plain(f) + extra[n_]
                 try:
