@@ -162,9 +162,6 @@ async def tx_task(node, modem, clock, wake, emit=None, duty_record=None, power=N
                     if frame is None:
                         node.on_tx_done(now)  # kept off the air (a leaf's beacon)
                         continue
-                    extra = power.extra_air_us(frame, node.preset)
-                    if extra:  # a long preamble to a sleeping leaf: on air, so in the law's budget too
-                        node.duty.spend(extra, now)
                 await modem.send(frame)
                 done = clock()
                 node.on_tx_done(done)
@@ -237,6 +234,8 @@ async def serve(node, modem, clock, link=None, link_reader=link_task, write=stdo
     reach the link over BLE: the link's events go to it while it is
     connected, else to the serial link."""
     wake = asyncio.Event()
+    if power is not None:  # long preambles to sleeping leaves are on air: the duty cycle counts them
+        node.air_extra = power.air_extra_for(node.preset)
     tasks = [rx_task(node, modem, clock, wake, power)]
     if link is None:
         tasks.append(tx_task(node, modem, clock, wake, duty_record=duty_record, power=power))

@@ -135,6 +135,9 @@ class MeshNode(Routing, Custody, Downlink):
         # listen before talk: channel_busy(now_ms) -> bool, the radio's channel
         # activity detection (SX126x CAD, command 0x94); None = always clear
         self.channel_busy = channel_busy
+        # airtime a frame takes beyond the preset's preamble (frame, now_ms) -> us: a long preamble to a
+        # sleeping leaf (pen_node.sleep.NodePower); the duty cycle and its dwell limit count all of it
+        self.air_extra = None
         self.lbt_until = 0
         self.last_uplink_ms = -RECEIPT_QUIET_MS
         self.receipt_forced_ms = -RECEIPT_PATIENCE_MS  # when an overdue receipt last went (downlink._receipt_overdue)
@@ -288,6 +291,8 @@ class MeshNode(Routing, Custody, Downlink):
         if self.key is not None:
             frame = F.seal(frame, self.key)
         air = self.preset.airtime_us(len(frame))
+        if self.air_extra is not None:
+            air += self.air_extra(frame, now_ms)
         if not self.duty.allows(air, now_ms, priority):
             self.stats["duty_blocked"] += 1
             return None

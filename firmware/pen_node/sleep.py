@@ -191,17 +191,23 @@ class NodePower:
             until_ms = self.listen.due(now_ms, until_ms)
         return self.sleeper.nap(until_ms)
 
-    def extra_air_us(self, frame, preset):
-        """Airtime the frame just chosen for the air (before_send) takes
-        beyond what MeshNode charged its duty cycle for it: a long preamble
-        toward a sleeping leaf. The law counts every microsecond on air, so
-        main.tx_task charges this too."""
+    def air_extra_for(self, preset):
+        """MeshNode.air_extra: the airtime a frame will take beyond the
+        preset's preamble (a long preamble toward a sleeping leaf, the rule
+        before_send then applies), so the duty cycle decides and counts with
+        the real figure; None when no destination is sleepy."""
         pre = self.preamble
-        if pre is None or pre.current == pre.preamble:
-            return 0
+        if pre is None:
+            return None
         from pen_protocol.airtime import time_on_air_us
-        return time_on_air_us(len(frame), preset.sf, preset.bw_hz, preset.cr, pre.current) - \
-            preset.airtime_us(len(frame))
+
+        def extra(frame, now_ms):
+            want = pre.preamble_for(frame, now_ms)
+            if want == pre.preamble:
+                return 0
+            return time_on_air_us(len(frame), preset.sf, preset.bw_hz, preset.cr, want) - \
+                preset.airtime_us(len(frame))
+        return extra
 
     def before_send(self, frame, now_ms, key=None):
         """The frame to put on air, or None: a leaf keeps its beacons off the

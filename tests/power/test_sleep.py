@@ -231,28 +231,33 @@ def test_the_sleep_path_fits_beside_a_node_in_the_nodes_heap(mpy, tmp_path):
 
 
 def test_a_long_preamble_to_a_sleeping_leaf_is_charged_to_the_duty_cycle():
-    # MeshNode charges a frame's airtime with the preset's preamble when it picks the frame; the long
-    # preamble chosen after it (PreambleByDestination) is on air too, so the law's budget must count it
+    # MeshNode decides and spends with the airtime its hook gives (main.serve sets it from NodePower):
+    # a frame to a sleeping leaf outside its window carries the long preamble, so the law's budget counts it
     from pen_node.preamble import PreambleByDestination
+    from pen_node.journal import Journal
+    from pen_node.memstorage import MemStorage
+    from pen_node.mesh import MeshNode
     from pen_protocol import frame as F
     from pen_protocol.airtime import time_on_air_us
 
     class Modem:
-        def __init__(self):
-            self.calls = []
-
         def configure(self, cfg):
-            self.calls.append(cfg)
+            pass
     p = V.P
     power = NodePower(Meter(), 22)
+    assert power.air_extra_for(p) is None  # no sleepy neighbour: nothing to add
     power.preamble = PreambleByDestination(Modem(), p.preamble, 69, {2}, 4000)
+    extra = power.air_extra_for(p)
     to_leaf = F.pack(F.Header(11, 1, 2, 1, 0, 0), b"r" * 80)
     to_relay = F.pack(F.Header(11, 1, 3, 1, 0, 0), b"r" * 80)
-    power.before_send(to_leaf, 100000)  # never heard: outside any window
-    extra = power.extra_air_us(to_leaf, p)
-    assert extra == time_on_air_us(len(to_leaf), p.sf, p.bw_hz, p.cr, 69) - p.airtime_us(len(to_leaf)) > 200000
-    power.before_send(to_relay, 100000)
-    assert power.extra_air_us(to_relay, p) == 0
+    long_ = time_on_air_us(len(to_leaf), p.sf, p.bw_hz, p.cr, 69) - p.airtime_us(len(to_leaf))
+    assert extra(to_leaf, 100000) == long_ > 200000  # never heard: outside any window
+    assert extra(to_relay, 100000) == 0
     power.preamble.heard(F.pack(F.Header(10, 2, 1, 2, 0, 0), b"u"), 100500)  # the leaf's own frame: its window
-    power.before_send(to_leaf, 101000)
-    assert power.extra_air_us(to_leaf, p) == 0
+    assert extra(to_leaf, 101000) == 0
+    # and the node spends it: a record for the leaf, sent by the bridge outside the leaf's window
+    node = MeshNode(1, p, Journal(MemStorage(8192)), V.Rng(3), is_bridge=True)
+    node.air_extra = power.air_extra_for(p)
+    f = node._try_send(to_leaf, 0, 200000, lbt=False)
+    assert f == to_leaf and node.duty.total_us == p.airtime_us(len(to_leaf)) + long_
+    assert node.stats["tx_airtime_us"] == node.duty.total_us

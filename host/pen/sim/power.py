@@ -127,9 +127,6 @@ class SimPower:
                         time_on_air_us(n_, p.sf, p.bw_hz, p.cr, p.preamble)
                 self.long_frames += 1
                 self.long_extra_us += extra[n_]
-                duty = getattr(self.run.nodes[sender], "duty", None)
-                if duty is not None:  # on air, so in the sender's duty cycle too (main.tx_task on a board)
-                    duty.spend(extra[n_], now_us // 1000)
                 plain = medium.airtime_us
                 medium.airtime_us = lambda f: plain(f) + extra[n_]
                 try:
@@ -206,6 +203,18 @@ class SimPower:
             return on_tx_done(now_ms)
 
         node.next_tx, node.on_frame, node.on_tx_done = counted_next_tx, filtered_on_frame, windowed_on_tx_done
+        if self.leaves and hasattr(node, "air_extra"):
+            # the sender's duty cycle decides with the long preamble its frame will carry (main.serve sets
+            # the same hook from NodePower on a board)
+            p = self.run.t.preset
+            long_ = self.long_preamble
+
+            def air_extra(frame, now_ms):
+                if not self._long(i, frame, now_ms * 1000):
+                    return 0
+                return time_on_air_us(len(frame), p.sf, p.bw_hz, p.cr, long_) - \
+                    time_on_air_us(len(frame), p.sf, p.bw_hz, p.cr, p.preamble)
+            node.air_extra = air_extra
 
     def _listen(self, i, now_ms, ms):
         """Leaf i listens continuously from now_ms for ms (a window after its
