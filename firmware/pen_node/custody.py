@@ -332,9 +332,14 @@ class Custody:
             return None
         if p.type == ACCOUNTED and not self._receipts_may_go(now_ms):
             self.receipt_forced_ms = now_ms  # an overdue receipt (downlink._receipt_overdue)
-        fid = F.frame_id(frame)
-        waiting_until = now_ms + self.preset.airtime_us(len(f)) // 1000 + self._ack_air_ms + ACK_JITTER_MS + \
-            _ACK_MARGIN_MS
+        self._sent(group, F.frame_id(frame), dst, now_ms + self.preset.airtime_us(len(f)) // 1000 +
+                   self._ack_air_ms + ACK_JITTER_MS + _ACK_MARGIN_MS, now_ms)
+        return f
+
+    def _sent(self, group, fid, dst, waiting_until, now_ms):
+        """A frame with custody of group's records is on air to dst under
+        frame id fid: wait for its ack until waiting_until, then back off
+        (lasthop's slot frames wait for a grant instead)."""
         if len(group) > 1:
             self.stats["bundled"] += len(group)
         self.by_fid[fid] = [q.rid for q in group]
@@ -350,7 +355,6 @@ class Custody:
             # when the wait is over with no ack, back off (more, the more tries)
             slots = 1 << min(q.tries, 5)
             q.due_ms = waiting_until + (self.rng.getrandbits(16) % slots) * _BACKOFF_SLOT_MS // 2
-        return f
 
     def _flood_receipt(self, p, now_ms):
         """A receipt whose hop never acked it (_RECEIPT_FLOOD_AFTER tries)

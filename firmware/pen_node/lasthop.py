@@ -53,7 +53,7 @@ except ImportError:
         return x
 
 from pen_protocol import frame as F
-from pen_protocol.identity import ACCOUNTED, USE
+from pen_protocol.identity import ACCOUNTED
 
 from . import duty as D
 from .custody import Custody
@@ -74,7 +74,6 @@ GRANT_WAIT_MS = const(15000)  # a child that told its backlog waits this long fo
 T_GRANT = const(0x23)  # frame.py reserves the types and says their layout
 T_SBUNDLE = const(0x25)
 _GRANT_ENTRY = const(3)  # child addr (2) | units (1)
-_BACKOFF_SLOT_MS = const(1500)  # custody's backoff slot (custody._BACKOFF_SLOT_MS: private there)
 _SLOT_FLAG = const(0x80)  # a T_SBUNDLE's flags: sent in its slot (frame.py has the layout)
 _GRANT_MAX_PAYLOAD = const(109)  # 1 + MAX_GRANT_UNITS x GRANT_ENTRY + (12 + 6) x FRAME_ID_LEN
 
@@ -447,23 +446,7 @@ class ScheduledNode(MeshNode):
         self.stats["slot_frames"] += 1
         # acked by the grant after this schedule, or (that one lost) by the next
         fid = F.frame_id(frame)
-        self.by_fid[fid] = [q.rid for q in group]
-        until = self.lh_sched_end + CW_MS + 2 * self.lh_cycle_ms
-        # what custody._send_custody notes of a frame sent, with this wait. A
-        # copy on purpose: a helper shared in custody.py cost every node that
-        # does not schedule the heap tests/power's 192 KB sleep village lacks
-        for q in group:
-            if q.tries:
-                self.stats["retries"] += 1
-            q.tries += 1
-            q.fid = fid
-            q.via = dst
-            q.waiting_until = until
-            q.due_ms = until + (self.rng.getrandbits(16) % (1 << min(q.tries, 5))) * _BACKOFF_SLOT_MS // 2
-            if q.type == USE:
-                self.last_uplink_ms = now_ms
-        if len(group) > 1:
-            self.stats["bundled"] += len(group)
+        self._sent(group, fid, dst, self.lh_sched_end + CW_MS + 2 * self.lh_cycle_ms, now_ms)
         self.inflight = group[0].rid
         if len(self.lh_slot_fids) < _MAX_SLOT_FIDS:
             self.lh_slot_fids.append(fid)
