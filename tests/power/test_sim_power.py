@@ -237,3 +237,14 @@ def test_every_microsecond_on_air_is_in_the_senders_duty_cycle(village):
     assert m1["power"]["long_preamble_frames"] > 0
     for i, node in enumerate(duty.nodes):
         assert node.duty.total_us >= sum(duty.power.tx_us[i].values()) - 1000, i
+
+
+def test_the_duty_cycle_counts_the_long_preamble_a_sweep_sets_after_construction(village):
+    # sweep_leaf_rx.py sets the leaves' listening (so the long preamble) on the Run it built: the duty
+    # cycle's hook must read it as the medium does, when the frame goes
+    import sweep_leaf_rx as S
+    leaves = village[4]
+    r, m = S.one(1, 0, leaves, 92)  # 4 in 96: a 100-symbol preamble, not power.json's 69
+    assert r.power.long_preamble == 100 and m["power"]["long_preamble_frames"] > 0
+    for i, node in enumerate(r.nodes):
+        assert node.duty.total_us >= sum(r.power.tx_us[i].values()) - 1000, i

@@ -77,6 +77,7 @@ class SimPower:
         self.listen_ms = [self.window_ms] * n  # continuous RX time of a leaf (its windows, merged)
         self.long_frames = 0
         self.long_digests = set()  # digest frames sent with the long preamble: a sleeping leaf catches them
+        self._extra = {}  # (frame length, long preamble) -> the airtime it adds (_long_extra_us)
         self.long_extra_us = 0
         # a leaf in RX duty cycle still catches a frame with the preset's
         # short preamble when one of its listening windows falls wholly
@@ -92,7 +93,7 @@ class SimPower:
         for i, node in enumerate(run.nodes):
             self._wrap(i, node)
         self.heard_leaf = [{} for _ in range(n)]  # node -> {leaf addr: last ms it heard that leaf}
-        self._medium(run.medium, p)
+        self._medium(run.medium)
 
     def use_board(self, budget):
         """Price (and pick power steps) with another board's figures; before run()."""
@@ -108,27 +109,23 @@ class SimPower:
         self.tpc = [txpower.TxPower(self.run.t.preset.sf, steps, self.top_dbm, getattr(node, "key", None),
                                     margin_x4) for node in self.run.nodes]
 
-    def _medium(self, medium, p):
+    def _medium(self, medium):
         """What a frame costs on the medium: frames to a leaf that is not in
         its listen window carry the long preamble (the rule of
         sx126x.PreambleByDestination on a board), so their airtime grows; with
         transmit power control a unicast frame goes at its sender's chosen
         power. Each node's time on air is kept by power level."""
         plain_start = medium.start
-        extra = {}
 
         def start(sender, frame, now_us):
             dbm = self.top_dbm if self.tpc is None else self.tpc[sender].power_for(frame, now_us // 1000)
             power_db = dbm - self.top_dbm
             if self.leaves and self._long(sender, frame, now_us):
-                n_ = len(frame)
-                if n_ not in extra:
-                    extra[n_] = time_on_air_us(n_, p.sf, p.bw_hz, p.cr, self.long_preamble) - \
-                        time_on_air_us(n_, p.sf, p.bw_hz, p.cr, p.preamble)
+                extra = self._long_extra_us(len(frame))
                 self.long_frames += 1
-                self.long_extra_us += extra[n_]
+                self.long_extra_us += extra
                 plain = medium.airtime_us
-                medium.airtime_us = lambda f: plain(f) + extra[n_]
+                medium.airtime_us = lambda f: plain(f) + extra
                 try:
                     end, tx = plain_start(sender, frame, now_us, power_db)
                 finally:
@@ -140,6 +137,16 @@ class SimPower:
             return end, tx
 
         medium.start = start
+
+    def _long_extra_us(self, n):
+        """The airtime the long preamble adds to an n-byte frame (self.long_preamble as it is now: a sweep
+        may set it after construction)."""
+        key = (n, self.long_preamble)
+        if key not in self._extra:
+            p = self.run.t.preset
+            self._extra[key] = time_on_air_us(n, p.sf, p.bw_hz, p.cr, self.long_preamble) - \
+                time_on_air_us(n, p.sf, p.bw_hz, p.cr, p.preamble)
+        return self._extra[key]
 
     def _long(self, sender, frame, now_us):
         dst = _dst(frame)
@@ -206,15 +213,8 @@ class SimPower:
         if self.leaves and hasattr(node, "air_extra"):
             # the sender's duty cycle decides with the long preamble its frame will carry (main.serve sets
             # the same hook from NodePower on a board)
-            p = self.run.t.preset
-            long_ = self.long_preamble
-
-            def air_extra(frame, now_ms):
-                if not self._long(i, frame, now_ms * 1000):
-                    return 0
-                return time_on_air_us(len(frame), p.sf, p.bw_hz, p.cr, long_) - \
-                    time_on_air_us(len(frame), p.sf, p.bw_hz, p.cr, p.preamble)
-            node.air_extra = air_extra
+            node.air_extra = lambda frame, now_ms: \
+                self._long_extra_us(len(frame)) if self._long(i, frame, now_ms * 1000) else 0
 
     def _listen(self, i, now_ms, ms):
         """Leaf i listens continuously from now_ms for ms (a window after its
