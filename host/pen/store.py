@@ -145,12 +145,12 @@ class _Replay:
 
     def __init__(self, store, state, set_aside):
         self.store = store
-        self.kv = state
+        self.state = state  # a ctb.MemoryState
         self.set_aside = set_aside
         self.before = 0  # seq of the first record of the batch being replayed
 
     def get(self, key):
-        return self.kv.get(key)
+        return self.state.get(key)
 
     def get_record(self, rid):
         row = self.store._one("SELECT seq, raw FROM records WHERE id=?", (rid,))
@@ -400,13 +400,7 @@ class SQLStore:
         if self.local_get(RULES_KEY) == str(ctb.RULES_VERSION):
             return None
         if self._one("SELECT 1 FROM records LIMIT 1", ()) is None:
-            self._begin()
-            try:
-                self.local_set(RULES_KEY, ctb.RULES_VERSION)
-                self._commit()
-            except BaseException:
-                self._rollback()
-                raise
+            self.local_set(RULES_KEY, ctb.RULES_VERSION)  # nothing derived yet (autocommit, as next_serial)
             return None
         self.rebuilt = self.rebuild_state()
         return self.rebuilt
@@ -424,7 +418,7 @@ class SQLStore:
         self._begin()
         try:
             total = self._one("SELECT COUNT(*) FROM records", ())[0]
-            state, aside, derived = {}, {}, []
+            state, aside, derived = ctb.MemoryState(), {}, []
             view = _Replay(self, state, aside)
             done, last = 0, 0
             while True:
@@ -436,10 +430,7 @@ class SQLStore:
                 raws = [bytes(raw) for _, raw in rows]
                 ov, verdicts = ctb.apply_batch(view, raws)  # a refused record writes nothing: keep the rest
                 for k, v in ov.kv.items():
-                    if v is None:
-                        state.pop(k, None)
-                    else:
-                        state[k] = v
+                    state.put(k, v)  # None deletes, as in the validator's own state
                 held = self.ids_held([r.id for r in ov.added])
                 derived += [r for r in ov.added if r.id not in held]  # evidence these rules make that older did not
                 for (seq, _), raw, v in zip(rows, raws, verdicts):
@@ -452,7 +443,7 @@ class SQLStore:
                     progress(done, total)
             self._exec("DELETE FROM state", ())
             dumps = cbor.dumps
-            self._put_state([(k, dumps(v)) for k, v in state.items()])
+            self._put_state([(k, dumps(v)) for k, v in state.kv.items()])
             now = self.clock()
             self._many("INSERT INTO set_aside(id, raw, seq, reason, rules, at) VALUES (?,?,?,?,?,?)",
                        [(rid, raw, seq, why, ctb.RULES_VERSION, now) for rid, (raw, seq, why) in aside.items()])
