@@ -2,18 +2,13 @@
 hears it: its ask beacons go on air (metric 255), nothing else of its routing
 does; on both runtimes (tests/power/leaf_asks_check.py)."""
 import powerpath  # noqa: F401
-import subprocess
-import sys
 
-from powerpath import HERE, ROOT
+from powerpath import HERE, run_on_cpython
 from pen.sim.power import catch_share
 
 
 def test_leaf_beacons_on_cpython():
-    p = subprocess.run([sys.executable, str(HERE / "leaf_asks_check.py")], capture_output=True, text=True,
-                       env={"PYTHONPATH": "%s:%s" % (ROOT / "protocol", ROOT / "firmware")})
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "leaf asks ok"
+    assert run_on_cpython("leaf_asks_check.py") == "leaf asks ok"
 
 
 def test_leaf_beacons_under_micropython_in_64k(mpy):

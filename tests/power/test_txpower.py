@@ -2,22 +2,17 @@
 simulator (every frame between the lowest step and the region's cap; the
 busiest relay measured with and without), and on a board's boot path."""
 import powerpath  # noqa: F401
-import subprocess
-import sys
 
 import pytest
 
-from powerpath import HERE, ROOT
+from powerpath import HERE, run_on_cpython
 from pen.sim.engine import Run
 from pen.sim.power import region_cap
 from pen.sim.scenario import topology
 
 
 def test_txpower_rules_on_cpython():
-    p = subprocess.run([sys.executable, str(HERE / "txpower_check.py")], capture_output=True, text=True,
-                       env={"PYTHONPATH": "%s:%s" % (ROOT / "protocol", ROOT / "firmware")})
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "txpower ok"
+    assert run_on_cpython("txpower_check.py") == "txpower ok"
 
 
 def test_txpower_rules_under_micropython_in_64k(mpy):
