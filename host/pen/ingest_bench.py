@@ -311,18 +311,16 @@ def ingest_phases(tokens=TOKENS, batch=BATCH, db=None):
 
 
 def batch_rows(base, recs, batch=BATCH):
-    """[(record rows, state rows)] of each batch exactly as the store writes
-    them ((id, type, token, raw, received), (key, CBOR value)), and the keys
-    it deletes, from an ingest with every signature answered True."""
-    from pen_protocol import cbor, sign
+    """[(record rows, state rows, deleted keys)] of each batch exactly as the
+    store writes them (SQLStore._rows), from an ingest with every signature
+    answered True."""
+    from pen_protocol import sign
     store, drop = fresh_store()
     rows = []
     inner = store._write
 
     def capture(ov):
-        rows.append(([(r.id, r.type, r.token_ref, r.raw, 0.0) for r in ov.added],
-                     [(k, cbor.dumps(v)) for k, v in ov.kv.items() if v is not None],
-                     [k for k, v in ov.kv.items() if v is None]))
+        rows.append(store._rows(ov, 0.0))
         return inner(ov)
     try:
         store.submit([r.raw for r in base])
@@ -361,7 +359,7 @@ def sql_floor(base, recs, batch=BATCH, rounds=3):
                     else:
                         store.db.executemany("".join(RECORD_ROWS), recs_rows)
                         store.db.executemany("".join(STATE_ROWS), state_rows)
-                    store.db.executemany("DELETE FROM state WHERE key=?", [(k,) for k in gone])
+                    store.db.executemany("DELETE FROM state WHERE key=?", gone)
                     store.db.execute("COMMIT")
                 dc = time.process_time() - c
             finally:

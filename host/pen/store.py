@@ -307,8 +307,17 @@ class SQLStore:
         """This connection is about to commit a batch (for _changed_elsewhere)."""
 
     def _write(self, ov):
-        now = self.clock()
-        self._insert_records([(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added])
+        records, put, gone = self._rows(ov, self.clock())
+        self._insert_records(records)
+        self._put_state(put)
+        if gone:
+            self._many("DELETE FROM state WHERE key=?", gone)
+
+    @staticmethod
+    def _rows(ov, now):
+        """A validated batch's rows, as _write writes them: records (id, type,
+        token, raw, received), state (key, CBOR value), and the (key,) of
+        each state key it deletes."""
         dumps = cbor.dumps
         put, gone = [], []
         for k, v in ov.kv.items():
@@ -316,9 +325,7 @@ class SQLStore:
                 gone.append((k,))
             else:
                 put.append((k, dumps(v)))
-        self._put_state(put)
-        if gone:
-            self._many("DELETE FROM state WHERE key=?", gone)
+        return [(r.id, r.type, r.token_ref, r.raw, now) for r in ov.added], put, gone
 
     def _insert_records(self, rows):
         """(id, type, token, raw, received) rows into records, in order."""
