@@ -57,7 +57,6 @@ from pen_protocol.identity import ACCOUNTED
 
 from . import duty as D
 from .custody import Custody
-from .ring import least_recent
 from .mesh import MeshNode
 
 GUARD_MS = const(40)  # between a grant's end and the first slot, and in every slot: radio turnaround
@@ -302,7 +301,11 @@ class ScheduledNode(MeshNode):
         return True
 
     def _lh_forget(self):
-        del self.lh_kids[least_recent(self.lh_kids, 1)]
+        old = None
+        for a in self.lh_kids:
+            if old is None or self.lh_kids[a][1] < self.lh_kids[old][1]:
+                old = a
+        del self.lh_kids[old]
 
     def _grant_due(self):
         """When our next grant goes: a contention window after the last

@@ -75,14 +75,3 @@ class IdRing:
         if i >= 0:
             self.used[i] = 0
             self.count -= 1
-
-
-def least_recent(table, at, keep=None):
-    """The key of a bounded table (key -> list) whose entry's [at] (the time
-    it was last heard) is least, never keep; None when there is none. Who
-    goes when a table of neighbours is full."""
-    old = None
-    for a in table:
-        if a != keep and (old is None or table[a][at] < table[old][at]):
-            old = a
-    return old

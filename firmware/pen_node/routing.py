@@ -32,7 +32,6 @@ except ImportError:
 from pen_protocol import frame as F
 
 from . import duty as D
-from .ring import least_recent
 
 # A parent failing PARENT_FAILS times in a row and not heard for
 # PARENT_QUIET_MS is gone (rebooting, moved, dead) and no candidate until it
@@ -416,7 +415,10 @@ class Routing:
         """Room for one more: the neighbour heard least recently goes (never
         the parent). Beacons from any number of addresses (an insider can
         seal them) once grew this table until the node ran out of heap."""
-        old = least_recent(self.nbr, 2, self.parent)
+        old = None
+        for a in self.nbr:
+            if a != self.parent and (old is None or self.nbr[a][2] < self.nbr[old][2]):
+                old = a
         if old is not None:
             del self.nbr[old]
 

@@ -33,7 +33,6 @@ except ImportError:
 import hashlib
 
 from pen_protocol.frame import unseal, HEADER_LEN, TAG_LEN, BROADCAST
-from .ring import least_recent
 
 _ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE: an offer to every neighbour with a route
 # dB x4 over the demodulation floor kept on top of the SNR heard back: the
@@ -123,7 +122,10 @@ class TxPower:
         e[1] = now_ms
 
     def _forget(self):
-        old = least_recent(self.snr, 1)
+        old = None
+        for a in self.snr:
+            if old is None or self.snr[a][1] < self.snr[old][1]:
+                old = a
         del self.snr[old]
         self.full_until.pop(old, None)
 
