@@ -176,15 +176,6 @@ def prior_q(n, sf):
     return 4 * Q_ONE // link_cost(snr, sf)
 
 
-def beacon_asks(frame, n):
-    """Whether a beacon (frame, n bytes before its tag) asks for routes:
-    routeless (metric 255) or with the ask-a-round flag (_ihu_payload's
-    layout: header, seq 2, metric, parent, flags). For a leaf's driver layer,
-    which keeps its other beacons off the air (sleep.leaf_beacon)."""
-    m = F.HEADER_LEN + 2  # the metric; a beacon's payload is 4 bytes at least (seq, metric, parent)
-    return n >= m + 2 and (frame[m] == 255 or (n > m + 2 and frame[m + 2] & _ASK_ROUND))
-
-
 def fails_of(n):
     """Frames neighbour entry n failed to ack in a row."""
     return n[3] & _FAILS_MASK

@@ -248,7 +248,10 @@ class NodePower:
 _T_BEACON = const(0x21)  # pen_protocol.frame.T_BEACON
 _ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE
 _T_DIGEST = const(0x22)  # pen_protocol.frame.T_DIGEST
-_METRIC_AT = const(10)  # a beacon's metric: header 8, seq 2 (routing._ihu_payload)
+# a beacon: header 8, seq 2, metric, parent, flags (routing._ihu_payload), "I heard you" pairs
+_METRIC_AT = const(10)
+_FLAGS_AT = const(12)
+_ASK_ROUND = const(1)  # routing._ASK_ROUND
 _NO_ROUTE = const(255)
 _TAG_LEN = const(3)  # pen_protocol.frame.TAG_LEN
 
@@ -269,10 +272,13 @@ def leaf_beacon(frame, key):
     retrying a parent that never hears it (seed 1 at 200/h: leaf 10 sent 143
     frames to one such parent; its asks had been kept off the air). With
     metric 255 nobody takes it as parent."""
-    from .routing import beacon_asks  # the beacon's layout is routing's (read by length here, it broke)
     tag_len = _TAG_LEN if key is not None else 0
     n = len(frame) - tag_len
-    if frame[0] != _T_BEACON or not beacon_asks(frame, n):
+    if frame[0] != _T_BEACON or n < _FLAGS_AT:
+        return None
+    # the ask is a bit of the flags byte (its "I heard you" list follows, so not the beacon's length: read by
+    # length, every beacon of a leaf whose list was empty asked and none with a list did)
+    if frame[_METRIC_AT] != _NO_ROUTE and not (n > _FLAGS_AT and frame[_FLAGS_AT] & _ASK_ROUND):
         return None
     body = bytearray(frame[:n])
     body[_METRIC_AT] = _NO_ROUTE
