@@ -99,7 +99,7 @@ _UP_BITS = const(0x1FC00000)
 # (seed 3 at 200 payments/h: 18 tries over 5 parents, 148 s).
 _IHU_MAX = const(24)
 _IHU_CUT = const(2)
-_FLAGS = const(3)  # _ASK_ROUND | _IHU_CUT: any other bit is a malformed beacon
+_FLAGS = const(7)  # _ASK_ROUND | _IHU_CUT | _LEAF: any other bit is a malformed beacon
 _UP_UNLISTED = const(63)  # the field's value for "not listed": under the floor (link_cost 16)
 _IHU_AFTER_MS = const(3000)
 # Until a neighbour's beacon has said how it hears us (a village's first
@@ -139,6 +139,22 @@ _CONGESTED_PERMILLE = const(100)
 # ask for a round when a route that is not feasible would cost at least this
 # much less than the best feasible one (one transmission)
 _ROUND_GAIN = const(4)
+# A leaf (relays for no one: it sleeps in RX duty cycle, docs/power.md) hears
+# few beacons, so it learnt late or never which neighbours hear it, and kept
+# retrying a parent that did not (seed 4 at 200/h: leaf 18 sent 40 frames
+# over 800 s to the one neighbour it had heard at boot, which never heard it).
+# So a leaf says it is there: a beacon with metric 255 and this flag, no
+# list. Every neighbour with a route puts it in its "I heard you" list and
+# answers with its own beacon within ~2.2 s (a bridge without starting a
+# round), inside the window the leaf listens after its own frame: one
+# exchange tells the leaf its neighbours' routes and which of them hear it.
+# Never an ask for a round (a leaf has no descendants, so every neighbour is
+# feasible for it) and never a parent (metric 255). A leaf says so when it
+# first has a route, when it has none, and when its parent failed
+# _LEAF_ASK_FAILS frames in a row, at most once per _LEAF_ASK_MS.
+_LEAF = const(4)
+_LEAF_ASK_FAILS = const(2)
+_LEAF_ASK_MS = const(30000)
 
 
 def link_cost(snr_x4, sf):
@@ -200,6 +216,9 @@ def _with_q(n, q, fails):
 
 
 class Routing:
+    leaf = False  # relays for no one (set by the driver: main.py from /pen.json "leaf", pen.sim.power)
+    trickle_due = -1  # a bridge answering a leaf: when its own next beacon (a new round) is due
+
     def _feasible(self, n):
         """Babel's feasibility condition against our feasibility distance
         (fd_seq, adv_metric), the sequence and the least metric we
@@ -209,7 +228,11 @@ class Routing:
         are above ours in our round, or they are in an older one), and no
         routing loop forms however stale the metrics or however a link's
         measured cost changes. Sequences compare by their low byte (a
-        neighbour whose beacons we missed for 128 rounds may look new)."""
+        neighbour whose beacons we missed for 128 rounds may look new).
+        A leaf never advertises a route, so it has no descendants: every
+        neighbour is feasible for it."""
+        if self.leaf:
+            return True
         d = ((n[3] >> _SEQ_SHIFT) - self.fd_seq) & 0xFF
         return (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
 
@@ -293,12 +316,20 @@ class Routing:
             return False
         q = delivery_q(n, self.preset.sf)
         _with_q(n, q - (q >> _Q_GAIN_SHIFT), fails_of(n) + 1)
+        if self.leaf and addr == self.parent and fails_of(n) >= _LEAF_ASK_FAILS:
+            self._leaf_ask(now_ms)
         return addr == self.parent and self._choose_parent(now_ms)
 
     def _on_beacon(self, hdr, payload, snr_x4, now_ms):
         k = len(payload) - 5  # bytes of its "I heard you" list
         if k != -1 and (k < 0 or k & 1 or k > 2 * _IHU_MAX or payload[4] & ~_FLAGS):
             self.stats["rx_bad"] += 1
+            return
+        if k >= 0 and payload[4] & _LEAF:
+            if k or payload[2] != 255:
+                self.stats["rx_bad"] += 1  # a leaf advertises no route and lists no one
+            else:
+                self._on_leaf(hdr.src, snr_x4, now_ms)
             return
         ask = k >= 0 and payload[4] & _ASK_ROUND
         seq = (payload[0] << 8) | payload[1]
@@ -348,10 +379,41 @@ class Routing:
         if self.is_bridge:
             return
         self._choose_parent(now_ms)
+        if self.leaf:
+            if self.parent is not None and self.beacon_aired < 0:
+                self._leaf_ask(now_ms)  # a route at last: say we are here, and learn who hears us
+            return
         if self.parent is not None and self._route_seq() != self.beacon_sent_seq and self.beacon_due < 0:
             # our route is in a round we have not advertised: advertise it
             # once, after a short random wait
             self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+
+    def _on_leaf(self, src, snr_x4, now_ms):
+        """A leaf's beacon (_LEAF): keep it as a neighbour that is never a
+        parent (metric 255), so our "I heard you" list names it, and answer
+        with our beacon if we have a route. A bridge answers without
+        starting a round (a round costs every node a beacon)."""
+        n = self.nbr.get(src)
+        if n is None:
+            if len(self.nbr) >= _MAX_NEIGHBOURS:
+                self._forget_a_neighbour()
+            self.nbr[src] = [255, snr_x4, now_ms, 0]
+        else:
+            n[0] = 255
+            n[2] = now_ms
+        if src == self.parent:
+            self._choose_parent(now_ms)  # our parent says it relays for no one now
+        if self.leaf or not (self.is_bridge or self.metric < 255):
+            return
+        if self.is_bridge and self.trickle_due < 0 and self.beacon_due > now_ms + 3000:
+            self.trickle_due = self.beacon_due
+        self._beacon_soon(now_ms)
+
+    def _leaf_ask(self, now_ms):
+        """A leaf's beacon soon (_LEAF), at most once per _LEAF_ASK_MS."""
+        if now_ms >= self.solicit_after:
+            self.solicit_after = now_ms + _LEAF_ASK_MS
+            self._beacon_soon(now_ms)
 
     def _heard_us(self, n, payload, k, metric, now_ms):
         """Neighbour entry n's beacon says how well it hears us (its "I
@@ -381,10 +443,11 @@ class Routing:
         at most once per _ROUND_ASK_MS; at the bridge it starts the round
         (every bridge beacon is a new sequence), at most once per
         _ROUND_GAP_MS, since a round costs every node a beacon."""
-        if now_ms < self.round_asked:
+        if now_ms < self.round_asked or self.leaf:
             return
         if self.is_bridge:
             self.round_asked = now_ms + _ROUND_GAP_MS
+            self.trickle_due = -1  # a new round, not only an answer to a leaf
             self._beacon_soon(now_ms)
             return
         self.round_asked = now_ms + _ROUND_ASK_MS
@@ -398,7 +461,9 @@ class Routing:
         round before offering them to ANY_ROUTE, where every neighbour with
         a route takes a copy."""
         self.round_wait_until = now_ms + _ROUND_WAIT_MS
-        if now_ms >= self.solicit_after:
+        if self.leaf:
+            self._leaf_ask(now_ms)
+        elif now_ms >= self.solicit_after:
             self.solicit_after = now_ms + SOLICIT_MS
             self._beacon_soon(now_ms)
 
@@ -422,12 +487,15 @@ class Routing:
         """Our beacon if one is due and the law lets it go, else None."""
         if self.beacon_due < 0 or now_ms < self.beacon_due:
             return None
-        if self.is_bridge:
+        answer = self.trickle_due >= 0  # a bridge answering a leaf: the same round again
+        if self.is_bridge and not answer:
             self.beacon_seq = (self.beacon_seq + 1) & 0xFFFF
         f = self._try_send(self._beacon_frame(now_ms), D.P_VOTE, now_ms)
         if f is not None:
             self.beacon_aired = now_ms
-            if self.is_bridge:
+            if answer:
+                self.beacon_due, self.trickle_due = self.trickle_due, -1
+            elif self.is_bridge:
                 self.beacon_due = now_ms + self.beacon_interval
                 self.beacon_interval = min(self.beacon_interval * 2, _BEACON_MAX_MS)
             else:
@@ -437,6 +505,11 @@ class Routing:
         return None
 
     def _beacon_frame(self, now_ms):
+        if self.leaf:
+            # "I am here, I relay for no one": metric 255, no list (_LEAF)
+            self.ask_round = False
+            return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0),
+                          bytes((self.beacon_seq >> 8, self.beacon_seq & 255, 255, 0, _LEAF)))
         if self.is_bridge:
             seq, m, parent = self.beacon_seq, 0, 0
         elif self.parent is None:

@@ -252,6 +252,7 @@ _T_DIGEST = const(0x22)  # pen_protocol.frame.T_DIGEST
 _METRIC_AT = const(10)
 _FLAGS_AT = const(12)
 _ASK_ROUND = const(1)  # routing._ASK_ROUND
+_LEAF = const(4)  # routing._LEAF
 _NO_ROUTE = const(255)
 _TAG_LEN = const(3)  # pen_protocol.frame.TAG_LEN
 
@@ -276,6 +277,8 @@ def leaf_beacon(frame, key):
     n = len(frame) - tag_len
     if frame[0] != _T_BEACON or n < _FLAGS_AT:
         return None
+    if n > _FLAGS_AT and frame[_FLAGS_AT] & _LEAF:
+        return frame  # the node's routing knows it is a leaf (routing._LEAF): its beacon says so, as it is
     # the ask is a bit of the flags byte (its "I heard you" list follows, so not the beacon's length: read by
     # length, every beacon of a leaf whose list was empty asked and none with a list did)
     if frame[_METRIC_AT] != _NO_ROUTE and not (n > _FLAGS_AT and frame[_FLAGS_AT] & _ASK_ROUND):

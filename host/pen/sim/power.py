@@ -162,6 +162,8 @@ class SimPower:
     def _wrap(self, i, node):
         next_tx, on_frame, on_tx_done = node.next_tx, node.on_frame, node.on_tx_done
         leaf = i in self.leaves
+        if leaf:
+            node.leaf = True  # its routing says so (routing._LEAF), as main.py sets it from /pen.json "leaf"
         addr = i + 1
 
         def counted_next_tx(now_ms):
