@@ -145,16 +145,16 @@ _ROUND_GAIN = const(4)
 # over 800 s to the one neighbour it had heard at boot, which never heard it).
 # So a leaf says it is there: a beacon with metric 255 and this flag, no
 # list. Every neighbour with a route puts it in its "I heard you" list and
-# answers with its own beacon within ~2.2 s (a bridge without starting a
-# round), inside the window the leaf listens after its own frame: one
-# exchange tells the leaf its neighbours' routes and which of them hear it.
+# answers with its own beacon within ~2.2 s (a bridge does not: its answer
+# would be a round), inside the window the leaf listens after its own frame:
+# one exchange tells the leaf its neighbours' routes and which hear it.
 # Never an ask for a round (a leaf has no descendants, so every neighbour is
 # feasible for it) and never a parent (metric 255). A leaf says so when it
 # first has a route, when it has none, and when its parent failed
-# _LEAF_ASK_FAILS frames in a row, at most once per _LEAF_ASK_MS.
+# _LEAF_ASK_FAILS frames in a row, at most once per SOLICIT_MS (60 s: seed 1
+# at 200/h, four fading draws, pooled p95 12.7 s with 30 s, 10.3 s with 60 s).
 _LEAF = const(4)
 _LEAF_ASK_FAILS = const(2)
-_LEAF_ASK_MS = const(30000)
 
 
 def link_cost(snr_x4, sf):
@@ -217,7 +217,6 @@ def _with_q(n, q, fails):
 
 class Routing:
     leaf = False  # relays for no one (set by the driver: main.py from /pen.json "leaf", pen.sim.power)
-    trickle_due = -1  # a bridge answering a leaf: when its own next beacon (a new round) is due
 
     def _feasible(self, n):
         """Babel's feasibility condition against our feasibility distance
@@ -231,10 +230,8 @@ class Routing:
         neighbour whose beacons we missed for 128 rounds may look new).
         A leaf never advertises a route, so it has no descendants: every
         neighbour is feasible for it."""
-        if self.leaf:
-            return True
         d = ((n[3] >> _SEQ_SHIFT) - self.fd_seq) & 0xFF
-        return (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
+        return self.leaf or (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
 
     def _route_seq(self):
         """The sequence of our route: our parent's (16 bits rebuilt from
@@ -284,7 +281,7 @@ class Routing:
                 best, best_cost, best_bonus = a, cost, bonus
         old = self.parent
         self.parent = best
-        self.metric = min(best_cost, 255) if best is not None else 255
+        self.metric = min(best_cost, 255)  # 255 when best is None (best_cost never lowered)
         if better + _ROUND_GAIN <= best_cost and self.calm(now_ms):
             self._ask_round(now_ms)
         if old is not None and best != old:
@@ -317,19 +314,13 @@ class Routing:
         q = delivery_q(n, self.preset.sf)
         _with_q(n, q - (q >> _Q_GAIN_SHIFT), fails_of(n) + 1)
         if self.leaf and addr == self.parent and fails_of(n) >= _LEAF_ASK_FAILS:
-            self._leaf_ask(now_ms)
+            self._lost_route(now_ms)  # not lost, but unheard: say we are here (_LEAF)
         return addr == self.parent and self._choose_parent(now_ms)
 
     def _on_beacon(self, hdr, payload, snr_x4, now_ms):
         k = len(payload) - 5  # bytes of its "I heard you" list
         if k != -1 and (k < 0 or k & 1 or k > 2 * _IHU_MAX or payload[4] & ~_FLAGS):
             self.stats["rx_bad"] += 1
-            return
-        if k >= 0 and payload[4] & _LEAF:
-            if k or payload[2] != 255:
-                self.stats["rx_bad"] += 1  # a leaf advertises no route and lists no one
-            else:
-                self._on_leaf(hdr.src, snr_x4, now_ms)
             return
         ask = k >= 0 and payload[4] & _ASK_ROUND
         seq = (payload[0] << 8) | payload[1]
@@ -366,53 +357,31 @@ class Routing:
             # cost back down faster than our failures push it up
             q -= 1
             _with_q(n, q + ((prior_q(n, self.preset.sf) - q) >> _Q_RELAX_SHIFT), fails_of(n))
-        if self.is_bridge or self.metric < 255:
+        if not self.leaf and (self.is_bridge or self.metric < 255):
             if payload[2] == 255:
                 # a routeless neighbour asks for routes (SOLICIT_MS): answer, and
                 # ask for a new round on its behalf (it may have no feasible
-                # one). At the bridge the answer is the round (_ROUND_GAP_MS)
+                # one). At the bridge the answer is the round (_ROUND_GAP_MS).
+                # A leaf (_LEAF) is answered (our list now names it), never
+                # with a round: every neighbour is feasible for it, and a
+                # bridge's answer would be a round, which costs every node a
+                # beacon (the leaf hears the bridge's list at the next one)
                 if not self.is_bridge:
                     self._beacon_soon(now_ms)
-                self._ask_round(now_ms)
+                if k < 0 or not payload[4] & _LEAF:
+                    self._ask_round(now_ms)
             elif ask and (child or metric >= self.metric):
                 self._ask_round(now_ms)  # passed on towards the bridge (_ASK_ROUND)
         if self.is_bridge:
             return
         self._choose_parent(now_ms)
         if self.leaf:
-            if self.parent is not None and self.beacon_aired < 0:
-                self._leaf_ask(now_ms)  # a route at last: say we are here, and learn who hears us
+            if self.beacon_aired < 0:
+                self._lost_route(now_ms)  # the first beacon heard: say we are here, and learn who hears us
             return
         if self.parent is not None and self._route_seq() != self.beacon_sent_seq and self.beacon_due < 0:
             # our route is in a round we have not advertised: advertise it
-            # once, after a short random wait
-            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
-
-    def _on_leaf(self, src, snr_x4, now_ms):
-        """A leaf's beacon (_LEAF): keep it as a neighbour that is never a
-        parent (metric 255), so our "I heard you" list names it, and answer
-        with our beacon if we have a route. A bridge answers without
-        starting a round (a round costs every node a beacon)."""
-        n = self.nbr.get(src)
-        if n is None:
-            if len(self.nbr) >= _MAX_NEIGHBOURS:
-                self._forget_a_neighbour()
-            self.nbr[src] = [255, snr_x4, now_ms, 0]
-        else:
-            n[0] = 255
-            n[2] = now_ms
-        if src == self.parent:
-            self._choose_parent(now_ms)  # our parent says it relays for no one now
-        if self.leaf or not (self.is_bridge or self.metric < 255):
-            return
-        if self.is_bridge and self.trickle_due < 0 and self.beacon_due > now_ms + 3000:
-            self.trickle_due = self.beacon_due
-        self._beacon_soon(now_ms)
-
-    def _leaf_ask(self, now_ms):
-        """A leaf's beacon soon (_LEAF), at most once per _LEAF_ASK_MS."""
-        if now_ms >= self.solicit_after:
-            self.solicit_after = now_ms + _LEAF_ASK_MS
+            # once, after a short random wait (none is due: _beacon_soon sets it)
             self._beacon_soon(now_ms)
 
     def _heard_us(self, n, payload, k, metric, now_ms):
@@ -443,16 +412,10 @@ class Routing:
         at most once per _ROUND_ASK_MS; at the bridge it starts the round
         (every bridge beacon is a new sequence), at most once per
         _ROUND_GAP_MS, since a round costs every node a beacon."""
-        if now_ms < self.round_asked or self.leaf:
-            return
-        if self.is_bridge:
-            self.round_asked = now_ms + _ROUND_GAP_MS
-            self.trickle_due = -1  # a new round, not only an answer to a leaf
+        if now_ms >= self.round_asked:
+            self.round_asked = now_ms + (_ROUND_GAP_MS if self.is_bridge else _ROUND_ASK_MS)
+            self.ask_round = not self.is_bridge
             self._beacon_soon(now_ms)
-            return
-        self.round_asked = now_ms + _ROUND_ASK_MS
-        self.ask_round = True
-        self._beacon_soon(now_ms)
 
     def _lost_route(self, now_ms):
         """No feasible parent left (the last one gone, or retracted): say
@@ -461,9 +424,7 @@ class Routing:
         round before offering them to ANY_ROUTE, where every neighbour with
         a route takes a copy."""
         self.round_wait_until = now_ms + _ROUND_WAIT_MS
-        if self.leaf:
-            self._leaf_ask(now_ms)
-        elif now_ms >= self.solicit_after:
+        if now_ms >= self.solicit_after:
             self.solicit_after = now_ms + SOLICIT_MS
             self._beacon_soon(now_ms)
 
@@ -487,15 +448,12 @@ class Routing:
         """Our beacon if one is due and the law lets it go, else None."""
         if self.beacon_due < 0 or now_ms < self.beacon_due:
             return None
-        answer = self.trickle_due >= 0  # a bridge answering a leaf: the same round again
-        if self.is_bridge and not answer:
+        if self.is_bridge:
             self.beacon_seq = (self.beacon_seq + 1) & 0xFFFF
         f = self._try_send(self._beacon_frame(now_ms), D.P_VOTE, now_ms)
         if f is not None:
             self.beacon_aired = now_ms
-            if answer:
-                self.beacon_due, self.trickle_due = self.trickle_due, -1
-            elif self.is_bridge:
+            if self.is_bridge:
                 self.beacon_due = now_ms + self.beacon_interval
                 self.beacon_interval = min(self.beacon_interval * 2, _BEACON_MAX_MS)
             else:
@@ -505,20 +463,16 @@ class Routing:
         return None
 
     def _beacon_frame(self, now_ms):
-        if self.leaf:
-            # "I am here, I relay for no one": metric 255, no list (_LEAF)
-            self.ask_round = False
-            return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0),
-                          bytes((self.beacon_seq >> 8, self.beacon_seq & 255, 255, 0, _LEAF)))
         if self.is_bridge:
             seq, m, parent = self.beacon_seq, 0, 0
-        elif self.parent is None:
+        elif self.parent is None or self.leaf:
+            # a leaf's "I am here, I relay for no one" (_LEAF), or
             # a retraction (no route now), in the round of our feasibility
             # distance, which it keeps: a routeless node still never takes a
             # descendant; it asks for a new round instead (_lost_route)
             seq, m, parent = self.fd_seq, 255, 0
         else:
-            seq, m, parent = self._route_seq(), min(self.metric, 255), self.parent & 0xFF
+            seq, m, parent = self._route_seq(), self.metric, self.parent & 0xFF  # (metric <= 255: _choose_parent)
             if seq == self.fd_seq:
                 # Within a round the metric we advertise never grows: it is
                 # also our feasibility distance, and a child keeps its parent
@@ -532,17 +486,16 @@ class Routing:
                 m = min(m, self.adv_metric)
             self.fd_seq = seq
             self.adv_metric = m
-        payload = self._ihu_payload(seq, m, parent, now_ms)
         self.beacon_sent_seq = seq
-        return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0), payload)
-
-    def _ihu_payload(self, seq, m, parent, now_ms):
-        """The beacon's payload: sequence, metric m, parent's low byte,
-        flags, then "I heard you" entries for the neighbours that may take
-        us as parent (advertised at least m): low address byte, SNR margin
-        + 64 (_IHU_MAX of them; _IHU_CUT when more were heard)."""
+        # The payload: sequence, metric m, parent's low byte, flags, then "I
+        # heard you" entries for the neighbours that may take us as parent
+        # (advertised at least m): low address byte, SNR margin + 64
+        # (_IHU_MAX of them; _IHU_CUT when more were heard). One function
+        # with the above: a board loads this module into its heap, and a
+        # function of its own cost a booted bridge bytes it does not have
+        # (tests/board/test_provision.py)
         floor = SF_FLOOR_X4.get(self.preset.sf, -50)
-        flags = 0
+        flags = _LEAF if self.leaf else 0
         if self.ask_round:
             self.ask_round = False
             flags = _ASK_ROUND
@@ -563,4 +516,4 @@ class Routing:
             out[i + 1] = min(max((n[1] - floor) // 4 + 64, 1), 255)
             i += 2
         out[4] = flags
-        return bytes(out[:i])
+        return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0), bytes(out[:i]))

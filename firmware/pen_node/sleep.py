@@ -248,11 +248,10 @@ class NodePower:
 _T_BEACON = const(0x21)  # pen_protocol.frame.T_BEACON
 _ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE
 _T_DIGEST = const(0x22)  # pen_protocol.frame.T_DIGEST
-# a beacon: header 8, seq 2, metric, parent, flags (routing._ihu_payload), "I heard you" pairs
+# a beacon: header 8, seq 2, metric, parent, flags (routing._beacon_frame), "I heard you" pairs
 _METRIC_AT = const(10)
 _FLAGS_AT = const(12)
 _ASK_ROUND = const(1)  # routing._ASK_ROUND
-_LEAF = const(4)  # routing._LEAF
 _NO_ROUTE = const(255)
 _TAG_LEN = const(3)  # pen_protocol.frame.TAG_LEN
 
@@ -277,8 +276,6 @@ def leaf_beacon(frame, key):
     n = len(frame) - tag_len
     if frame[0] != _T_BEACON or n < _FLAGS_AT:
         return None
-    if n > _FLAGS_AT and frame[_FLAGS_AT] & _LEAF:
-        return frame  # the node's routing knows it is a leaf (routing._LEAF): its beacon says so, as it is
     # the ask is a bit of the flags byte (its "I heard you" list follows, so not the beacon's length: read by
     # length, every beacon of a leaf whose list was empty asked and none with a list did)
     if frame[_METRIC_AT] != _NO_ROUTE and not (n > _FLAGS_AT and frame[_FLAGS_AT] & _ASK_ROUND):

@@ -1,12 +1,13 @@
 """A leaf says it is there (routing._LEAF): a short beacon with metric 255
 and the leaf flag, sealed like every frame. Its neighbours list it in their
-"I heard you" lists and answer with their own beacon (a bridge without
-starting a round), so the leaf learns in one exchange which of them hear it.
+"I heard you" lists and answer with their own beacon (a bridge does not:
+its answer would be a round), so the leaf learns in one exchange which of
+them hear it.
 Tried as an attacker would: a forged, malformed or replayed leaf beacon, or
 a thousand of them, moves no route, starts no round and grows no table past
 its bound. Runs on CPython and the unix port.
 
-    micropython -X heapsize=64k tests/power/leaf_advert_check.py
+    micropython -X heapsize=256k tests/power/leaf_advert_check.py
 """
 import gc
 
@@ -63,7 +64,7 @@ def payload_of(f):
 
 def snapshot(n):
     return (sorted((a, list(v)) for a, v in n.nbr.items()), n.parent, n.metric, n.beacon_due, n.ask_round,
-            n.round_asked, n.beacon_seq, n.trickle_due)
+            n.round_asked, n.beacon_seq)
 
 
 def a_leaf_sends_only_its_short_beacon():
@@ -72,10 +73,11 @@ def a_leaf_sends_only_its_short_beacon():
     assert lf.parent == 7 and lf.beacon_due > 0  # a route at last: it says it is there
     f = lf._beacon_tx(lf.beacon_due)
     hdr, p = payload_of(f)
-    assert hdr.type == F.T_BEACON and p == bytes((0, 5, 255, 0, 4))  # metric 255, no parent, the flag, no list
+    # metric 255, no parent, the flag, no list (it lists only neighbours advertising 255 or more)
+    assert hdr.type == F.T_BEACON and p == bytes((0, 0, 255, 0, 4))
     assert lf.adv_metric == 255 and lf.fd_seq == 0  # it advertised no route: no feasibility distance
-    assert leaf_beacon(f, KEY) is f  # the board's driver puts it on air as it is
-    assert NodePower(Meter(), 22, leaf=True).before_send(f, 0, KEY) is f
+    assert leaf_beacon(f, KEY) == f  # the board's driver puts it on air as it is (metric 255: sealed again alike)
+    assert NodePower(Meter(), 22, leaf=True).before_send(f, 0, KEY) == f
     # a new round heard later: a leaf does not re-advertise it
     route(lf, 7, 4, 6, 9000)
     assert lf.beacon_due < 0
@@ -95,40 +97,39 @@ def a_neighbour_lists_the_leaf_and_answers_without_a_round():
     assert p[5:].find(bytes((20, 69))) >= 0  # "I heard you, leaf 20, 5 dB over the floor"
 
 
-def the_bridge_answers_in_the_same_round_and_keeps_its_trickle():
+def the_bridge_lists_the_leaf_without_starting_a_round():
     b = node(1, bridge=True)
     b._beacon_tx(0)  # round 1
     b._beacon_tx(b.beacon_due)  # round 2; the next is due in 30 s
-    due, seq = b.beacon_due, b.beacon_seq
+    due, seq, asked = b.beacon_due, b.beacon_seq, b.round_asked
     assert seq == 2 and due == 15000 + 30000
     b.on_frame(leaf_frame(20, seq=2), -70, -30, 16000)
-    assert b.beacon_due <= 16000 + 2200 and b.trickle_due == due
-    hdr, p = payload_of(b._beacon_tx(b.beacon_due))
-    assert p[:2] == bytes((0, 2)) and b.beacon_seq == 2  # no new round: a round costs every node a beacon
-    assert p[5:].find(bytes((20, 69))) >= 0
-    assert b.beacon_due == due and b.trickle_due == -1  # the trickle goes on as it was
-    # a request for a round while an answer is pending: the answer becomes the round
-    b.on_frame(leaf_frame(21, seq=2), -70, -30, 20000)
-    b._ask_round(20001)
-    b._beacon_tx(b.beacon_due)
-    assert b.beacon_seq == 3
+    # no answer: a bridge's beacon is a round, which costs every node a beacon; the next round lists the leaf
+    assert b.beacon_due == due and b.round_asked == asked and b.nbr[20][0] == 255
+    hdr, p = payload_of(b._beacon_tx(due))
+    assert p[:2] == bytes((0, 3)) and p[5:].find(bytes((20, 69))) >= 0
 
 
-def a_leaf_asks_after_two_unacked_frames_once_per_30_s():
+def a_leaf_asks_after_two_unacked_frames_once_per_60_s():
     lf = node(20, leaf=True)
     route(lf, 7, 4, 5, 0)
-    lf._beacon_tx(lf.beacon_due)  # its boot advert (solicit_after: 30 s on)
+    lf._beacon_tx(lf.beacon_due)  # its boot advert (solicit_after: 60 s on)
     route(lf, 8, 9, 5, 1000)  # a dearer neighbour: 7 stays the parent after two losses (no tie to break)
     assert lf.parent == 7 and lf.beacon_due < 0
-    lf.link_failed(7, 40000)
+    lf.link_failed(7, 70000)
     assert lf.beacon_due < 0  # one loss is a collision as often as not
-    lf.link_failed(7, 41000)
-    assert lf.parent == 7 and 41000 < lf.beacon_due <= 43200
+    lf.link_acked(7)  # and the next frame went through: the run of losses is over
+    lf.link_failed(7, 71000)
+    assert lf.beacon_due < 0
+    lf.link_failed(7, 72000)
+    assert lf.parent == 7 and 72000 < lf.beacon_due <= 74200
     lf._beacon_tx(lf.beacon_due)
-    lf.link_failed(lf.parent, 50000)
-    lf.link_failed(lf.parent, 51000)
-    assert lf.beacon_due < 0  # within 30 s of the last: no other
+    lf.link_failed(lf.parent, 80000)
+    lf.link_failed(lf.parent, 81000)
+    assert lf.beacon_due < 0  # within 60 s of the last: no other
     assert not lf.ask_round  # a leaf has no descendants: it never asks for a round
+    lf.link_failed(lf.parent, 133000)
+    assert lf.beacon_due > 133000
 
 
 def a_leaf_prefers_the_neighbour_that_hears_it():
@@ -151,10 +152,13 @@ def forged_malformed_or_many_leaf_beacons_change_nothing():
     r.on_frame(sealed(20, (0, 5, 255, 0, 4), F.net_key(b"another village")), -70, -30, 5000)
     assert snapshot(r) == before and r.stats["bad_mac"] == 2
     bad = r.stats["rx_bad"]
-    r.on_frame(leaf_frame(20, metric=3), -70, -30, 5000)  # a leaf offering a route
-    r.on_frame(leaf_frame(20, extra=(7, 80)), -70, -30, 5000)  # a leaf with a list
     r.on_frame(leaf_frame(20, flags=8 | 4), -70, -30, 5000)  # an unknown flag
-    assert snapshot(r) == before and r.stats["rx_bad"] == bad + 3
+    r.on_frame(leaf_frame(20, extra=(7,)), -70, -30, 5000)  # half a list entry
+    assert snapshot(r) == before and r.stats["rx_bad"] == bad + 2
+    # the flag on a beacon that advertises a route is only that beacon: no round asked, nothing answered
+    r.on_frame(leaf_frame(20, metric=9), -70, -30, 5000)
+    assert r.parent == 1 and not r.ask_round and r.beacon_due < 0 and r.round_asked == before[5]
+    del r.nbr[20]
     # an insider sealing leaf beacons from a thousand addresses: the table stays bounded, the parent stays,
     # no round is asked for
     for a in range(100, 1100):
@@ -172,8 +176,8 @@ def forged_malformed_or_many_leaf_beacons_change_nothing():
 def check():
     a_leaf_sends_only_its_short_beacon()
     a_neighbour_lists_the_leaf_and_answers_without_a_round()
-    the_bridge_answers_in_the_same_round_and_keeps_its_trickle()
-    a_leaf_asks_after_two_unacked_frames_once_per_30_s()
+    the_bridge_lists_the_leaf_without_starting_a_round()
+    a_leaf_asks_after_two_unacked_frames_once_per_60_s()
     a_leaf_prefers_the_neighbour_that_hears_it()
     forged_malformed_or_many_leaf_beacons_change_nothing()
     print("leaf advert ok")
