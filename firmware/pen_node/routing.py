@@ -143,8 +143,9 @@ _ROUND_GAIN = const(4)
 # few beacons, so it learnt late or never which neighbours hear it, and kept
 # retrying a parent that did not (seed 4 at 200/h: leaf 18 sent 40 frames
 # over 800 s to the one neighbour it had heard at boot, which never heard it).
-# So a leaf says it is there: a beacon with metric 255 and this flag, no
-# list. Every neighbour with a route puts it in its "I heard you" list and
+# So a leaf says it is there: a beacon with metric 255 and this flag (its
+# list names only neighbours that advertise no route either: usually none).
+# Every neighbour with a route puts it in its "I heard you" list and
 # answers with its own beacon within ~2.2 s (a bridge does not: its answer
 # would be a round), inside the window the leaf listens after its own frame:
 # one exchange tells the leaf its neighbours' routes and which hear it.
@@ -152,7 +153,8 @@ _ROUND_GAIN = const(4)
 # feasible for it) and never a parent (metric 255). A leaf says so when it
 # first has a route, when it has none, and when its parent failed
 # _LEAF_ASK_FAILS frames in a row, at most once per SOLICIT_MS (60 s: seed 1
-# at 200/h, four fading draws, pooled p95 12.7 s with 30 s, 10.3 s with 60 s).
+# at 200/h, four fading draws, pooled p95 12.7 s with 30 s, 10.3 s with 60 s,
+# measured while the bridge still answered; docs/power.md).
 _LEAF = const(4)
 _LEAF_ASK_FAILS = const(2)
 
