@@ -143,7 +143,7 @@ def cmd_power(args):
         print("  time on air      %s (transmit power control)" % ", ".join(
             "%s dBm %.1f s" % (k, v / 1000.0) for k, v in sorted(out["tx_ms_by_dbm"].items(), key=lambda kv: -int(kv[0]))))
     if out["tx_ms_by_kind"]:
-        print("  time on air      %s" % ", ".join("%s %.1f s" % (k, v / 1000.0) for k, v in sorted(
+        print("  on air by kind   %s" % ", ".join("%s %.1f s" % (k, v / 1000.0) for k, v in sorted(
             out["tx_ms_by_kind"].items(), key=lambda kv: -kv[1])))
     if "forced_floor_ma" in out:
         print("  forced floor     %.2f mA: listening%s, and sending only what its subtree's payments force "
