@@ -164,6 +164,15 @@ def forged_malformed_or_many_leaf_beacons_change_nothing():
     for a in range(100, 1100):
         r.on_frame(leaf_frame(a), -70, -30, 6000 + a)
     assert len(r.nbr) <= 32 and r.parent == 1 and not r.ask_round and r.round_asked == before[5]
+    # nor does a forged advert make a node drop its transmit power toward the "leaf" it names (txpower)
+    from pen_node.txpower import TxPower
+    t = TxPower(9, [14, 17, 20, 22], 22, KEY)
+    t.heard(leaf_frame(20)[:-1] + b"\x00", 60, 5000)  # "20", heard 27.5 dB over the floor: a wrong tag
+    t.heard(sealed(20, (0, 5, 255, 0, 4), F.net_key(b"another village")), 60, 5000)
+    to20 = F.seal(F.pack(F.Header(11, 7, 20, 7, 0, 0), b"r" * 40), KEY)
+    assert t.stats["forged"] == 2 and t.power_for(to20, 5001) == 22
+    t.heard(leaf_frame(20), 60, 5000)  # the sealed one teaches its SNR, as any authentic broadcast
+    assert t.power_for(to20, 5001) < 22
     # a parent that turns leaf is a parent no more
     c = node(9)
     route(c, 7, 4, 5, 0)
