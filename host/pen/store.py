@@ -16,7 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from pen import sqlwal
+from pen import fastparse, sqlwal
 from pen_protocol import cbor, ctb, records as R, sign
 from pen_protocol.identity import record_id
 
@@ -81,13 +81,15 @@ STATE_CACHE = 4096
 
 
 def _parsed(raws):
-    """Records parsed once (the validator takes Records as they are); a raw
-    that does not parse stays raw so the validator reports its reason."""
+    """Records parsed once (the validator takes Records as they are; the
+    payments by pen.fastparse, the same Records faster); a raw that does not
+    parse stays raw so the validator reports its reason."""
     out = []
+    parse = fastparse.parse
     for raw in raws:
         if not isinstance(raw, R.Record):
             try:
-                raw = R.parse(raw)
+                raw = parse(raw)
             except R.RecordError:
                 pass
         out.append(raw)
