@@ -48,6 +48,11 @@ MIGRATIONS = [
         at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 4: as pen.store.MIGRATIONS[3], the type index keeps only the rare types
+    """
+    DROP INDEX records_type;
+    CREATE INDEX records_rare_type ON records(type) WHERE type NOT IN (8, 9, 10, 11);
+    """,
 ]
 
 
