@@ -61,6 +61,8 @@ COPY_MIN_ROWS = 64
 
 
 class PostgresCTB(SQLStore):
+    _held_errors = (psycopg.errors.UniqueViolation,)
+
     def __init__(self, url, clock=time.time):
         self.path = url
         self.db = psycopg.connect(url, autocommit=True)

@@ -179,21 +179,21 @@ class Overlay:
         self.kv = {}
         self.added = []  # Records in acceptance order
         self._recs = {}
-        self._read = {}
+        # every key read or written so far -> its value in the batch (what
+        # kv holds for a written key): one lookup answers a get
+        self._seen = {}
 
     def get(self, key):
-        v = self.kv.get(key, _ABSENT)
+        v = self._seen.get(key, _ABSENT)
         if v is _ABSENT:
-            v = self._read.get(key, _ABSENT)
-            if v is _ABSENT:
-                # a private copy: rules mutate what they read, and the base
-                # must not change before the batch commits
-                v = _copy(self.base.get(key))
-                self._read[key] = v
+            # a private copy: rules mutate what they read, and the base
+            # must not change before the batch commits
+            v = self._seen[key] = _copy(self.base.get(key))
         return v
 
     def put(self, key, value):
         self.kv[key] = value
+        self._seen[key] = value
 
     def get_record(self, rid):
         raw = self._recs.get(rid)

@@ -26,7 +26,8 @@ def outcome(fn, raw):
         rec = fn(raw)
     except R.RecordError as e:
         return ("refused", e.reason, e.detail)
-    return ("record",) + tuple(getattr(rec, s) for s in R.Record.__slots__)
+    assert isinstance(rec, R.Record)
+    return ("record", rec.signed_message()) + tuple(getattr(rec, s) for s in R.Record.__slots__)
 
 
 def same(raw):
