@@ -114,19 +114,59 @@ def parse(raw):
 # -- state values -------------------------------------------------------------------
 
 _UINT1 = [bytes((i,)) for i in range(24)] + [b"\x18" + bytes((i,)) for i in range(24, 256)]
+_BYTES = [bytes((0x40 + n,)) for n in range(24)] + [b"\x58" + bytes((n,)) for n in range(24, 256)]
+_ARRAY = [bytes((0x80 + n,)) for n in range(24)] + [b"\x98" + bytes((n,)) for n in range(24, 256)]
+_DEPTH = 4  # state values nest 3 deep (a token's uses); deeper goes to cbor.dumps
+
+
+class _General(Exception):
+    """A value the fast encoder leaves to cbor.dumps."""
+
+
+def _uint_bytes(v):
+    if v < 256:
+        return _UINT1[v]
+    if v < 0x10000:
+        return b"\x19" + v.to_bytes(2, "big")
+    if v < 0x100000000:
+        return b"\x1a" + v.to_bytes(4, "big")
+    if v < 0x10000000000000000:
+        return b"\x1b" + v.to_bytes(8, "big")
+    raise _General
+
+
+def _items(v, out, depth):
+    if depth > _DEPTH or len(v) > 255:
+        raise _General
+    out.append(_ARRAY[len(v)])
+    for x in v:
+        t = type(x)
+        if t is bytes and len(x) < 256:
+            out.append(_BYTES[len(x)])
+            out.append(x)
+        elif t is int and x >= 0:  # not bool: its own type
+            out.append(_uint_bytes(x))
+        elif x is None:
+            out.append(b"\xf6")
+        elif t is list:
+            _items(x, out, depth + 1)
+        else:
+            raise _General
 
 
 def dumps(v):
-    """cbor.dumps(v), faster for the uints that most state values are (an
-    account's credits, a product's total: cbor.dumps builds a buffer and
-    walks its encoder for each); anything else goes to cbor.dumps."""
-    if type(v) is int and 0 <= v:  # not bool: its own type
-        if v < 256:
-            return _UINT1[v]
-        if v < 0x10000:
-            return b"\x19" + v.to_bytes(2, "big")
-        if v < 0x100000000:
-            return b"\x1a" + v.to_bytes(4, "big")
-        if v < 0x10000000000000000:
-            return b"\x1b" + v.to_bytes(8, "big")
+    """cbor.dumps(v), faster for what a payment's state values are made of
+    (lists of byte strings under 256 bytes, uints and None, a few deep: a
+    token, an account's credits), whose canonical CBOR is one head a leaf;
+    anything else (maps, text, bools, longer strings or lists, deeper
+    nesting) goes to cbor.dumps, which also says what it refuses."""
+    try:
+        if type(v) is int and v >= 0:
+            return _uint_bytes(v)
+        if type(v) is list:
+            out = []
+            _items(v, out, 1)
+            return b"".join(out)
+    except _General:
+        pass
     return cbor.dumps(v)

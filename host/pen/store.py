@@ -14,6 +14,7 @@ supply a connection, their placeholders, transactions and migrations.
 import hashlib
 import sqlite3
 import time
+from itertools import chain
 from pathlib import Path
 
 from pen import fastparse, sqlwal
@@ -137,10 +138,15 @@ class _BatchView:
 
     def __init__(self, store, recs, recheck=True):
         self.store = store
-        self.ids = [r.id for r in recs if isinstance(r, R.Record)]
-        self.absent = set(self.ids)
+        self.ids = ids = []
+        keys = set()
+        for r in recs:
+            if isinstance(r, R.Record):
+                ids.append(r.id)
+                if r.token_ref is not None:
+                    keys.add(b"T" + r.token_ref)
+        self.absent = set(ids)
         self.looked_up = False
-        keys = {b"T" + r.token_ref for r in recs if isinstance(r, R.Record) and r.token_ref is not None}
         self.state = store._state_many(keys, recheck)
         if not store._held_errors:
             self.look_up_held()
@@ -638,10 +644,7 @@ class SQLiteCTB(SQLStore):
         head, one, tail = sql
         for i in range(0, len(rows), ROWS_PER_INSERT):
             part = rows[i:i + ROWS_PER_INSERT]
-            args = []
-            for row in part:
-                args += row
-            self.db.execute(head + ",".join([one] * len(part)) + tail, args)
+            self.db.execute(head + ",".join([one] * len(part)) + tail, list(chain.from_iterable(part)))
 
     def _begin(self):
         self.db.execute("BEGIN IMMEDIATE")

@@ -1070,20 +1070,25 @@ def apply_batch(base, raws, verify=None):
     todo = []
     verdicts = [None] * len(raws)
     for i in range(len(raws)):
+        rec = raws[i]
         try:
-            todo.append((i, raws[i] if isinstance(raws[i], R.Record) else R.parse(raws[i])))
+            if not isinstance(rec, R.Record):
+                rec = R.parse(rec)
         except RecordError as e:
             verdicts[i] = Verdict(REJECTED, e.reason, e.detail)
+            continue
+        # (type, position, record): sorted by the first two (positions differ,
+        # so records are never compared), without a key function call each
+        todo.append((rec.type, i, rec))
     ov = Overlay(base)
-    led = Ledger(ov, verify)
-    todo.sort(key=lambda p: (p[1].type, p[0]))
+    submit = Ledger(ov, verify).submit
+    todo.sort()
     while todo:
         retry = []
-        for i, rec in todo:
-            v = led.submit(rec)
-            verdicts[i] = v
+        for item in todo:
+            v = verdicts[item[1]] = submit(item[2])
             if v.code == REJECTED and v.reason in DEPENDENCY:
-                retry.append((i, rec))
+                retry.append(item)
         if len(retry) == len(todo):
             break
         todo = retry

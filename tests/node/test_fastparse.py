@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pen import fastparse
-from pen_protocol import ids, records as R
+from pen_protocol import cbor, ids, records as R
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
 SIG = bytes(range(64))
@@ -110,3 +110,62 @@ def test_any_bytes_like_input_gives_bytes(wrap):
     rec = fastparse.parse(wrap(raw))
     assert type(rec.raw) is bytes and rec.raw == raw and type(rec.body) is bytes
     assert outcome(fastparse.parse, wrap(raw)) == outcome(R.parse, raw)
+
+
+# -- the state values' encoder --------------------------------------------------------
+
+def encoded(fn, v):
+    try:
+        return ("bytes", fn(v))
+    except cbor.CBORError as e:
+        return ("refused", str(e))
+
+
+def same_bytes(v):
+    want = encoded(cbor.dumps, v)
+    assert encoded(fastparse.dumps, v) == want, repr(v)[:200]
+    return want
+
+
+EDGES = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 64 - 1, 2 ** 64, -1, -24, -25, -2 ** 64,
+         -2 ** 64 - 1, True, False, None, b"", b"x" * 23, b"x" * 24, b"x" * 255, b"x" * 256, "", "text", {}, {1: 2},
+         {True: 1}, 1.5, (), (1, 2), bytearray(b"ab"), memoryview(b"cd"), [], [[]], [None, True, False]]
+
+
+def test_every_edge_value_encodes_alike():
+    for v in EDGES:
+        same_bytes(v)
+        same_bytes([v])
+        same_bytes([[b"k", v], v, [v, [v]]])
+
+
+def test_long_and_deep_lists_encode_alike():
+    for n in (23, 24, 255, 256, 300):
+        assert same_bytes([1] * n)[0] == "bytes"
+    v = 5
+    for depth in range(1, 40):  # past the fast encoder's depth and past cbor.MAX_DEPTH
+        v = [v, b"ab"]
+        same_bytes(v)
+
+
+def test_random_state_shaped_values_encode_alike():
+    rnd = random.Random(3)
+    leaves = [None, True, 0, 7, 24, 300, 70000, 2 ** 40, 2 ** 64 - 1, 2 ** 64, -3, b"", b"\x00" * 4, b"\x01" * 16,
+              b"\x02" * 32, b"\x03" * 255, b"\x04" * 256, "s", {2: b"x"}]
+
+    def tree(depth):
+        if depth > 5 or rnd.random() < 0.4:
+            return rnd.choice(leaves)
+        return [tree(depth + 1) for _ in range(rnd.randrange(0, 9))]
+    for _ in range(3000):
+        same_bytes(tree(0))
+
+
+def test_the_workloads_state_values_encode_alike():
+    from pen.ingest_bench import batch_rows, workload
+    base, recs = workload(60)
+    rows = batch_rows(base, recs, 100)
+    values = [cbor.loads(v) for r in rows for _, v in r[1]]
+    assert len(values) > 100
+    for v in values:
+        assert same_bytes(v)[0] == "bytes"
