@@ -16,7 +16,7 @@ import pytest
 
 from pen.pgstore import PostgresCTB
 from pen.samples import economy
-from pen.store import SQLiteCTB, BatchRejected
+from pen.store import GUESS_NEW_FROM, SQLiteCTB, BatchRejected
 from pen_protocol import ctb, records as R, sign
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -106,6 +106,20 @@ def test_replayed_payments_in_a_good_batch_are_duplicates_not_double_spends(pair
     assert passes == [1, 1]
 
 
+def test_a_small_batch_asks_the_id_index_first_and_takes_no_savepoint(pair, payments):
+    _, recs = payments
+    raws = [r.raw for r in recs[:GUESS_NEW_FROM - 1]]
+    same(pair, raws[:9])
+    held = counting(pair[0], "ids_held")
+    passes = counting(pair[0], "_validate")
+    statements = []
+    inner = pair[0]._exec
+    pair[0]._exec = lambda sql, args: statements.append(sql) or inner(sql, args)
+    kind, verdicts = same(pair, raws)
+    assert kind == "stored" and [v[0] for v in verdicts[:9]] == [ctb.DUPLICATE] * 9
+    assert held == [1] and passes == [1] and not [s for s in statements if "batch" in s]
+
+
 def test_a_whole_batch_replayed_changes_nothing(pair, payments):
     _, recs = payments
     raws = [r.raw for r in recs[:45]]
@@ -129,7 +143,7 @@ def test_a_replayed_record_beside_a_bad_one_gives_the_exact_refusal(pair, paymen
 
 def test_a_refused_new_batch_is_not_validated_twice(pair, payments):
     _, recs = payments
-    raws = [r.raw for r in recs[:30]]
+    raws = [r.raw for r in recs[:60]]
     del raws[6]  # an ISSUE: its SET_USER and USE meet no token
     held = counting(pair[0], "ids_held")
     passes = counting(pair[0], "_validate")
@@ -138,16 +152,18 @@ def test_a_refused_new_batch_is_not_validated_twice(pair, payments):
     assert held == [1] and passes == [1]
 
 
-def test_a_replayed_vote_whose_first_is_held_is_a_duplicate(pair):
+def test_a_replayed_vote_whose_first_is_held_is_a_duplicate(pair, payments):
     """A double vote's evidence is built from the first vote's record: taken
     as new, the held vote is absent and the rule trips over it."""
-    k, ordered, n = economy()
-    fast, ref = pair
+    _, ordered, _ = economy()
+    _, recs = payments
     raws = [r.raw for r in ordered]
     for s in pair:
-        s.submit(raws[:len(raws) // 2])
-    kind, verdicts = same(pair, raws)
-    assert kind == "stored" and verdicts[0][0] == ctb.DUPLICATE
+        s.submit(raws)
+    passes = counting(pair[0], "_validate")
+    kind, verdicts = same(pair, raws + [r.raw for r in recs[:30]])
+    assert kind == "stored" and {v[0] for v in verdicts[:len(raws)]} == {ctb.DUPLICATE}
+    assert passes == [1, 1]
 
 
 def test_a_replayed_receipt_meets_the_unique_id_and_is_a_duplicate(pair, payments):
@@ -168,8 +184,8 @@ def test_a_replayed_receipt_meets_the_unique_id_and_is_a_duplicate(pair, payment
             clashes.append(1)
             raise
     pair[0]._write = write
-    kind, verdicts = same(pair, [r.raw for r in recs[:30]] + receipts)
-    assert kind == "stored" and [v[0] for v in verdicts[30:]] == [ctb.DUPLICATE] * len(receipts)
+    kind, verdicts = same(pair, [r.raw for r in recs[:60]] + receipts)
+    assert kind == "stored" and [v[0] for v in verdicts[60:]] == [ctb.DUPLICATE] * len(receipts)
     assert receipts and clashes == [1]
 
 
