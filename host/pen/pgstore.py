@@ -51,7 +51,7 @@ MIGRATIONS = [
     # 4: as pen.store.MIGRATIONS[3], the type index keeps only the rare types
     """
     DROP INDEX records_type;
-    CREATE INDEX records_rare_type ON records(type) WHERE type NOT IN (8, 9, 10, 11);
+    CREATE INDEX records_rare_type ON records(type) WHERE type NOT BETWEEN 8 AND 11;
     """,
 ]
 

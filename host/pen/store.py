@@ -60,14 +60,16 @@ MIGRATIONS = [
     # payments by type scans the records table, as counting them does.
     """
     DROP INDEX records_type;
-    CREATE INDEX records_rare_type ON records(type) WHERE type NOT IN (8, 9, 10, 11);
+    CREATE INDEX records_rare_type ON records(type) WHERE type NOT BETWEEN 8 AND 11;
     """,
 ]
 
 # The partial index's condition (MIGRATIONS[3]), repeated in a query so the
 # database may use the index (SQLite and PostgreSQL both take a condition
 # that appears word for word in the query as proof the index covers it).
-RARE_TYPES = "type NOT IN (8, 9, 10, 11)"
+# (BETWEEN, not NOT IN (8, 9, 10, 11): SQLite builds a NOT IN list's table
+# each time a statement runs, 1.5 us for each row inserted one a statement.)
+RARE_TYPES = "type NOT BETWEEN 8 AND 11"
 PAYMENT_TYPES = (8, 9, 10, 11)  # identity.TOKEN_TYPES, as written into the schema
 
 # `local` key: the ctb.RULES_VERSION the state was derived under
