@@ -361,9 +361,9 @@ def batch_rows(base, recs, batch=BATCH):
     rows = []
     inner = store._write
 
-    def capture(ov):
+    def capture(ov, *fresh):
         rows.append(store._rows(ov, 0.0))
-        return inner(ov)
+        return inner(ov, *fresh)
     try:
         store.submit([r.raw for r in base])
         store._write = capture

@@ -16,7 +16,7 @@ import pytest
 
 from pen.pgstore import PostgresCTB
 from pen.samples import economy
-from pen.store import GUESS_NEW_FROM, SQLiteCTB, BatchRejected
+from pen.store import GUESS_NEW_FROM, GuessedWrong, SQLiteCTB, BatchRejected
 from pen_protocol import ctb, records as R, sign
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -177,9 +177,9 @@ def test_a_replayed_receipt_meets_the_unique_id_and_is_a_duplicate(pair, payment
     clashes = []
     inner = pair[0]._write
 
-    def write(ov):
+    def write(ov, *fresh):
         try:
-            return inner(ov)
+            return inner(ov, *fresh)
         except pair[0]._held_errors:
             clashes.append(1)
             raise
@@ -187,6 +187,51 @@ def test_a_replayed_receipt_meets_the_unique_id_and_is_a_duplicate(pair, payment
     kind, verdicts = same(pair, [r.raw for r in recs[:60]] + receipts)
     assert kind == "stored" and [v[0] for v in verdicts[60:]] == [ctb.DUPLICATE] * len(receipts)
     assert receipts and clashes == [1]
+
+
+def test_a_second_issue_of_a_held_token_meets_the_state_key_and_is_token_exists(pair, payments):
+    """A new ISSUE record (another value, so another id) of a token the CTB
+    holds: its token is guessed absent when the decoded-state cache does not
+    hold it, the INSERT of its state meets the key, and the batch is
+    validated again to the exact refusal."""
+    from pen import build as B
+    from pen.samples import keys
+    _, recs = payments
+    raws = [r.raw for r in recs]
+    same(pair, raws[:60])
+    first = recs[0]
+    again = B.issue(keys()["formosa-plumbing"], 1000, first.fields[1] + 1, first.fields[2])
+    assert again.fields[0] == first.fields[0] and again.id != first.id
+    pair[0]._cache.clear()  # as after another connection wrote
+    passes = counting(pair[0], "_validate")
+    got = same(pair, raws[60:90] + [again.raw] + raws[90:120])
+    assert got[:3] == ("refused", 30, "token-exists") and passes == [1, 1]
+    pair[0]._cache.clear()
+    assert same(pair, raws[60:120])[0] == "stored"  # and the same tokens' own batch goes in
+
+
+def test_a_token_the_cache_holds_is_not_guessed(pair, payments):
+    _, recs = payments
+    raws = [r.raw for r in recs]
+    same(pair, raws[:60])
+    passes = counting(pair[0], "_validate")
+    held = counting(pair[0], "ids_held")
+    got = same(pair, raws[:3] + raws[60:120])  # a replayed ISSUE of a cached token: token-exists at once
+    assert got[0] == "stored" and passes == [1, 1] and held == [1]
+
+
+def test_a_guessed_token_deleted_by_a_batch_is_checked_before_the_write(tmp_path):
+    s = SQLiteCTB(tmp_path / "c.sqlite")
+    key = b"T" + bytes(8)
+    ov = ctb.Overlay(ctb.MemoryState())
+    ov.put(key, None)
+    s._begin()
+    s._write(ov, {key})  # absent: the delete is what the batch means
+    s._exec("INSERT INTO state(key, value) VALUES (?, ?)", (key, b"\x80"))
+    with pytest.raises(GuessedWrong):
+        s._write(ov, {key})
+    s._rollback()
+    s.close()
 
 
 WRITER = r"""
