@@ -536,7 +536,12 @@ class Ledger:
             rec = raw if isinstance(raw, R.Record) else R.parse(raw)
         except RecordError as e:
             return Verdict(REJECTED, e.reason, e.detail)
-        if self.state.get_record(rec.id) is not None:
+        return self._submit(rec)
+
+    def _submit(self, rec):
+        """submit() of a parsed Record (apply_batch parses first)."""
+        st = self.state
+        if st.get_record(rec.id) is not None:
             return Verdict(DUPLICATE, "duplicate", "", rec)
         # Validation writes nothing until it has passed: every rule below
         # raises Reject before its first put.
@@ -544,12 +549,12 @@ class Ledger:
             result = _RULES[rec.type](self, rec)
         except Reject as e:
             return Verdict(REJECTED, e.reason, e.detail, rec)
-        self.state.add_record(rec)
+        st.add_record(rec)
         if result is None:
             return Verdict(ACCEPTED, "", "", rec)
         reason, evidence = result
-        if evidence is not None and self.state.get_record(evidence.id) is None:
-            self.state.add_record(evidence)
+        if evidence is not None and st.get_record(evidence.id) is None:
+            st.add_record(evidence)
         return Verdict(CONFLICT, reason, "kept as evidence; not counted", rec, evidence)
 
     def trust_electorate(self, e, kids, convener, failed_attempts=0):
@@ -1081,7 +1086,7 @@ def apply_batch(base, raws, verify=None):
         # so records are never compared), without a key function call each
         todo.append((rec.type, i, rec))
     ov = Overlay(base)
-    submit = Ledger(ov, verify).submit
+    submit = Ledger(ov, verify)._submit  # (every item is a Record)
     todo.sort()
     while todo:
         retry = []
