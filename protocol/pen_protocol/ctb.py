@@ -246,6 +246,8 @@ def effective_use(t):
     accounted ones), else the lowest-id use; None when unused."""
     if not t[5]:
         return None
+    if not t[6]:
+        return t[5][0]  # (no receipt: the lowest-id use, without the list below)
     done = accounted_use_ids(t)
     for u in t[5]:
         if u[0] in done:
@@ -933,8 +935,12 @@ class Ledger:
         yearend.check_use(st, t, ckey)
         self._verify(rec, t[4], "the token's user")
         before = effective_use(t)
-        if t[2] == R.NORMAL and not any(u[2] == account for u in t[5]):
-            st.put(b"N" + account, _stored(amount(st.get(b"N" + account)) + t[1]))
+        if t[2] == R.NORMAL:
+            for u in t[5]:  # (a loop, not any() over a generator: this runs for every USE)
+                if u[2] == account:
+                    break
+            else:
+                st.put(b"N" + account, _stored(amount(st.get(b"N" + account)) + t[1]))
         yearend.on_use(st, t, ckey)
         t[5].append([rec.id, product, account])
         t[5].sort()

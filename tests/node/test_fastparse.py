@@ -169,3 +169,15 @@ def test_the_workloads_state_values_encode_alike():
     assert len(values) > 100
     for v in values:
         assert same_bytes(v)[0] == "bytes"
+
+
+def test_empty_lists_at_every_depth_encode_alike():
+    # the fast encoder writes an empty list in its parent's loop (no call): at
+    # every depth, beside leaves or alone, the bytes or refusal of cbor.dumps
+    for depth in range(0, 40):
+        for inner in ([], [[]], [b"k", [], 0], [[], None, []]):
+            v = inner
+            for _ in range(depth):
+                v = [v, []]
+            same_bytes(v)
+            same_bytes([b"x", v])
