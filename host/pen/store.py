@@ -125,7 +125,7 @@ _MISSING = object()  # _BatchView.get's "not fetched" (None is a value: absent)
 # few batches, a full one over the process's whole heap (~7 ms in pen bench
 # ingest, a run's spikes of ~0.8 us a record). Paused, a batch is followed
 # by one young collection (at the next allocation after it) and the full
-# ones come ~20 times less often: ~0.3 us a record of CPU. Nothing is
+# ones come far less often: ~0.3 us a record of CPU (docs/node.md). Nothing is
 # kept from the collector: a cycle made in a batch is collected after it.
 # A count, under a lock: concurrent batches (threads of a node) resume the
 # collector when the last one ends, and only if it was on before the first.
