@@ -21,7 +21,8 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
       while asleep: the UARTs' own RX pins cannot wake the CPU);
     "leaf": this node relays for no one: listen in RX duty cycle (SX126x);
     "relay_rx_duty": a relay listens in RX duty cycle at the preset's own
-      preamble (opt-in until a board shows the chip detects it: docs/power.md);
+      preamble: refused (ValueError) when that preamble is too short for a
+      receiver that sleeps to catch (sx126x.relay_duty: every preset today);
     "sleepy": addresses of leaves, sent to with the long preamble;
     "tx_power_control": unicast frames at the lowest power with a margin over
       the link (pen_node.txpower; off by default: docs/power.md).
@@ -35,12 +36,15 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
     sx = board["radio"] == "sx1262"
     if sx:
         from . import sx126x
+        tcxo = sx126x.tcxo_us(board)
+        # the leaves' preamble and duty cycle from one rule (sx126x.duty_cycle), refused here if it cannot sleep
+        long_preamble, leaf_dc = sx126x.leaf_duty(preset.sf, preset.bw_hz, leaf["sleep_symbols"], tcxo)
+        relay_dc = cfg.get("relay_rx_duty") and sx126x.relay_duty(preset.sf, preset.bw_hz, preset.preamble, tcxo)
         sx126x.prepare(modem)
         if cfg.get("sleepy"):
             from .preamble import PreambleByDestination
             power.preamble = PreambleByDestination(
-                modem, preset.preamble, sx126x.leaf_preamble(leaf["rx_symbols"], leaf["sleep_symbols"]),
-                set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
+                modem, preset.preamble, long_preamble, set(cfg["sleepy"]), leaf["listen_after_tx_ms"])
     if cfg.get("tx_power_control"):
         from .txpower import TxPower, cap
         steps = [int(k) for k in figs["radios"][board["radio"]]["tx_ma"]]
@@ -64,9 +68,6 @@ def board_power(cfg, board, preset, modem, clock, has_link, figs):
     power.leaf = bool(cfg.get("leaf"))
     duty = leaf if power.leaf else figs["relay_rx"] if cfg.get("relay_rx_duty") else None
     if duty is not None and sx:
-        sym_us = (1 << preset.sf) * 1000000 // preset.bw_hz
-        rx_us, sl_us = duty["rx_symbols"] * sym_us, duty["sleep_symbols"] * sym_us
-        meter.duty = (duty["rx_symbols"], duty["sleep_symbols"])
-        power.listen = DutyListen(sx126x.duty_hook(modem, rx_us, sl_us), meter,
-                                  duty["listen_after_tx_ms"], clock())
+        meter.duty = dc = leaf_dc if power.leaf else relay_dc
+        power.listen = DutyListen(sx126x.duty_hook(modem, dc[0], dc[1]), meter, duty["listen_after_tx_ms"], clock())
     return power

@@ -4,6 +4,7 @@ village, seed 1; leaves in RX duty cycle lose and delay nothing that the
 same village awake delivers, compared like with like (pooled over draws of
 the medium's fading): met on symmetric links, not yet on the default medium."""
 import powerpath  # noqa: F401
+from conftest import ROOT
 import json
 
 import pytest
@@ -221,41 +222,40 @@ def test_pen_power_refuses_bad_input_in_one_line(capsys, argv, msg):
 def test_bench_sizes_counts_the_long_preamble_toward_a_leaf(capsys):
     rc, out, err = pen(capsys, "bench", "sizes", "--json")
     t = json.loads(out)["to_leaf"]
-    # 69 symbols instead of 8 at SF9/BW125 (4.096 ms each), instead of 16 at SF11/BW250 (8.192 ms)
-    assert t["preamble_symbols"] == 69
-    assert t["extra_ms"] == {"sf9-bw125": 249.9, "sf11-bw250": 434.2}
+    sleep = json.loads((ROOT / "hardware" / "power.json").read_text())["leaf_rx"]["sleep_symbols"]
+    # sleep + 2 x 8 symbols at SF9 and SF11 (an 8-symbol latch), instead of 8 at SF9/BW125 (4.096 ms each)
+    # and 16 at SF11/BW250 (8.192 ms)
+    assert t["preamble_symbols"] == {"sf9-bw125": sleep + 16, "sf11-bw250": sleep + 16}
+    assert t["extra_ms"] == {"sf9-bw125": round((sleep + 8) * 4.096, 1), "sf11-bw250": round(sleep * 8.192, 1)}
 
 
-def test_relays_in_rx_duty_cycle_are_priced_only_when_asked_and_leaves_do_not_change(capsys, village):
+def test_relays_in_rx_duty_cycle_at_the_presets_preamble_are_refused(capsys, village):
     _, _, duty, _, _ = village
     pw, dur = duty.power, DUR_MS
-    for i in range(50):  # each node's sends priced the same either way; only a relay's listening changes
+    relay = [i for i in range(50) if pw.role(i) == "relay"][0]
+    pw.relay_duty = True
+    try:
+        with pytest.raises(ValueError, match="relay_rx_duty: a 8-symbol preamble at SF9 leaves no sleep"):
+            pw.meter(relay, dur)
+        leaf = [i for i in range(50) if pw.role(i) == "leaf"][0]
+        assert pw.meter(leaf, dur).duty == pw.duty  # a leaf is not a relay: priced as before
+    finally:
         pw.relay_duty = False
-        a = pw.budget.parts(pw.meter(i, dur), dur)
-        pw.relay_duty = True
-        b = pw.budget.parts(pw.meter(i, dur), dur)
-        assert a[0] == b[0] and (a == b) == (pw.role(i) != "relay")
-    pw.relay_duty = False
-    # opt-in and unverified on a board (docs/power.md, checklist step 6): the
-    # same village, only the relays' listening priced at 2 symbols in 6
     rc, out, err = pen(capsys, "power", "--role", "relay", "--relay-rx-duty", "--json")
-    r = json.loads(out)
-    # the busiest relay in RX duty cycle: 4.81 mA before the merge of issue 15's routing, 6.58 after (node 50,
-    # busier with leaves' traffic: radio TX 4.04 mA); the target is not what this test checks, the pricing is
-    assert r["relay_rx_duty"] is True and r["meets_target"] == (r["average_ma"] <= 6.0)
-    assert r["parts_ma"]["radio_rx_duty_cycle"] > 0 and r["parts_ma"]["radio_rx"] < 1
-    rc, out, err = pen(capsys, "power", "--role", "relay", "--json")
-    plain = json.loads(out)
-    assert plain["parts_ma"]["radio_rx_duty_cycle"] == 0 and plain["relay_rx_duty"] is False
-    if plain["node"] == r["node"]:  # the same village, the same sends
-        assert plain["parts_ma"]["radio_tx"] == r["parts_ma"]["radio_tx"]
-    # listening in duty cycle costs the relay less than listening all the time, whatever it sends
-    listen = r["parts_ma"]["radio_rx"] + r["parts_ma"]["radio_rx_duty_cycle"]
-    assert listen < plain["parts_ma"]["radio_rx"] < plain["listening_floor_ma"] < plain["average_ma"]
-    assert r["average_ma"] < plain["average_ma"]
-    leaf = [json.loads(pen(capsys, "power", "--role", "leaf", "--json", *x)[1])["average_ma"]
-            for x in ((), ("--relay-rx-duty",))]
-    assert leaf[0] == leaf[1]
+    assert rc == 1 and out == "" and err.strip() == (
+        "pen: error: relay_rx_duty: a 8-symbol preamble at SF9 leaves no sleep (the chip needs 8 symbols of it "
+        "awake, so more than 16)")
+
+
+def test_the_forced_floor_of_a_relay_in_duty_cycle_is_priced_with_the_rule(village):
+    from pen.sim.power import forced_floor_ma
+    from pen_node.sx126x import duty_cycle
+    b = village[2].power.budget
+    hour = 3600000
+    plain = forced_floor_ma(b, {"custody": 36000}, 22, hour)
+    dc = duty_cycle(9, 125000, 24, b.tcxo_us)  # a 24-symbol preamble: 9 symbols awake in 17
+    duty = forced_floor_ma(b, {"custody": 36000}, 22, hour, dc)
+    assert duty < plain and plain - duty == pytest.approx(0.99 * (4.6 - b.rx_duty_ma(dc)), rel=1e-3)
 
 
 def test_every_microsecond_on_air_is_in_the_senders_duty_cycle(village):
@@ -272,8 +272,9 @@ def test_the_duty_cycle_counts_the_long_preamble_a_sweep_sets_after_construction
     # cycle's hook must read it as the medium does, when the frame goes
     import sweep_leaf_rx as S
     leaves = village[4]
-    r, m = S.one(1, 0, leaves, 92)  # 4 in 96: a 100-symbol preamble, not power.json's 69
-    assert r.power.long_preamble == 100 and m["power"]["long_preamble_frames"] > 0
+    r, m = S.one(1, 0, leaves, 92)  # a 108-symbol preamble (92 + 2 x 8), not power.json's
+    assert r.power.long_preamble == 108 and m["power"]["long_preamble_frames"] > 0
+    assert r.power.duty == (36864, 92 * 4096 - 2000, 2000)
     for i, node in enumerate(r.nodes):
         assert node.duty.total_us >= sum(r.power.tx_us[i].values()) - 1000, i
 

@@ -63,7 +63,8 @@ def test_modelled_current_of_the_sleeping_leaf_is_within_the_target(runs):
     s, _ = runs
     b = load_budget("heltec-v3")
     m = b.sleeping_meter(s["elapsed_ms"], {22: s["tx_ms"]}, s["dio1_wakes"] + 2,
-                         s["dio1_wakes"] + s["timer_wakes"] + s["link_wakes"], s["rxdc_ms"])
+                         s["dio1_wakes"] + s["timer_wakes"] + s["link_wakes"], s["rxdc_ms"],
+                         b.leaf_duty(V.P.sf, V.P.bw_hz)[1])
     assert b.average_ma(m, s["elapsed_ms"]) <= 1.5
 
 
@@ -261,3 +262,10 @@ def test_a_long_preamble_to_a_sleeping_leaf_is_charged_to_the_duty_cycle():
     f = node._try_send(to_leaf, 0, 200000, lbt=False)
     assert f == to_leaf and node.duty.total_us == p.airtime_us(len(to_leaf)) + long_
     assert node.stats["tx_airtime_us"] == node.duty.total_us
+
+
+def test_the_sleep_village_uses_the_boards_leaf_sleep():
+    import json
+    from conftest import ROOT
+    figs = json.loads((ROOT / "hardware" / "power.json").read_text())
+    assert V.LEAF_SLEEP == figs["leaf_rx"]["sleep_symbols"]
