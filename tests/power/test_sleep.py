@@ -50,7 +50,10 @@ def test_a_sleeper_that_trusts_the_irq_edge_loses_the_frames_that_woke_it():
 
 def test_the_leaf_listens_in_duty_cycle_between_its_windows(runs):
     s, _ = runs
-    assert s["duty_arms"] == V.PAYMENTS  # armed again after each send window
+    # armed again after each send window, and after each frame heard outside one (a packet leaves the chip in
+    # continuous RX): 3 with a 69-symbol preamble to the store (each receipt came inside the window after its
+    # payment), 9 with 109 (each receipt ends just after it, so: window over, receipt, the ack's window over)
+    assert V.PAYMENTS <= s["duty_arms"] <= 3 * V.PAYMENTS
     assert s["rxdc_ms"] > 0.9 * s["elapsed_ms"]
     assert s["missed"] > 0  # the bridge's beacons (short preamble) go unheard; receipts do not
     # the long preamble only for what comes after the store's window: at most once a receipt, never for the

@@ -31,7 +31,8 @@ from pen_protocol.airtime import time_on_air_us
 from pen_node import txpower
 from pen_node.power import load_budget, M_SLEEP, R_RXDC
 from pen_node.sleep import leaf_quiet, leaf_deaf, wakes_leaves, leaf_beacon
-from pen_node.sx126x import LISTEN_MARGIN_MS, symbol_us, min_symbols
+from pen_node.sx126x import LISTEN_MARGIN_MS
+from pen_node.boardsleep import symbol_us, min_symbols
 
 BOARD = "heltec-v3"
 
@@ -316,7 +317,7 @@ def forced_floor_ma(budget, tx_kind_ms, top_dbm, dur_ms, relay_duty=None):
     """What a relay that light-sleeps between events would draw if it sent
     only what its subtree's payments force on it (FORCED kinds, at top_dbm:
     no retry, no beacon) and handled no frame, listening all the time (or in
-    RX duty cycle, relay_duty: sx126x.duty_cycle's tuple): the floor no routing or timer can take it
+    RX duty cycle, relay_duty: boardsleep.duty_cycle's tuple): the floor no routing or timer can take it
     under without listening less."""
     forced = sum(tx_kind_ms.get(k, 0) for k in FORCED)
     rxdc = dur_ms - forced if relay_duty else 0
@@ -330,7 +331,7 @@ def attach(run, leaves=()):
 
 def catch_share(sf, bw_hz, preamble, duty):
     """The share of frames with a preamble of `preamble` symbols that a
-    receiver in RX duty cycle (sx126x.duty_cycle's (rx_us, sleep_us,
+    receiver in RX duty cycle (boardsleep.duty_cycle's (rx_us, sleep_us,
     transition_us)) catches: those whose preamble overlaps one listening
     window by at least min_symbols(sf) (the chip latches no less, the rule
     duty_cycle sizes the long preamble by, which is therefore always caught).
@@ -356,7 +357,7 @@ def relays_for_no_one(run):
 def leaf_preamble_cost(settings):
     """What a frame to a leaf in RX duty cycle pays on air: {setting: extra
     ms} for each of `pen bench sizes`' radio settings (the preamble grows from
-    the setting's to pen_node.sx126x.leaf_preamble symbols at its SF; the
+    the setting's to pen_node.boardsleep.leaf_preamble symbols at its SF; the
     extra is the same for every frame length)."""
     b = load_budget(BOARD)
     out, n = {}, {}
