@@ -272,3 +272,17 @@ def test_the_sleep_village_uses_the_boards_leaf_sleep():
     from conftest import ROOT
     figs = json.loads((ROOT / "hardware" / "power.json").read_text())
     assert V.LEAF_SLEEP == figs["leaf_rx"]["sleep_symbols"]
+
+
+def test_boot_only_lets_the_package_drop_its_submodule_too():
+    # an imported submodule is also an attribute of its package (CPython and MicroPython alike): popping it
+    # from sys.modules alone kept boardsleep.py and radio.py on a board's heap for its whole life
+    import sys
+    import types
+    import main
+    import pen_node
+    probe = types.ModuleType("pen_node._probe")
+    sys.modules["pen_node._probe"] = probe
+    pen_node._probe = probe
+    main.boot_only("pen_node._probe", "pen_node._never_loaded")
+    assert "pen_node._probe" not in sys.modules and not hasattr(pen_node, "_probe")
