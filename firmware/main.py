@@ -253,6 +253,11 @@ def boot_only(*names):
     once the node runs): their bytecode and globals return to the heap."""
     for name in names:
         sys.modules.pop(name, None)
+        pkg, _, mod = name.rpartition(".")
+        try:
+            delattr(sys.modules[pkg], mod)  # the package keeps its submodule too
+        except (KeyError, AttributeError):
+            pass
     gc.collect()
 
 

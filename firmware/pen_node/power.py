@@ -18,7 +18,7 @@ _BOARD_HW = "/hardware"  # where package.json installs hardware/ on a board
 # the Meter (what the node's loop did) lives with the loop that fills it, so a
 # board that only counts does not load the pricing below
 from .sleep import Meter, R_RX, R_RXDC, R_SLEEP, M_ACTIVE, M_SLEEP  # noqa: F401
-from .boardsleep import irq_pin
+from .boardsleep import irq_pin, tcxo_us, leaf_duty, relay_duty
 
 
 def hardware_dir():
@@ -70,6 +70,7 @@ class Budget:
         self.fw = figs["firmware"]
         self.leaf = figs["leaf_rx"]
         self.relay_rx = figs["relay_rx"]
+        self.tcxo_us = tcxo_us(profile)
         self.overhead_ma = b["regulator_iq_ma"] + b["vext_ma"] + b["always_ma"]
         self.battery_mah = b["battery_mah"]
         self.battery_v = b["battery_v"]
@@ -96,11 +97,25 @@ class Budget:
         in EU868's 869.4-869.65 MHz sub-band; an SX1262 gives 22)."""
         return self._tx[-1][0]
 
-    def rx_duty_ma(self, duty=None):
-        """Average radio current in RX duty cycle, listening rx out of every
-        rx + sleep symbols (DS 13.1.7); duty (rx, sleep), default the leaves'."""
-        rx, sl = duty or (self.leaf["rx_symbols"], self.leaf["sleep_symbols"])
-        return (rx * self.radio["rx_ma"] + sl * self.radio["sleep_ua"] / 1000) / (rx + sl)
+    def leaf_duty(self, sf, bw_hz):
+        """(preamble toward a leaf, its duty cycle) at a preset's SF and
+        bandwidth, from leaf_rx's sleep (pen_node.boardsleep.leaf_duty, as the
+        board arms it)."""
+        return leaf_duty(sf, bw_hz, self.leaf["sleep_symbols"], self.tcxo_us)
+
+    def relay_duty(self, preset):
+        """A relay's duty cycle at the preset's own preamble, or ValueError."""
+        return relay_duty(preset.sf, preset.bw_hz, preset.preamble, self.tcxo_us)
+
+    def rx_duty_ma(self, duty):
+        """Average radio current in RX duty cycle (DS 13.1.7): duty is
+        boardsleep.duty_cycle's (rx_us, sleep_us, transition_us): RX current in the
+        window, standby while waking (TCXO and the chip's start), sleep the rest."""
+        if duty is None:
+            raise ValueError("time in RX duty cycle with no duty cycle to price it")
+        rx, sl, tr = duty
+        r = self.radio
+        return (rx * r["rx_ma"] + tr * r["standby_ma"] + sl * r["sleep_ua"] / 1000) / (rx + sl + tr)
 
     def parts(self, m, elapsed_ms):
         """Average mA of each part over elapsed_ms: (radio TX, radio RX,
@@ -115,7 +130,7 @@ class Budget:
         e = elapsed_ms
         return (sum(t * self.tx_ma(p) for p, t in m.tx_ms.items()) / e,
                 rx * self.radio["rx_ma"] / e,
-                ms[R_RXDC] * self.rx_duty_ma(m.duty) / e,
+                ms[R_RXDC] and ms[R_RXDC] * self.rx_duty_ma(m.duty) / e,
                 ms[R_SLEEP] * self.radio["sleep_ua"] / 1000 / e,
                 ms[M_ACTIVE] * self.mcu["active_ma"] / e,
                 idle * self.mcu["idle_ma"] / e,

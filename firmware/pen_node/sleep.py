@@ -44,7 +44,7 @@ class Meter:
         self.tx_ms = {}  # dBm -> ms on air
         self.wakes = 0
         self.frames = 0
-        self.duty = None  # (rx, sleep) symbols of the RX duty cycle in R_RXDC; None: the leaves' (power.json)
+        self.duty = None  # boardsleep.duty_cycle's (rx_us, sleep_us, transition_us) of the time in R_RXDC
 
     def add(self, slot, ms):
         if ms > 0:

@@ -1,6 +1,7 @@
 """What micropython-lib's SX126x driver lacks and a low-power node needs:
 the DC-DC regulator, channel activity detection (listen before talk) and the
-RX duty cycle (a leaf listening a few symbols at a time).
+RX duty cycle (a leaf listening a window long enough to latch a preamble,
+sleeping the rest; the periods come from pen_node.boardsleep.duty_cycle).
 
 These functions take the driver's modem object (lora.SX1262 /
 lora.AsyncSX1262) and speak to the chip through its private `_cmd(fmt,
@@ -115,11 +116,14 @@ def duty_hook(modem, rx_us, sleep_us_):
     return lambda: start_rx_duty_cycle(modem, rx_us, sleep_us_)
 
 
-def leaf_preamble(rx_symbols, sleep_symbols):
-    """Preamble symbols a sender needs so that a receiver in RX duty cycle
-    catches it: one whole sleep plus two listening windows (DS 13.1.7: the
-    preamble must cover sleepPeriod + 2 x rxPeriod)."""
-    return sleep_symbols + 2 * rx_symbols
+def duty_registers(rx_us, sleep_us_):
+    """SetRxDutyCycle's rxPeriod and sleepPeriod (DS 13.1.7: 24 bits each, in
+    15.625 us steps); ValueError if the chip cannot hold them."""
+    rx = rx_us * _TICK_US_X64 // 1000
+    sl = sleep_us_ * _TICK_US_X64 // 1000
+    if not (0 < rx < 1 << 24 and 0 < sl < 1 << 24):
+        raise ValueError("RX duty cycle periods out of range")
+    return rx, sl
 
 
 def start_rx_duty_cycle(modem, rx_us, sleep_us_):
@@ -128,12 +132,9 @@ def start_rx_duty_cycle(modem, rx_us, sleep_us_):
     after a packet; the driver then resumes continuous RX by itself
     (lora.modem _check_recv), which is when a leaf hears its hop's ack; the
     node's loop arms the duty cycle again when that window is over."""
+    rx, sl = duty_registers(rx_us, sleep_us_)  # refused before the chip is touched
     modem.start_recv(None, True, 0xFF)  # packet params and the driver's receive state
     modem._standby()
-    rx = rx_us * _TICK_US_X64 // 1000
-    sl = sleep_us_ * _TICK_US_X64 // 1000
-    if not (0 < rx < 1 << 24 and 0 < sl < 1 << 24):
-        raise ValueError("RX duty cycle periods out of range")
     modem._cmd(">BBHBH", _CMD_SET_RX_DUTY_CYCLE, rx >> 16, rx & 0xFFFF, sl >> 16, sl & 0xFFFF)
 
 

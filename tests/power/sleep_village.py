@@ -17,13 +17,14 @@ from pen_node.memstorage import MemStorage
 from pen_node.mesh import MeshNode
 from pen_node.downlink import EV_RECEIPT
 from pen_node.sleep import Meter, Sleeper, DutyListen, NodePower
-from pen_node.sx126x import leaf_preamble
+from pen_node.boardsleep import leaf_preamble
 from pen_node.preamble import PreambleByDestination
 from machinedouble import Air, AsyncRadioDouble, MachineDouble, Esp32Double, Pin
 
 P = PRESETS["eu868-sf9"]
 STORE, BRIDGE = 2, 1
 PAYMENTS = 3
+LEAF_SLEEP = 93  # hardware/power.json leaf_rx sleep_symbols (test_sleep checks they agree)
 GAP_MS = 900000  # 4 payments an hour: 200/h shared by the 49 stores of the 50-node village
 
 
@@ -62,7 +63,7 @@ def run(mode="sleep", payments=PAYMENTS, isr_by_hand=True):
     store = MeshNode(STORE, P, Journal(MemStorage(8192)), Rng(2))
     policy = None
     if mode == "sleep":  # the bridge knows the store is a leaf ("sleepy" in its /pen.json)
-        policy = PreambleByDestination(Configured(), P.preamble, leaf_preamble(4, 61), {STORE}, 4000)  # power.json leaf_rx
+        policy = PreambleByDestination(Configured(), P.preamble, leaf_preamble(P.sf, LEAF_SLEEP), {STORE}, 4000)
     air = Air(bridge, P, policy)
     radio = AsyncRadioDouble(air)
     machine, esp32 = MachineDouble(air), Esp32Double()

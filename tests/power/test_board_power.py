@@ -18,6 +18,10 @@ from spidouble import SpiDouble, ModemDouble
 
 P = PRESETS["eu868-sf9"]
 FIGS = json.loads((ROOT / "hardware" / "power.json").read_text())
+# the leaves' sleep pinned, so that the register bytes below do not move with the chosen default:
+# 53 SF9 symbols -> preamble 69, window 9 symbols (36864 us = 2359 steps), sleep 53 x 4096 us less the
+# TCXO's start and 1 ms (215088 us = 13765 steps): boardsleep.duty_cycle, checked by hand in test_sx126x.py
+FIGS53 = dict(FIGS, leaf_rx=dict(FIGS["leaf_rx"], sleep_symbols=53))
 
 
 def board(name):
@@ -92,28 +96,48 @@ def test_a_board_whose_radio_irq_cannot_wake_the_mcu_stays_awake_and_says_so(rig
 
 def test_a_leaf_listens_in_duty_cycle_with_the_boards_periods(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert p.leaf and p.listen is not None and p.meter.duty == (4, 61)
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS53)
+    assert p.leaf and p.listen is not None and p.meter.duty == (36864, 215088, 2000)
     p.listen.due(4000, 60000)  # the boot window is over: arm
-    assert spi.log[-1] == "94000418003e76"  # 4 and 61 SF9 symbols (16.384 ms, 249.856 ms)
+    assert spi.log[-1] == "940009370035c5"  # 2359 and 13765 steps of 15.625 us
 
 
-def test_a_relay_in_rx_duty_cycle_listens_two_symbols_in_six_with_no_window(rig):
+def test_a_leaf_on_a_board_without_tcxo_sleeps_the_tcxo_start_longer(rig):
     esp32, m, spi = rig
-    p = S.board_power({"relay_rx_duty": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
-    assert not p.leaf and p.meter.duty == (2, 4)
+    p = S.board_power({"leaf": True}, dict(board("heltec-v3"), tcxo_mv=None), P, m, lambda: 0, False, FIGS53)
+    assert p.meter.duty == (36864, 216088, 1000)
+
+
+def test_a_leaf_sleep_the_rule_cannot_serve_is_refused_before_the_chip_is_touched(rig):
+    esp32, m, spi = rig
+    bad = dict(FIGS, leaf_rx=dict(FIGS["leaf_rx"], sleep_symbols=0))
+    with pytest.raises(ValueError, match="leaf_rx: 0 sleep symbols at SF9 is shorter than a wake"):
+        S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, bad)
+    assert spi.log == [] and esp32.armed == []
+
+
+def test_a_relay_in_rx_duty_cycle_at_the_presets_preamble_is_refused_before_the_chip_is_touched(rig):
+    esp32, m, spi = rig
+    with pytest.raises(ValueError, match="relay_rx_duty: a 8-symbol preamble at SF9 leaves no sleep"):
+        S.board_power({"relay_rx_duty": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    assert spi.log == [] and esp32.armed == []
+
+
+def test_a_relay_in_rx_duty_cycle_at_a_preset_with_a_long_enough_preamble_has_no_window(rig):
+    from pen_protocol.airtime import Preset
+    esp32, m, spi = rig
+    long9 = Preset("long9", 9, 125000, 5, 24, 869525, 100, 0, 27)  # 24 symbols: 8 asleep between two latches
+    p = S.board_power({"relay_rx_duty": True}, board("heltec-v3"), long9, m, lambda: 0, False, FIGS)
+    assert not p.leaf and p.meter.duty == (36864, 30768, 2000)  # 9 symbols awake, 8 x 4096 - 2000 asleep
     p.listen.due(0, 60000)  # no window: armed at once
-    assert spi.log[-1] == "9400020c000418"  # 8.192 ms = 524 steps, 16.384 ms = 1048 steps
-    p.sent(1000, 1500)  # after a send the driver listens continuously; the next nap arms again
-    p.listen.due(1500, 60000)
-    assert spi.log[-1] == "9400020c000418" and p.listen.duty_since == 1500
+    assert spi.log[-1] == "940009370007b1"  # 36864 us = 2359 steps, 30768 us = 1969 steps
     beacon = bytes((0x21, 0x1B, 0, 2, 0xFF, 0xFF, 0, 2, 0))
     assert p.before_send(beacon, 0) == beacon  # a relay beacons
 
 
 def test_senders_stretch_the_preamble_only_toward_the_configured_leaves(rig):
     esp32, m, spi = rig
-    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS)
+    p = S.board_power({"sleepy": [0x0203], "bridge": True}, board("heltec-v3"), P, m, lambda: 0, True, FIGS53)
     to_leaf = bytes((10, 0x1B, 0, 1, 0x02, 0x03, 0, 1, 0))
     assert p.before_send(to_leaf, 0) == to_leaf and m.configured == [{"preamble_len": 69}]
     p.heard(bytes((10, 0x1B, 0x02, 0x03, 0x00, 0x01, 0x02, 0x03, 0)), 100)  # the leaf's own frame
@@ -150,7 +174,7 @@ def test_listen_before_talk_on_an_sx1262_is_a_cad(rig):
 
 def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_again(rig):
     esp32, m, spi = rig
-    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS)
+    p = S.board_power({"leaf": True}, board("heltec-v3"), P, m, lambda: 0, False, FIGS53)
     p.listen.due(5000, 60000)
     assert p.listen.duty_since == 5000
     spi.irqs = [0, IRQ_CAD_DONE]
@@ -158,7 +182,7 @@ def test_a_cad_takes_the_leaf_out_of_its_duty_cycle_and_the_next_nap_arms_it_aga
     assert busy(9000) is False and spi.log[-1] == "82ffffff"  # the CAD left the chip in continuous RX
     assert p.listen.duty_since == -1 and p.meter.ms[1] == 4000  # 4 s in duty cycle counted, no more
     p.listen.due(9000, 60000)
-    assert spi.log[-1] == "94000418003e76"
+    assert spi.log[-1] == "940009370035c5"
     assert p.lbt(None) is None and S.NodePower(p.meter, 22).lbt(busy) is busy
 
 
@@ -176,12 +200,13 @@ def test_the_board_wiring_runs_under_the_unix_port(mpy):
               "from pen_protocol.airtime import PRESETS\nfrom pen_node.boardsleep import board_power\n"
               "s = SpiDouble()\nm = ModemDouble(s)\nm._radio_isr = lambda pin: None\n"
               "figs = json.load(open('%s/hardware/power.json'))\n" % ROOT
-              + "b = json.load(open('%s/hardware/boards/heltec-v3.json'))\n" % ROOT
+              + "figs['leaf_rx']['sleep_symbols'] = 53\n"
+              "b = json.load(open('%s/hardware/boards/heltec-v3.json'))\n" % ROOT
               + "p = board_power({'leaf': True}, b, PRESETS['eu868-sf9'], m, lambda: 0, False, figs)\n"
               "p.nap(5000, 60000)\n"
               "print(p.leaf, p.meter.duty, [(a[0], a[1].n) for a in e.armed], ' '.join(s.log))\n", heap="128k")
-    assert out.strip() == "True (4, 61) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff 8fff00 " \
-                          "8c000800ff0100 82ffffff 8001 02ffff 94000418003e76"
+    assert out.strip() == "True (36864, 215088, 2000) [('ext0', 14)] 9601 0803d7020300000000 8001 02ffff " \
+                          "8fff00 8c000800ff0100 82ffffff 8001 02ffff 940009370035c5"
 
 
 class _Rx(bytes):

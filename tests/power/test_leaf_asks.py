@@ -1,6 +1,7 @@
 """A sleeping leaf asks for routes instead of retrying a parent that never
 hears it: its ask beacons go on air (metric 255), nothing else of its routing
 does; on both runtimes (tests/power/leaf_asks_check.py)."""
+import pytest
 import powerpath  # noqa: F401
 
 from powerpath import HERE, run_on_cpython
@@ -38,7 +39,11 @@ def test_a_leaf_reads_the_ask_from_the_beacons_its_own_routing_makes():
 
 
 def test_a_leaf_in_duty_cycle_catches_a_short_preamble_only_by_chance():
-    # one whole 4-symbol window inside an 8-symbol preamble: 4 of every 25 symbols
-    assert catch_share(8, 4, 21) == 4 / 25.0
-    assert catch_share(29, 4, 21) == 1.0  # the long preamble (sx126x.leaf_preamble) always
-    assert catch_share(4, 4, 21) == 0.0 and catch_share(3, 4, 21) == 0.0
+    # SF9 (4096 us symbols), a 53-symbol sleep on a TCXO board: a 9-symbol window in a 62-symbol cycle
+    # (boardsleep.duty_cycle). The chip latches on 8 symbols, so an 8-symbol preamble is caught only when a
+    # window holds it whole: 9 - 8 = 1 symbol of phase in 62
+    dc = (36864, 215088, 2000)
+    assert catch_share(9, 125000, 8, dc) == pytest.approx(4096 / 253952.0)
+    assert catch_share(9, 125000, 69, dc) == 1.0  # the long preamble (boardsleep.leaf_preamble) always
+    assert catch_share(9, 125000, 7, dc) == 0.0 and catch_share(9, 125000, 0, dc) == 0.0  # under a latch
+    assert catch_share(9, 125000, 40, dc) == pytest.approx((40 * 4096 + 36864 - 16 * 4096) / 253952.0)

@@ -39,10 +39,29 @@ def test_a_sleeping_relay_is_priced_state_by_state(b):
     assert b.average_ma(m, hour) == pytest.approx(sum(parts.values()))
 
 
-def test_rx_duty_cycle_listens_four_symbols_in_sixty_five(b):
-    assert b.rx_duty_ma() == pytest.approx((4 * 4.6 + 61 * 0.0012) / 65)
+def test_rx_duty_cycle_is_priced_window_wake_and_sleep(b):
+    dc = (36864, 215088, 2000)  # SF9, a 53-symbol sleep on a board with a TCXO (boardsleep.duty_cycle)
+    want = (36864 * 4.6 + 2000 * 0.6 + 215088 * 0.0012) / (36864 + 2000 + 215088)
+    assert b.rx_duty_ma(dc) == pytest.approx(want) and 0.67 < want < 0.68
+    m = b.sleeping_meter(1000, {}, 0, 0, rxdc_ms=1000, duty=dc)
+    assert b.parts(m, 1000)[1] == 0 and b.parts(m, 1000)[2] == pytest.approx(want)
+
+
+def test_time_in_duty_cycle_with_no_duty_cycle_to_price_it_is_an_error_not_a_guess(b):
     m = b.sleeping_meter(1000, {}, 0, 0, rxdc_ms=1000)
-    assert b.parts(m, 1000)[1] == 0 and b.parts(m, 1000)[2] == pytest.approx(b.rx_duty_ma())
+    with pytest.raises(ValueError, match="time in RX duty cycle with no duty cycle to price it"):
+        b.parts(m, 1000)
+    assert b.parts(b.sleeping_meter(1000, {}, 0, 0), 1000)[2] == 0  # none spent: no price needed
+
+
+def test_the_leaves_duty_cycle_follows_the_preset_and_the_board(b):
+    sleep = b.leaf["sleep_symbols"]
+    pre, dc = b.leaf_duty(9, 125000)
+    assert pre == sleep + 16 and dc == (36864, sleep * 4096 - 2000, 2000)  # heltec-v3 has a TCXO
+    from pen_protocol.airtime import PRESETS
+    for name in ("eu868-sf9", "us915-sf9", "eu868-longfast"):
+        with pytest.raises(ValueError, match="relay_rx_duty: a (8|16)-symbol preamble"):
+            b.relay_duty(PRESETS[name])
 
 
 def test_activity_can_never_exceed_the_time_that_passed(b):
@@ -69,9 +88,9 @@ def test_legacy_average_ma_is_the_sleeping_relay_of_the_default_board(b):
 @pytest.mark.micropython
 def test_the_model_gives_the_same_figure_under_the_unix_port(mpy, b):
     out = mpy("from pen_node import power as P\nb = P.load_budget('heltec-v3', '%s')\n"
-              "m = b.sleeping_meter(3600000, {22: 36000}, 1000, 1500, 600000)\n"
+              "m = b.sleeping_meter(3600000, {22: 36000}, 1000, 1500, 600000, b.leaf_duty(9, 125000)[1])\n"
               "print('%%.6f' %% b.average_ma(m, 3600000))\n" % HW)
-    m = b.sleeping_meter(3600000, {22: 36000}, 1000, 1500, 600000)
+    m = b.sleeping_meter(3600000, {22: 36000}, 1000, 1500, 600000, b.leaf_duty(9, 125000)[1])
     assert out.strip() == "%.6f" % b.average_ma(m, 3600000)
 
 

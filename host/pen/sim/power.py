@@ -31,7 +31,8 @@ from pen_protocol.airtime import time_on_air_us
 from pen_node import txpower
 from pen_node.power import load_budget, M_SLEEP, R_RXDC
 from pen_node.sleep import leaf_quiet, leaf_deaf, wakes_leaves, leaf_beacon
-from pen_node.sx126x import leaf_preamble, LISTEN_MARGIN_MS
+from pen_node.sx126x import LISTEN_MARGIN_MS
+from pen_node.boardsleep import symbol_us, min_symbols
 
 BOARD = "heltec-v3"
 
@@ -62,13 +63,13 @@ class SimPower:
         lf = self.budget.leaf
         self.window_ms = lf["listen_after_tx_ms"]
         p = run.t.preset
-        self.long_preamble = leaf_preamble(lf["rx_symbols"], lf["sleep_symbols"])
+        self.long_preamble, self.duty = self.budget.leaf_duty(p.sf, p.bw_hz)
         self.leaves = set(leaves)
         self.leaf_addrs = {i + 1 for i in self.leaves}
         n = run.t.n
         self.wakes = [0] * n
         self.rx_busy_ms = [0] * n  # time spent receiving frames it heard (at full RX current)
-        self.relay_duty = False  # price relays in RX duty cycle at the preset's preamble (opt-in, unverified)
+        self.relay_duty = False  # price relays in RX duty cycle at the preset's preamble (opt-in; refused if it cannot sleep)
         self.slept_through = [False] * n  # the last frame offered was slept through: no wake
         self.quiet_us = [0] * n  # airtime MeshNode charged for frames a leaf kept off the air
         self.heard = [0] * n
@@ -83,7 +84,7 @@ class SimPower:
         # short preamble when one of its listening windows falls wholly
         # inside that preamble (catch_share); drawn apart from the medium's
         # fading so that a village's trajectory does not move with it
-        self.catch_share = catch_share(p.preamble, lf["rx_symbols"], lf["sleep_symbols"])
+        self.catch_share = catch_share(p.sf, p.bw_hz, p.preamble, self.duty)
         self.catch_rnd = random.Random(run.seed * 977 + 5)
         self.caught = [0] * n
         self.asks = [0] * n  # beacons a leaf sent as asks for routes (sleep.leaf_beacon)
@@ -100,6 +101,9 @@ class SimPower:
     def use_board(self, budget):
         """Price (and pick power steps) with another board's figures; before run()."""
         self.budget = budget
+        p = self.run.t.preset
+        self.long_preamble, self.duty = budget.leaf_duty(p.sf, p.bw_hz)
+        self.catch_share = catch_share(p.sf, p.bw_hz, p.preamble, self.duty)
         self.top_dbm = txpower.cap(self.run.t.preset.power_dbm, budget.tx_steps(),
                                    region_max=region_cap(self.run.t.preset.name))
 
@@ -242,7 +246,7 @@ class SimPower:
         b = self.budget
         node = self.run.nodes[i]
         tx = {dbm: us // 1000 for dbm, us in self.tx_us[i].items()}
-        rxdc, duty = 0, None
+        rxdc, duty = 0, self.duty
         role = self.role(i)
         busy = sum(tx.values()) + self.rx_busy_ms[i]  # sending, or receiving a frame: never in duty cycle
         if b.radio.get("rx_duty_cycle"):
@@ -250,7 +254,7 @@ class SimPower:
                 rxdc = max(0, dur_ms - min(self.listen_ms[i], dur_ms) - busy)
             elif role == "relay" and self.relay_duty:
                 rxdc = max(0, dur_ms - busy)
-                duty = (b.relay_rx["rx_symbols"], b.relay_rx["sleep_symbols"])
+                duty = b.relay_duty(self.run.t.preset)  # ValueError at a preamble it cannot catch
         m = b.sleeping_meter(dur_ms, tx, self.heard[i], self.wakes[i], rxdc, duty)
         if role == "bridge" or not b.can_sleep:  # a bridge is on its PC's USB power; some boards cannot sleep
             m.ms[M_SLEEP] = 0
@@ -309,17 +313,15 @@ def tx_kind(frame, sent_ids):
     return "custody"
 
 
-def forced_floor_ma(budget, tx_kind_ms, top_dbm, dur_ms, relay_duty=False):
+def forced_floor_ma(budget, tx_kind_ms, top_dbm, dur_ms, relay_duty=None):
     """What a relay that light-sleeps between events would draw if it sent
     only what its subtree's payments force on it (FORCED kinds, at top_dbm:
     no retry, no beacon) and handled no frame, listening all the time (or in
-    RX duty cycle, relay_duty): the floor no routing or timer can take it
+    RX duty cycle, relay_duty: boardsleep.duty_cycle's tuple): the floor no routing or timer can take it
     under without listening less."""
     forced = sum(tx_kind_ms.get(k, 0) for k in FORCED)
-    rxdc, duty = 0, None
-    if relay_duty:
-        rxdc, duty = dur_ms - forced, (budget.relay_rx["rx_symbols"], budget.relay_rx["sleep_symbols"])
-    m = budget.sleeping_meter(dur_ms, {top_dbm: forced}, 0, 0, rxdc, duty)
+    rxdc = dur_ms - forced if relay_duty else 0
+    m = budget.sleeping_meter(dur_ms, {top_dbm: forced}, 0, 0, rxdc, relay_duty)
     return budget.average_ma(m, dur_ms)
 
 
@@ -327,14 +329,18 @@ def attach(run, leaves=()):
     return SimPower(run, leaves)
 
 
-def catch_share(preamble, rx_symbols, sleep_symbols):
+def catch_share(sf, bw_hz, preamble, duty):
     """The share of frames with a preamble of `preamble` symbols that a
-    receiver in RX duty cycle (listening rx_symbols of every rx + sleep)
-    catches: those where one whole listening window falls inside the
-    preamble (the rule leaf_preamble builds on: a preamble of sleep + 2 rx
-    symbols always holds one). At SF9's 8 symbols and the leaves' 4 in 25:
-    4 / 25, 16 %."""
-    return min(1.0, max(0, preamble - rx_symbols) / float(rx_symbols + sleep_symbols))
+    receiver in RX duty cycle (boardsleep.duty_cycle's (rx_us, sleep_us,
+    transition_us)) catches: those whose preamble overlaps one listening
+    window by at least min_symbols(sf) (the chip latches no less, the rule
+    duty_cycle sizes the long preamble by, which is therefore always caught).
+    Over a uniform phase, overlap >= m of a preamble P and a window W happens
+    on P + W - 2m of every cycle. At SF9's 8 symbols and an 8-symbol
+    latch: only while a window of more than 8 symbols wholly holds it."""
+    sym = symbol_us(sf, bw_hz)
+    rx, sl, tr = duty
+    return min(1.0, max(0, preamble * sym + rx - 2 * min_symbols(sf) * sym) / float(rx + sl + tr))
 
 
 def relays_for_no_one(run):
@@ -351,13 +357,13 @@ def relays_for_no_one(run):
 def leaf_preamble_cost(settings):
     """What a frame to a leaf in RX duty cycle pays on air: {setting: extra
     ms} for each of `pen bench sizes`' radio settings (the preamble grows from
-    the setting's to pen_node.sx126x.leaf_preamble symbols; the extra is the
-    same for every frame length)."""
+    the setting's to pen_node.boardsleep.leaf_preamble symbols at its SF; the
+    extra is the same for every frame length)."""
     b = load_budget(BOARD)
-    n = leaf_preamble(b.leaf["rx_symbols"], b.leaf["sleep_symbols"])
-    out = {}
+    out, n = {}, {}
     for k, v in settings.items():
-        long_ = dict(v, preamble=max(n, v["preamble"]))
+        n[k] = b.leaf_duty(v["sf"], v["bw_hz"])[0]
+        long_ = dict(v, preamble=max(n[k], v["preamble"]))
         out[k] = round((time_on_air_us(16, **long_) - time_on_air_us(16, **v)) / 1000, 1)
     return {"preamble_symbols": n, "extra_ms": out,
             "note": "frames to a leaf outside its listen window (hardware/power.json leaf_rx, docs/power.md)"}
