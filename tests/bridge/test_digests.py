@@ -20,6 +20,8 @@ def receipts(n, key=CTB, first=1):
 
 
 def core(queue=None, **kw):
+    """No hold unless asked: the rules below are those of a receipt ready to go."""
+    kw.setdefault("hold", 0)
     return BridgeCore(queue if queue is not None else MemQueue(), digests=DigestSigner(CTB, clock=lambda: 77), **kw)
 
 
@@ -132,3 +134,75 @@ def test_digests_on_the_durable_queue_mark_every_named_receipt_sent(tmp_path):
     c.down_answer(key, True, 0)
     assert all(q.was_sent(R.parse(r).id) for r in rs)
     assert q.next_down() == []
+
+
+def test_a_fresh_receipt_waits_its_hold_for_company_a_full_digest_goes_at_once():
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    first = receipts(2)
+    for r in first:
+        c.queue_down(r)
+    assert c.downlink(0) == [] and c.downlink(39.9) == []  # nobody has waited the hold: more may come
+    more = receipts(12, first=10)
+    for r in more[:11]:
+        c.queue_down(r)
+    assert c.downlink(10) == []  # 13: not full yet
+    c.queue_down(more[11])
+    (k, d), = c.downlink(10.5)  # 14: a full digest goes at once
+    assert names(d) == [R.parse(r).fields[0] for r in first + more]
+    c.down_answer(k, True, 10.5)
+    assert c.queue.down_backlog() == 0
+
+
+def test_after_its_hold_a_lone_receipt_goes_alone_two_go_as_one_digest():
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    lone = receipts(1)[0]
+    c.queue_down(lone)
+    assert c.downlink(0) == [] and c.downlink(39) == []
+    assert c.downlink(40) == [(R.parse(lone).id, lone)]  # by custody: acked, retried a hop
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    two = receipts(2)
+    c.queue_down(two[0])
+    assert c.downlink(0) == []
+    c.queue_down(two[1])
+    assert c.downlink(30) == []  # the second came later; the first's hold decides
+    (k, d), = c.downlink(40)
+    assert names(d) == [R.parse(r).fields[0] for r in two]
+
+
+def test_a_quiet_village_names_each_receipt_three_times_a_busy_one_twice():
+    from pen.bridge.driver import HOLD_BUSY, HOLD_WINDOW
+    hold = 40
+
+    def namings(c, rid, start):
+        n, t = 0, start
+        while rid in c.queue.down:
+            down = c.downlink(t)
+            for k, raw in down:
+                n += R.parse(rid_raw[rid]).fields[0] in names(raw) if raw[0] == G.T_DIGEST else 0
+                c.down_answer(k, True, t)
+            t += 1
+        return n
+
+    quiet = core(hold=hold, repeat_gap=30)
+    two = receipts(2)
+    rid_raw = dict((R.parse(r).id, r) for r in two)
+    for r in two:
+        quiet.queue_down(r)
+    assert namings(quiet, R.parse(two[0]).id, 0) == 3
+    busy = core(hold=hold, repeat_gap=30)
+    many = receipts(HOLD_BUSY + 1, first=100)  # more than HOLD_BUSY fresh in HOLD_WINDOW holds
+    rid_raw.update((R.parse(r).id, r) for r in many)
+    for r in many:
+        busy.queue_down(r)
+    assert namings(busy, R.parse(many[0]).id, 0) == 2
+    # once they are HOLD_WINDOW holds old, the village is quiet again
+    assert busy._busy(hold * HOLD_WINDOW) and not busy._busy(hold * HOLD_WINDOW + 1)
+
+
+def test_the_busy_count_is_bounded_whatever_comes():
+    from pen.bridge.driver import HOLD_BUSY
+    c = core(hold=40)
+    for r in receipts(10 * HOLD_BUSY):
+        c.queue_down(r)
+    c.downlink(0)
+    assert len(c.recent) <= 4 * HOLD_BUSY and c._busy(0)

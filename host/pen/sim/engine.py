@@ -21,7 +21,7 @@ UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes 
 SIM_NET_KEY = b"pen/1/sim-village-secret"  # every frame sealed, as on a board (frame.TAG_LEN bytes each)
 DOWNLINK_RETRY_MS = 500  # the bridge PC offers a refused DOWNLINK again after this (pen.bridge)
 RECEIPT_DEADLINE_S = 600  # a receipt counts as back when it reaches the store within this (issue 15)
-RECEIPT_HOLD_MS = 20000  # the bridge PC's hold for a receipt's digest (pen.bridge.driver.HOLD_S), in the sim's ms
+RECEIPT_HOLD_MS = 40000  # the bridge PC's hold for a receipt's digest (pen.bridge.driver.HOLD_S), in the sim's ms
 SERVICE_SHARE = 0.99  # the service level: this share on time, of payments and of receipts, and nothing lost
 
 
