@@ -218,8 +218,14 @@ def _table(out):
             continue
         t.add_row(words, say(pen, how), say(base, how))
     t.add_row("Pen's peak goodput / the baseline's", _times(out["throughput_ratio"]), "")
-    t.add_row("Pen's service capacity / the baseline's", _times(out["service_ratio"]), "")
+    t.add_row("Pen's service capacity / the baseline's", _service_times(out), "")
     Console().print(t)
+
+
+def _service_times(out):
+    if out["service_ratio"] is None and out["baseline"].get("service_capacity_per_hour") == 0:
+        return "no ratio: the baseline holds the service level at no load"
+    return _times(out["service_ratio"])
 
 
 def _times(r):
@@ -242,7 +248,10 @@ def _worst_table(out):
             t.add_row(words, say(pen, how) if pen is not None else "run too short to count", "no receipts")
             continue
         t.add_row(words, say(pen, how), say(base, how))
-    t.add_row("service capacity ratio (worst seed)", _times(w["service_ratio"]), "")
+    undefined = w.get("service_ratio_undefined_seeds")
+    t.add_row("service capacity ratio (worst seed)", _times(w["service_ratio"]) + (
+        "; none on seed%s %s (the baseline held the level nowhere)" % (
+            "s" if len(undefined) > 1 else "", ", ".join(str(s) for s in undefined)) if undefined else ""), "")
     Console().print(t)
 
 
