@@ -182,6 +182,7 @@ def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, t
                                      out["baseline"]["capacity_payments_per_hour"])
     out["service_ratio"] = _ratio(out["pen"]["service_capacity_per_hour"],
                                   out["baseline"]["service_capacity_per_hour"])
+    out["bound"] = village_bound(topo, out["pen"])
     hops = topo.hops_to_bridge()
     links, one_way = topo.one_way_links()
     out["scenario"] = {"nodes": topo.n, "bridges": len(topo.bridges), "preset": preset, "seed": seed,
@@ -194,6 +195,20 @@ def run(nodes=50, load=200, minutes=60, preset="eu868-sf9", seed=1, bridges=1, t
                        "last_hop": last_hop,
                        "seconds": round(time.time() - t0, 1)}
     return out
+
+
+def village_bound(topo, pen=None):
+    """The village's first-principles bounds (pen.sim.oracles.topology_bound)
+    and, with Pen's figures, whether each measured figure lies under its
+    bound (an upper bound must hold against every run)."""
+    from pen.sim.oracles import topology_bound
+    b = topology_bound(topo)
+    if pen is not None:
+        peak, service = pen.get("capacity_payments_per_hour"), pen.get("service_capacity_per_hour")
+        b["peak_goodput_within_bound"] = None if peak is None else peak <= b["payments"]["bound_per_hour"]
+        b["service_capacity_within_bound"] = None if service is None else \
+            service <= b["service"]["bound_per_hour"]
+    return b
 
 
 def _ratio(a, b):
@@ -247,4 +262,6 @@ def run_seeds(seeds, **kw):
     # a seed whose baseline holds the service level nowhere has no ratio (Pen's
     # capacity over 0): said, not hidden in the worst of the others
     worst["service_ratio_undefined_seeds"] = [o["scenario"]["seed"] for o in each if o["service_ratio"] is None]
+    from pen.sim.oracles import BOUND_CASES
+    worst["bound"] = dict((k, min(o["bound"][k]["bound_per_hour"] for o in each)) for k, _, _ in BOUND_CASES)
     return {"seeds": each, "worst": worst, "seconds": round(time.time() - t0, 1)}
