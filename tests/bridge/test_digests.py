@@ -169,40 +169,36 @@ def test_after_its_hold_a_lone_receipt_goes_alone_two_go_as_one_digest():
     assert names(d) == [R.parse(r).fields[0] for r in two]
 
 
-def test_a_quiet_village_names_each_receipt_three_times_a_busy_one_twice():
-    from pen.bridge.driver import HOLD_BUSY, HOLD_WINDOW
+def test_namings_fall_with_the_load_three_quiet_two_busy_one_overloaded():
+    from pen.bridge.driver import HOLD_BUSY, HOLD_OVERLOAD, HOLD_WINDOW
     hold = 40
 
-    def namings(c, rid, start):
-        n, t = 0, start
+    def namings(count):
+        c = core(hold=hold, repeat_gap=30)
+        rs = receipts(count, first=1000 + count)
+        for r in rs:
+            c.queue_down(r)
+        rid, ref = R.parse(rs[0]).id, R.parse(rs[0]).fields[0]
+        n, t = 0, 0
         while rid in c.queue.down:
-            down = c.downlink(t)
-            for k, raw in down:
-                n += R.parse(rid_raw[rid]).fields[0] in names(raw) if raw[0] == G.T_DIGEST else 0
+            for k, raw in c.downlink(t):
+                n += raw[0] == G.T_DIGEST and ref in names(raw)
                 c.down_answer(k, True, t)
             t += 1
-        return n
+        return n, c
 
-    quiet = core(hold=hold, repeat_gap=30)
-    two = receipts(2)
-    rid_raw = dict((R.parse(r).id, r) for r in two)
-    for r in two:
-        quiet.queue_down(r)
-    assert namings(quiet, R.parse(two[0]).id, 0) == 3
-    busy = core(hold=hold, repeat_gap=30)
-    many = receipts(HOLD_BUSY + 1, first=100)  # more than HOLD_BUSY fresh in HOLD_WINDOW holds
-    rid_raw.update((R.parse(r).id, r) for r in many)
-    for r in many:
-        busy.queue_down(r)
-    assert namings(busy, R.parse(many[0]).id, 0) == 2
+    assert namings(2)[0] == 3
+    assert namings(HOLD_BUSY + 1)[0] == 2
+    n, c = namings(HOLD_OVERLOAD + 1)
+    assert n == 1
     # once they are HOLD_WINDOW holds old, the village is quiet again
-    assert busy._busy(hold * HOLD_WINDOW) and not busy._busy(hold * HOLD_WINDOW + 1)
+    assert c._namings(hold * HOLD_WINDOW) == 1 and c._namings(hold * HOLD_WINDOW + 1) == 3
 
 
-def test_the_busy_count_is_bounded_whatever_comes():
-    from pen.bridge.driver import HOLD_BUSY
+def test_the_load_count_is_bounded_whatever_comes():
+    from pen.bridge.driver import HOLD_OVERLOAD
     c = core(hold=40)
-    for r in receipts(10 * HOLD_BUSY):
+    for r in receipts(10 * HOLD_OVERLOAD):
         c.queue_down(r)
     c.downlink(0)
-    assert len(c.recent) <= 4 * HOLD_BUSY and c._busy(0)
+    assert len(c.recent) <= HOLD_OVERLOAD + 1 and c._namings(0) == 1

@@ -102,18 +102,20 @@ def test_a_digest_heard_twice_is_taken_once_and_a_siblings_relay_does_not_cancel
     assert [e[1] for e in n.events if e[0] == EV_RECEIPT] == []  # 2 paid nothing itself
 
 
-def test_digests_yield_to_payments_at_relays_for_a_while_never_at_the_bridge():
-    """The bridge takes a digest however busy its channel (its air is where
-    receipts waited past their 10 minutes); a relay holds one while payments
-    pass through it, in its bounded flood queue, for DIGEST_PATIENCE_MS at
-    most, then sends it (dropped at once, a loaded village lost a third of
-    its digests' relays)."""
-    from pen_node.downlink import DIGEST_PATIENCE_MS
+def test_digests_yield_to_payments_at_relays_for_a_while_at_the_bridge_one_per_gap():
+    """The bridge takes a digest however busy its channel, one forced receipt
+    per RECEIPT_FORCE_GAP_MS (its air is where receipts waited past their 10
+    minutes); a relay holds one while payments pass through it, in its
+    bounded flood queue, for DIGEST_PATIENCE_MS, then sends it (dropped at
+    once, a loaded village lost a third of its digests' relays)."""
+    from pen_node.downlink import DIGEST_PATIENCE_MS, RECEIPT_FORCE_GAP_MS
     v = village_with_payments()
     raw = digest_naming([0, 1])
     b, r = v.nodes[1], v.nodes[2]
     b.last_uplink_ms = v.now  # a payment just went up through the bridge
-    assert b.broadcast(raw, v.now) and len(b.floods) == 1
+    b.receipt_forced_ms = v.now - RECEIPT_FORCE_GAP_MS + 1000  # a receipt was forced through a moment ago
+    assert b.broadcast(raw, v.now) is False and b.floods == []  # the PC offers it again
+    assert b.broadcast(raw, v.now + 1000) and len(b.floods) == 1
     frame = F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 7), raw[1:])
     r.on_frame(frame, -80, 20, v.now)
     assert len(r.floods) == 1
@@ -128,3 +130,28 @@ def test_digests_yield_to_payments_at_relays_for_a_while_never_at_the_bridge():
     r.last_uplink_ms = t - 100
     f = r.next_tx(t)
     assert f is not None and f[0] == F.T_DIGEST and r.floods == []  # its patience is over: it goes
+    assert r.receipt_forced_ms == t
+
+
+def test_a_relay_with_payments_of_its_own_to_send_gives_a_digest_up():
+    """Past the service level payments keep the air: a digest held at a relay
+    that still has payments to send up after DIGEST_GIVE_UP_MS is dropped."""
+    from pen_node.downlink import DIGEST_GIVE_UP_MS, DIGEST_PATIENCE_MS
+    v = village_with_payments()
+    r = v.nodes[2]
+    frame = F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 7), digest_naming([0, 1])[1:])
+    r.on_frame(frame, -80, 20, v.now)
+    assert r.submit(use_record(40), v.now)  # a payment of its own waits to go up
+    r.parent = None  # and cannot: no route for now (nothing sent up, nothing acked)
+    r.round_wait_until = v.now + 10 * DIGEST_GIVE_UP_MS
+    dropped = r.stats["floods_dropped"]
+    t = v.now + DIGEST_PATIENCE_MS + 1000
+    while t < v.now + DIGEST_GIVE_UP_MS - 1000:
+        r.last_uplink_ms = t - 100
+        f = r.next_tx(t)
+        assert f is None or f[0] != F.T_DIGEST
+        t += 1000
+    assert len(r.floods) == 1
+    r.last_uplink_ms = v.now + DIGEST_GIVE_UP_MS + 900
+    r.next_tx(v.now + DIGEST_GIVE_UP_MS + 1000)
+    assert r.floods == [] and r.stats["floods_dropped"] == dropped + 1
