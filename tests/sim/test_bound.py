@@ -76,6 +76,13 @@ def test_stores_that_cannot_send_their_own_payments_bind_at_their_own_duty():
     assert near(b["bound_per_hour"], 2 * D / t_pay) and b["binding"] == ["stores' own payments"]
 
 
+def test_a_store_with_no_link_both_ways_has_no_way_up_and_says_so():
+    m = matrix(4, [(0, 1), (1, 2)])
+    m[3][1], m[1][3] = 0.9, 0.05  # 3 is heard by 1 but never hears it: no acks, so no custody
+    b = village_bound(m, [0], P)
+    assert b["bound_per_hour"] <= 1 and b["binding"] == ["no way up for store 3"]
+
+
 @pytest.mark.parametrize("p,bridges,threshold,reason", [
     ([[0.0]], [0], 0.1, "square matrix of at least 2"),
     ([[0.0, 1.0], [1.0]], [0], 0.1, "square matrix"),

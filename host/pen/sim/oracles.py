@@ -247,6 +247,21 @@ def _binding(caps, side):
     return out
 
 
+def _no_way_up(p, bridges, threshold):
+    """Stores with no chain of links usable both ways to a bridge: their own
+    payments bind the bound at 0."""
+    n = len(p)
+    up = set(bridges)
+    todo = list(bridges)
+    while todo:
+        u = todo.pop()
+        for v in range(n):
+            if v not in up and p[v][u] >= threshold and p[u][v] >= threshold:
+                up.add(v)
+                todo.append(v)
+    return ["no way up for store %d" % v for v in range(n) if v not in up]
+
+
 def village_bound(p, bridges, preset, threshold=LINK_THRESHOLD, batched=False, receipts=False, tolerance=0.1):
     """The highest uniform offered load (payments/h) any scheduler could
     carry in this village under the law, by a binary search on the load of a
@@ -275,7 +290,8 @@ def village_bound(p, bridges, preset, threshold=LINK_THRESHOLD, batched=False, r
         lo, hi = (mid, hi) if ok else (lo, mid)
     # what binds just above the bound: the cut of the first load found infeasible
     net, caps = _network(p, bridges, hi, costs, duty, threshold)
-    binding = _binding(caps, net.maxflow("S", "T")[1]) if net is not None else ["stores' own payments"]
+    binding = _no_way_up(p, bridges, threshold) or (
+        _binding(caps, net.maxflow("S", "T")[1]) if net is not None else ["stores' own payments"])
     # rounded up: an upper bound errs upwards (the true one lies in [lo, hi])
     return {"bound_per_hour": int(-(-hi // 1)), "binding": binding, "payment_airtime_s": round(costs[0], 4),
             "ack_airtime_s": round(costs[1], 4), "receipt_airtime_s": round(costs[2], 4),
