@@ -24,7 +24,7 @@ except ImportError:
         return x
 
 from pen_protocol import frame as F
-from pen_protocol.identity import record_id, token_ref, ACCOUNTED, USE
+from pen_protocol.identity import record_id, token_ref, ACCOUNTED
 
 from .custody import _Pending, TX_JITTER_MS
 from .routing import SF_FLOOR_X4
@@ -45,7 +45,7 @@ REVERSE = const(256)  # token ref -> child that handed us the payment
 #         a flooded record (opening, publication...) reached this node.
 EV_RECEIPT = const(1)
 EV_BROADCAST = const(2)
-MAX_EVENTS = const(16)  # events waiting for take_events at most (_event)
+_MAX_EVENTS = const(16)  # events waiting for take_events at most (_event)
 _CONTENTION_MS = const(600)
 # managed-flood relays waiting for their slot; floods are best effort and wait
 # behind custody traffic, so under load the oldest is dropped rather than let
@@ -70,14 +70,9 @@ RECEIPT_MAX_LOAD_PERMILLE = const(120)
 # one per 20 s)
 RECEIPT_PATIENCE_MS = const(60000)
 RECEIPT_FORCE_GAP_MS = const(20000)
-# a digest's relay waits for a quiet moment at most this long, then goes:
-# dropped at once, 444 of 781 relays were lost at 400 payments/h (seed 1)
-DIGEST_PATIENCE_MS = const(60000)
-# and a relay that still has payments of its own to send up after this long
-# drops it: past the service level (600 payments/h), digests forced through
-# every relay took the air (seed 1: 1,118 s of relays' digests an hour, on
-# time 99 -> 82 %)
-DIGEST_GIVE_UP_MS = const(120000)
+# A digest's relay waits for a quiet moment as a custody receipt does, and
+# goes when overdue as one does (dropped at once, 444 of 781 relays were lost
+# at 400 payments/h, seed 1), in the bounded flood queue (MAX_FLOODS)
 
 
 class Downlink:
@@ -91,7 +86,11 @@ class Downlink:
         if len(self.floods) >= MAX_FLOODS or len(self.pending) >= self.journal.max_live:
             return False
         record = bytes(record)
-        if record[0] == F.T_DIGEST and not self._digest_may_go(now_ms, now_ms):
+        # a digest is overdue at once at the bridge (its first due is a
+        # patience ago), where receipts waited past their 10 minutes for a
+        # calm that never came
+        since = now_ms - RECEIPT_PATIENCE_MS
+        if record[0] == F.T_DIGEST and not (self._receipts_may_go(now_ms) or self._receipt_overdue(since, now_ms)):
             # receipts yield to payments here, where every payment converges
             # (RECEIPT_QUIET_MS, RECEIPT_MAX_LOAD_PERMILLE): the PC keeps the
             # digest's receipts and offers them again
@@ -116,8 +115,9 @@ class Downlink:
         self.group = (self.group + 1) & 255
         for f in F.fragment(record, self.addr, F.BROADCAST, self.addr, self.group, self.hop_limit):
             self._remember(F.frame_id(f))
-            due = now_ms + self.rng.getrandbits(16) % 200
-            self.floods.append([due, f, None, due])
+            # a digest has no fid to cancel it by: its third field is when it
+            # was first due (_flood_tx)
+            self.floods.append([now_ms + self.rng.getrandbits(16) % 200, f, since if record[0] == F.T_DIGEST else None])
         return True
 
     def _remember(self, fid):
@@ -204,10 +204,10 @@ class Downlink:
             # SNR-scaled contention: the weaker we heard it, the farther we are, the sooner we go
             margin = max(0, min(40, (snr_x4 - SF_FLOOR_X4.get(self.preset.sf, -50)) // 4))
             wait = 50 + margin * _CONTENTION_MS // 40 + self.rng.getrandbits(16) % 200
-            # a digest's relay is not cancelled by a neighbour's (fid None): only
+            # a digest's relay is not cancelled by a neighbour's (no fid kept): only
             # nodes with the named payments' children relay one, and a sibling
             # relaying it for its own children does not reach ours
-            self.floods.append([now_ms + wait, relay, None if hdr.type == F.T_DIGEST else fid, now_ms + wait])
+            self.floods.append([now_ms + wait, relay, now_ms + wait if hdr.type == F.T_DIGEST else fid])
 
     def _digest_in(self, payload, n, now_ms):
         """A receipt digest heard for the first time, its n entries read in
@@ -237,67 +237,46 @@ class Downlink:
     def _event(self, ev):
         """Queue an event for the driver (take_events). Bounded: a driver that
         does not take them (a flood of broadcasts no one asked for) costs at
-        most MAX_EVENTS of heap; the oldest go first, counted."""
-        if len(self.events) >= MAX_EVENTS:
+        most _MAX_EVENTS of heap; the oldest go first, counted."""
+        if len(self.events) >= _MAX_EVENTS:
             del self.events[0]
             self.stats["events_dropped"] += 1
         self.events.append(ev)
 
-    def _receipt_overdue(self, p, now_ms):
-        """Receipt p has waited RECEIPT_PATIENCE_MS here: it goes once no
-        payment went up through here for RECEIPT_QUIET_MS, busy or not (one
-        per RECEIPT_FORCE_GAP_MS: custody._send_custody notes when)."""
-        return now_ms - p.since >= RECEIPT_PATIENCE_MS and now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \
+    def _receipt_overdue(self, since_ms, now_ms):
+        """A receipt (a custody one, or a digest) held here since since_ms
+        has waited RECEIPT_PATIENCE_MS: it goes once no payment went up
+        through here for RECEIPT_QUIET_MS, busy or not (one per
+        RECEIPT_FORCE_GAP_MS: custody._send_custody and _flood_tx note when)."""
+        return now_ms - since_ms >= RECEIPT_PATIENCE_MS and now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \
             now_ms - self.receipt_forced_ms >= RECEIPT_FORCE_GAP_MS
 
     def _receipts_may_go(self, now_ms):
         return now_ms - self.last_uplink_ms >= RECEIPT_QUIET_MS and \
             self.heard.permille(now_ms) < RECEIPT_MAX_LOAD_PERMILLE
 
-    def _digest_may_go(self, now_ms, since_ms):
-        """A digest goes on a quiet channel; on a busy one once it waited
-        DIGEST_PATIENCE_MS here (at once at the bridge, where receipts
-        waited past their 10 minutes for a calm that never came), while no
-        payment of ours waits to go up, and then one forced receipt per
-        RECEIPT_FORCE_GAP_MS, as custody receipts."""
-        if self._receipts_may_go(now_ms):
-            return True
-        if now_ms - self.receipt_forced_ms < RECEIPT_FORCE_GAP_MS:
-            return False
-        if self.is_bridge:
-            return True
-        if now_ms - since_ms < DIGEST_PATIENCE_MS:
-            return False
-        for rid in self.pending:
-            if self.pending[rid].type == USE:
-                return False  # payments first: they are what a busy relay is for
-        return True
-
     def _flood_tx(self, now_ms):
         """The first managed-flood relay whose slot has come, if the law and
         the channel let it go."""
         for i in range(len(self.floods)):
-            due, frame, fid, since = self.floods[i]
-            if due <= now_ms and frame[0] == F.T_DIGEST and not self._digest_may_go(now_ms, since):
-                if now_ms - since >= DIGEST_GIVE_UP_MS:
-                    # a relay busy with payments all this time: the village
-                    # is past its service level, and payments keep the air
-                    del self.floods[i]
-                    self.stats["floods_dropped"] += 1
-                    break
-                # receipts yield to payments going up through here, for a
-                # while: the relay waits in the bounded flood queue
+            due, frame, since = self.floods[i]  # since: a digest's first due (broadcast, _on_broadcast)
+            if due > now_ms:
+                continue
+            digest = frame[0] == F.T_DIGEST
+            if digest and not (self._receipts_may_go(now_ms) or self._receipt_overdue(since, now_ms)):
+                # receipts yield to payments going up through here: the relay
+                # waits in the bounded flood queue, whose oldest goes when a
+                # new one finds it full (_on_broadcast)
                 self.floods[i][0] = now_ms + 1000
                 continue
-            if due <= now_ms:
-                # a digest is receipts: their share of the budget (90 %)
-                f = self._try_send(frame, self._priority(ACCOUNTED if frame[0] == F.T_DIGEST else frame[0]), now_ms)
-                if f is not None:
-                    del self.floods[i]
-                    self.stats["floods_relayed"] += 1
-                    if frame[0] == F.T_DIGEST and not self._receipts_may_go(now_ms):
-                        self.receipt_forced_ms = now_ms  # a forced receipt (_digest_may_go)
-                    return f
+            # a digest is receipts: their share of the budget (90 %)
+            f = self._try_send(frame, self._priority(ACCOUNTED if digest else frame[0]), now_ms)
+            if f is None:
                 self.floods[i][0] = now_ms + 1000
                 break
+            del self.floods[i]
+            self.stats["floods_relayed"] += 1
+            if digest and not self._receipts_may_go(now_ms):
+                self.receipt_forced_ms = now_ms  # an overdue receipt (_receipt_overdue)
+            return f
         return None
