@@ -169,8 +169,8 @@ def test_after_its_hold_a_lone_receipt_goes_alone_two_go_as_one_digest():
     assert names(d) == [R.parse(r).fields[0] for r in two]
 
 
-def test_namings_fall_with_the_load_three_quiet_two_busy_one_overloaded():
-    from pen.bridge.driver import HOLD_BUSY, HOLD_OVERLOAD, HOLD_WINDOW
+def test_namings_fall_with_the_load_five_quiet_two_busy_one_overloaded():
+    from pen.bridge.driver import HOLD_BUSY, HOLD_OVERLOAD, HOLD_WINDOW, QUIET_REPEAT
     hold = 40
 
     def namings(count):
@@ -187,12 +187,12 @@ def test_namings_fall_with_the_load_three_quiet_two_busy_one_overloaded():
             t += 1
         return n, c
 
-    assert namings(2)[0] == 3
+    assert namings(2)[0] == QUIET_REPEAT == 5
     assert namings(HOLD_BUSY + 1)[0] == 2
     n, c = namings(HOLD_OVERLOAD + 1)
     assert n == 1
     # once they are HOLD_WINDOW holds old, the village is quiet again
-    assert c._namings(hold * HOLD_WINDOW) == 1 and c._namings(hold * HOLD_WINDOW + 1) == 3
+    assert c._namings(hold * HOLD_WINDOW) == 1 and c._namings(hold * HOLD_WINDOW + 1) == QUIET_REPEAT
 
 
 def test_the_load_count_is_bounded_whatever_comes():

@@ -140,7 +140,7 @@ class Run:
         # digests: receipts waiting go down as signed T_DIGEST frames (pen.bridge.digests),
         # signed with the key that signed them (the simulated CTB node's); False: one ACCOUNTED each
         self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(), pause=DOWNLINK_RETRY_MS,
-                                  digests=Payments.digest_signer() if digests else None, repeat_gap=30000, hold=RECEIPT_HOLD_MS)
+                                  digests=Payments.digest_signer() if digests else None, repeat_gap=60000, hold=RECEIPT_HOLD_MS)
                     for b in topo.bridges}
         self.downlink_retry = {b: False for b in topo.bridges}
         for k, (tms, node) in enumerate(arrivals):
