@@ -38,7 +38,7 @@ DOWN_PAUSE_S = 0.5  # after the node refused a downlink (its air queue is full: 
 # 83-99 %; a 15-node village at 120/h lost one of 29), so from 2
 DIGEST_MIN = 2
 # a digest is a flood, best effort and never acked: each receipt is named in
-# this many digests (in a busy village: QUIET_REPEAT below), the next no
+# this many digests in a busy village (QUIET_REPEAT in a quiet one, below), the next no
 # sooner than REPEAT_GAP after the one before (60 s: 30 s apart, a store's bad
 # moment, a burst of collisions near it, often lasted through both)
 # (in the caller's time units, as pause). Named once, 1 receipt in 7 never came
@@ -142,8 +142,11 @@ class BridgeCore:
     - digests: with a `digests` signer (pen.bridge.digests.DigestSigner: the
       CTB node's key), DIGEST_MIN or more receipts waiting go down as one
       T_DIGEST naming up to 14 of them; its key in downlink/down_answer is
-      the digest's id. A receipt is marked sent once `repeat` digests the
-      node took have named it, each `repeat_gap` after the one before.
+      the digest's id. A receipt ready to be named waits up to `hold` for
+      others to share its digest (a full one goes at once). It is marked sent
+      once the digests the node took have named it `quiet_repeat` times in a
+      quiet village, `repeat` in a busy one, once in an overloaded one
+      (_namings), each `repeat_gap` after the one before.
     """
 
     def __init__(self, queue, window=DOWN_WINDOW, pause=DOWN_PAUSE_S, log=None, digests=None,
