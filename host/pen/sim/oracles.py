@@ -122,7 +122,7 @@ LINK_THRESHOLD = 0.1
 # acks batched: one ack frame names this many frame ids (frame.MAX_PAYLOAD //
 # frame.FRAME_ID_LEN), so each payment costs its share of that frame
 BATCH_IDS = F.MAX_PAYLOAD // F.FRAME_ID_LEN
-DIGEST_FULL_BYTES = F.HEADER_LEN + F.MAX_PAYLOAD - 1  # 14 entries: 241 B, its type byte in the header
+DIGEST_FULL_BYTES = F.HEADER_LEN + F.MAX_PAYLOAD - 1  # a digest of 14 on air before its tag: 251 B (its type byte in the header)
 _EPS = 1e-9
 
 
