@@ -311,17 +311,18 @@ class BridgeCore:
 class Bridge:
     """The serial bridge: BridgeCore's rules over the link to a bridge node.
     digests: the CTB node's DigestSigner when this PC holds its key (then
-    receipts go down batched in signed digests, BridgeCore)."""
+    receipts go down batched in signed digests, BridgeCore); repeat_gap and
+    hold in seconds (BridgeCore)."""
 
     def __init__(self, port, queue, log=None, clock=time.monotonic, on_record=None, digests=None,
-                 repeat_gap=REPEAT_GAP_S):
+                 repeat_gap=REPEAT_GAP_S, hold=HOLD_S):
         self.port = port
         self.queue = queue
         self.log = log or (lambda *a: None)
         self.clock = clock
         self.on_record = on_record  # called after each record is stored (wakes the uploader)
         # what to store, ack and send down: the shared rules
-        self.core = BridgeCore(queue, log=self.log, digests=digests, repeat_gap=repeat_gap)
+        self.core = BridgeCore(queue, log=self.log, digests=digests, repeat_gap=repeat_gap, hold=hold)
         self.link = LinkClient()
         self.waiting = {}  # seq -> [kind, payload, sent_at, key]
         self.answers = {}  # key -> Frame, for request()
