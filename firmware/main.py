@@ -298,6 +298,7 @@ async def run():
     journal = Journal(FileStorage(JOURNAL, JOURNAL_BYTES))
     node = MeshNode(node_address(cfg), preset, journal, HwRandom(), is_bridge=cfg.get("bridge", False),
                     net_key=net_secret(cfg), channel_busy=power.lbt(lbt))
+    node.leaf = power.leaf  # routing: a leaf says it is there and never becomes a parent
     if power.txpower is not None:
         power.txpower.set_key(node.key)  # only sealed frames teach it a neighbour's SNR
     from pen_node.dutyrecord import DutyRecord, RECORD_BYTES

@@ -99,7 +99,7 @@ _UP_BITS = const(0x1FC00000)
 # (seed 3 at 200 payments/h: 18 tries over 5 parents, 148 s).
 _IHU_MAX = const(24)
 _IHU_CUT = const(2)
-_FLAGS = const(3)  # _ASK_ROUND | _IHU_CUT: any other bit is a malformed beacon
+_FLAGS = const(7)  # _ASK_ROUND | _IHU_CUT | _LEAF: any other bit is a malformed beacon
 _UP_UNLISTED = const(63)  # the field's value for "not listed": under the floor (link_cost 16)
 _IHU_AFTER_MS = const(3000)
 # Until a neighbour's beacon has said how it hears us (a village's first
@@ -139,6 +139,24 @@ _CONGESTED_PERMILLE = const(100)
 # ask for a round when a route that is not feasible would cost at least this
 # much less than the best feasible one (one transmission)
 _ROUND_GAIN = const(4)
+# A leaf (relays for no one: it sleeps in RX duty cycle, docs/power.md) hears
+# few beacons, so it learnt late or never which neighbours hear it, and kept
+# retrying a parent that did not (seed 4 at 200/h: leaf 18 sent 40 frames
+# over 800 s to the one neighbour it had heard at boot, which never heard it).
+# So a leaf says it is there: a beacon with metric 255 and this flag (its
+# list names only neighbours that advertise no route either: usually none).
+# Every neighbour with a route puts it in its "I heard you" list and
+# answers with its own beacon within ~2.2 s (a bridge does not: its answer
+# would be a round), inside the window the leaf listens after its own frame:
+# one exchange tells the leaf its neighbours' routes and which hear it.
+# Never an ask for a round (a leaf has no descendants, so every neighbour is
+# feasible for it) and never a parent (metric 255). A leaf says so when it
+# first has a route, when it has none, and when its parent failed
+# _LEAF_ASK_FAILS frames in a row, at most once per SOLICIT_MS (60 s: seed 1
+# at 200/h, four fading draws, pooled p95 12.7 s with 30 s, 10.3 s with 60 s,
+# measured while the bridge still answered; docs/power.md).
+_LEAF = const(4)
+_LEAF_ASK_FAILS = const(2)
 
 
 def link_cost(snr_x4, sf):
@@ -200,6 +218,8 @@ def _with_q(n, q, fails):
 
 
 class Routing:
+    leaf = False  # relays for no one (set by the driver: main.py from /pen.json "leaf", pen.sim.power)
+
     def _feasible(self, n):
         """Babel's feasibility condition against our feasibility distance
         (fd_seq, adv_metric), the sequence and the least metric we
@@ -209,9 +229,11 @@ class Routing:
         are above ours in our round, or they are in an older one), and no
         routing loop forms however stale the metrics or however a link's
         measured cost changes. Sequences compare by their low byte (a
-        neighbour whose beacons we missed for 128 rounds may look new)."""
+        neighbour whose beacons we missed for 128 rounds may look new).
+        A leaf never advertises a route, so it has no descendants: every
+        neighbour is feasible for it."""
         d = ((n[3] >> _SEQ_SHIFT) - self.fd_seq) & 0xFF
-        return (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
+        return self.leaf or (d == 0 and n[0] < self.adv_metric) or 0 < d < 0x80
 
     def _route_seq(self):
         """The sequence of our route: our parent's (16 bits rebuilt from
@@ -261,7 +283,7 @@ class Routing:
                 best, best_cost, best_bonus = a, cost, bonus
         old = self.parent
         self.parent = best
-        self.metric = min(best_cost, 255) if best is not None else 255
+        self.metric = min(best_cost, 255)  # 255 when best is None (best_cost never lowered)
         if better + _ROUND_GAIN <= best_cost and self.calm(now_ms):
             self._ask_round(now_ms)
         if old is not None and best != old:
@@ -293,6 +315,8 @@ class Routing:
             return False
         q = delivery_q(n, self.preset.sf)
         _with_q(n, q - (q >> _Q_GAIN_SHIFT), fails_of(n) + 1)
+        if self.leaf and addr == self.parent and fails_of(n) >= _LEAF_ASK_FAILS:
+            self._lost_route(now_ms)  # not lost, but unheard: say we are here (_LEAF)
         return addr == self.parent and self._choose_parent(now_ms)
 
     def _on_beacon(self, hdr, payload, snr_x4, now_ms):
@@ -335,23 +359,32 @@ class Routing:
             # cost back down faster than our failures push it up
             q -= 1
             _with_q(n, q + ((prior_q(n, self.preset.sf) - q) >> _Q_RELAX_SHIFT), fails_of(n))
-        if self.is_bridge or self.metric < 255:
+        if not self.leaf and (self.is_bridge or self.metric < 255):
             if payload[2] == 255:
                 # a routeless neighbour asks for routes (SOLICIT_MS): answer, and
                 # ask for a new round on its behalf (it may have no feasible
-                # one). At the bridge the answer is the round (_ROUND_GAP_MS)
+                # one). At the bridge the answer is the round (_ROUND_GAP_MS).
+                # A leaf (_LEAF) is answered (our list now names it), never
+                # with a round: every neighbour is feasible for it, and a
+                # bridge's answer would be a round, which costs every node a
+                # beacon (the leaf hears the bridge's list at the next one)
                 if not self.is_bridge:
                     self._beacon_soon(now_ms)
-                self._ask_round(now_ms)
+                if k < 0 or not payload[4] & _LEAF:
+                    self._ask_round(now_ms)
             elif ask and (child or metric >= self.metric):
                 self._ask_round(now_ms)  # passed on towards the bridge (_ASK_ROUND)
         if self.is_bridge:
             return
         self._choose_parent(now_ms)
+        if self.leaf:
+            if self.beacon_aired < 0:
+                self._lost_route(now_ms)  # the first beacon heard: say we are here, and learn who hears us
+            return
         if self.parent is not None and self._route_seq() != self.beacon_sent_seq and self.beacon_due < 0:
             # our route is in a round we have not advertised: advertise it
-            # once, after a short random wait
-            self.beacon_due = now_ms + 200 + self.rng.getrandbits(16) % 2000
+            # once, after a short random wait (none is due: _beacon_soon sets it)
+            self._beacon_soon(now_ms)
 
     def _heard_us(self, n, payload, k, metric, now_ms):
         """Neighbour entry n's beacon says how well it hears us (its "I
@@ -381,15 +414,10 @@ class Routing:
         at most once per _ROUND_ASK_MS; at the bridge it starts the round
         (every bridge beacon is a new sequence), at most once per
         _ROUND_GAP_MS, since a round costs every node a beacon."""
-        if now_ms < self.round_asked:
-            return
-        if self.is_bridge:
-            self.round_asked = now_ms + _ROUND_GAP_MS
+        if now_ms >= self.round_asked:
+            self.round_asked = now_ms + (_ROUND_GAP_MS if self.is_bridge else _ROUND_ASK_MS)
+            self.ask_round = not self.is_bridge
             self._beacon_soon(now_ms)
-            return
-        self.round_asked = now_ms + _ROUND_ASK_MS
-        self.ask_round = True
-        self._beacon_soon(now_ms)
 
     def _lost_route(self, now_ms):
         """No feasible parent left (the last one gone, or retracted): say
@@ -439,13 +467,14 @@ class Routing:
     def _beacon_frame(self, now_ms):
         if self.is_bridge:
             seq, m, parent = self.beacon_seq, 0, 0
-        elif self.parent is None:
+        elif self.parent is None or self.leaf:
+            # a leaf's "I am here, I relay for no one" (_LEAF), or
             # a retraction (no route now), in the round of our feasibility
             # distance, which it keeps: a routeless node still never takes a
             # descendant; it asks for a new round instead (_lost_route)
             seq, m, parent = self.fd_seq, 255, 0
         else:
-            seq, m, parent = self._route_seq(), min(self.metric, 255), self.parent & 0xFF
+            seq, m, parent = self._route_seq(), self.metric, self.parent & 0xFF  # (metric <= 255: _choose_parent)
             if seq == self.fd_seq:
                 # Within a round the metric we advertise never grows: it is
                 # also our feasibility distance, and a child keeps its parent
@@ -459,17 +488,16 @@ class Routing:
                 m = min(m, self.adv_metric)
             self.fd_seq = seq
             self.adv_metric = m
-        payload = self._ihu_payload(seq, m, parent, now_ms)
         self.beacon_sent_seq = seq
-        return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0), payload)
-
-    def _ihu_payload(self, seq, m, parent, now_ms):
-        """The beacon's payload: sequence, metric m, parent's low byte,
-        flags, then "I heard you" entries for the neighbours that may take
-        us as parent (advertised at least m): low address byte, SNR margin
-        + 64 (_IHU_MAX of them; _IHU_CUT when more were heard)."""
+        # The payload: sequence, metric m, parent's low byte, flags, then "I
+        # heard you" entries for the neighbours that may take us as parent
+        # (advertised at least m): low address byte, SNR margin + 64
+        # (_IHU_MAX of them; _IHU_CUT when more were heard). One function
+        # with the above: a board loads this module into its heap, and a
+        # function of its own cost a booted bridge bytes it does not have
+        # (tests/board/test_provision.py)
         floor = SF_FLOOR_X4.get(self.preset.sf, -50)
-        flags = 0
+        flags = _LEAF if self.leaf else 0
         if self.ask_round:
             self.ask_round = False
             flags = _ASK_ROUND
@@ -490,4 +518,4 @@ class Routing:
             out[i + 1] = min(max((n[1] - floor) // 4 + 64, 1), 255)
             i += 2
         out[4] = flags
-        return bytes(out[:i])
+        return F.pack(F.Header(F.T_BEACON, self.addr, F.BROADCAST, self.addr, 0, 0), bytes(out[:i]))

@@ -248,7 +248,7 @@ class NodePower:
 _T_BEACON = const(0x21)  # pen_protocol.frame.T_BEACON
 _ANY_ROUTE = const(0xFFFE)  # pen_node.mesh.ANY_ROUTE
 _T_DIGEST = const(0x22)  # pen_protocol.frame.T_DIGEST
-# a beacon: header 8, seq 2, metric, parent, flags (routing._ihu_payload), "I heard you" pairs
+# a beacon: header 8, seq 2, metric, parent, flags (routing._beacon_frame), "I heard you" pairs
 _METRIC_AT = const(10)
 _FLAGS_AT = const(12)
 _ASK_ROUND = const(1)  # routing._ASK_ROUND

@@ -48,6 +48,11 @@ MIGRATIONS = [
         at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 4: as pen.store.MIGRATIONS[3], the type index keeps only the rare types
+    """
+    DROP INDEX records_type;
+    CREATE INDEX records_rare_type ON records(type) WHERE type NOT BETWEEN 8 AND 11;
+    """,
 ]
 
 
@@ -56,6 +61,8 @@ COPY_MIN_ROWS = 64
 
 
 class PostgresCTB(SQLStore):
+    _held_errors = (psycopg.errors.UniqueViolation,)
+
     def __init__(self, url, clock=time.time):
         self.path = url
         self.db = psycopg.connect(url, autocommit=True)

@@ -179,21 +179,21 @@ class Overlay:
         self.kv = {}
         self.added = []  # Records in acceptance order
         self._recs = {}
-        self._read = {}
+        # every key read or written so far -> its value in the batch (what
+        # kv holds for a written key): one lookup answers a get
+        self._seen = {}
 
     def get(self, key):
-        v = self.kv.get(key, _ABSENT)
+        v = self._seen.get(key, _ABSENT)
         if v is _ABSENT:
-            v = self._read.get(key, _ABSENT)
-            if v is _ABSENT:
-                # a private copy: rules mutate what they read, and the base
-                # must not change before the batch commits
-                v = _copy(self.base.get(key))
-                self._read[key] = v
+            # a private copy: rules mutate what they read, and the base
+            # must not change before the batch commits
+            v = self._seen[key] = _copy(self.base.get(key))
         return v
 
     def put(self, key, value):
         self.kv[key] = value
+        self._seen[key] = value
 
     def get_record(self, rid):
         raw = self._recs.get(rid)
@@ -1070,20 +1070,25 @@ def apply_batch(base, raws, verify=None):
     todo = []
     verdicts = [None] * len(raws)
     for i in range(len(raws)):
+        rec = raws[i]
         try:
-            todo.append((i, raws[i] if isinstance(raws[i], R.Record) else R.parse(raws[i])))
+            if not isinstance(rec, R.Record):
+                rec = R.parse(rec)
         except RecordError as e:
             verdicts[i] = Verdict(REJECTED, e.reason, e.detail)
+            continue
+        # (type, position, record): sorted by the first two (positions differ,
+        # so records are never compared), without a key function call each
+        todo.append((rec.type, i, rec))
     ov = Overlay(base)
-    led = Ledger(ov, verify)
-    todo.sort(key=lambda p: (p[1].type, p[0]))
+    submit = Ledger(ov, verify).submit
+    todo.sort()
     while todo:
         retry = []
-        for i, rec in todo:
-            v = led.submit(rec)
-            verdicts[i] = v
+        for item in todo:
+            v = verdicts[item[1]] = submit(item[2])
             if v.code == REJECTED and v.reason in DEPENDENCY:
-                retry.append((i, rec))
+                retry.append(item)
         if len(retry) == len(todo):
             break
         todo = retry

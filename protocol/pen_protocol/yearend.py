@@ -113,9 +113,10 @@ def index_proposal(st, ref, year):
 
 
 def _add_excess(st, kid, year, value):
-    y = _year(st, kid, year)  # indexed with the council's proposal (a council key is never a member's)
+    key = _key(kid, year)
+    y = st.get(key) or [False, [], 0, 0]  # _year; indexed with the council's proposal (a council key is never a member's)
     y[3] += value
-    st.put(_key(kid, year), y)
+    st.put(key, y)
 
 
 def excess_credits(st, kid, year):

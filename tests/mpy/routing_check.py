@@ -199,12 +199,12 @@ def round_requests_go_up_not_round():
 
 def malformed_beacons_change_nothing():
     """A beacon's payload is 4 bytes, or a flags byte (bits 1: round
-    request, 2: its list cut short) then "I heard you" pairs, at most 24:
-    any other length or flag is counted and changes nothing."""
+    request, 2: its list cut short, 4: a leaf's) then "I heard you" pairs,
+    at most 24: any other length or flag is counted and changes nothing."""
     n = node()
     n.on_frame(beacon(2, 1, 0), -80, LOUD, 1000)
     before = (sorted(n.nbr), [list(v) for v in n.nbr.values()], n.parent, n.metric, n.beacon_due, n.ask_round)
-    bad = [beacon(3, 1, 0, 0, (4,)), beacon(3, 1, 0, 0, (1, 1)), beacon(3, 5, 0, 0, (0, ME)),
+    bad = [beacon(3, 1, 0, 0, (8,)), beacon(3, 1, 0, 0, (1, 1)), beacon(3, 5, 0, 0, (0, ME)),
            beacon(3, 1, 0, 0, (0,) + (ME, 99) * 25), beacon(3, 1, 0, 0, (0x80, ME, 99)),
            F.pack(F.Header(F.T_BEACON, 3, F.BROADCAST, 3, 0, 0), b"\x00\x01\x00")]
     for f in bad:

@@ -1,4 +1,5 @@
-"""A real PostgreSQL server on loopback for the tests marked `postgres`.
+"""A real PostgreSQL server on loopback for the tests marked `postgres`; the
+ingest tests' verify worker and payments (at the end).
 
 Session-scoped: initdb into a temporary folder, pg_ctl start on a free port
 on 127.0.0.1 (trust auth, loopback only), one fresh database per test, and
@@ -78,3 +79,19 @@ def new_pg_url(pg_server):
 @pytest.fixture
 def pg_url(new_pg_url):
     return new_pg_url()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """One verify worker process (pen.verifypool), shared by a module's tests."""
+    from pen.verifypool import ParallelVerifier
+    p = ParallelVerifier(1)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def payments():
+    """(base records, payments) of the ingest bench's workload, small."""
+    from pen.ingest_bench import workload
+    return workload(tokens=120, users=7)

@@ -11,18 +11,6 @@ from pen.store import SQLiteCTB, BatchRejected
 from pen.verifypool import ParallelVerifier, verify_all, MIN_SHARED
 
 
-@pytest.fixture(scope="module")
-def pool():
-    p = ParallelVerifier(1)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
-def payments():
-    return workload(tokens=120, users=7)
-
-
 def fresh(tmp_path, name, base, verifier=None):
     s = SQLiteCTB(tmp_path / name, clock=lambda: 1795000000)
     s.submit([r.raw for r in base])

@@ -150,3 +150,5 @@ def test_phases_report_the_sql_floor_of_the_same_rows(payments):
     res = ingest_phases(tokens=60, batch=50)
     floor = res["sql_floor_us_per_record"]
     assert set(floor) == {"executemany", "values"} and all(v > 0 for v in floor.values())
+    python = res["python_floors_us_per_record"]
+    assert set(python) == {"parse", "rules", "encode"} and all(v > 0 for v in python.values())

@@ -11,7 +11,7 @@ KEY = F.net_key(b"village secret for the leaf test")
 
 
 def beacon(metric, ask=False, key=KEY, seq=0x0102, parent=7, heard=()):
-    # routing._ihu_payload's layout: seq, metric, parent, flags (bit 0: ask for a round), then an
+    # routing._beacon_frame's layout: seq, metric, parent, flags (bit 0: ask for a round), then an
     # "I heard you" pair (low address byte, SNR margin + 64) per neighbour that may take us as parent
     payload = bytes((seq >> 8, seq & 255, metric, parent, 1 if ask else 0))
     for a in heard:

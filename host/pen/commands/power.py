@@ -97,6 +97,7 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
         "board": board, "role": role, "load_per_hour": load, "nodes": nodes, "seed": seed,
         "relay_rx_duty": relay_rx_duty, "tx_power_control": tx_power_control,
         "tx_ms_by_dbm": {str(k): v // 1000 for k, v in sorted(pw.tx_us[wi].items())},
+        "tx_ms_by_kind": {k: v // 1000 for k, v in sorted(pw.tx_kind_us[wi].items())},
         "nodes_in_role": len(picked), "node": wi + 1,
         "average_ma": round(ma, 3), "mean_ma_in_role": round(mean_ma, 3),
         "awake_fraction": round(worst[2], 4),
@@ -112,6 +113,10 @@ def budget(board, role, load=200, nodes=50, seed=1, minutes=60, battery_mah=None
     out["can_sleep"] = b.can_sleep
     # what a node that listens all the time draws before it sends or handles anything
     out["listening_floor_ma"] = round(b.radio["rx_ma"] + b.mcu["light_sleep_ma"] + b.overhead_ma, 3)
+    if role == "relay":
+        from pen.sim.power import forced_floor_ma
+        # listening all the time plus only the airtime its subtree's payments force on it (at full power)
+        out["forced_floor_ma"] = round(forced_floor_ma(b, out["tx_ms_by_kind"], pw.top_dbm, dur, relay_rx_duty), 3)
     if role in TARGETS_MA:
         out["target_ma"] = TARGETS_MA[role]
         out["meets_target"] = ma <= TARGETS_MA[role]
@@ -137,6 +142,12 @@ def cmd_power(args):
     if out["tx_power_control"]:
         print("  time on air      %s (transmit power control)" % ", ".join(
             "%s dBm %.1f s" % (k, v / 1000.0) for k, v in sorted(out["tx_ms_by_dbm"].items(), key=lambda kv: -int(kv[0]))))
+    if out["tx_ms_by_kind"]:
+        print("  on air by kind   %s" % ", ".join("%s %.1f s" % (k, v / 1000.0) for k, v in sorted(
+            out["tx_ms_by_kind"].items(), key=lambda kv: -kv[1])))
+    if "forced_floor_ma" in out:
+        print("  forced floor     %.2f mA: listening%s, and sending only what its subtree's payments force "
+              "(no retry, no beacon)" % (out["forced_floor_ma"], " in RX duty cycle" if out["relay_rx_duty"] else ""))
     if "target_ma" in out:
         print("  target           <= %.1f mA: %s" % (out["target_ma"], "met" if out["meets_target"] else "NOT met"))
     if not out["can_sleep"]:

@@ -90,6 +90,8 @@ class SimPower:
         self.top_dbm = txpower.cap(p.power_dbm, self.budget.tx_steps(), region_max=region_cap(p.name))
         self.tpc = None  # [TxPower per node] once tx_power_control() is called
         self.tx_us = [{} for _ in range(n)]  # node -> {dBm: us on air}, long preambles included
+        self.tx_kind_us = [{} for _ in range(n)]  # node -> {kind (tx_kind): us on air}, long preambles included
+        self._sent_ids = [set() for _ in range(n)]  # frame ids each node has put on air (a repeat is a retry)
         for i, node in enumerate(run.nodes):
             self._wrap(i, node)
         self.heard_leaf = [{} for _ in range(n)]  # node -> {leaf addr: last ms it heard that leaf}
@@ -134,6 +136,9 @@ class SimPower:
                 end, tx = plain_start(sender, frame, now_us, power_db)
             t = self.tx_us[sender]
             t[dbm] = t.get(dbm, 0) + end - now_us
+            k = self.tx_kind_us[sender]
+            kind = tx_kind(frame, self._sent_ids[sender])
+            k[kind] = k.get(kind, 0) + end - now_us
             return end, tx
 
         medium.start = start
@@ -162,6 +167,8 @@ class SimPower:
     def _wrap(self, i, node):
         next_tx, on_frame, on_tx_done = node.next_tx, node.on_frame, node.on_tx_done
         leaf = i in self.leaves
+        if leaf:
+            node.leaf = True  # its routing says so (routing._LEAF), as main.py sets it from /pen.json "leaf"
         addr = i + 1
 
         def counted_next_tx(now_ms):
@@ -272,6 +279,48 @@ class SimPower:
                          "mean_ma": round(sum(x[0] for x in xs) / len(xs), 3),
                          "max_awake_fraction": round(max(x[1] for x in xs), 4)}
         return out
+
+
+# What a relay's time on air goes to (tx_kind): "custody" the first sending of
+# a unicast record or bundle (a payment up, a receipt down), "retry" each
+# sending of one again, "ack", "beacon", "digest" (receipt digests, flooded),
+# "flood" (other broadcasts). The first four but "retry" and "beacon" are what
+# its subtree's payments force on it; forced_floor_ma prices only those.
+FORCED = ("custody", "ack", "digest", "flood")
+
+
+def tx_kind(frame, sent_ids):
+    """The kind of frame (above); sent_ids: the frame ids its sender has put
+    on air so far (this one is added)."""
+    from pen_protocol.frame import T_ACK, T_BEACON, T_DIGEST, frame_id
+    t = frame[0]
+    if t == T_ACK:
+        return "ack"
+    if t == T_BEACON:
+        return "beacon"
+    if t == T_DIGEST:
+        return "digest"
+    if _dst(frame) == 0xFFFF:
+        return "flood"
+    fid = frame_id(frame)
+    if fid in sent_ids:
+        return "retry"
+    sent_ids.add(fid)
+    return "custody"
+
+
+def forced_floor_ma(budget, tx_kind_ms, top_dbm, dur_ms, relay_duty=False):
+    """What a relay that light-sleeps between events would draw if it sent
+    only what its subtree's payments force on it (FORCED kinds, at top_dbm:
+    no retry, no beacon) and handled no frame, listening all the time (or in
+    RX duty cycle, relay_duty): the floor no routing or timer can take it
+    under without listening less."""
+    forced = sum(tx_kind_ms.get(k, 0) for k in FORCED)
+    rxdc, duty = 0, None
+    if relay_duty:
+        rxdc, duty = dur_ms - forced, (budget.relay_rx["rx_symbols"], budget.relay_rx["sleep_symbols"])
+    m = budget.sleeping_meter(dur_ms, {top_dbm: forced}, 0, 0, rxdc, duty)
+    return budget.average_ma(m, dur_ms)
 
 
 def attach(run, leaves=()):
