@@ -286,7 +286,7 @@ class Custody:
             p = self.pending[rid]
             if p.due_ms > now_ms or p.waiting_until > now_ms or (hold and p.type != ACCOUNTED):
                 continue
-            if p.type == ACCOUNTED and not (quiet or self._receipt_overdue(p, now_ms)):
+            if p.type == ACCOUNTED and not (quiet or self._receipt_overdue(p.since, now_ms)):
                 continue  # receipts yield to payments moving up through here
             if best is None or self._priority(p.type) < self._priority(best.type) or (
                     self._priority(p.type) == self._priority(best.type) and p.due_ms < best.due_ms):

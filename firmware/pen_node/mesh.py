@@ -116,7 +116,7 @@ class MeshNode(Routing, Custody, Downlink):
         self.node_fails = 0
         self.node_backoff_until = 0
         # downlink.py (bounded memories: ring.IdRing, fixed size from boot)
-        self.floods = []  # [due_ms, frame, fid]: managed-flood relays waiting
+        self.floods = []  # [due_ms, frame, fid or a digest's first due_ms]: managed-flood relays waiting
         self.came_from = {}  # receipt rid -> neighbour that handed it to us (for handled)
         self.seen = IdRing(dedup, F.FRAME_ID_LEN)  # broadcast frame ids heard
         # receipts taken and passed on, with the neighbour that handed them

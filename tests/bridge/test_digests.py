@@ -20,6 +20,8 @@ def receipts(n, key=CTB, first=1):
 
 
 def core(queue=None, **kw):
+    """No hold unless asked: the rules below are those of a receipt ready to go."""
+    kw.setdefault("hold", 0)
     return BridgeCore(queue if queue is not None else MemQueue(), digests=DigestSigner(CTB, clock=lambda: 77), **kw)
 
 
@@ -132,3 +134,71 @@ def test_digests_on_the_durable_queue_mark_every_named_receipt_sent(tmp_path):
     c.down_answer(key, True, 0)
     assert all(q.was_sent(R.parse(r).id) for r in rs)
     assert q.next_down() == []
+
+
+def test_a_fresh_receipt_waits_its_hold_for_company_a_full_digest_goes_at_once():
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    first = receipts(2)
+    for r in first:
+        c.queue_down(r)
+    assert c.downlink(0) == [] and c.downlink(39.9) == []  # nobody has waited the hold: more may come
+    more = receipts(12, first=10)
+    for r in more[:11]:
+        c.queue_down(r)
+    assert c.downlink(10) == []  # 13: not full yet
+    c.queue_down(more[11])
+    (k, d), = c.downlink(10.5)  # 14: a full digest goes at once
+    assert names(d) == [R.parse(r).fields[0] for r in first + more]
+    c.down_answer(k, True, 10.5)
+    assert c.queue.down_backlog() == 0
+
+
+def test_after_its_hold_a_lone_receipt_goes_alone_two_go_as_one_digest():
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    lone = receipts(1)[0]
+    c.queue_down(lone)
+    assert c.downlink(0) == [] and c.downlink(39) == []
+    assert c.downlink(40) == [(R.parse(lone).id, lone)]  # by custody: acked, retried a hop
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    two = receipts(2)
+    c.queue_down(two[0])
+    assert c.downlink(0) == []
+    c.queue_down(two[1])
+    assert c.downlink(30) == []  # the second came later; the first's hold decides
+    (k, d), = c.downlink(40)
+    assert names(d) == [R.parse(r).fields[0] for r in two]
+
+
+def test_namings_fall_with_the_load_five_quiet_two_busy_one_overloaded():
+    from pen.bridge.driver import HOLD_BUSY, HOLD_OVERLOAD, HOLD_WINDOW, QUIET_REPEAT
+    hold = 40
+
+    def namings(count):
+        c = core(hold=hold, repeat_gap=30)
+        rs = receipts(count, first=1000 + count)
+        for r in rs:
+            c.queue_down(r)
+        rid, ref = R.parse(rs[0]).id, R.parse(rs[0]).fields[0]
+        n, t = 0, 0
+        while rid in c.queue.down:
+            for k, raw in c.downlink(t):
+                n += raw[0] == G.T_DIGEST and ref in names(raw)
+                c.down_answer(k, True, t)
+            t += 1
+        return n, c
+
+    assert namings(2)[0] == QUIET_REPEAT == 5
+    assert namings(HOLD_BUSY + 1)[0] == 2
+    n, c = namings(HOLD_OVERLOAD + 1)
+    assert n == 1
+    # once they are HOLD_WINDOW holds old, the village is quiet again
+    assert c._namings(hold * HOLD_WINDOW) == 1 and c._namings(hold * HOLD_WINDOW + 1) == QUIET_REPEAT
+
+
+def test_the_load_count_is_bounded_whatever_comes():
+    from pen.bridge.driver import HOLD_OVERLOAD
+    c = core(hold=40)
+    for r in receipts(10 * HOLD_OVERLOAD):
+        c.queue_down(r)
+    c.downlink(0)
+    assert len(c.recent) <= HOLD_OVERLOAD + 1 and c._namings(0) == 1

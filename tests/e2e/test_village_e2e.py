@@ -94,7 +94,7 @@ def test_a_bridge_pc_holding_the_node_key_sends_receipts_down_in_signed_digests(
         q = BridgeQueue(tmp_path / "bridge.sqlite")
         worker = UploadWorker(str(tmp_path / "bridge.sqlite"), [("ctb", HttpPeer(srv.url, signer=srv.bridge_key))],
                               idle_s=0)
-        bridge = Bridge(port, q, digests=DigestSigner(srv.node_key), repeat_gap=0.2)
+        bridge = Bridge(port, q, digests=DigestSigner(srv.node_key), repeat_gap=0.2, hold=0.2)
         sent = []
         real = bridge._send
 

@@ -102,17 +102,50 @@ def test_a_digest_heard_twice_is_taken_once_and_a_siblings_relay_does_not_cancel
     assert [e[1] for e in n.events if e[0] == EV_RECEIPT] == []  # 2 paid nothing itself
 
 
-def test_digests_yield_to_payments_at_the_bridge_and_at_relays():
+def test_digests_yield_to_payments_at_relays_for_a_while_at_the_bridge_one_per_gap():
+    """The bridge takes a digest however busy its channel, one forced receipt
+    per RECEIPT_FORCE_GAP_MS (its air is where receipts waited past their 10
+    minutes); a relay holds one while payments pass through it, in its
+    bounded flood queue, and sends it once overdue as a custody receipt
+    (RECEIPT_PATIENCE_MS, then RECEIPT_QUIET_MS without a payment going up),
+    busy channel or not (dropped at once, a loaded village lost a third of
+    its digests' relays)."""
+    from pen_node.downlink import RECEIPT_FORCE_GAP_MS, RECEIPT_PATIENCE_MS, RECEIPT_QUIET_MS
     v = village_with_payments()
     raw = digest_naming([0, 1])
     b, r = v.nodes[1], v.nodes[2]
-    b.last_uplink_ms = v.now  # a payment just went up through the bridge
-    assert b.broadcast(raw, v.now) is False and b.floods == []  # refused: the PC offers it again
-    assert b.broadcast(raw, v.now + 3000)  # quiet for RECEIPT_QUIET_MS: it goes
+    b.heard.add(30000000, v.now)  # the bridge's channel sounds busy
+    b.receipt_forced_ms = v.now - RECEIPT_FORCE_GAP_MS + 1000  # a receipt was forced through a moment ago
+    assert b.broadcast(raw, v.now) is False and b.floods == []  # the PC offers it again
+    assert b.broadcast(raw, v.now + 1000) and len(b.floods) == 1
     frame = F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 7), raw[1:])
     r.on_frame(frame, -80, 20, v.now)
     assert len(r.floods) == 1
-    r.last_uplink_ms = v.now + 100  # a payment passes before the relay's slot
     dropped = r.stats["floods_dropped"]
-    assert r.next_tx(v.now + 2000) is None
-    assert r.floods == [] and r.stats["floods_dropped"] == dropped + 1  # dropped, not held (heap)
+    t = v.now + 2000
+    while t < v.now + RECEIPT_PATIENCE_MS + 5000:
+        r.last_uplink_ms = t - 100  # payments keep passing before the relay's slot
+        r.heard.add(2000000, t)  # and the channel sounds busy
+        assert r.next_tx(t) is None
+        t += 1000
+    assert len(r.floods) == 1 and r.stats["floods_dropped"] == dropped  # held, not dropped
+    t += RECEIPT_QUIET_MS  # no payment for RECEIPT_QUIET_MS: overdue, it goes on a busy channel
+    f = r.next_tx(t)
+    assert f is not None and f[0] == F.T_DIGEST and r.floods == []
+    assert r.receipt_forced_ms == t
+
+
+def test_a_relay_busy_with_payments_holds_at_most_max_floods_digests_the_oldest_goes():
+    """Past the service level payments keep the air: digests a busy relay
+    cannot send wait in its flood queue, bounded; a new one drops the oldest."""
+    from pen_node.downlink import MAX_FLOODS
+    v = village_with_payments()
+    r = v.nodes[2]
+    frames = [F.pack(F.Header(F.T_DIGEST, 1, F.BROADCAST, 1, 7), digest_naming([0, k])[1:]) for k in range(1, 11)]
+    dropped = r.stats["floods_dropped"]
+    for k, frame in enumerate(frames):
+        r.last_uplink_ms = v.now + k * 1000  # payments keep going up through it
+        r.on_frame(frame, -80, 20, v.now + k * 1000)
+        assert r.next_tx(v.now + k * 1000 + 900) is None
+    assert len(r.floods) == MAX_FLOODS and r.stats["floods_dropped"] == dropped + len(frames) - MAX_FLOODS
+    assert [fl[1][F.HEADER_LEN:] for fl in r.floods] == [F.relay(f, r.addr, F.BROADCAST)[F.HEADER_LEN:] for f in frames[2:]]

@@ -109,8 +109,9 @@ def test_the_simulator_and_the_demo_use_the_bridge_engine():
     pc = r.pcs[0]
     assert isinstance(pc, BridgeCore)
     assert pc.stats["delivered"] == m["delivered"] > 0
-    # every receipt went down: alone, or in signed digests when several wait (pen.bridge.digests)
-    assert len(pc.queue.sent) == m["delivered"] and pc.queue.down_backlog() == 0
+    # every receipt went down: alone, or in signed digests when several wait (pen.bridge.digests);
+    # what still waits at the end waits only to be named again (a quiet village names each 3 times)
+    assert len(pc.queue.sent) + len(pc.named) == m["delivered"] and pc.queue.down_backlog() == len(pc.named)
     assert pc.stats["downlinked"] - pc.stats["digests"] + pc.stats["receipts_in_digests"] >= m["delivered"]
 
 

@@ -233,6 +233,12 @@ def test_seeds_report_each_seed_and_the_worst():
     assert w["baseline"]["service_capacity_per_hour"] == min(o["baseline"]["service_capacity_per_hour"]
                                                              for o in out["seeds"])
     assert "service_ratio" in w
+    # a seed whose baseline holds the level nowhere has no ratio, and is named, not hidden
+    assert w["service_ratio_undefined_seeds"] == [o["scenario"]["seed"] for o in out["seeds"]
+                                                  if o["service_ratio"] is None]
+    assert w["bound"]["payments"] == min(o["bound"]["payments"]["bound_per_hour"] for o in out["seeds"])
+    for o in out["seeds"]:  # an upper bound holds against every run
+        assert o["bound"]["peak_goodput_within_bound"] and o["bound"]["service_capacity_within_bound"]
 
 
 # -- oracles and bounds ------------------------------------------------------------------
@@ -284,6 +290,17 @@ def test_bound_command_prints_the_bounds(capsys):
     assert "2,493 payments/h" in capsys.readouterr().out
     assert main(["sim", "--bound", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["one_ack_per_payment_duty_cap_per_hour"] == 2493
+
+
+def test_bound_command_prints_each_villages_max_flow_bound(capsys):
+    assert main(["sim", "--bound", "--nodes", "12", "--seeds", "1-2"]) == 0
+    out = capsys.readouterr().out
+    assert "Seed 1: Bound of this village under the law" in out and "Seed 2: Bound" in out
+    assert main(["sim", "--bound", "--nodes", "12", "--seed", "3", "--json"]) == 0
+    v = json.loads(capsys.readouterr().out)["villages"]["3"]
+    assert v["payments"]["bound_per_hour"] >= v["service"]["bound_per_hour"] > 0
+    assert main(["sim", "--bound", "--nodes", "12", "--topology", "/nonexistent.json"]) == 1
+    assert "topology:" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("seeds", ["5-1", "a-b", "1-500", ""])

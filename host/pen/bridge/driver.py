@@ -38,13 +38,38 @@ DOWN_PAUSE_S = 0.5  # after the node refused a downlink (its air queue is full: 
 # 83-99 %; a 15-node village at 120/h lost one of 29), so from 2
 DIGEST_MIN = 2
 # a digest is a flood, best effort and never acked: each receipt is named in
-# this many digests, the next no sooner than REPEAT_GAP after the one before
+# this many digests in a busy village (QUIET_REPEAT in a quiet one, below), the next no
+# sooner than REPEAT_GAP after the one before (60 s: 30 s apart, a store's bad
+# moment, a burst of collisions near it, often lasted through both)
 # (in the caller's time units, as pause). Named once, 1 receipt in 7 never came
 # back at 200 payments/h (lost to collisions with nobody to retry); three
 # namings took the air payments needed at 400/h (on time 93 -> 87 %).
 # Fresh receipts go first, so under load the second naming takes only the room left
 DIGEST_REPEAT = 2
-REPEAT_GAP_S = 30.0
+REPEAT_GAP_S = 60.0
+# a receipt ready to be named waits at the PC up to this long for others to
+# share its digest (a digest of 14 costs the bridge 88 ms a receipt, a lone
+# ACCOUNTED 615 ms and its retries, and each relay on the way one frame a
+# digest); a full digest goes at once. At 400 payments/h (seeds 1-5, 50
+# nodes) the bridge spent 6.8 % of its hour on lone ACCOUNTED frames without
+# a hold; with 20 s holds 96-99 % of receipts came back in 10 min, with 40 s
+# 98-100 % (docs/sim.md)
+HOLD_S = 40.0
+# Namings by load, from the fresh receipts of the last HOLD_WINDOW holds
+# (400 s at the simulator's 40 s): at most HOLD_BUSY (270 receipts/h), a quiet
+# village, QUIET_REPEAT namings (air is cheap there: named twice, 1-4 receipts
+# of ~200 a village missed their 10 minutes at 200 payments/h, seeds 1-5;
+# three times, 30 s apart, one on two seeds of five; five, 60 s apart, none on
+# seeds 1-5, one on seeds 6-10: a digest's last hop to a store one way only); at
+# most HOLD_OVERLOAD (450/h), DIGEST_REPEAT (three namings took the air
+# payments needed at 400/h: 93-99.5 % on time); above, once: past its service
+# level a village keeps its air for payments (every relay on the way sends a
+# whole digest for its share of it: named twice at 600/h, seeds 1 and 3 had
+# 75 and 74 % of payments on time, named once 96 and 99 %)
+HOLD_BUSY = 30
+HOLD_OVERLOAD = 50
+HOLD_WINDOW = 10
+QUIET_REPEAT = 5  # six: payments at 200/h fell to 96.6 % on time on seed 3
 UPLOAD_IDLE_S = 5.0  # an upload round at least this often, even with nothing new from the node
 RETRY_MAX_S = 60.0  # longest wait between tries of an unreachable peer (doubling from 1 s)
 
@@ -117,12 +142,16 @@ class BridgeCore:
     - digests: with a `digests` signer (pen.bridge.digests.DigestSigner: the
       CTB node's key), DIGEST_MIN or more receipts waiting go down as one
       T_DIGEST naming up to 14 of them; its key in downlink/down_answer is
-      the digest's id. A receipt is marked sent once `repeat` digests the
-      node took have named it, each `repeat_gap` after the one before.
+      the digest's id. A receipt ready to be named waits up to `hold` for
+      others to share its digest (a full one goes at once). It is marked sent
+      once the digests the node took have named it `quiet_repeat` times in a
+      quiet village, `repeat` in a busy one, once in an overloaded one
+      (_namings), each `repeat_gap` after the one before.
     """
 
     def __init__(self, queue, window=DOWN_WINDOW, pause=DOWN_PAUSE_S, log=None, digests=None,
-                 digest_min=DIGEST_MIN, repeat=DIGEST_REPEAT, repeat_gap=REPEAT_GAP_S):
+                 digest_min=DIGEST_MIN, repeat=DIGEST_REPEAT, repeat_gap=REPEAT_GAP_S, hold=HOLD_S,
+                 quiet_repeat=QUIET_REPEAT):
         self.queue = queue
         self.window = window
         self.pause = pause
@@ -131,6 +160,10 @@ class BridgeCore:
         self.digest_min = digest_min
         self.repeat = repeat
         self.repeat_gap = repeat_gap
+        self.hold = hold if digests is not None else 0
+        self.quiet_repeat = max(repeat, quiet_repeat or 0)
+        self.first_seen = {}  # receipt id -> when downlink() first saw it waiting (the hold runs from then)
+        self.recent = []  # when the latest fresh receipts were first seen (_namings)
         self.named = {}  # receipt id -> [digests that named it, when it may be named again]
         self.batches = {}  # digest id -> record ids of the receipts it names (in flight)
         self.inflight = set()  # record ids sent down, not yet answered
@@ -173,6 +206,7 @@ class BridgeCore:
             return []
         look = self.window * 2 + (G.MAX_ENTRIES * room + len(self.named) if self.digests is not None else 0)
         waiting = [(rid, raw) for rid, raw in self.queue.next_down(look) if rid not in self.inflight]
+        self._seen_waiting(waiting, now)
         out = []
         while self.digests is not None and len(out) < room:
             d = self._digest(waiting, now)
@@ -182,7 +216,8 @@ class BridgeCore:
         for rid, raw in waiting:
             if len(out) >= room:
                 break
-            if rid not in self.inflight and rid not in self.named:  # named once: only digests name it again
+            if rid not in self.inflight and rid not in self.named and not self._held(rid, raw, now):
+                # named once: only digests name it again
                 self.inflight.add(rid)
                 out.append((rid, raw))
         return out
@@ -197,6 +232,8 @@ class BridgeCore:
         receipts.sort(key=lambda x: x[0] in self.named)
         if len(receipts) < self.digest_min:
             return None
+        if len(receipts) < G.MAX_ENTRIES and all(self._held(rid, raw, now) for rid, raw in receipts):
+            return None  # not full yet and nobody has waited HOLD: more may come to share it
         made = self.digests.sign([raw for _, raw in receipts[:G.MAX_ENTRIES * 2]])
         if made is None:
             return None
@@ -210,6 +247,36 @@ class BridgeCore:
         self.inflight.add(key)
         return key, raw
 
+    def _seen_waiting(self, waiting, now):
+        if len(self.first_seen) > 4 * len(waiting) + 64:  # bounded: forget what no longer waits
+            keep = set(rid for rid, _ in waiting)
+            self.first_seen = dict((r, t) for r, t in self.first_seen.items() if r in keep)
+        for rid, _ in waiting:
+            if rid not in self.first_seen:
+                self.first_seen[rid] = now
+                if len(self.recent) <= HOLD_OVERLOAD:  # bounded: enough to tell the load
+                    self.recent.append(now)
+
+    def _namings(self, now):
+        """How many digests name each receipt at this load (HOLD_BUSY,
+        HOLD_OVERLOAD); without a hold, always `repeat`."""
+        if self.hold <= 0:
+            return self.repeat
+        recent = self.recent
+        while recent and now - recent[0] > self.hold * HOLD_WINDOW:
+            recent.pop(0)
+        if len(recent) > HOLD_OVERLOAD:
+            return 1
+        return self.repeat if len(recent) > HOLD_BUSY else self.quiet_repeat
+
+    def _held(self, rid, raw, now):
+        """A receipt still waiting its hold for company: from when it first
+        waited, or for a naming again from when its gap ended."""
+        if self.hold <= 0 or raw[:1] != bytes((R.ACCOUNTED,)):
+            return False
+        ready = self.named[rid][1] if rid in self.named else self.first_seen.get(rid, now)
+        return now - ready < self.hold
+
     def down_answer(self, rid, ok, now, reason=""):
         """The node's answer to a DOWNLINK: taken (mark it sent) or refused."""
         self.inflight.discard(rid)
@@ -219,7 +286,7 @@ class BridgeCore:
         if ok:
             for r in batch if batch is not None else (rid,):
                 n = self.named.pop(r, [0])[0] + (batch is not None)
-                if batch is None or n >= self.repeat:
+                if batch is None or n >= self._namings(now):
                     self.queue.mark_sent(r)
                 else:
                     self.named[r] = [n, now + self.repeat_gap]
@@ -244,17 +311,18 @@ class BridgeCore:
 class Bridge:
     """The serial bridge: BridgeCore's rules over the link to a bridge node.
     digests: the CTB node's DigestSigner when this PC holds its key (then
-    receipts go down batched in signed digests, BridgeCore)."""
+    receipts go down batched in signed digests, BridgeCore); repeat_gap and
+    hold in seconds (BridgeCore)."""
 
     def __init__(self, port, queue, log=None, clock=time.monotonic, on_record=None, digests=None,
-                 repeat_gap=REPEAT_GAP_S):
+                 repeat_gap=REPEAT_GAP_S, hold=HOLD_S):
         self.port = port
         self.queue = queue
         self.log = log or (lambda *a: None)
         self.clock = clock
         self.on_record = on_record  # called after each record is stored (wakes the uploader)
         # what to store, ack and send down: the shared rules
-        self.core = BridgeCore(queue, log=self.log, digests=digests, repeat_gap=repeat_gap)
+        self.core = BridgeCore(queue, log=self.log, digests=digests, repeat_gap=repeat_gap, hold=hold)
         self.link = LinkClient()
         self.waiting = {}  # seq -> [kind, payload, sent_at, key]
         self.answers = {}  # key -> Frame, for request()

@@ -218,8 +218,29 @@ def _table(out):
             continue
         t.add_row(words, say(pen, how), say(base, how))
     t.add_row("Pen's peak goodput / the baseline's", _times(out["throughput_ratio"]), "")
-    t.add_row("Pen's service capacity / the baseline's", _times(out["service_ratio"]), "")
+    t.add_row("Pen's service capacity / the baseline's", _service_times(out), "")
     Console().print(t)
+    _print_bound(out["bound"])
+
+
+def _print_bound(b, seed=None):
+    """The village's first-principles bounds in words (pen.sim.oracles)."""
+    print("%sBound of this village under the law (max-flow over its %d links usable both ways, p >= %g): "
+          "payments %s/h (%s), %s/h with acks batched (%s); with every receipt back %s/h (%s), %s/h with "
+          "acks batched (%s)." % (
+              "Seed %d: " % seed if seed is not None else "", b["two_way_links"], b["link_threshold"],
+              format(b["payments"]["bound_per_hour"], ","), "; ".join(b["payments"]["binding"]),
+              format(b["payments_batched_acks"]["bound_per_hour"], ","),
+              "; ".join(b["payments_batched_acks"]["binding"]),
+              format(b["service"]["bound_per_hour"], ","), "; ".join(b["service"]["binding"]),
+              format(b["service_batched_acks"]["bound_per_hour"], ","),
+              "; ".join(b["service_batched_acks"]["binding"])))
+
+
+def _service_times(out):
+    if out["service_ratio"] is None and out["baseline"].get("service_capacity_per_hour") == 0:
+        return "no ratio: the baseline holds the service level at no load"
+    return _times(out["service_ratio"])
 
 
 def _times(r):
@@ -242,14 +263,27 @@ def _worst_table(out):
             t.add_row(words, say(pen, how) if pen is not None else "run too short to count", "no receipts")
             continue
         t.add_row(words, say(pen, how), say(base, how))
-    t.add_row("service capacity ratio (worst seed)", _times(w["service_ratio"]), "")
+    undefined = w.get("service_ratio_undefined_seeds")
+    t.add_row("service capacity ratio (worst seed)", _times(w["service_ratio"]) + (
+        "; none on seed%s %s (the baseline held the level nowhere)" % (
+            "s" if len(undefined) > 1 else "", ", ".join(str(s) for s in undefined)) if undefined else ""), "")
+    t.add_row("bound on payments (lowest seed)", say(w["bound"]["payments"], "rate"), "")
+    t.add_row("bound on the service level (lowest seed)", say(w["bound"]["service"], "rate"), "")
     Console().print(t)
 
 
 def _bound(args):
     from pen.sim.oracles import bounds
+    from pen.sim import scenario
     from pen_protocol.airtime import PRESETS
     b = bounds(PRESETS[args.preset])
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
+    try:
+        villages = [(sd, scenario.village_bound(scenario.topology(
+            args.nodes, args.bridges, args.preset, sd, args.topology, _model(args)))) for sd in seeds]
+    except (OSError, ValueError, KeyError) as e:
+        raise PenError("topology: %s" % e)
+    b["villages"] = dict(("%d" % sd, v) for sd, v in villages)
     if args.json:
         print(json.dumps(b, indent=1))
         return 0
@@ -267,6 +301,8 @@ def _bound(args):
               "the bridge's duty at %s payments/h; a cycle that is all slots (%.2f s) carries at most %s payments/h."
               % (b["grant_bytes"], b["grant_airtime_s"], format(b["batched_ack_duty_cap_per_hour"], ","),
                  b["cycle_s"], format(b["scheduled_cycle_cap_per_hour"], ",")))
+    for sd, v in villages:
+        _print_bound(v, sd)
     return 0
 
 

@@ -21,6 +21,7 @@ UPLOAD_RTT_MS = 1500  # bridge PC to CTB node and back, before the receipt goes 
 SIM_NET_KEY = b"pen/1/sim-village-secret"  # every frame sealed, as on a board (frame.TAG_LEN bytes each)
 DOWNLINK_RETRY_MS = 500  # the bridge PC offers a refused DOWNLINK again after this (pen.bridge)
 RECEIPT_DEADLINE_S = 600  # a receipt counts as back when it reaches the store within this (issue 15)
+RECEIPT_HOLD_MS = 40000  # the bridge PC's hold for a receipt's digest (pen.bridge.driver.HOLD_S), in the sim's ms
 SERVICE_SHARE = 0.99  # the service level: this share on time, of payments and of receipts, and nothing lost
 
 
@@ -139,7 +140,7 @@ class Run:
         # digests: receipts waiting go down as signed T_DIGEST frames (pen.bridge.digests),
         # signed with the key that signed them (the simulated CTB node's); False: one ACCOUNTED each
         self.pcs = {b: BridgeCore(bridge_queue if bridge_queue is not None else MemQueue(), pause=DOWNLINK_RETRY_MS,
-                                  digests=Payments.digest_signer() if digests else None, repeat_gap=30000)
+                                  digests=Payments.digest_signer() if digests else None, repeat_gap=60000, hold=RECEIPT_HOLD_MS)
                     for b in topo.bridges}
         self.downlink_retry = {b: False for b in topo.bridges}
         for k, (tms, node) in enumerate(arrivals):
