@@ -136,8 +136,29 @@ def test_digests_on_the_durable_queue_mark_every_named_receipt_sent(tmp_path):
     assert q.next_down() == []
 
 
-def test_a_fresh_receipt_waits_its_hold_for_company_a_full_digest_goes_at_once():
+def busy(c):
+    """The core as after HOLD_BUSY + 1 fresh receipts at time 0: a busy
+    village, where receipts wait their hold for company."""
+    from pen.bridge.driver import HOLD_BUSY
+    c.recent = [0] * (HOLD_BUSY + 1)
+    return c
+
+
+def test_in_a_quiet_village_a_receipt_waits_for_no_company():
     c = core(hold=40, repeat=1, quiet_repeat=None)
+    lone = receipts(1)[0]
+    c.queue_down(lone)
+    assert c.downlink(0) == [(R.parse(lone).id, lone)]  # at once, by custody: acked, retried a hop
+    c = core(hold=40, repeat=1, quiet_repeat=None)
+    two = receipts(2)
+    for r in two:
+        c.queue_down(r)
+    (k, d), = c.downlink(0)  # two waiting: one digest, at once
+    assert names(d) == [R.parse(r).fields[0] for r in two]
+
+
+def test_a_fresh_receipt_waits_its_hold_for_company_a_full_digest_goes_at_once():
+    c = busy(core(hold=40, repeat=1, quiet_repeat=None))
     first = receipts(2)
     for r in first:
         c.queue_down(r)
@@ -154,12 +175,12 @@ def test_a_fresh_receipt_waits_its_hold_for_company_a_full_digest_goes_at_once()
 
 
 def test_after_its_hold_a_lone_receipt_goes_alone_two_go_as_one_digest():
-    c = core(hold=40, repeat=1, quiet_repeat=None)
+    c = busy(core(hold=40, repeat=1, quiet_repeat=None))
     lone = receipts(1)[0]
     c.queue_down(lone)
     assert c.downlink(0) == [] and c.downlink(39) == []
     assert c.downlink(40) == [(R.parse(lone).id, lone)]  # by custody: acked, retried a hop
-    c = core(hold=40, repeat=1, quiet_repeat=None)
+    c = busy(core(hold=40, repeat=1, quiet_repeat=None))
     two = receipts(2)
     c.queue_down(two[0])
     assert c.downlink(0) == []

@@ -147,12 +147,12 @@ def test_a_relay_never_draws_less_than_listening(village):
     assert min(n[2] for n in relays) > floor - 0.2  # TX time is not RX time: a little under at most
 
 
-@pytest.mark.xfail(strict=True, reason="leaves' RX duty cycle by the chip's rule: 109-symbol preambles toward "
-                   "leaves; seed 1 6.057 mA, pooled 5.85 over seeds 1-5 x 3 draws, 2 of 15 over 6 (docs/power.md)")
 def test_the_relays_mean_meets_the_target(village):
     # 6.052 mA (strict xfail) until leaves said they were there (routing._LEAF): 5.905 mA; with the leaves'
     # window sized by the SX126x's 8-symbol latch (a 93-symbol sleep, 109-symbol preamble to a leaf) 6.057 mA.
-    # Seed 1 only: over seeds 1-5 x 3 fading draws the mean is 5.85 mA, 2 of 15 villages over 6 (docs/power.md)
+    # Seed 1 only: over seeds 1-5 x 3 fading draws the mean was 5.85 mA, 2 of 15 villages over 6 (docs/power.md).
+    # With receipts under load (issue 15: the bridge PC holds and names receipts 5 times only when the village
+    # is quiet... and holds none then: a lone receipt goes at once, acked hop by hop) 5.88 mA
     assert village[3]["power"]["relay"]["mean_ma"] <= 6.0
 
 
