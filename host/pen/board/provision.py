@@ -49,7 +49,7 @@ CONFIG_KEYS = {
     "sleep": "light-sleep between events (default: yes, except on a bridge, which its PC powers)",
     "link_wake_pin": "an RTC GPIO wired to the link's RX line, so a node with a link may sleep",
     "leaf": "this node relays for no one: it listens in RX duty cycle (SX126x)",
-    "relay_rx_duty": "a relay listens in RX duty cycle at the preset's own preamble (opt-in)",
+    "relay_rx_duty": "a relay in RX duty cycle: refused at every preset (its preamble leaves the SX126x no sleep)",
     "sleepy": "addresses of leaves, sent to with the long preamble",
     "tx_power_control": "unicast frames at the lowest power with a margin over the link (off by default)",
 }
