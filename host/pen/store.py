@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pen import fastparse, sqlwal
 from pen_protocol import cbor, ctb, records as R, sign
-from pen_protocol.identity import record_id
+from pen_protocol.identity import TOKEN_TYPES, record_id
 
 SCHEMA_VERSION = 4
 
@@ -72,7 +72,9 @@ MIGRATIONS = [
 # (BETWEEN, not NOT IN (8, 9, 10, 11): SQLite builds a NOT IN list's table
 # each time a statement runs, 1.5 us for each row inserted one a statement.)
 RARE_TYPES = "type NOT BETWEEN 8 AND 11"
-PAYMENT_TYPES = (8, 9, 10, 11)  # identity.TOKEN_TYPES, as written into the schema
+# the payments the index leaves out: the protocol's token types, which the
+# schema's literal 8..11 must match (tests/node/test_schema_rare_type.py)
+PAYMENT_TYPES = TOKEN_TYPES
 
 # `local` key: the ctb.RULES_VERSION the state was derived under
 RULES_KEY = "ctb.rules"
